@@ -1,0 +1,60 @@
+"""The Redis key layout of DESIGN §5, under one configurable prefix (default ``cw:``).
+
+>>> k = Keys("cw:")
+>>> k.alerts, k.alert("abc"), k.inbound("air", 3)
+('cw:alerts', 'cw:alert:abc', 'cw:in:air:3')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Keys"]
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str = "cw:"
+
+    @property
+    def alerts(self) -> str:
+        """Stream of every alert change, field ``a`` = alert JSON; the feed's source of truth."""
+        return f"{self.prefix}alerts"
+
+    def alert(self, alert_id: str) -> str:
+        """Hash: an alert's current state and its work-order lifecycle fields."""
+        return f"{self.prefix}alert:{alert_id}"
+
+    @property
+    def open(self) -> str:
+        """Sorted set of open alert ids, scored by level * 1e13 + first_ts (highest first)."""
+        return f"{self.prefix}open"
+
+    @property
+    def audit(self) -> str:
+        """Stream of lifecycle actions (actor, action, alert id, time)."""
+        return f"{self.prefix}audit"
+
+    @property
+    def deadletter(self) -> str:
+        """Stream of rejected input: raw (truncated), source, reason."""
+        return f"{self.prefix}deadletter"
+
+    @property
+    def counts(self) -> str:
+        """Hash of running counters (records in by kind, dead letters by reason, alerts by rule)."""
+        return f"{self.prefix}counts"
+
+    @property
+    def silences(self) -> str:
+        """Hash of active silences: id -> JSON (matcher, until, reason, author)."""
+        return f"{self.prefix}silences"
+
+    def inbound(self, kind: str, partition: int | None = None) -> str:
+        """Input stream for production runs: ``cw:in:{kind}`` or ``cw:in:{kind}:{partition}``."""
+        base = f"{self.prefix}in:{kind}"
+        return base if partition is None else f"{base}:{partition}"
+
+    def pattern(self) -> str:
+        """A SCAN pattern matching every key under this prefix (for cleanup in tests)."""
+        return f"{self.prefix}*"

@@ -1,0 +1,1 @@
+"""Online detectors: pure state objects, no I/O, no clocks, no bytewax (see models/base.py)."""

@@ -1,0 +1,71 @@
+"""The two model contracts every detector in ``models/`` follows.
+
+:class:`Detector` is river's univariate contract: ``learn_one(x)`` changes only ``self``;
+``score_one(x)`` changes nothing and returns a builtin finite float in [0, 1], higher = more
+anomalous, 0.0 during warm-up. Detectors pickle and deepcopy; they hold no clock, no RNG but
+a private seeded one, no client.
+
+:class:`Model` is what the dataflow registers (one line in ``flows/registry.py``): it routes
+typed events to keyed state and turns each event into zero or more :class:`Signal` values for
+the alert engine. The model object itself holds configuration and reference data (loaded once,
+never snapshotted); per-key state is a separate small object from ``new_state`` that the flow
+snapshots, so keep it flat and cheap to copy (DESIGN §9).
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+from citywatch.alerts import Signal
+from citywatch.events import Event
+
+__all__ = ["Detector", "Model"]
+
+
+class Detector(abc.ABC):
+    """A streaming univariate anomaly detector (river's ``learn_one``/``score_one``)."""
+
+    @abc.abstractmethod
+    def learn_one(self, x: float | None) -> None:
+        """Update the state with ``x``; ``None`` (a missing value) is ignored."""
+
+    @abc.abstractmethod
+    def score_one(self, x: float | None) -> float:
+        """Anomaly score of ``x`` in [0, 1], higher = more anomalous; 0.0 in warm-up or for None."""
+
+
+class Model(abc.ABC):
+    """A registered model: routes events to keyed state and emits signals.
+
+    Subclasses set ``name`` (dotted, e.g. ``"air.qc"``), ``version`` and ``kinds`` (the event
+    kinds it consumes). ``route`` returns the state key for an event, or None to skip it.
+    ``update`` may mutate ``state`` and returns the signals this event causes.
+    ``on_watermark`` lets time-driven models act when event time advances with no event for
+    that key (e.g. a gap closes a stop); the default does nothing.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+    kinds: ClassVar[frozenset[str]]
+
+    @property
+    def model_id(self) -> str:
+        """``name@version``, written into every signal's ``model`` field."""
+        return f"{self.name}@{self.version}"
+
+    @abc.abstractmethod
+    def route(self, event: Event) -> str | None:
+        """The key of the state this event updates, or None if the model ignores it."""
+
+    @abc.abstractmethod
+    def new_state(self, key: str) -> Any:
+        """Fresh per-key state: small, picklable, cheap to copy."""
+
+    @abc.abstractmethod
+    def update(self, state: Any, event: Event) -> list[Signal]:
+        """Apply ``event`` to ``state`` (in place) and return the signals it causes."""
+
+    def on_watermark(self, state: Any, watermark_ms: int) -> list[Signal]:  # noqa: ARG002
+        """Signals caused by event time reaching ``watermark_ms`` for this key; default none."""
+        return []
