@@ -92,7 +92,12 @@ class Level(enum.IntEnum):
         raise SchemaError(msg)
 
 
-_LEVEL_ZH: Final = {Level.BLUE: "蓝色", Level.YELLOW: "黄色", Level.ORANGE: "橙色", Level.RED: "红色"}
+_LEVEL_ZH: Final = {
+    Level.BLUE: "蓝色",
+    Level.YELLOW: "黄色",
+    Level.ORANGE: "橙色",
+    Level.RED: "红色",
+}
 
 
 class AlertState(enum.StrEnum):
@@ -214,8 +219,15 @@ class Alert:
         }
 
     def to_json(self) -> bytes:
-        """orjson bytes; levels are written as colour names (``"red"``)."""
-        return orjson.dumps(self.to_dict())
+        """orjson bytes; levels are written as colour names (``"red"``).
+
+        Evidence must hold builtin JSON values (ints within 64 bits); NaN is written as null.
+        """
+        try:
+            return orjson.dumps(self.to_dict())
+        except orjson.JSONEncodeError as exc:
+            msg = f"alert {self.id}: evidence is not JSON-serialisable ({exc})"
+            raise SchemaError(msg) from exc
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Alert:

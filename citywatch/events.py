@@ -201,12 +201,13 @@ def _reason(exc: msgspec.ValidationError | msgspec.DecodeError) -> str:
     text = str(exc)
     if isinstance(exc, msgspec.ValidationError):
         m = _AT.match(text)
-        assert m is not None  # the pattern matches any string
-        msg, path = m.group("msg"), (m.group("path") or "").lstrip(".")
+        msg, path = (m.group("msg"), (m.group("path") or "").lstrip(".")) if m else (text, "")
         if path == "kind":
             tag = _UNKNOWN_TAG.search(msg)
             if tag:
-                return f"kind: unknown kind {tag.group('tag')!r}, expected one of {', '.join(KINDS)}"
+                return (
+                    f"kind: unknown kind {tag.group('tag')!r}, expected one of {', '.join(KINDS)}"
+                )
         if msg.startswith("Object missing required field"):
             field = msg.split("`")[1] if "`" in msg else "?"
             where = f"{path}." if path else ""
@@ -244,7 +245,7 @@ class EventDecoder:
         self.region = region or Region()
         self.future_tolerance_ms = future_tolerance_ms
         self.newest_ts = anchor_ms if anchor_ms is not None else 0
-        self._decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)  # type: ignore[arg-type]
+        self._decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
 
     def decode(self, raw: bytes, source: str = "") -> Event | DeadLetter:
         """Return the typed event, or a :class:`DeadLetter` naming the field and the problem."""
@@ -253,7 +254,9 @@ class EventDecoder:
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             return DeadLetter(raw[:MAX_RAW_BYTES], source, self._explain(raw, exc))
         except UnicodeDecodeError as exc:
-            return DeadLetter(raw[:MAX_RAW_BYTES], source, f"not UTF-8: invalid byte at offset {exc.start}")
+            return DeadLetter(
+                raw[:MAX_RAW_BYTES], source, f"not UTF-8: invalid byte at offset {exc.start}"
+            )
         reason = self._check(event)
         if reason is not None:
             return DeadLetter(raw[:MAX_RAW_BYTES], source, reason)

@@ -76,8 +76,21 @@ class EmbeddedRedis:
         port = self.port or _free_port()
         self._dir = tempfile.mkdtemp(prefix="citywatch-redis-")
         self._proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own binary
-            [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self._dir, "--loglevel", "warning"],
+            [
+                exe,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self._dir,
+                "--loglevel",
+                "warning",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -99,6 +112,14 @@ class EmbeddedRedis:
             time.sleep(0.05)
         self.port, self.url = port, url
         return url
+
+    @property
+    def start_url(self) -> str:
+        """The URL of the running server (raises StoreError when not started)."""
+        if self.url is None:
+            msg = "embedded redis-server is not running"
+            raise StoreError(msg)
+        return self.url
 
     def stop(self) -> None:
         if self._proc is not None:
@@ -145,5 +166,4 @@ def embedded_or_url(url: str | None) -> Iterator[str]:
         yield url
         return
     with EmbeddedRedis() as server:
-        assert server.url is not None
-        yield server.url
+        yield server.start_url

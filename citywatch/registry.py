@@ -191,9 +191,13 @@ def parse_districts(doc: Any) -> list[District]:
             if geom["type"] != "Polygon":
                 msg = f"districts: geometry type {geom['type']!r} is not Polygon"
                 raise SchemaError(msg)
-            rings = tuple(tuple((float(x), float(y)) for x, y in ring) for ring in geom["coordinates"])
+            rings = tuple(
+                tuple((float(x), float(y)) for x, y in ring) for ring in geom["coordinates"]
+            )
             props = f.get("properties") or {}
-            out.append(District(name=str(props["name"]), code=str(props.get("code", "")), rings=rings))
+            out.append(
+                District(name=str(props["name"]), code=str(props.get("code", "")), rings=rings)
+            )
         return out
     except (KeyError, TypeError, ValueError) as exc:
         msg = f"districts: malformed GeoJSON ({exc!r})"

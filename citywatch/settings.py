@@ -38,7 +38,7 @@ class Settings:
     #: Prefix of every Redis key (DESIGN §5).
     prefix: str = "cw:"
     #: The region box: lat_min, lat_max, lon_min, lon_max.
-    region: tuple[float, float, float, float] = (31.6, 32.7, 120.2, 121.9)
+    region: tuple[float, ...] = (31.6, 32.7, 120.2, 121.9)
     #: Reject a ``ts`` more than this many hours ahead of the newest seen.
     future_tolerance_h: float = 24.0
     #: Late events within this many seconds of the event-time watermark are still processed.
@@ -106,9 +106,7 @@ class Settings:
         return replace(self, **changes)
 
     @classmethod
-    def load(
-        cls, path: str | Path | None = None, env: Mapping[str, str] | None = None
-    ) -> Settings:
+    def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
         """Defaults, then the TOML file (``path`` or ``CITYWATCH_CONFIG``), then ``CW_*``."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}

@@ -66,6 +66,6 @@ class Model(abc.ABC):
     def update(self, state: Any, event: Event) -> list[Signal]:
         """Apply ``event`` to ``state`` (in place) and return the signals it causes."""
 
-    def on_watermark(self, state: Any, watermark_ms: int) -> list[Signal]:  # noqa: ARG002
+    def on_watermark(self, state: Any, watermark_ms: int) -> list[Signal]:
         """Signals caused by event time reaching ``watermark_ms`` for this key; default none."""
         return []

@@ -1,0 +1,53 @@
+# citywatch: `make demo` runs the whole system, `make test` checks everything.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CHROMIUM ?= /usr/bin/chromium
+
+.DEFAULT_GOAL := help
+.PHONY: help venv lint fmt test test-fast demo bench browser-deps clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+venv: $(STAMP) ## create or update .venv (quick when up to date)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "citywatch needs Python 3.11, found " + sys.version.split()[0])'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+lint: venv ## ruff + mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: venv ## format and autofix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+browser-deps: ## Debian's chromium for the console's browser test
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  echo "installing Debian's chromium for the browser test"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+test: venv lint browser-deps ## lint, then the whole test suite (real Redis at 127.0.0.1:6379 or embedded)
+	$(BIN)/pytest -q
+
+test-fast: venv ## the test suite without lint and slow tests
+	$(BIN)/pytest -q -m "not slow and not browser"
+
+demo: venv ## the whole system on an embedded Redis (or REDIS_URL) until Ctrl-C
+	$(BIN)/citywatch demo
+
+bench: venv ## the 400M records/day benchmark (issue 9)
+	$(BIN)/citywatch bench
+
+clean: ## remove caches (keeps .venv)
+	rm -rf .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info

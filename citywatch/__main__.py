@@ -1,0 +1,5 @@
+import sys
+
+from citywatch.cli import main
+
+sys.exit(main())
