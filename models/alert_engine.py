@@ -1,0 +1,527 @@
+"""The alert engine: turns models' :class:`~citywatch.alerts.Signal` values into alerts.
+
+Pure logic in event time (no clock, no I/O), so a replay gives the same alerts with the same
+ids and versions. Per fingerprint (rule + subject) it keeps one small immutable
+:class:`Track` and applies, in this order:
+
+* **inhibition**: while a QC alert (``air.stuck``/``air.range``/``air.drift``) fires for a
+  station, that station's pollution signals (``air.exceedance``/``air.spike``) are muted: a
+  faulty analyser must not page the duty officer twice;
+* **debounce** (``for``): an active signal opens a *pending* episode, which fires once active
+  signals have persisted ``for_ms`` and numbered ``for_count``; a clear while pending drops it;
+* **dedup**: a repeat of a firing alert updates ``count``/``last_ts``/score in place and is
+  emitted as a new version at most every ``refresh_ms`` of event time;
+* **escalation** at once, **de-escalation** only after the lower level held ``deescalate_ms``;
+* **resolve** on an explicit clear, or **auto-resolve** after ``quiet_ms`` without an active
+  signal (checked when event time advances, and before a late-coming new episode);
+* **silences** with expiry: a matching alert is tracked but not emitted until the silence
+  ends (an alert the console already shows still gets its resolve).
+
+The version counts *emitted* changes (1, 2, 3, ...), so sinks write idempotently by
+``(id, version)``. ``emitted_ms`` is left 0: the flow stamps the wall clock.
+
+:class:`FloodGuard` groups more than ``limit`` new alerts of one area within ``window_ms``
+into one ``incident.correlated`` signal; :class:`LatenessGate` is the event-time lateness rule
+applied to input records.
+
+>>> from citywatch.alerts import Level, Signal, Subject
+>>> eng = AlertEngine()
+>>> s = Subject("station", "S1")
+>>> [a.state.value for a in eng.on_signal(Signal("air.spike", s, 60_000, level=Level.YELLOW))]
+['firing']
+>>> eng.on_signal(Signal("air.spike", s, 120_000, level=Level.YELLOW))   # a repeat: deduped
+[]
+>>> [(a.level.colour, a.version) for a in eng.on_signal(Signal("air.spike", s, 180_000,
+...                                                             level=Level.RED))]
+[('red', 2)]
+>>> [(a.state.value, a.count, a.last_ts) for a in eng.advance(180_000 + 31 * 60_000)]
+[('resolved', 3, 180000)]
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+
+from citywatch.alerts import Alert, AlertState, Level, Signal, Subject, episode_id, fingerprint
+
+__all__ = [
+    "DEFAULT_POLICIES",
+    "QC_RULES",
+    "AlertEngine",
+    "EngineSnapshot",
+    "FloodGuard",
+    "LatenessGate",
+    "RulePolicy",
+    "Silence",
+    "Track",
+]
+
+MINUTE_MS: Final = 60_000
+
+#: Rules that say "the sensor is faulty"; they inhibit that station's pollution alerts.
+QC_RULES: Final = frozenset({"air.stuck", "air.range", "air.drift"})
+POLLUTION_RULES: Final = frozenset({"air.exceedance", "air.spike"})
+
+
+@dataclass(frozen=True, slots=True)
+class RulePolicy:
+    """How the engine treats one rule's signals (times in event-time milliseconds)."""
+
+    #: Debounce: an episode fires once its active signals span ``for_ms`` ...
+    for_ms: int = 0
+    #: ... and number at least ``for_count``.
+    for_count: int = 1
+    #: Auto-resolve after this long without an active signal.
+    quiet_ms: int = 30 * MINUTE_MS
+    #: A repeat (same level) is emitted as a new version at most this often.
+    refresh_ms: int = 5 * MINUTE_MS
+    #: A lower level must hold this long before the alert de-escalates.
+    deescalate_ms: int = 10 * MINUTE_MS
+    #: Firing alerts of these rules on the same subject mute this rule's signals.
+    inhibited_by: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        for name in ("for_ms", "quiet_ms", "refresh_ms", "deescalate_ms"):
+            if getattr(self, name) < 0:
+                msg = f"{name}: must be >= 0, got {getattr(self, name)!r}"
+                raise ValueError(msg)
+        if self.for_count < 1:
+            msg = f"for_count: must be >= 1, got {self.for_count!r}"
+            raise ValueError(msg)
+
+
+#: Per-rule defaults. Models already debounce their own findings (m-of-n, persistence), so the
+#: engine adds no ``for`` by default; quiet periods follow each stream's cadence.
+DEFAULT_POLICIES: Final[Mapping[str, RulePolicy]] = {
+    "air.exceedance": RulePolicy(quiet_ms=20 * MINUTE_MS, inhibited_by=QC_RULES),
+    "air.spike": RulePolicy(quiet_ms=20 * MINUTE_MS, inhibited_by=QC_RULES),
+    "air.stuck": RulePolicy(quiet_ms=60 * MINUTE_MS),
+    "air.range": RulePolicy(quiet_ms=30 * MINUTE_MS),
+    "air.drift": RulePolicy(quiet_ms=6 * 60 * MINUTE_MS),
+    "air.episode": RulePolicy(quiet_ms=60 * MINUTE_MS),
+    "vehicle.dwell": RulePolicy(quiet_ms=20 * MINUTE_MS),
+    "vehicle.workshop": RulePolicy(quiet_ms=24 * 60 * MINUTE_MS, refresh_ms=60 * MINUTE_MS),
+    "worksite.resumption": RulePolicy(quiet_ms=30 * MINUTE_MS),
+    "hotline.duplicate": RulePolicy(quiet_ms=6 * 60 * MINUTE_MS, refresh_ms=0),
+    "hotline.surge": RulePolicy(quiet_ms=2 * 60 * MINUTE_MS),
+    "incident.correlated": RulePolicy(quiet_ms=30 * MINUTE_MS, refresh_ms=0),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """Mute matching alerts until ``until_ms`` (event time). ``None`` matchers match anything."""
+
+    id: str
+    until_ms: int
+    reason: str = ""
+    author: str = ""
+    rule: str | None = None
+    subject_kind: str | None = None
+    subject_id: str | None = None
+    district: str | None = None
+
+    def matches(self, alert: Alert) -> bool:
+        return (
+            (self.rule is None or self.rule == alert.rule)
+            and (self.subject_kind is None or self.subject_kind == alert.subject.kind)
+            and (self.subject_id is None or self.subject_id == alert.subject.id)
+            and (self.district is None or self.district == alert.district)
+        )
+
+    @classmethod
+    def from_dict(cls, sid: str, d: Mapping[str, Any]) -> Silence:
+        """Build from the JSON stored in ``cw:silences`` (``until`` or ``until_ms``)."""
+        until = d.get("until_ms", d.get("until"))
+        if not isinstance(until, int) or isinstance(until, bool):
+            msg = f"silence {sid}: until_ms must be an integer (epoch ms), got {until!r}"
+            raise ValueError(msg)
+        matcher = d.get("matcher") or d
+        subject = matcher.get("subject") or {}
+
+        def opt(v: Any) -> str | None:
+            return None if v is None else str(v)
+
+        return cls(
+            id=sid,
+            until_ms=until,
+            reason=str(d.get("reason", "")),
+            author=str(d.get("author", "")),
+            rule=opt(matcher.get("rule")),
+            subject_kind=opt(matcher.get("subject_kind", subject.get("kind"))),
+            subject_id=opt(matcher.get("subject_id", subject.get("id"))),
+            district=opt(matcher.get("district")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Track:
+    """The engine's immutable record of one fingerprint's current episode."""
+
+    #: The alert as it stands (its ``version`` is the last emitted one, 0 before the first).
+    alert: Alert
+    is_pending: bool
+    #: Number of active signals seen while pending (for ``for_count``).
+    pending_count: int
+    #: Event time of the newest active signal.
+    last_active_ts: int
+    #: Event time at which the last version was emitted (for ``refresh_ms``).
+    emitted_ts: int
+    #: A lower level seen since ``lower_since`` (for de-escalation), else None.
+    lower_level: Level | None = None
+    lower_since: int = 0
+    #: The current version has changes not yet emitted (silenced, or within refresh_ms).
+    is_dirty: bool = False
+    #: Whether any version of this episode reached the sink, and at which level.
+    was_emitted: bool = False
+    emitted_level: Level | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSnapshot:
+    """What bytewax stores for recovery: plain dicts of immutable values (a cheap copy)."""
+
+    tracks: dict[str, Track]
+    silences: dict[str, Silence]
+    watermark: int
+    stats: dict[str, int]
+
+
+class AlertEngine:
+    """Signals in, alert versions out; see the module docstring for the rules it applies.
+
+    ``locate(lat, lon) -> district`` fills ``district`` when a signal has coordinates but no
+    district (the flow passes the registry's lookup). ``stats`` counts signals, inhibited,
+    silenced and stale ones for the metrics.
+    """
+
+    def __init__(
+        self,
+        policies: Mapping[str, RulePolicy] | None = None,
+        *,
+        default: RulePolicy | None = None,
+        locate: Callable[[float, float], str | None] | None = None,
+        snapshot: EngineSnapshot | None = None,
+    ) -> None:
+        self.policies = dict(DEFAULT_POLICIES if policies is None else policies)
+        self.default = default or RulePolicy()
+        self.locate = locate
+        self.tracks: dict[str, Track] = {}
+        self.silences: dict[str, Silence] = {}
+        self.watermark = 0
+        self.stats: dict[str, int] = {}
+        if snapshot is not None:
+            self.tracks = dict(snapshot.tracks)
+            self.silences = dict(snapshot.silences)
+            self.watermark = snapshot.watermark
+            self.stats = dict(snapshot.stats)
+
+    def policy(self, rule: str) -> RulePolicy:
+        return self.policies.get(rule, self.default)
+
+    def snapshot(self) -> EngineSnapshot:
+        """An immutable copy: tracks and silences are frozen, so shallow dict copies suffice."""
+        return EngineSnapshot(
+            dict(self.tracks), dict(self.silences), self.watermark, dict(self.stats)
+        )
+
+    # -- signals -----------------------------------------------------------------------------
+
+    def on_signals(self, signals: Iterable[Signal]) -> list[Alert]:
+        out: list[Alert] = []
+        for sig in signals:
+            out.extend(self.on_signal(sig))
+        return out
+
+    def on_signal(self, sig: Signal) -> list[Alert]:
+        """Apply one signal; return the alert versions to emit (usually zero or one)."""
+        self._count("signals")
+        pol = self.policy(sig.rule)
+        fp = fingerprint(sig.rule, sig.subject)
+        out: list[Alert] = []
+        track = self.tracks.get(fp)
+        if track is not None and sig.active and sig.ts - track.last_active_ts > pol.quiet_ms:
+            # The old episode went quiet before this signal: close it first, in event time.
+            out.extend(self._resolve(fp, track, track.last_active_ts))
+            track = None
+        if sig.active and pol.inhibited_by and self._is_inhibited(sig.subject, pol.inhibited_by):
+            self._count("inhibited")
+            return out
+        if not sig.active:
+            if track is not None:
+                if track.is_pending:
+                    del self.tracks[fp]
+                else:
+                    out.extend(self._resolve(fp, track, max(sig.ts, track.alert.last_ts)))
+            return out
+        if track is None:
+            track = self._open(fp, sig)
+        else:
+            track = self._repeat(track, sig, pol)
+        if track.is_pending and self._debounced(track, sig.ts, pol):
+            track = replace(track, is_pending=False, is_dirty=True)
+        self.tracks[fp] = track
+        if not track.is_pending and track.is_dirty:
+            due = (
+                not track.was_emitted
+                or track.alert.level != track.emitted_level
+                or sig.ts - track.emitted_ts >= pol.refresh_ms
+            )
+            if due:
+                out.extend(self._emit(fp, track, sig.ts))
+        return out
+
+    def advance(self, watermark_ms: int) -> list[Alert]:
+        """Event time reached ``watermark_ms``: auto-resolve quiet alerts, end silences."""
+        if watermark_ms <= self.watermark:
+            return []
+        self.watermark = watermark_ms
+        out: list[Alert] = []
+        expired = [s for s in self.silences.values() if s.until_ms <= watermark_ms]
+        for s in expired:
+            del self.silences[s.id]
+        for fp, track in list(self.tracks.items()):
+            pol = self.policy(track.alert.rule)
+            if watermark_ms - track.last_active_ts > pol.quiet_ms:
+                if track.is_pending:
+                    del self.tracks[fp]
+                else:
+                    out.extend(self._resolve(fp, track, track.last_active_ts))
+            elif expired and track.is_dirty and not track.is_pending:
+                out.extend(self._emit(fp, track, track.last_active_ts))
+        return out
+
+    # -- silences ----------------------------------------------------------------------------
+
+    def set_silences(self, silences: Iterable[Silence]) -> list[Alert]:
+        """Replace the active silences (as read from ``cw:silences``); emit what they unmute."""
+        self.silences = {s.id: s for s in silences if s.until_ms > self.watermark}
+        out: list[Alert] = []
+        for fp, track in list(self.tracks.items()):
+            if track.is_dirty and not track.is_pending:
+                out.extend(self._emit(fp, track, track.last_active_ts))
+        return out
+
+    def is_silenced(self, alert: Alert) -> bool:
+        return any(s.matches(alert) for s in self.silences.values())
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _count(self, name: str, n: int = 1) -> None:
+        self.stats[name] = self.stats.get(name, 0) + n
+
+    def _is_inhibited(self, subject: Subject, by: frozenset[str]) -> bool:
+        for rule in by:
+            t = self.tracks.get(fingerprint(rule, subject))
+            if t is not None and not t.is_pending:
+                return True
+        return False
+
+    def _open(self, fp: str, sig: Signal) -> Track:
+        district = sig.district
+        if district is None and self.locate is not None and sig.lat is not None:
+            district = self.locate(sig.lat, sig.lon) if sig.lon is not None else None
+        alert = Alert(
+            id=episode_id(fp, sig.ts),
+            fingerprint=fp,
+            rule=sig.rule,
+            level=sig.level,
+            state=AlertState.FIRING,
+            subject=sig.subject,
+            first_ts=sig.ts,
+            last_ts=sig.ts,
+            lat=sig.lat,
+            lon=sig.lon,
+            district=district,
+            grid=sig.grid,
+            score=_clamp(sig.score),
+            title=sig.title,
+            evidence=dict(sig.evidence),
+            model=sig.model,
+            count=1,
+            version=1,  # the version the first emission carries
+        )
+        return Track(
+            alert=alert,
+            is_pending=True,
+            pending_count=1,
+            last_active_ts=sig.ts,
+            emitted_ts=sig.ts,
+            is_dirty=True,
+        )
+
+    def _repeat(self, track: Track, sig: Signal, pol: RulePolicy) -> Track:
+        a = track.alert
+        level = a.level
+        lower_level, lower_since = track.lower_level, track.lower_since
+        if track.is_pending or sig.level > level:
+            level, lower_level = max(sig.level, level), None
+        elif sig.level < level:
+            if lower_level is None:
+                lower_level, lower_since = sig.level, sig.ts
+            elif sig.level > lower_level:
+                lower_level = sig.level  # the highest lower level seen since lower_since
+            if sig.ts - lower_since >= pol.deescalate_ms:
+                level, lower_level = lower_level, None
+        else:
+            lower_level = None
+        alert = a.evolve(
+            level=level,
+            last_ts=max(a.last_ts, sig.ts),
+            count=a.count + 1,
+            score=_clamp(sig.score),
+            title=sig.title or a.title,
+            evidence=dict(sig.evidence),
+            model=sig.model or a.model,
+            lat=sig.lat if sig.lat is not None else a.lat,
+            lon=sig.lon if sig.lon is not None else a.lon,
+            grid=sig.grid or a.grid,
+        )
+        return replace(
+            track,
+            alert=alert,
+            pending_count=track.pending_count + 1 if track.is_pending else track.pending_count,
+            last_active_ts=max(track.last_active_ts, sig.ts),
+            lower_level=lower_level,
+            lower_since=lower_since,
+            is_dirty=True,
+        )
+
+    def _debounced(self, track: Track, ts: int, pol: RulePolicy) -> bool:
+        return track.pending_count >= pol.for_count and ts - track.alert.first_ts >= pol.for_ms
+
+    def _emit(self, fp: str, track: Track, ts: int) -> list[Alert]:
+        alert = track.alert
+        if self.is_silenced(alert):
+            self._count("silenced")
+            self.tracks[fp] = replace(track, is_dirty=True)
+            return []
+        out = alert if not track.was_emitted else alert.evolve(version=alert.version + 1)
+        self.tracks[fp] = replace(
+            track,
+            alert=out,
+            emitted_ts=ts,
+            is_dirty=False,
+            was_emitted=True,
+            emitted_level=out.level,
+        )
+        return [out]
+
+    def _resolve(self, fp: str, track: Track, last_ts: int) -> list[Alert]:
+        del self.tracks[fp]
+        if track.is_pending or not track.was_emitted:
+            return []
+        a = track.alert
+        self._count("resolved")
+        return [
+            a.evolve(
+                state=AlertState.RESOLVED,
+                last_ts=max(a.last_ts, last_ts),
+                version=a.version + 1,
+            )
+        ]
+
+
+def _clamp(score: float) -> float:
+    if score != score:  # NaN
+        return 0.0
+    return min(1.0, max(0.0, float(score)))
+
+
+@dataclass(slots=True)
+class FloodGuard:
+    """Groups a burst of new alerts in one area into one incident.
+
+    ``observe(alert)`` takes every new episode (version 1, firing); when more than ``limit``
+    arrived in one area within ``window_ms`` of event time it returns an
+    ``incident.correlated`` signal on subject ``("incident", "flood:<area>:<start>")`` whose
+    evidence lists the member alert ids; later new alerts of that area extend it. The engine
+    turns the signal into an alert (and resolves it once the burst is quiet).
+    """
+
+    limit: int = 10
+    window_ms: int = 10 * MINUTE_MS
+    max_members: int = 50
+    recent: dict[str, deque[tuple[int, str, str]]] = field(default_factory=dict)
+    open_since: dict[str, int] = field(default_factory=dict)
+    members: dict[str, list[str]] = field(default_factory=dict)
+    last_new: dict[str, int] = field(default_factory=dict)
+
+    def observe(self, alert: Alert) -> list[Signal]:
+        if alert.version != 1 or not alert.is_firing or alert.rule == "incident.correlated":
+            return []
+        area = alert.district or ""
+        if not area:
+            return []
+        ts = alert.first_ts
+        q = self.recent.setdefault(area, deque())
+        q.append((ts, alert.id, alert.rule))
+        while q and q[0][0] < ts - self.window_ms:
+            q.popleft()
+        previous = self.last_new.get(area)
+        self.last_new[area] = ts
+        start = self.open_since.get(area)
+        if start is not None and previous is not None and ts - previous > self.window_ms:
+            start = None  # the previous burst went quiet: a new one may start below
+            del self.open_since[area]
+        if start is None:
+            if len(q) <= self.limit:
+                return []
+            start = q[0][0]
+            self.open_since[area] = start
+            self.members[area] = [i for _, i, _ in q]
+        else:
+            self.members[area].append(alert.id)
+        members = self.members[area]
+        rules = sorted({r for _, _, r in q})
+        return [
+            Signal(
+                rule="incident.correlated",
+                subject=Subject("incident", f"flood:{area}:{start:x}"),
+                ts=alert.first_ts,
+                level=Level.ORANGE if len(members) < 3 * self.limit else Level.RED,
+                score=min(1.0, len(members) / (3 * self.limit)),
+                title=f"{area}告警激增：{len(members)}条/{self.window_ms // MINUTE_MS}分钟",
+                evidence={
+                    "reason": "flood",
+                    "area": area,
+                    "alerts": len(members),
+                    "members": members[: self.max_members],
+                    "rules": rules,
+                },
+                model="engine.flood@1",
+                lat=alert.lat,
+                lon=alert.lon,
+                district=area,
+            )
+        ]
+
+
+@dataclass(slots=True)
+class LatenessGate:
+    """Event-time lateness for input records: late beyond ``lateness_ms`` is rejected.
+
+    ``high_ts`` is the newest ``ts`` admitted so far (per source partition). ``admit`` returns
+    None for a record to process, or the dead-letter reason.
+
+    >>> g = LatenessGate(60_000)
+    >>> g.admit(1_000_000), g.admit(950_000), g.admit(900_000)
+    (None, None, 'late: ts 900000 is 100.0 s behind the newest seen (1000000), lateness 60.0 s')
+    """
+
+    lateness_ms: int
+    high_ts: int = 0
+
+    def admit(self, ts: int) -> str | None:
+        if ts > self.high_ts:
+            self.high_ts = ts
+            return None
+        if self.high_ts - ts > self.lateness_ms:
+            return (
+                f"late: ts {ts} is {(self.high_ts - ts) / 1000:.1f} s behind the newest seen "
+                f"({self.high_ts}), lateness {self.lateness_ms / 1000:.1f} s"
+            )
+        return None
