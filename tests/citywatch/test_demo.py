@@ -1,0 +1,45 @@
+"""`citywatch demo` comes up on an embedded Redis, shows live counts and stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_demo_runs_on_embedded_redis_and_stops_on_ctrl_c() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CW_REDIS_URL")}
+    env["CW_FEED_PORT"] = "0"  # any free port
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "citywatch", "demo", "--every", "1", "--speed", "max"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        m = re.search(r"records\s+([\d,]+)", line)
+        if m and int(m.group(1).replace(",", "")) > 0:
+            break
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    text = "".join(lines) + out
+    assert proc.returncode == 0, text
+    assert "Redis embedded at redis://127.0.0.1:" in text
+    assert any(re.search(r"records\s+[1-9]", ln) for ln in lines), text
+    assert "Traceback" not in text
+    assert "citywatch demo: stopped" in text
