@@ -1,0 +1,152 @@
+"""The Redis sink against a real Redis: layout, idempotency under replay, outages."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+
+from citywatch.alerts import Alert, AlertState, Level, Subject, episode_id, fingerprint
+from citywatch.events import DeadLetter
+from citywatch.keys import Keys
+from citywatch.redisconn import EmbeddedRedis
+from sinks.redis_sink import (
+    KIND_CODES,
+    NOT_COUNTED,
+    DeadRecord,
+    IngestMark,
+    RedisSink,
+    RedisSinkPartition,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def alert(version: int, state: str = "firing", level: Level = Level.YELLOW, n: int = 0) -> Alert:
+    subject = Subject("station", f"S{n}")
+    fp = fingerprint("air.spike", subject)
+    return Alert(
+        id=episode_id(fp, 1_000 + n),
+        fingerprint=fp,
+        rule="air.spike",
+        level=level,
+        state=AlertState(state),
+        subject=subject,
+        first_ts=1_000 + n,
+        last_ts=2_000 + version,
+        district="崇川区",
+        version=version,
+    )
+
+
+def part(url: str, prefix: str, run_id: str = "r1") -> RedisSinkPartition:
+    sink = RedisSink(url, Keys(prefix), run_id=run_id, backoff_s=(0.01, 0.2))
+    p = sink.build("out", 0, 1)
+    assert isinstance(p, RedisSinkPartition)
+    return p
+
+
+def test_alert_versions_land_in_stream_hash_open_set_and_counts(
+    redis_url: str, prefix: str, redis_client: redis.Redis
+) -> None:
+    k = Keys(prefix)
+    p = part(redis_url, prefix)
+    a1, a2, a3 = alert(1), alert(2, level=Level.RED), alert(3, state="resolved", level=Level.RED)
+    p.write_batch([a1, a2])
+    h = redis_client.hgetall(k.alert(a1.id))
+    assert h[b"version"] == b"2"
+    assert h[b"level"] == b"red"
+    assert h[b"status"] == b"new"
+    assert h[b"district"] == "崇川区".encode()
+    assert Alert.from_json(h[b"a"]) == a2
+    assert redis_client.zscore(k.open, a1.id) == 4 * 10**13 + a1.first_ts
+    redis_client.hset(k.alert(a1.id), "status", "signed")  # the feed service's field
+    p.write_batch([a3])
+    assert redis_client.zscore(k.open, a1.id) is None
+    assert redis_client.hget(k.alert(a1.id), "status") == b"signed"
+    versions = [Alert.from_json(f[b"a"]).version for _, f in redis_client.xrange(k.alerts)]
+    assert versions == [1, 2, 3]
+    counts = redis_client.hgetall(k.counts)
+    assert counts[b"alerts:air.spike:yellow"] == b"1"
+    assert counts[b"alerts:air.spike:red"] == b"1"
+
+
+def test_replayed_and_stale_versions_are_ignored(
+    redis_url: str, prefix: str, redis_client: redis.Redis
+) -> None:
+    k = Keys(prefix)
+    p = part(redis_url, prefix)
+    batch = [alert(1, n=i) for i in range(5)] + [alert(2, n=i) for i in range(5)]
+    p.write_batch(batch)
+    p.write_batch(batch)  # a replay after a crash
+    p.write_batch([alert(1, n=0)])  # a stale version arriving late
+    assert redis_client.xlen(k.alerts) == 10
+    assert redis_client.zcard(k.open) == 5
+    assert redis_client.hget(k.alert(alert(1).id), "version") == b"2"
+    assert redis_client.hget(k.counts, "alerts:air.spike:yellow") == b"5"
+
+
+def test_dead_letters_and_ingest_counts_are_exact_under_overlapping_replay(
+    redis_url: str, prefix: str, redis_client: redis.Redis
+) -> None:
+    k = Keys(prefix)
+    p = part(redis_url, prefix)
+    air, gps = KIND_CODES["air"], KIND_CODES["gps"]
+    codes = bytes([air, gps, NOT_COUNTED, air, air, NOT_COUNTED])
+    dead = [
+        DeadRecord(DeadLetter(b"{bad", "f.jsonl", "invalid JSON: x"), "f", 2),
+        DeadRecord(DeadLetter(b"{}", "f.jsonl", "kind: missing required field"), "f", 5),
+    ]
+    p.write_batch([IngestMark("f", 0, codes[:4], high_ts=10), dead[0]])
+    # After a crash the source resumes at offset 2 with a different batching.
+    p.write_batch([IngestMark("f", 2, codes[2:], high_ts=20), dead[0], dead[1]])
+    p.write_batch([IngestMark("f", 0, codes, high_ts=20), *dead])  # a full replay
+    c = {f.decode(): int(v) for f, v in redis_client.hgetall(k.counts).items()}
+    assert (c["in:air"], c["in:gps"]) == (3, 1)
+    assert (c["dead:invalid_json"], c["dead:kind"]) == (1, 1)
+    assert c["records"] == len(codes)
+    entries = redis_client.xrange(k.deadletter)
+    assert [e[b"raw"] for _, e in entries] == [b"{bad", b"{}"]
+    assert entries[0][1][b"reason"] == b"invalid JSON: x"
+    # Another run id counts its own offsets again.
+    part(redis_url, prefix, run_id="r2").write_batch([IngestMark("f", 0, codes[:1])])
+    assert redis_client.hget(k.counts, "in:air") == b"4"
+
+
+def test_unknown_item_type_is_a_programming_error(redis_url: str, prefix: str) -> None:
+    with pytest.raises(TypeError, match="cannot write a str"):
+        part(redis_url, prefix).write_batch(["nope"])
+
+
+def test_outage_is_waited_out_and_nothing_is_lost() -> None:
+    server = EmbeddedRedis()
+    url = server.start()
+    port = server.port
+    k = Keys("out:")
+    p = part(url, "out:")
+    p.write_batch([alert(1, n=0)])
+    server.stop()  # Redis goes away (and, with persistence off, loses its data)
+    done = threading.Event()
+
+    def write() -> None:
+        p.write_batch([alert(1, n=1), alert(2, n=1)])
+        done.set()
+
+    t = threading.Thread(target=write, daemon=True)
+    t.start()
+    time.sleep(0.5)
+    assert not done.is_set()  # blocked, retrying: not crashed, not dropped
+    server2 = EmbeddedRedis(port=port)
+    try:
+        server2.start()
+        assert done.wait(15)
+        client = redis.Redis.from_url(url)
+        versions = [Alert.from_json(f[b"a"]).version for _, f in client.xrange(k.alerts)]
+        assert versions == [1, 2]
+        assert p.outages == 1
+        client.close()
+    finally:
+        p.close()
+        server2.stop()
