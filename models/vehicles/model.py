@@ -1,0 +1,380 @@
+"""The vehicle models the flow registers: ``vehicle.dwell`` and ``vehicle.workshop``.
+
+:class:`DwellModel` keys GPS fixes by vehicle. Per vehicle it runs a
+:class:`~models.vehicles.stay_point.StayPointDetector`; when a stop is confirmed it looks up the
+stop's context in a :class:`~models.vehicles.spatial.PlaceIndex` of the registry's places and
+zones, and while the truck stays the :class:`~models.vehicles.dwell.DwellPolicy` decides the
+verdict and level from context and dwell time. Signals (rule ``vehicle.dwell``, subject
+``("vehicle", id)``):
+
+* active, when the dwell passes its context's first threshold, on every level change, and every
+  ``refresh_s`` while it stays (so the engine's quiet-period auto-resolve never fires on a truck
+  that is still there; the engine dedups the repeats);
+* inactive (the clear) when the stop ends: a fix outside the radius, a gap in the fixes, or event
+  time passing ``max_gap_s`` beyond its last fix (:meth:`DwellModel.on_watermark`).
+
+The score is :meth:`DwellPolicy.score`: 0.5 at the context's first threshold rising to 1.0 at
+red. Evidence: ``context``, ``verdict``, ``ref`` (place or zone id), ``ref_m``, ``dwell_s``,
+``start_ms``, ``threshold_s``, ``registered`` (at a registered place), ``n_fixes``, ``un``.
+
+:class:`WorkshopModel` consumes those dwell *signals* (not events): the flow routes every
+``vehicle.dwell`` signal it emits to :meth:`WorkshopModel.route`, which keys the rare relevant
+ones (not at a registered place) to one city-wide state, a
+:class:`~models.vehicles.workshops.WorkshopRanker`.
+It emits ``vehicle.workshop`` for the top candidates, subject ``("spot", candidate id)`` with the
+candidate's centre as lat/lon, and a clear when a candidate drops out of the top.
+Score: ``n/(n+2)`` for ``n`` distinct vehicles (0.5 at two vehicles).
+
+>>> from citywatch.events import Gps
+>>> from citywatch.registry import Registry, Zone
+>>> reg = Registry(zones={"Z1": Zone(id="Z1", name="实验小学", lat=32.0, lon=120.9,
+...                                    category="school")})
+>>> model = DwellModel(reg)
+>>> state = model.new_state("V1")
+>>> t0 = 1_767_225_600_000
+>>> out = []
+>>> for i in range(70):  # parked 11.5 min by a school, a fix every 10 s
+...     out += model.update(state, Gps(ts=t0 + i * 10_000, vehicle="V1", lat=32.0, lon=120.9))
+>>> [(s.active, s.level.name, s.evidence["context"], s.evidence["dwell_s"]) for s in out]
+[(True, 'ORANGE', 'school', 600.0)]
+>>> clear = model.update(state, Gps(ts=t0 + 700_000, vehicle="V1", lat=32.02, lon=120.9))
+>>> (clear[0].active, clear[0].evidence["dwell_s"])
+(False, 700.0)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Final
+
+from citywatch.alerts import Level, Signal, Subject
+from citywatch.events import Event, Gps
+from citywatch.geo import grid_id
+from citywatch.registry import Registry
+from models.base import Model
+from models.vehicles.dwell import DwellPolicy, Verdict, context_key
+from models.vehicles.spatial import PlaceIndex
+from models.vehicles.stay_point import (
+    DEFAULT_MAX_GAP_S,
+    DEFAULT_MIN_DURATION_S,
+    DEFAULT_RADIUS_M,
+    StayPointDetector,
+    Stop,
+)
+from models.vehicles.workshops import RankChange, WorkshopRanker
+
+__all__ = ["DWELL_RULE", "WORKSHOP_RULE", "DwellModel", "VehicleState", "WorkshopModel"]
+
+DWELL_RULE: Final = "vehicle.dwell"
+WORKSHOP_RULE: Final = "vehicle.workshop"
+_WORKSHOP_KEY: Final = "city"
+_CONTEXT_ZH: Final = {
+    "fuel": "加油站",
+    "school": "学校",
+    "water": "水源地",
+    "hospital": "医院",
+    "residential": "居民区",
+    "unregistered": "非登记地点",
+}
+
+
+class VehicleState:
+    """Per-vehicle state: the stay-point detector plus what the current stop has been told.
+
+    ``context`` is None until the current stop is confirmed and looked up; ``level`` is the
+    last level signalled for it (0 = nothing signalled, so no clear is owed).
+    """
+
+    __slots__ = ("context", "det", "district", "last_emit_ms", "level", "ref", "ref_m", "vehicle")
+
+    def __init__(self, vehicle: str, det: StayPointDetector) -> None:
+        self.vehicle = vehicle
+        self.det = det
+        self.context: str | None = None
+        self.ref: str | None = None
+        self.ref_m: float | None = None
+        self.district: str | None = None
+        self.level = 0
+        self.last_emit_ms = 0
+
+    def reset(self) -> None:
+        self.context = None
+        self.ref = None
+        self.ref_m = None
+        self.district = None
+        self.level = 0
+        self.last_emit_ms = 0
+
+    def __getstate__(self) -> tuple[object, ...]:
+        return tuple(getattr(self, s) for s in self.__slots__)
+
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        for name, value in zip(self.__slots__, state, strict=True):
+            object.__setattr__(self, name, value)
+
+
+class DwellModel(Model):
+    """``vehicle.dwell``: stay points in context, signalled while the truck is still there.
+
+    Parameters
+    ----------
+    registry
+        Places and zones for the context index; districts for the signal's ``district``.
+    radius_m, min_duration_s, max_gap_s
+        The stay-point detector's R, T and G.
+    policy
+        Thresholds per context (:class:`DwellPolicy`).
+    refresh_s
+        Re-signal an ongoing dwell this often (keep it below the engine's quiet period).
+    margin_m
+        Added to place and zone radii for the context lookup (GPS error of the stop centre).
+    """
+
+    name: ClassVar[str] = DWELL_RULE
+    version: ClassVar[str] = "1"
+    kinds: ClassVar[frozenset[str]] = frozenset({"gps"})
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        radius_m: float = DEFAULT_RADIUS_M,
+        min_duration_s: float = DEFAULT_MIN_DURATION_S,
+        max_gap_s: float = DEFAULT_MAX_GAP_S,
+        policy: DwellPolicy | None = None,
+        refresh_s: float = 300.0,
+        margin_m: float = 30.0,
+    ) -> None:
+        if not (refresh_s > 0 and math.isfinite(refresh_s)):
+            msg = f"refresh_s: must be a positive finite number, got {refresh_s!r}"
+            raise ValueError(msg)
+        StayPointDetector(radius_m, min_duration_s, max_gap_s)  # validates the parameters
+        self.radius_m = radius_m
+        self.min_duration_s = min_duration_s
+        self.max_gap_s = max_gap_s
+        self.policy = policy or DwellPolicy()
+        self.refresh_ms = round(refresh_s * 1000)
+        self.registry = registry
+        self.index = PlaceIndex(
+            registry.places.values(), registry.zones.values(), margin_m=margin_m
+        )
+
+    def route(self, event: Event) -> str | None:
+        return event.vehicle if type(event) is Gps else None
+
+    def new_state(self, key: str) -> VehicleState:
+        return VehicleState(
+            key, StayPointDetector(self.radius_m, self.min_duration_s, self.max_gap_s)
+        )
+
+    def update(self, state: VehicleState, event: Event) -> list[Signal]:
+        if type(event) is not Gps:
+            return []
+        det = state.det
+        stop = det.update(event.ts, event.lat, event.lon)
+        out: list[Signal] = []
+        if stop is not None and stop.end_ms is not None:
+            if state.level:
+                out.append(self._clear(stop, event.ts, state, event.un))
+            state.reset()
+        if not det.in_stop:
+            return out
+        context = state.context if state.context is not None else self._locate(state)
+        dwell_s = (det.last_ms - det.start_ms) / 1000.0
+        verdict, level = self.policy.classify(context, dwell_s)
+        if level is None:
+            return out
+        if level != state.level or det.last_ms - state.last_emit_ms >= self.refresh_ms:
+            state.level = int(level)
+            state.last_emit_ms = det.last_ms
+            out.append(self._signal(event.vehicle, state, verdict, level, dwell_s, event.un))
+        return out
+
+    def on_watermark(self, state: VehicleState, watermark_ms: int) -> list[Signal]:
+        stop = state.det.flush(watermark_ms)
+        if stop is None:
+            return []
+        out = [self._clear(stop, watermark_ms, state, None)] if state.level else []
+        state.reset()
+        return out
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _locate(self, state: VehicleState) -> str:
+        lat, lon = state.det.centroid()
+        context, state.ref, state.ref_m = context_key(self.index.lookup(lat, lon))
+        state.context = context
+        return context
+
+    def _evidence(self, state: VehicleState, dwell_s: float, un: str | None) -> dict[str, Any]:
+        det = state.det
+        ctx = state.context or "unregistered"
+        return {
+            "context": ctx,
+            "ref": state.ref,
+            "ref_m": None if state.ref_m is None else round(state.ref_m, 1),
+            "registered": ctx in ("enterprise", "depot", "fuel"),
+            "dwell_s": dwell_s,
+            "start_ms": det.start_ms,
+            "threshold_s": self.policy.threshold_s(ctx),
+            "n_fixes": det.n_fixes,
+            "un": un,
+        }
+
+    def _signal(
+        self,
+        vehicle: str,
+        state: VehicleState,
+        verdict: Verdict,
+        level: Level,
+        dwell_s: float,
+        un: str | None,
+    ) -> Signal:
+        lat, lon = state.det.centroid()
+        if state.district is None:
+            state.district = self.registry.district_of(lat, lon) or ""
+        ctx = state.context or "unregistered"
+        ev = self._evidence(state, dwell_s, un)
+        ev["verdict"] = verdict.value
+        return Signal(
+            rule=DWELL_RULE,
+            subject=Subject("vehicle", vehicle),
+            ts=state.det.last_ms,
+            active=True,
+            level=level,
+            score=self.policy.score(ctx, dwell_s),
+            title=f"危化品车辆{_CONTEXT_ZH.get(ctx, '')}异常停留{round(dwell_s / 60)}分钟",
+            evidence=ev,
+            model=self.model_id,
+            lat=lat,
+            lon=lon,
+            district=state.district or None,
+            grid=grid_id(lat, lon),
+        )
+
+    def _clear(self, stop: Stop, ts: int, state: VehicleState, un: str | None) -> Signal:
+        end_ms = stop.end_ms if stop.end_ms is not None else ts
+        dwell_s = (end_ms - stop.start_ms) / 1000.0
+        ev = self._evidence(state, dwell_s, un)
+        ev["n_fixes"] = stop.n_fixes
+        ev["end_ms"] = end_ms
+        ev["closed_by"] = stop.closed_by
+        ctx = state.context or "unregistered"
+        return Signal(
+            rule=DWELL_RULE,
+            subject=Subject("vehicle", state.vehicle),
+            ts=max(ts, end_ms),
+            active=False,
+            level=Level(state.level),
+            score=self.policy.score(ctx, dwell_s),
+            title=f"危化品车辆已驶离（停留{round(dwell_s / 60)}分钟）",
+            evidence=ev,
+            model=self.model_id,
+            lat=stop.lat,
+            lon=stop.lon,
+            district=state.district or None,
+            grid=grid_id(stop.lat, stop.lon),
+        )
+
+
+class WorkshopModel(Model):
+    """``vehicle.workshop``: rank spots where many vehicles dwell abnormally (city-wide state).
+
+    Input is the ``vehicle.dwell`` signals of :class:`DwellModel` (``signal_rules``), not
+    events: the flow feeds each dwell signal to :meth:`route` and, when it returns a key, to
+    :meth:`update` with that key's state. Only dwells away from registered places count.
+    """
+
+    name: ClassVar[str] = WORKSHOP_RULE
+    version: ClassVar[str] = "1"
+    kinds: ClassVar[frozenset[str]] = frozenset()
+    #: The signal rules this model consumes (the flow's second stage).
+    signal_rules: ClassVar[frozenset[str]] = frozenset({DWELL_RULE})
+
+    def __init__(
+        self,
+        registry: Registry | None = None,
+        *,
+        join_m: float = 150.0,
+        top_k: int = 20,
+        min_vehicles: int = 2,
+        max_candidates: int = 20_000,
+        max_open_s: float = 86_400.0,
+    ) -> None:
+        WorkshopRanker(
+            join_m=join_m, top_k=top_k, min_vehicles=min_vehicles, max_candidates=max_candidates
+        )  # validates the parameters
+        self.registry = registry or Registry()
+        self.join_m = join_m
+        self.top_k = top_k
+        self.min_vehicles = min_vehicles
+        self.max_candidates = max_candidates
+        self.max_open_ms = round(max_open_s * 1000)
+
+    def route(self, event: Event | Signal) -> str | None:
+        if type(event) is not Signal or event.rule != DWELL_RULE:
+            return None
+        if event.evidence.get("registered") or event.lat is None or event.lon is None:
+            return None
+        return _WORKSHOP_KEY
+
+    def new_state(self, key: str) -> WorkshopRanker:
+        return WorkshopRanker(
+            join_m=self.join_m,
+            top_k=self.top_k,
+            min_vehicles=self.min_vehicles,
+            max_candidates=self.max_candidates,
+        )
+
+    def update(self, state: WorkshopRanker, event: Event | Signal) -> list[Signal]:
+        if self.route(event) is None or type(event) is not Signal:
+            return []
+        if event.lat is None or event.lon is None:
+            return []
+        ev = event.evidence
+        start_ms, dwell_s = ev.get("start_ms"), ev.get("dwell_s")
+        if not isinstance(start_ms, int) or not isinstance(dwell_s, int | float):
+            return []
+        changes = state.visit(
+            event.subject.id,
+            start_ms,
+            event.ts,
+            event.lat,
+            event.lon,
+            float(dwell_s),
+            ended=not event.active,
+        )
+        return [self._signal(c, event.ts) for c in changes]
+
+    def on_watermark(self, state: WorkshopRanker, watermark_ms: int) -> list[Signal]:
+        state.expire(watermark_ms, self.max_open_ms)
+        return []
+
+    def _signal(self, change: RankChange, ts: int) -> Signal:
+        c = change.candidate
+        n = c.n_vehicles
+        level = Level.RED if n >= 8 else Level.ORANGE if n >= 4 else Level.YELLOW
+        return Signal(
+            rule=WORKSHOP_RULE,
+            subject=Subject("spot", c.id),
+            ts=ts,
+            active=change.kind != "left",
+            level=level,
+            score=n / (n + 2),
+            title=f"疑似非法危化品作坊（{n}辆车{c.visits}次停留）",
+            evidence={
+                "rank": change.rank,
+                "change": change.kind,
+                "vehicles": n,
+                "visits": c.visits,
+                "dwell_s": round(c.dwell_s, 1),
+                "first_ms": c.first_ms,
+                "last_ms": c.last_ms,
+                "vehicle_ids": sorted(c.vehicles)[:10],
+            },
+            model=self.model_id,
+            lat=c.lat,
+            lon=c.lon,
+            district=self.registry.district_of(c.lat, c.lon),
+            grid=grid_id(c.lat, c.lon),
+        )
