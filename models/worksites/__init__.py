@@ -1,0 +1,17 @@
+"""Illegal resumption of work at suspended sites (issue 5): gate, persistence, CUSUM, fusion."""
+
+from models.worksites.cusum import OneSidedCusum
+from models.worksites.gate import OrderGate
+from models.worksites.model import WorksiteResumption
+from models.worksites.persistence import MOfN
+from models.worksites.resumption import Change, ResumptionConfig, SiteState
+
+__all__ = [
+    "Change",
+    "MOfN",
+    "OneSidedCusum",
+    "OrderGate",
+    "ResumptionConfig",
+    "SiteState",
+    "WorksiteResumption",
+]
