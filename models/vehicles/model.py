@@ -256,6 +256,8 @@ class DwellModel(Model):
         end_ms = stop.end_ms if stop.end_ms is not None else ts
         dwell_s = (end_ms - stop.start_ms) / 1000.0
         ev = self._evidence(state, dwell_s, un)
+        # The detector has already moved on (re-anchored): describe the stop that ended.
+        ev["start_ms"] = stop.start_ms
         ev["n_fixes"] = stop.n_fixes
         ev["end_ms"] = end_ms
         ev["closed_by"] = stop.closed_by
