@@ -1,0 +1,257 @@
+"""Per-reading sensor QC of one air station, QARTOD style (pass / suspect / fail).
+
+Tests, per channel (``pm25, pm10, no2, so2, o3, co``), in the order of the QARTOD manual:
+
+* **gross range**: outside the analyser's span ``[fail_lo, fail_hi]`` is FAIL; above the
+  plausible ``suspect_hi`` (or below zero) is SUSPECT.
+* **flat line (stuck)**: a run of identical readings. Real SO2/CO/O3 analysers report coarse
+  values that repeat naturally, so a fixed run length would cry wolf. The test learns, per
+  channel, how often a reading equals the previous one (``p_repeat``, an EWMA learned while the
+  channel is not flagged) and flags FAIL when a run is improbable under that rate:
+  ``p_repeat ** run < stuck_p`` and ``run >= stuck_min_run`` (``p_repeat`` is capped, so the
+  run needed never exceeds ``stuck_max_run``). Values at or below the channel's ``floor``
+  (the quiet bottom of the range, where analysers sit on one quantum for hours) never count
+  alone. Independently, when ``stuck_joint`` or more channels above their floors have all been
+  flat for ``stuck_joint_run`` readings, they all FAIL: a frozen logger repeats every channel.
+* **rate of change**: ``|x - previous|`` above ``roc_max`` per minute is SUSPECT.
+* **spike**: a robust z (:class:`models.robust_z.RobustZ` on ``log1p``) above ``spike_z`` is
+  SUSPECT (only for ``spike_channels``: the test is a QC flag, not the local-source alert).
+* **PM2.5 > PM10** (beyond ``pm_tolerance``): both SUSPECT, not invalid (humid air, two
+  instruments).
+
+A reading's channel flag is the worst of its tests; ``MISSING`` for None. FAIL readings are
+what the AQI and the cross-station models must not use; SUSPECT ones are used but shown.
+
+>>> qc = StationQC()
+>>> r = qc.check(0, (35.0, 60.0, 30.0, 8.0, 50.0, 0.6))
+>>> r.flags
+(1, 1, 1, 1, 1, 1)
+>>> r = qc.check(60_000, (35.0, 9999.0, 30.0, 8.0, 50.0, 0.6))
+>>> r.flags[1] == Flag.FAIL, r.range_fail
+(True, ('pm10',))
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+from typing import Final
+
+from models.robust_z import RobustZ
+
+__all__ = ["CHANNELS", "DEFAULT_QC", "ChannelSpec", "Flag", "QcConfig", "QcResult", "StationQC"]
+
+CHANNELS: Final[tuple[str, ...]] = ("pm25", "pm10", "no2", "so2", "o3", "co")
+
+
+class Flag(enum.IntEnum):
+    """QARTOD flag codes."""
+
+    PASS = 1
+    NOT_EVALUATED = 2
+    SUSPECT = 3
+    FAIL = 4
+    MISSING = 9
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSpec:
+    """Limits of one channel, in its unit (µg/m³; CO in mg/m³)."""
+
+    fail_lo: float
+    fail_hi: float
+    suspect_hi: float
+    #: at or below this a flat run alone is natural (analyser sitting on its lowest quanta)
+    floor: float
+    #: largest plausible change per minute
+    roc_max: float
+
+
+DEFAULT_SPECS: Final[tuple[ChannelSpec, ...]] = (
+    ChannelSpec(-5.0, 1000.0, 500.0, 5.0, 150.0),  # pm25
+    ChannelSpec(-5.0, 2000.0, 800.0, 8.0, 300.0),  # pm10
+    ChannelSpec(-5.0, 1000.0, 400.0, 5.0, 150.0),  # no2
+    ChannelSpec(-5.0, 1000.0, 500.0, 10.0, 150.0),  # so2
+    ChannelSpec(-5.0, 1000.0, 500.0, 20.0, 150.0),  # o3
+    ChannelSpec(-0.5, 50.0, 15.0, 1.0, 5.0),  # co
+)
+
+
+@dataclass(frozen=True, slots=True)
+class QcConfig:
+    """QC parameters; see the module docstring for what each test does."""
+
+    specs: tuple[ChannelSpec, ...] = DEFAULT_SPECS
+    stuck_p: float = 1e-6
+    stuck_min_run: int = 10
+    stuck_max_run: int = 240
+    stuck_joint: int = 2
+    stuck_joint_run: int = 8
+    #: prior and learning rate of the per-channel repeat probability
+    repeat_prior: float = 0.5
+    repeat_half_life: float = 240.0
+    spike_channels: tuple[str, ...] = ("pm25", "pm10")
+    spike_z: float = 8.0
+    pm_tolerance: float = 5.0
+    #: highest learned repeat rate: the one whose improbable run is ``stuck_max_run``
+    repeat_cap: float = field(init=False, repr=False, compare=False, default=0.0)
+    repeat_rate: float = field(init=False, repr=False, compare=False, default=0.0)
+    log_stuck_p: float = field(init=False, repr=False, compare=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        if len(self.specs) != len(CHANNELS):
+            msg = f"specs: need one per channel {CHANNELS}, got {len(self.specs)}"
+            raise ValueError(msg)
+        if not 0.0 < self.stuck_p < 1.0:
+            msg = f"stuck_p: must be in (0, 1), got {self.stuck_p!r}"
+            raise ValueError(msg)
+        if not 0.0 < self.repeat_prior < 1.0:
+            msg = f"repeat_prior: must be in (0, 1), got {self.repeat_prior!r}"
+            raise ValueError(msg)
+        unknown = set(self.spike_channels) - set(CHANNELS)
+        if unknown:
+            msg = f"spike_channels: unknown channel(s) {sorted(unknown)}"
+            raise ValueError(msg)
+
+        # derived constants, computed once (the hot loop reads them)
+        object.__setattr__(self, "repeat_cap", self.stuck_p ** (1.0 / self.stuck_max_run))
+        object.__setattr__(self, "repeat_rate", 1.0 - 0.5 ** (1.0 / self.repeat_half_life))
+        object.__setattr__(self, "log_stuck_p", math.log(self.stuck_p))
+
+
+DEFAULT_QC: Final = QcConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class QcResult:
+    """Flags of one reading (aligned with :data:`CHANNELS`) and the faults it shows."""
+
+    flags: tuple[int, ...]
+    range_fail: tuple[str, ...]
+    stuck: tuple[str, ...]
+    #: PM2.5 above PM10 (both flagged SUSPECT)
+    inverted: bool = False
+
+    @property
+    def suspect(self) -> tuple[str, ...]:
+        """Channels flagged SUSPECT."""
+        return tuple(c for c, f in zip(CHANNELS, self.flags, strict=True) if f == _SUSPECT)
+
+    @property
+    def worst(self) -> int:
+        """The worst flag of the reading, missing channels aside."""
+        return max((f for f in self.flags if f != Flag.MISSING), default=int(Flag.MISSING))
+
+
+_PASS: Final = int(Flag.PASS)
+_SUSPECT: Final = int(Flag.SUSPECT)
+_FAIL: Final = int(Flag.FAIL)
+_MISSING: Final = int(Flag.MISSING)
+
+
+class StationQC:
+    """QC state of one station: previous value, run length, repeat rate, spike detectors.
+
+    :meth:`check` applies every test to one reading and updates the state. Readings out of
+    time order (``ts`` not after the previous one) are flagged but do not update run lengths.
+    """
+
+    __slots__ = ("last_ts", "p_repeat", "prev", "runs", "spike")
+
+    def __init__(self, cfg: QcConfig = DEFAULT_QC) -> None:
+        self.last_ts = -1
+        self.prev: list[float | None] = [None] * 6
+        self.runs = [0] * 6
+        self.p_repeat = [cfg.repeat_prior] * 6
+        self.spike: dict[int, RobustZ] = {
+            CHANNELS.index(c): RobustZ(120.0, warmup=60, clip=2.5, log1p=True, min_scale=0.05)
+            for c in cfg.spike_channels
+        }
+
+    def check(
+        self,
+        ts_ms: int,
+        values: tuple[float | None, ...] | list[float | None],
+        cfg: QcConfig = DEFAULT_QC,
+    ) -> QcResult:
+        """Flag one reading (values aligned with :data:`CHANNELS`) and learn from it.
+
+        ``cfg`` is not stored (it is shared by every station): pass the same one each time.
+        """
+        last = self.last_ts
+        in_order = ts_ms > last
+        if in_order:
+            roc_scale = (ts_ms - last) / 60_000.0 if last >= 0 else 1.0
+            if roc_scale < 1.0:
+                roc_scale = 1.0
+            self.last_ts = ts_ms
+        flags = [_MISSING] * 6
+        range_fail: list[str] = []
+        stuck: list[str] = []
+        flat: list[int] = []
+        prevs, runs, reps = self.prev, self.runs, self.p_repeat
+        specs = cfg.specs
+        for i in range(6):
+            x = values[i]
+            if x is None or x != x:
+                continue
+            spec = specs[i]
+            if x < spec.fail_lo or x > spec.fail_hi:
+                range_fail.append(CHANNELS[i])
+                flags[i] = _FAIL
+                if in_order:
+                    runs[i] = 0
+                    prevs[i] = None
+                continue
+            flag = _SUSPECT if x > spec.suspect_hi or x < 0.0 else _PASS
+            if in_order:
+                prev = prevs[i]
+                p = reps[i]
+                if prev is None:
+                    runs[i] = 0
+                    p -= cfg.repeat_rate * p
+                elif x == prev:
+                    run = runs[i] + 1
+                    runs[i] = run
+                    if x > spec.floor and run >= cfg.stuck_joint_run:
+                        flat.append(i)
+                        if run >= cfg.stuck_min_run and run * math.log(p) < cfg.log_stuck_p:
+                            flag = _FAIL
+                            stuck.append(CHANNELS[i])
+                    if flag != _FAIL:
+                        p += cfg.repeat_rate * (1.0 - p)
+                        if p > cfg.repeat_cap:
+                            p = cfg.repeat_cap
+                else:
+                    runs[i] = 0
+                    p -= cfg.repeat_rate * p
+                    if abs(x - prev) > spec.roc_max * roc_scale and flag == _PASS:
+                        flag = _SUSPECT
+                reps[i] = p
+                prevs[i] = x
+            flags[i] = flag
+        spike = self.spike
+        for i, det in spike.items():
+            f = flags[i]
+            if f == _PASS or f == _SUSPECT:
+                if det.z_one(values[i]) > cfg.spike_z:
+                    flags[i] = _SUSPECT
+                elif f == _PASS or det.n < det.warmup:
+                    det.learn_one(values[i])
+        if len(flat) >= cfg.stuck_joint:
+            for i in flat:
+                if flags[i] != _FAIL:
+                    flags[i] = _FAIL
+                    stuck.append(CHANNELS[i])
+        pm25, pm10 = values[0], values[1]
+        inverted = (
+            pm25 is not None
+            and pm10 is not None
+            and flags[0] < _FAIL
+            and flags[1] < _FAIL
+            and pm25 > pm10 + cfg.pm_tolerance
+        )
+        if inverted:
+            flags[0] = flags[1] = _SUSPECT
+        return QcResult(tuple(flags), tuple(range_fail), tuple(stuck), inverted)
