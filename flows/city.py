@@ -1,0 +1,369 @@
+"""The city dataflow: decoded batches -> models -> alert engine -> incidents -> Redis.
+
+::
+
+    input "in" (DecodingSource: Batch per read, decoded, lateness-checked, with offsets)
+      ├─ flat_map_batch "account" -> IngestMark + DeadRecord ───────────────────────┐
+      └─ flat_map_batch "route"   -> ("m:<model>#<shard>", [(key, event) | Tick, ...])
+                                     ("e:<shard>", Tick)  ("a:<shard>", Tick)
+           stateful "models"   per model shard: {entity key: model state}, on_watermark at ticks
+           flat_map "to_engine" -> ("e:<shard>", [signals])   (shard = crc32(subject))
+           stateful "engine"   per subject shard: AlertEngine (dedup, debounce, resolve, ...)
+           stateful "areas"    per area shard: FloodGuard + incident engine
+           flat_map_batch "stamp" -> alerts with emitted_ms = wall clock ─────────────┤
+                                                                      output "redis" ◄┘
+
+Keys are strings; state is sharded (``shards`` per model, ``engine_shards``, ``area_shards``)
+so each key sees large batches and watermark ticks can reach every shard. Ticks are derived
+from each partition's event time at fixed multiples of ``tick_ms``, inside the ordered item
+lists, so a resumed run sees events and ticks in the same order as an uninterrupted one.
+Snapshots are cheap: engine tracks are immutable (a shallow copy), model shards pickle once per
+epoch, and with recovery off every snapshot is ``None``. Step ids are recovery keys: do not
+rename them. Changing shard counts needs a fresh recovery directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import time
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.operators import StatefulLogic
+from bytewax.outputs import Sink
+
+from citywatch.alerts import Alert, Signal
+from citywatch.events import Event
+from flows.sources import Batch, DecodingSource
+from models.alert_engine import AlertEngine, EngineSnapshot, FloodGuard
+from models.base import Model
+from sinks.redis_sink import IngestMark
+
+__all__ = ["FlowConfig", "Tick", "build_flow"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Event time reached ``wm`` in source ``partition`` (``is_end``: it has no more input)."""
+
+    wm: int
+    partition: str
+    is_end: bool = False
+
+
+class Watermark:
+    """The flow's event time as one stateful shard sees it: the minimum over the source
+    partitions (all of them once each has ticked; finished ones drop out), so a fast partition
+    cannot resolve what a slow one is still delivering.
+    """
+
+    __slots__ = ("done", "expected", "parts")
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.parts: dict[str, int] = {}
+        self.done: set[str] = set()
+
+    def update(self, tick: Tick) -> int | None:
+        """Apply ``tick``; return the new effective watermark if it advanced, else None."""
+        before = self.value()
+        if tick.is_end:
+            self.done.add(tick.partition)
+        if tick.wm > self.parts.get(tick.partition, 0):
+            self.parts[tick.partition] = tick.wm
+        after = self.value()
+        return after if after > before else None
+
+    def value(self) -> int:
+        if len(self.parts) < self.expected:
+            return 0  # a partition has not ticked yet: its event time is unknown
+        live = [w for p, w in self.parts.items() if p not in self.done]
+        return min(live) if live else max(self.parts.values(), default=0)
+
+    def __getstate__(self) -> tuple[int, dict[str, int], set[str]]:
+        return self.expected, self.parts, self.done
+
+    def __setstate__(self, state: tuple[int, dict[str, int], set[str]]) -> None:
+        self.expected, self.parts, self.done = state
+
+
+@dataclass(frozen=True, slots=True)
+class FlowConfig:
+    """Shape of the flow; shard counts are part of the recovery state (keep them fixed)."""
+
+    shards: int = 8
+    engine_shards: int = 8
+    area_shards: int = 4
+    #: Watermark ticks at multiples of this event-time interval.
+    tick_ms: int = 60_000
+    #: The engine auto-resolves against watermark - grace (late data may still arrive).
+    grace_ms: int = 660_000
+    #: Snapshot state for recovery; off = every snapshot is None (DESIGN §9).
+    durable: bool = False
+    flood_limit: int = 10
+    flood_window_ms: int = 600_000
+    #: How many source partitions feed the flow (the watermark waits for each of them);
+    #: 0 = unknown: the minimum over the partitions seen so far.
+    partitions: int = 0
+
+
+def _crc(s: str) -> int:
+    return zlib.crc32(s.encode())
+
+
+# -- stateless steps ---------------------------------------------------------------------------
+
+
+def account(batches: list[Batch]) -> list[Any]:
+    """Input accounting per batch: one IngestMark, plus the batch's dead letters."""
+    out: list[Any] = []
+    for b in batches:
+        out.append(IngestMark(b.partition, b.start, b.codes, b.high_ts))
+        out.extend(b.dead)
+    return out
+
+
+def make_router(
+    models: Sequence[Model], cfg: FlowConfig
+) -> Callable[[list[Batch]], list[tuple[str, Any]]]:
+    """The "route" step: group each batch's events by model shard, with ticks in order."""
+    by_kind: dict[str, list[Model]] = {}
+    for m in models:
+        for kind in m.kinds:
+            by_kind.setdefault(kind, []).append(m)
+    model_keys = [f"m:{m.name}#{s}" for m in models for s in range(cfg.shards)]
+    tick_keys = [f"e:{s}" for s in range(cfg.engine_shards)]
+    tick_keys += [f"a:{s}" for s in range(cfg.area_shards)]
+    tick_ms, shards = cfg.tick_ms, cfg.shards
+
+    def route(batches: list[Batch]) -> list[tuple[str, Any]]:
+        out: list[tuple[str, Any]] = []
+        for b in batches:
+            groups: dict[str, list[Any]] = {}
+            part, high = b.partition, b.prev_high_ts
+
+            def tick(t: Tick, groups: dict[str, list[Any]] = groups) -> None:
+                for key in model_keys:
+                    groups.setdefault(key, []).append(t)
+                out.extend((key, t) for key in tick_keys)
+
+            for ev in b.events:
+                ts = ev.ts
+                if ts > high:
+                    if not high or ts // tick_ms > high // tick_ms:
+                        tick(Tick(ts // tick_ms * tick_ms, part))
+                    high = ts
+                for m in by_kind.get(ev.kind, ()):
+                    k = m.route(ev)
+                    if k is not None:
+                        key = f"m:{m.name}#{_crc(k) % shards}"
+                        groups.setdefault(key, []).append((k, ev))
+            if b.is_last:
+                tick(Tick(high // tick_ms * tick_ms, part, is_end=True))
+            out.extend(groups.items())
+        return out
+
+    return route
+
+
+def make_to_engine(cfg: FlowConfig) -> Callable[[tuple[str, list[Signal]]], list[tuple[str, Any]]]:
+    n = cfg.engine_shards
+
+    def to_engine(kv: tuple[str, list[Signal]]) -> list[tuple[str, Any]]:
+        groups: dict[str, list[Signal]] = {}
+        for sig in kv[1]:
+            groups.setdefault(f"e:{_crc(str(sig.subject)) % n}", []).append(sig)
+        return list(groups.items())
+
+    return to_engine
+
+
+def make_to_area(cfg: FlowConfig) -> Callable[[tuple[str, list[Alert]]], list[tuple[str, Any]]]:
+    n = cfg.area_shards
+
+    def to_area(kv: tuple[str, list[Alert]]) -> list[tuple[str, Any]]:
+        groups: dict[str, list[Alert]] = {}
+        for a in kv[1]:
+            if a.version == 1 and a.is_firing and a.rule != "incident.correlated":
+                groups.setdefault(f"a:{_crc(a.district or '') % n}", []).append(a)
+        return list(groups.items())
+
+    return to_area
+
+
+def stamp(items: list[tuple[str, list[Alert]]]) -> list[Alert]:
+    """Set ``emitted_ms`` (wall clock, for latency) on every alert version leaving the flow."""
+    now_ms = int(time.time() * 1000)
+    return [a.evolve(emitted_ms=now_ms) for _, alerts in items for a in alerts]
+
+
+# -- stateful logic ----------------------------------------------------------------------------
+
+
+class ModelShard(StatefulLogic[list[Any], list[Signal], bytes | None]):
+    """One shard of one model: the per-entity states of the entities hashed to it."""
+
+    def __init__(self, model: Model, resume: bytes | None, durable: bool, partitions: int) -> None:
+        self.model = model
+        self.durable = durable
+        self.wm = Watermark(partitions)
+        self.states: dict[str, Any] = {}
+        if resume is not None:
+            self.wm, self.states = pickle.loads(resume)  # noqa: S301 - our own snapshot
+        self.has_watermark = type(model).on_watermark is not Model.on_watermark
+
+    def on_item(self, value: list[Any]) -> tuple[Iterable[list[Signal]], bool]:
+        out: list[Signal] = []
+        model, states = self.model, self.states
+        for item in value:
+            if type(item) is Tick:
+                wm = self.wm.update(item)
+                if wm is not None and self.has_watermark:
+                    for st in states.values():
+                        out.extend(self._guard(model.on_watermark, st, wm))
+                continue
+            key, ev = item
+            st = states.get(key)
+            if st is None:
+                st = states[key] = model.new_state(key)
+            out.extend(self._guard(model.update, st, ev))
+        return ([out] if out else []), StatefulLogic.RETAIN
+
+    def _guard(
+        self, fn: Callable[[Any, Any], list[Signal]], st: Any, arg: Event | int
+    ) -> list[Signal]:
+        try:
+            return fn(st, arg)
+        except Exception:  # a model bug must not stop the city: log it, skip the event
+            log.exception("model %s failed on %r", self.model.model_id, arg)
+            return []
+
+    def snapshot(self) -> bytes | None:
+        if not self.durable:
+            return None
+        return pickle.dumps((self.wm, self.states), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class EngineShard(StatefulLogic[Any, list[Alert], bytes | None]):
+    """One subject shard of the alert engine (or, with a flood guard, one area shard)."""
+
+    def __init__(
+        self,
+        engine: AlertEngine,
+        wm: Watermark,
+        grace_ms: int,
+        durable: bool,
+        guard: FloodGuard | None = None,
+    ) -> None:
+        self.engine = engine
+        self.wm = wm
+        self.grace_ms = grace_ms
+        self.durable = durable
+        self.guard = guard
+
+    def on_item(self, value: Any) -> tuple[Iterable[list[Alert]], bool]:
+        if type(value) is Tick:
+            wm = self.wm.update(value)
+            alerts = self.engine.advance(wm - self.grace_ms) if wm is not None else []
+        elif self.guard is None:
+            alerts = self.engine.on_signals(value)
+        else:
+            alerts = []
+            for a in value:
+                alerts.extend(self.engine.on_signals(self.guard.observe(a)))
+        return ([alerts] if alerts else []), StatefulLogic.RETAIN
+
+    def snapshot(self) -> bytes | None:
+        if not self.durable:
+            return None
+        state = (self.engine.snapshot(), self.wm, self.guard)
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+# -- the flow ----------------------------------------------------------------------------------
+
+
+def build_flow(
+    source: Source[Batch],
+    sink: Sink[Any],
+    *,
+    models: Sequence[Model],
+    config: FlowConfig | None = None,
+    make_engine: Callable[[EngineSnapshot | None], AlertEngine] | None = None,
+    flow_id: str = "citywatch",
+) -> Dataflow:
+    """Wire ``source`` through ``models`` and the alert engine into ``sink``; nothing else."""
+    cfg = config or FlowConfig()
+    if cfg.partitions == 0 and isinstance(source, DecodingSource):
+        cfg = replace(cfg, partitions=len(source.list_parts()))
+    names = [m.name for m in models]
+    if len(set(names)) != len(names):
+        msg = f"models: duplicate model names {sorted(names)}"
+        raise ValueError(msg)
+    by_name = {m.name: m for m in models}
+    engine_of = make_engine or (lambda snap: AlertEngine(snapshot=snap))
+
+    def build_model_shard(key: str, resume: bytes | None) -> ModelShard:
+        model = by_name[key[2:].rsplit("#", 1)[0]]
+        return ModelShard(model, resume, cfg.durable, cfg.partitions)
+
+    def shard_builder(with_guard: bool) -> Callable[[bytes | None], EngineShard]:
+        def build(resume: bytes | None) -> EngineShard:
+            if resume is None:
+                guard = (
+                    FloodGuard(limit=cfg.flood_limit, window_ms=cfg.flood_window_ms)
+                    if with_guard
+                    else None
+                )
+                wm = Watermark(cfg.partitions)
+                return EngineShard(engine_of(None), wm, cfg.grace_ms, cfg.durable, guard)
+            snap, wm, guard = pickle.loads(resume)  # noqa: S301 - our own snapshot
+            return EngineShard(engine_of(snap), wm, cfg.grace_ms, cfg.durable, guard)
+
+        return build
+
+    flow = Dataflow(flow_id)
+    batches = op.input("in", flow, source)
+    accounting = op.flat_map_batch("account", batches, account)
+    routed = op.flat_map_batch("route", batches, make_router(models, cfg))
+    to_models = op.branch("split_models", routed, lambda kv: kv[0][0] == "m")
+    ticks = op.branch("split_ticks", to_models.falses, lambda kv: kv[0][0] == "e")
+    signals = _stateful_keyed("models", to_models.trues, build_model_shard)
+    engine_in = op.merge(
+        "engine_in", op.flat_map("to_engine", signals, make_to_engine(cfg)), ticks.trues
+    )
+    alerts = op.stateful("engine", engine_in, shard_builder(with_guard=False))
+    area_in = op.merge("area_in", op.flat_map("to_area", alerts, make_to_area(cfg)), ticks.falses)
+    incidents = op.stateful("areas", area_in, shard_builder(with_guard=True))
+    stamped = op.flat_map_batch("stamp", op.merge("all_alerts", alerts, incidents), stamp)
+    op.output("redis", op.merge("to_sink", stamped, accounting), sink)
+    return flow
+
+
+def _stateful_keyed(step_id: str, up: Any, build: Callable[[str, bytes | None], ModelShard]) -> Any:
+    """``op.stateful`` whose builder also gets the key (the model shard names its model)."""
+    tagged = op.map("tag_" + step_id, up, lambda kv: (kv[0], (kv[0], kv[1])))
+
+    class _Keyed(StatefulLogic[tuple[str, list[Any]], list[Signal], bytes | None]):
+        def __init__(self, resume: bytes | None) -> None:
+            self.resume = resume
+            self.inner: ModelShard | None = None
+
+        def on_item(self, value: tuple[str, list[Any]]) -> tuple[Iterable[list[Signal]], bool]:
+            if self.inner is None:
+                self.inner = build(value[0], self.resume)
+                self.resume = None
+            return self.inner.on_item(value[1])
+
+        def snapshot(self) -> bytes | None:
+            return self.inner.snapshot() if self.inner is not None else self.resume
+
+    return op.stateful(step_id, tagged, _Keyed)

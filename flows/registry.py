@@ -1,0 +1,44 @@
+"""The models the city flow runs: ONE registration line per model.
+
+A registration names the model's domain (for the per-domain flows) and a factory that builds
+it from the reference data and the settings. To add a model, import it and add one line to
+:data:`MODELS`; its ``name`` must be unique (it keys the model's state for recovery).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from citywatch.registry import Registry
+from citywatch.settings import Settings
+from models.base import Model
+from models.vehicles.model import DwellModel
+from models.worksites.model import WorksiteResumption
+
+__all__ = ["DOMAINS", "MODELS", "Registration", "build_models"]
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    domain: str
+    factory: Callable[[Registry, Settings], Model]
+
+
+MODELS: Sequence[Registration] = (
+    Registration("vehicles", lambda reg, s: DwellModel(reg)),
+    Registration("worksites", lambda reg, s: WorksiteResumption(reg)),
+)
+
+#: The domains a per-domain flow can run alone (``citywatch run --domain air``).
+DOMAINS = ("air", "vehicles", "worksites", "hotline")
+
+
+def build_models(
+    registry: Registry, settings: Settings, *, domain: str | None = None
+) -> list[Model]:
+    """Instantiate the registered models (of one ``domain``, or all)."""
+    if domain is not None and domain not in DOMAINS:
+        msg = f"domain: {domain!r} is not one of {', '.join(DOMAINS)}"
+        raise ValueError(msg)
+    return [r.factory(registry, settings) for r in MODELS if domain in (None, r.domain)]

@@ -1,0 +1,323 @@
+"""Running the city flow: options -> source, models, sink -> bytewax, in one or N processes.
+
+:func:`run_city` is what ``citywatch run`` and ``citywatch demo`` call. With ``processes=1`` the
+flow runs in this process; with N it starts N worker processes on this host (``python -m
+flows.worker``), each one bytewax process of one cluster, each reading its own share of the
+source partitions. The multi-host form runs the same worker command on every host with the
+full address list (see ``docs/operations.md``).
+
+Recovery: with ``recovery_dir`` the flow snapshots its state every epoch into bytewax recovery
+partitions there, and a rerun with the same directory and options resumes after a crash. The
+directory also keeps the run id (which scopes the sink's offset bookkeeping) and the flow's
+shape, checked on resume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import orjson
+from bytewax.dataflow import Dataflow
+
+from citywatch.errors import ConfigError
+from citywatch.registry import Registry
+from citywatch.settings import Settings
+from flows.city import FlowConfig, build_flow
+from flows.registry import build_models
+from flows.sources import DecodingSource, RawSource
+from models.alert_engine import AlertEngine, EngineSnapshot
+from sinks.redis_sink import RedisSink
+
+__all__ = ["SOURCES", "RunOptions", "build_city_flow", "run_city"]
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("sim", "files", "redis", "mqtt")
+_STATE_FILE = "citywatch-run.json"
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Everything that defines one run (JSON-serializable: worker processes receive it)."""
+
+    source: str = "sim"
+    scenario: str = "demo"
+    seed: int = 1
+    scale: float | None = None
+    #: Pacing factor for the simulator (1.0 = live); None = as fast as possible.
+    speed: float | None = 1.0
+    paths: tuple[str, ...] = ()
+    registry_dir: str | None = None
+    #: Redis input: stream kinds to read (``cw:in:{kind}`` and ``cw:in:{kind}:*``).
+    kinds: tuple[str, ...] = ()
+    #: Stop a Redis/MQTT source after this many idle seconds (None: run forever).
+    idle_stop_s: float | None = None
+    domain: str | None = None
+    processes: int = 1
+    #: Source partitions (simulator); default one per process.
+    partitions: int | None = None
+    recovery_dir: str | None = None
+    first_port: int = 0
+    run_id: str = ""
+    flow: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> RunOptions:
+        d = orjson.loads(data)
+        d["paths"] = tuple(d.get("paths", ()))
+        d["kinds"] = tuple(d.get("kinds", ()))
+        return cls(**d)
+
+    def flow_config(self) -> FlowConfig:
+        return FlowConfig(durable=self.recovery_dir is not None, **self.flow)
+
+
+def load_registry(opts: RunOptions, settings: Settings) -> tuple[Registry, Any]:
+    """The reference data (and the simulation, for the simulator source)."""
+    if opts.source == "sim":
+        from flows.sources.sim import SimSpec
+
+        spec = SimSpec(opts.scenario, seed=opts.seed, scale=opts.scale)
+        sim = spec.build()
+        return sim.registry, spec
+    directory = Path(opts.registry_dir) if opts.registry_dir else settings.data_dir / "registry"
+    if directory.is_dir():
+        return Registry.load(directory), None
+    if opts.registry_dir:
+        msg = f"registry: {opts.registry_dir!r} is not a directory"
+        raise ConfigError(msg)
+    log.warning("no registry directory (%s): running with empty reference data", directory)
+    return Registry(), None
+
+
+def make_raw_source(opts: RunOptions, settings: Settings, url: str, spec: Any) -> RawSource:
+    parts = opts.partitions or opts.processes
+    if opts.source == "sim":
+        from flows.sources.sim import sim_source
+
+        return sim_source(spec, partitions=parts, speed=opts.speed)
+    if opts.source == "files":
+        from flows.sources.files import FileSource
+
+        return FileSource(list(opts.paths))
+    if opts.source == "redis":
+        from flows.sources.redis_streams import RedisStreamSource
+
+        return RedisStreamSource(
+            url, settings.keys, kinds=opts.kinds or None, idle_stop_s=opts.idle_stop_s
+        )
+    if opts.source == "mqtt":
+        from flows.sources.mqtt import MqttSource
+
+        return MqttSource(
+            settings.mqtt_url,
+            client_id=f"citywatch-{opts.run_id or 'run'}",
+            idle_stop_s=opts.idle_stop_s,
+        )
+    msg = f"source: {opts.source!r} is not one of {', '.join(SOURCES)}"
+    raise ConfigError(msg)
+
+
+def build_city_flow(opts: RunOptions, settings: Settings, url: str) -> Dataflow:
+    """The real city flow for ``opts``: source, registered models, engine, Redis sink."""
+    registry, spec = load_registry(opts, settings)
+    models = build_models(registry, settings, domain=opts.domain)
+    raw = make_raw_source(opts, settings, url, spec)
+    source = DecodingSource(
+        raw,
+        region=settings.region_box,
+        future_tolerance_ms=settings.future_tolerance_ms,
+        lateness_ms=int(settings.lateness_s * 1000),
+        batch_size=settings.batch_size,
+    )
+    sink = RedisSink(
+        url,
+        settings.keys,
+        run_id=opts.run_id,
+        alerts_maxlen=settings.alerts_maxlen,
+        deadletter_maxlen=settings.deadletter_maxlen,
+    )
+    locate = registry.district_of if registry.districts else None
+
+    def make_engine(snap: EngineSnapshot | None) -> AlertEngine:
+        return AlertEngine(locate=locate, snapshot=snap)
+
+    cfg = opts.flow_config()
+    if cfg.grace_ms == FlowConfig().grace_ms:
+        cfg = dataclasses.replace(cfg, grace_ms=int(settings.lateness_s * 1000) + cfg.tick_ms)
+    return build_flow(source, sink, models=models, config=cfg, make_engine=make_engine)
+
+
+def prepare_recovery(opts: RunOptions) -> RunOptions:
+    """Create the recovery directory on first use, or check it matches and reuse its run id."""
+    if opts.recovery_dir is None:
+        return dataclasses.replace(opts, run_id=opts.run_id or uuid.uuid4().hex[:12])
+    from bytewax.recovery import init_db_dir
+
+    d = Path(opts.recovery_dir)
+    state = d / _STATE_FILE
+    shape = {
+        "source": opts.source,
+        "scenario": opts.scenario,
+        "seed": opts.seed,
+        "flow": opts.flow,
+        "domain": opts.domain,
+        "partitions": opts.partitions,
+    }
+    if state.exists():
+        saved = orjson.loads(state.read_bytes())
+        if saved["shape"] != shape:
+            msg = (
+                f"recovery_dir: {d} holds a run of {saved['shape']}, not {shape}; "
+                "use a fresh directory"
+            )
+            raise ConfigError(msg)
+        log.warning("resuming run %s from %s", saved["run_id"], d)
+        return dataclasses.replace(opts, run_id=saved["run_id"])
+    d.mkdir(parents=True, exist_ok=True)
+    init_db_dir(d, max(1, opts.processes))  # type: ignore[no-untyped-call]
+    run_id = opts.run_id or uuid.uuid4().hex[:12]
+    state.write_bytes(orjson.dumps({"run_id": run_id, "shape": shape}))
+    return dataclasses.replace(opts, run_id=run_id)
+
+
+def execute(
+    opts: RunOptions,
+    settings: Settings,
+    url: str,
+    *,
+    proc_id: int | None = None,
+    addresses: list[str] | None = None,
+) -> None:
+    """Run the flow in this process (one member of a cluster when ``addresses`` is given)."""
+    from bytewax.recovery import RecoveryConfig
+    from bytewax.run import cli_main
+
+    flow = build_city_flow(opts, settings, url)
+    recovery = (
+        RecoveryConfig(Path(opts.recovery_dir))  # type: ignore[no-untyped-call]
+        if opts.recovery_dir
+        else None
+    )
+    cli_main(  # type: ignore[no-untyped-call]
+        flow,
+        workers_per_process=1,
+        process_id=proc_id,
+        addresses=addresses,
+        epoch_interval=timedelta(seconds=settings.epoch_s),
+        recovery_config=recovery,
+    )
+
+
+@contextlib.contextmanager
+def _redis_url(settings: Settings) -> Iterator[str]:
+    from citywatch.redisconn import embedded_or_url, redact
+
+    with embedded_or_url(settings.redis_url) as url:
+        if settings.redis_url is None:
+            print(
+                f"citywatch run: embedded Redis at {redact(url)} (set REDIS_URL to keep alerts)",
+                flush=True,
+            )
+        yield url
+
+
+def run_city(settings: Settings, opts: RunOptions | None = None, **changes: Any) -> int:
+    """Run the city flow to completion (or until SIGINT/SIGTERM); returns an exit code.
+
+    ``citywatch demo`` may call this in-process or run ``citywatch run`` as a subprocess.
+    """
+    opts = dataclasses.replace(opts or RunOptions(), **changes)
+    if opts.source not in SOURCES:
+        msg = f"source: {opts.source!r} is not one of {', '.join(SOURCES)}"
+        raise ConfigError(msg)
+    if opts.processes < 1:
+        msg = f"processes: must be >= 1, got {opts.processes}"
+        raise ConfigError(msg)
+    opts = prepare_recovery(opts)
+    with _redis_url(settings) as url:
+        from flows.metrics import serve_metrics
+
+        server = serve_metrics(url, settings) if settings.metrics_port else None
+        try:
+            if opts.processes == 1:
+                execute(opts, settings, url)
+                return 0
+            return _run_cluster(opts, settings, url)
+        finally:
+            if server is not None:
+                server.shutdown()
+
+
+def cluster_addresses(processes: int, first_port: int = 0) -> list[str]:
+    """``127.0.0.1:port`` for each process (free ports unless ``first_port`` is given)."""
+    if first_port:
+        return [f"127.0.0.1:{first_port + i}" for i in range(processes)]
+    import socket
+
+    socks = []
+    try:
+        for _ in range(processes):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [f"127.0.0.1:{s.getsockname()[1]}" for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _run_cluster(opts: RunOptions, settings: Settings, url: str) -> int:
+    addresses = cluster_addresses(opts.processes, opts.first_port)
+    env = {**os.environ, "REDIS_URL": url, "CW_PREFIX": settings.prefix}
+    children = [
+        subprocess.Popen(  # noqa: S603 - our own module, fixed argv
+            [
+                sys.executable,
+                "-m",
+                "flows.worker",
+                "--options",
+                opts.to_json().decode(),
+                "--process-id",
+                str(i),
+                "--addresses",
+                ";".join(addresses),
+            ],
+            env=env,
+        )
+        for i in range(opts.processes)
+    ]
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        for c in children:
+            if c.poll() is None:
+                c.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        codes = [c.wait() for c in children]
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        for c in children:
+            if c.poll() is None:
+                c.kill()
+                c.wait()
+    bad = [c for c in codes if c != 0]
+    return bad[0] if bad else 0
