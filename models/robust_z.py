@@ -134,7 +134,12 @@ class RobustZ(Detector):
         s = self.mean_abs_dev * _ABS_TO_SIGMA
         return s if s > self.min_scale else self.min_scale
 
-    def _value(self, x: float | None) -> float | None:
+    def transform(self, x: float | None) -> float | None:
+        """The value the detector works on (``log1p`` if set); None for missing/non-finite.
+
+        With :meth:`z_of` and :meth:`learn_value` a caller that both scores and learns a value
+        transforms it once (a hot-path saving; ``score_one``/``learn_one`` are the API).
+        """
         if x is None or x != x or x in (math.inf, -math.inf):
             return None
         if self.log1p:
@@ -142,9 +147,12 @@ class RobustZ(Detector):
         return float(x)
 
     def learn_one(self, x: float | None) -> None:
-        v = self._value(x)
-        if v is None:
-            return
+        v = self.transform(x)
+        if v is not None:
+            self.learn_value(v)
+
+    def learn_value(self, v: float) -> None:
+        """Learn an already transformed, finite value."""
         n = self._n + 1
         self._n = n
         if n == 1:
@@ -167,10 +175,17 @@ class RobustZ(Detector):
 
     def z_one(self, x: float | None) -> float:
         """Signed robust z of ``x`` against the current estimates; 0.0 in warm-up or for None."""
-        v = self._value(x)
+        v = self.transform(x)
         if v is None or self._n < self.warmup:
             return 0.0
         return (v - self.location) / self.scale
+
+    def z_of(self, v: float) -> float:
+        """Signed robust z of an already transformed value; 0.0 in warm-up."""
+        if self._n < self.warmup:
+            return 0.0
+        s = self.mean_abs_dev * _ABS_TO_SIGMA
+        return (v - self.location) / (s if s > self.min_scale else self.min_scale)
 
     def score_one(self, x: float | None) -> float:
         z = self.z_one(x)

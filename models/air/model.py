@@ -110,8 +110,6 @@ class AirConfig:
     spike_n: int = 4
     spike_clear: int = 5
     spike_half_life: float = 360.0
-    #: share of neighbours (upwind ones count double) elevated above which a rise is regional
-    spike_regional_share: float = 0.5
     # drift
     drift_fast_half_life: float = 120.0
     drift_slow_half_life: float = 2880.0
@@ -119,10 +117,15 @@ class AirConfig:
     drift_threshold: float = 0.25
     drift_for: int = 30
     drift_clear: int = 60
-    # station elevation for episodes and the regional check
-    level_fast_half_life: float = 5.0
-    level_slow_half_life: float = 1440.0
+    # station anomaly for episodes and the regional check: the short-term log level relative
+    # to the city reference (median of all stations), minus its own slow baseline
+    level_half_life: float = 5.0
+    anomaly_half_life: float = 720.0
+    anomaly_clip: float = 0.1
     level_warmup: int = 60
+    #: the city reference is this quantile of the stations' levels: a low one stays with the
+    #: clean part of the city even when an episode covers most of it
+    reference_quantile: float = 0.3
     # signals
     refresh_ms: int = 5 * MINUTE_MS
     partition: Partition = "city"
@@ -148,8 +151,9 @@ class StationState:
         "qc",
         "range_hist",
         "range_on",
+        "rel",
+        "rel_base",
         "resid",
-        "slow",
         "spike_hist",
         "spike_on",
         "spike_quiet",
@@ -174,9 +178,10 @@ class StationState:
         # latest usable log1p(PM2.5) and its time, for neighbours
         self.v = 0.0
         self.v_ts = -(10**15)
-        # own level: fast and slow EWMAs of log1p(PM2.5) (elevation = fast - slow)
+        # short-term log level, its offset to the city reference and that offset's baseline
         self.fast = 0.0
-        self.slow = 0.0
+        self.rel = 0.0
+        self.rel_base = 0.0
         self.level_n = 0
         # residual to the neighbour median: robust baseline and scale
         self.resid = RobustZ(cfg.spike_half_life, warmup=60, clip=2.0, min_scale=0.08)
@@ -195,19 +200,27 @@ class StationState:
         self.last_sent: dict[str, int] = {}
 
     @property
-    def elevation(self) -> float:
-        """Short-term log level minus the station's own slow baseline (0 in warm-up)."""
-        return self.fast - self.slow if self.level_n >= 60 else 0.0
+    def anomaly(self) -> float:
+        """How far the station's level relative to the city stands above its usual (log units).
+
+        ``(fast - city reference) - baseline``: near 0 on an ordinary day whatever the weather
+        (the weather moves every station), 0.69 when the station reads twice its usual share.
+        0.0 during warm-up.
+        """
+        return self.rel - self.rel_base if self.level_n >= 60 else 0.0
 
 
 class AirState:
     """State of one area key: its stations and its districts' episode detectors."""
 
-    __slots__ = ("episodes", "stations")
+    __slots__ = ("episodes", "ref", "ref_next_ms", "stations")
 
     def __init__(self) -> None:
         self.stations: dict[str, StationState] = {}
         self.episodes: dict[str, EpisodeDetector] = {}
+        #: city reference: a low quantile of healthy stations' short-term log levels
+        self.ref: float | None = None
+        self.ref_next_ms = 0
 
 
 _LEVEL_OF_CATEGORY: Final = {3: Level.YELLOW, 4: Level.ORANGE, 5: Level.RED, 6: Level.RED}
@@ -229,12 +242,20 @@ class AirModel(Model):
             self.stations.values(), k=cfg.k_neighbours, radius_m=cfg.radius_m, same_group=group
         )
         self._grid = {s.id: grid_id(s.lat, s.lon) for s in self.stations.values()}
+        # per station: (neighbour id, bearing to it, whether it is in the same district)
+        self._nbs = {
+            sid: tuple(
+                (nid, bearing, self.stations[nid].district == self.stations[sid].district)
+                for nid, _dist, bearing in self.index.of(sid)
+            )
+            for sid in self.stations
+        }
         self._by_district: dict[str, list[str]] = {}
         for s in self.stations.values():
             self._by_district.setdefault(s.district, []).append(s.id)
         self._decay = (
-            1.0 - 0.5 ** (1.0 / cfg.level_fast_half_life),
-            1.0 - 0.5 ** (1.0 / cfg.level_slow_half_life),
+            1.0 - 0.5 ** (1.0 / cfg.level_half_life),
+            1.0 - 0.5 ** (1.0 / cfg.anomaly_half_life),
         )
         self._fixed_table: BreakpointTable | None = None
         if cfg.table != "auto":
@@ -354,7 +375,11 @@ class AirModel(Model):
         st.muted = muted
 
         # -- AQI and exceedance ---------------------------------------------------------------
-        clean = [None if f >= _FAIL else v for v, f in zip(values, flags, strict=True)]
+        clean = (
+            values
+            if _FAIL not in flags
+            else tuple(None if f >= _FAIL else v for v, f in zip(values, flags, strict=True))
+        )
         for hour in st.acc.add(ts, clean):
             table = self._fixed_table or table_for(hour.start_ms)
             out.extend(self._exceedance(st, sid, ts, hourly_aqi(hour.means, table)))
@@ -369,41 +394,77 @@ class AirModel(Model):
             return out
         v = math.log1p(pm25) if pm25 > 0.0 else 0.0
         st.v, st.v_ts = v, ts
-        af, aslow = self._decay
+        stations = state.stations
+        if ts >= state.ref_next_ms:
+            self._update_reference(state, ts)
+        a_fast, a_base = self._decay
         n = st.level_n + 1
         st.level_n = n
-        if n == 1:
-            st.fast = st.slow = v
-        else:
-            st.fast += (af if n > 5 else 1.0 / n) * (v - st.fast)
-            # the slow baseline learns only from non-elevated readings (clipped)
-            e = v - st.slow
-            st.slow += (aslow if n > cfg.level_warmup else 1.0 / n) * (e if e < 0.3 else 0.3)
-        nbs = self.index.of(sid)
-        stations = state.stations
+        st.fast = v if n == 1 else st.fast + (a_fast if n > 5 else 1.0 / n) * (v - st.fast)
+        ref = state.ref
+        if ref is not None:
+            st.rel = rel = st.fast - ref
+            e = rel - st.rel_base
+            if n <= cfg.level_warmup:
+                st.rel_base += e / n
+            else:
+                c = cfg.anomaly_clip
+                st.rel_base += a_base * (c if e > c else -c if e < -c else e)
         vals: list[float] = []
-        up_w = 0.0
-        tot_w = 0.0
+        mates: list[float] = []
+        others: list[float] = []
+        up = 0.0
+        tot = 0.0
         wind = event.wind_deg if event.wind_ms is not None and event.wind_ms >= 1.0 else None
-        for nid, _dist, bearing in nbs:
+        thr = cfg.episode.elevated
+        max_age = cfg.max_age_ms
+        warm = cfg.level_warmup
+        for nid, bearing, same in self._nbs.get(sid, ()):
             o = stations.get(nid)
-            if o is None or o.muted or ts - o.v_ts > cfg.max_age_ms:
+            if o is None or o.muted or ts - o.v_ts > max_age:
                 continue
             vals.append(o.v)
+            if o.level_n < warm:
+                continue
+            oa = o.rel - o.rel_base
+            (mates if same else others).append(oa)
             w = 1.0
             if wind is not None:
                 diff = abs((bearing - wind + 180.0) % 360.0 - 180.0)
                 if diff <= 45.0:
-                    w = 2.0  # the neighbour lies upwind: its rise would reach us
-            tot_w += w
-            if o.elevation > cfg.episode.elevated * 0.6:
-                up_w += w
+                    w = 2.0  # the neighbour lies upwind: what it breathes reaches us next
+            tot += w
+            if oa > thr:
+                up += w
         if len(vals) >= cfg.min_neighbours:
-            r = v - median(vals)
-            out.extend(self._local_source(st, sid, ts, pm25, r, vals, up_w / tot_w, event))
+            nb_level = median(vals)
+            r = v - nb_level
+            # the rise compared with the neighbours' rise (same district first): a regional
+            # episode lifts them all, a local source lifts this station alone
+            comp = mates if len(mates) >= 2 else mates + others
+            if comp and st.level_n >= cfg.level_warmup:
+                spike_r = st.anomaly - median(comp)
+                share = up / tot if tot else 0.0
+                out.extend(self._local_source(st, sid, ts, pm25, spike_r, nb_level, share, event))
             out.extend(self._drift(st, sid, ts, r))
-        out.extend(self._episode(state, st, sid, ts))
+        station = self.stations.get(sid)
+        if station is not None:
+            ep = state.episodes.get(station.district)
+            if ep is None or ts >= ep.last_step_ms + cfg.episode.step_ms:
+                out.extend(self._episode(state, st, station.district, ts))
         return out
+
+    def _update_reference(self, state: AirState, ts: int) -> None:
+        cfg = self.cfg
+        levels = [
+            o.fast
+            for o in state.stations.values()
+            if not o.muted and ts - o.v_ts <= cfg.max_age_ms and o.level_n >= 5
+        ]
+        if len(levels) >= 3:
+            levels.sort()
+            state.ref = levels[int(cfg.reference_quantile * (len(levels) - 1))]
+        state.ref_next_ms = ts - ts % MINUTE_MS + MINUTE_MS
 
     # -- parts -----------------------------------------------------------------------------
 
@@ -456,25 +517,26 @@ class AirModel(Model):
         ts: int,
         pm25: float,
         r: float,
-        vals: list[float],
+        nb_level: float,
         regional_share: float,
         event: Air,
     ) -> list[Signal]:
         cfg = self.cfg
         det = st.resid
-        z = det.z_one(r)
-        excess = pm25 - math.expm1(median(vals))
+        z = det.z_of(r)
+        excess = pm25 - math.expm1(nb_level)
         hit = z > cfg.spike_z and excess > cfg.spike_min_excess
-        regional = regional_share >= cfg.spike_regional_share
         st.spike_hist = ((st.spike_hist << 1) | (1 if hit else 0)) & ((1 << cfg.spike_n) - 1)
         out: list[Signal] = []
         if not st.spike_on:
-            if hit and not regional and st.spike_hist.bit_count() >= cfg.spike_m:
+            if hit and st.spike_hist.bit_count() >= cfg.spike_m:
                 st.spike_on = True
                 st.spike_quiet = 0
-                out.append(self._spike_signal(st, sid, ts, z, excess, pm25, event, True))
+                out.append(
+                    self._spike_signal(st, sid, ts, z, excess, pm25, regional_share, event, True)
+                )
             elif not hit:
-                det.learn_one(r)
+                det.learn_value(r)
         else:
             if z < cfg.spike_z_off or excess < cfg.spike_min_excess * 0.5:
                 st.spike_quiet += 1
@@ -485,7 +547,11 @@ class AirModel(Model):
             else:
                 st.spike_quiet = 0
                 if ts - st.last_sent.get("air.spike", 0) >= cfg.refresh_ms:
-                    out.append(self._spike_signal(st, sid, ts, z, excess, pm25, event, False))
+                    out.append(
+                        self._spike_signal(
+                            st, sid, ts, z, excess, pm25, regional_share, event, False
+                        )
+                    )
         return out
 
     def _spike_signal(
@@ -496,6 +562,7 @@ class AirModel(Model):
         z: float,
         excess: float,
         pm25: float,
+        share: float,
         event: Air,
         first: bool,
     ) -> Signal:
@@ -505,6 +572,7 @@ class AirModel(Model):
             "pm25": round(pm25, 1),
             "excess_ugm3": round(excess, 1),
             "z": round(z, 2),
+            "neighbours_elevated": round(share, 2),
             "wind_deg": event.wind_deg,
             "wind_ms": event.wind_ms,
             "first": first,
@@ -552,23 +620,18 @@ class AirModel(Model):
             evidence,
         )
 
-    def _episode(self, state: AirState, st: StationState, sid: str, ts: int) -> list[Signal]:
-        station = self.stations.get(sid)
-        if station is None:
-            return []
-        district = station.district
+    def _episode(self, state: AirState, st: StationState, district: str, ts: int) -> list[Signal]:
         ep = state.episodes.get(district)
         if ep is None:
             ep = state.episodes[district] = EpisodeDetector()
         cfg = self.cfg
-        if not ep.due(ts, cfg.episode):
-            return []
         elevations = []
         for oid in self._by_district.get(district, ()):
             o = state.stations.get(oid)
-            if o is None or o.muted or ts - o.v_ts > cfg.max_age_ms or o.level_n < 60:
+            if o is None or o.muted or ts - o.v_ts > cfg.max_age_ms:
                 continue
-            elevations.append(o.elevation)
+            if o.level_n >= cfg.level_warmup:
+                elevations.append(o.anomaly)
         change = ep.step(ts, elevations, cfg.episode)
         subject_id = district
         if change is False:

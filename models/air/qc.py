@@ -98,6 +98,10 @@ class QcConfig:
     repeat_cap: float = field(init=False, repr=False, compare=False, default=0.0)
     repeat_rate: float = field(init=False, repr=False, compare=False, default=0.0)
     log_stuck_p: float = field(init=False, repr=False, compare=False, default=0.0)
+    #: per channel (fail_lo, fail_hi, suspect_hi, floor, roc_max): one unpack in the hot loop
+    limits: tuple[tuple[float, float, float, float, float], ...] = field(
+        init=False, repr=False, compare=False, default=()
+    )
 
     def __post_init__(self) -> None:
         if len(self.specs) != len(CHANNELS):
@@ -118,14 +122,22 @@ class QcConfig:
         object.__setattr__(self, "repeat_cap", self.stuck_p ** (1.0 / self.stuck_max_run))
         object.__setattr__(self, "repeat_rate", 1.0 - 0.5 ** (1.0 / self.repeat_half_life))
         object.__setattr__(self, "log_stuck_p", math.log(self.stuck_p))
+        object.__setattr__(
+            self,
+            "limits",
+            tuple((c.fail_lo, c.fail_hi, c.suspect_hi, c.floor, c.roc_max) for c in self.specs),
+        )
 
 
 DEFAULT_QC: Final = QcConfig()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QcResult:
-    """Flags of one reading (aligned with :data:`CHANNELS`) and the faults it shows."""
+    """Flags of one reading (aligned with :data:`CHANNELS`) and the faults it shows.
+
+    (Not frozen: a frozen dataclass costs a microsecond to build, this one is made per reading.)
+    """
 
     flags: tuple[int, ...]
     range_fail: tuple[str, ...]
@@ -191,42 +203,41 @@ class StationQC:
         stuck: list[str] = []
         flat: list[int] = []
         prevs, runs, reps = self.prev, self.runs, self.p_repeat
-        specs = cfg.specs
+        limits = cfg.limits
+        rate = cfg.repeat_rate
+        joint_run = cfg.stuck_joint_run
         for i in range(6):
             x = values[i]
             if x is None or x != x:
                 continue
-            spec = specs[i]
-            if x < spec.fail_lo or x > spec.fail_hi:
+            lo, hi, suspect_hi, floor, roc_max = limits[i]
+            if x < lo or x > hi:
                 range_fail.append(CHANNELS[i])
                 flags[i] = _FAIL
                 if in_order:
                     runs[i] = 0
                     prevs[i] = None
                 continue
-            flag = _SUSPECT if x > spec.suspect_hi or x < 0.0 else _PASS
+            flag = _SUSPECT if x > suspect_hi or x < 0.0 else _PASS
             if in_order:
                 prev = prevs[i]
                 p = reps[i]
-                if prev is None:
-                    runs[i] = 0
-                    p -= cfg.repeat_rate * p
-                elif x == prev:
+                if x == prev:
                     run = runs[i] + 1
                     runs[i] = run
-                    if x > spec.floor and run >= cfg.stuck_joint_run:
+                    if x > floor and run >= joint_run:
                         flat.append(i)
                         if run >= cfg.stuck_min_run and run * math.log(p) < cfg.log_stuck_p:
                             flag = _FAIL
                             stuck.append(CHANNELS[i])
                     if flag != _FAIL:
-                        p += cfg.repeat_rate * (1.0 - p)
+                        p += rate * (1.0 - p)
                         if p > cfg.repeat_cap:
                             p = cfg.repeat_cap
                 else:
                     runs[i] = 0
-                    p -= cfg.repeat_rate * p
-                    if abs(x - prev) > spec.roc_max * roc_scale and flag == _PASS:
+                    p -= rate * p
+                    if prev is not None and flag == _PASS and abs(x - prev) > roc_max * roc_scale:
                         flag = _SUSPECT
                 reps[i] = p
                 prevs[i] = x
@@ -235,10 +246,13 @@ class StationQC:
         for i, det in spike.items():
             f = flags[i]
             if f == _PASS or f == _SUSPECT:
-                if det.z_one(values[i]) > cfg.spike_z:
+                v = det.transform(values[i])
+                if v is None:
+                    continue
+                if det.z_of(v) > cfg.spike_z:
                     flags[i] = _SUSPECT
                 elif f == _PASS or det.n < det.warmup:
-                    det.learn_one(values[i])
+                    det.learn_value(v)
         if len(flat) >= cfg.stuck_joint:
             for i in flat:
                 if flags[i] != _FAIL:
