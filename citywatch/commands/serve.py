@@ -1,0 +1,61 @@
+"""``citywatch serve``: the websocket feed and the duty-officer console, until SIGTERM.
+
+Redis is ``REDIS_URL`` (or ``redis_url`` in the config file); the feed reads ``cw:alerts`` and
+``cw:audit`` and owns the work-order fields. On SIGTERM or Ctrl-C it stops accepting, closes
+every client with 1001 (going away) and exits 0. Tokens come from ``CW_FEED_TOKENS`` (comma
+separated) and are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from citywatch.errors import ConfigError
+from citywatch.redisconn import redact
+from citywatch.settings import Settings
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", help="interface to bind (default: settings feed_host)")
+    p.add_argument("--port", type=int, help="port (default: settings feed_port; 0 = any free)")
+    p.add_argument(
+        "--registry",
+        type=Path,
+        help="registry directory with districts.geojson (default: <data_dir>/registry)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.load(getattr(args, "config", None))
+    changes: dict[str, object] = {}
+    if args.host:
+        changes["feed_host"] = args.host
+    if args.port is not None:
+        changes["feed_port"] = args.port
+    if changes:
+        settings = settings.with_(**changes)
+    if not settings.redis_url:
+        msg = "serve: set REDIS_URL (or redis_url in the config); `citywatch demo` embeds one"
+        raise ConfigError(msg)
+    print(
+        f"citywatch serve: Redis {redact(settings.redis_url)}, "
+        f"console http://{settings.feed_host}:{settings.feed_port}/",
+        file=sys.stderr,
+        flush=True,
+    )
+    asyncio.run(_main(settings, args.registry))
+    return 0
+
+
+async def _main(settings: Settings, registry: Path | None) -> None:
+    from sinks.feed.server import run as serve_feed
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await serve_feed(settings, registry_dir=registry, stop=stop)

@@ -1,0 +1,520 @@
+"""The work-order state machine on top of an alert, and the effectiveness metrics (pure, no I/O).
+
+An alert becomes a work order (DESIGN §4)::
+
+    new --dispatch--> dispatched --sign--> signed --handle--> handling --feedback--> feedback
+                          |  ^                |                                         |
+                          |  +--dispatch--+   +----------------feedback-----------------+
+                       reject             |                                          close
+                          v               |                                           v
+                       rejected --dispatch+                                         closed
+    new | rejected | feedback --close--> closed;   feedback --handle--> handling (rework)
+    new | dispatched | rejected | signed | handling --shelve(until, reason)--> shelved
+    shelved | closed --reopen--> new;   a shelved order reopens by itself at ``until``
+
+``escalate`` is the system's action when a deadline passes: sign-off (``dispatched`` for longer
+than ``signoff_deadline_s``) or handling (``signed``/``handling`` for longer than
+``handling_deadline_s``). It keeps the status and marks the order ``overdue``.
+
+:func:`plan` checks one command against the machine and returns the new fields and the audit
+event; the store writes both atomically (compare-and-set on ``rev``). :func:`compute_metrics`
+folds an audit stream into the figures the centre is judged on.
+
+>>> wo = WorkOrder()
+>>> t = plan(wo, Command("dispatch", "a1", actor="张三", dept="生态环境局"), now_ms=1000,
+...          deadlines=Deadlines(signoff_ms=60_000, handling_ms=600_000))
+>>> t.order.status.value, t.order.dept, t.order.deadline_ms, t.event["from"], t.event["to"]
+('dispatched', '生态环境局', 61000, 'new', 'dispatched')
+>>> plan(t.order, Command("close", "a1"), now_ms=2000, deadlines=Deadlines(1, 1))
+... # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+sinks.feed.lifecycle.IllegalTransition: close: not allowed from dispatched (allowed: sign, ...
+"""
+
+from __future__ import annotations
+
+import enum
+import statistics
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+
+from citywatch.errors import CitywatchError
+
+__all__ = [
+    "ACTIONS",
+    "Action",
+    "Command",
+    "Deadlines",
+    "IllegalTransition",
+    "Status",
+    "Transition",
+    "WorkOrder",
+    "allowed_actions",
+    "compute_metrics",
+    "plan",
+]
+
+
+class IllegalTransition(CitywatchError):
+    """A command that the state machine does not allow from the current status."""
+
+
+class Status(enum.StrEnum):
+    NEW = "new"
+    DISPATCHED = "dispatched"
+    SIGNED = "signed"
+    REJECTED = "rejected"
+    HANDLING = "handling"
+    FEEDBACK = "feedback"
+    CLOSED = "closed"
+    SHELVED = "shelved"
+
+
+class Action(enum.StrEnum):
+    DISPATCH = "dispatch"
+    SIGN = "sign"
+    REJECT = "reject"
+    HANDLE = "handle"
+    FEEDBACK = "feedback"
+    CLOSE = "close"
+    SHELVE = "shelve"
+    REOPEN = "reopen"
+    #: System only: a deadline passed. Officers cannot send it.
+    ESCALATE = "escalate"
+
+
+#: Actions an officer may send over the socket.
+ACTIONS: Final[frozenset[str]] = frozenset(a.value for a in Action if a is not Action.ESCALATE)
+
+S, A = Status, Action
+_NEXT: Final[dict[tuple[Status, Action], Status]] = {
+    (S.NEW, A.DISPATCH): S.DISPATCHED,
+    (S.NEW, A.CLOSE): S.CLOSED,
+    (S.NEW, A.SHELVE): S.SHELVED,
+    (S.DISPATCHED, A.SIGN): S.SIGNED,
+    (S.DISPATCHED, A.REJECT): S.REJECTED,
+    (S.DISPATCHED, A.DISPATCH): S.DISPATCHED,
+    (S.DISPATCHED, A.SHELVE): S.SHELVED,
+    (S.DISPATCHED, A.ESCALATE): S.DISPATCHED,
+    (S.REJECTED, A.DISPATCH): S.DISPATCHED,
+    (S.REJECTED, A.CLOSE): S.CLOSED,
+    (S.REJECTED, A.SHELVE): S.SHELVED,
+    (S.SIGNED, A.HANDLE): S.HANDLING,
+    (S.SIGNED, A.FEEDBACK): S.FEEDBACK,
+    (S.SIGNED, A.SHELVE): S.SHELVED,
+    (S.SIGNED, A.ESCALATE): S.SIGNED,
+    (S.HANDLING, A.FEEDBACK): S.FEEDBACK,
+    (S.HANDLING, A.SHELVE): S.SHELVED,
+    (S.HANDLING, A.ESCALATE): S.HANDLING,
+    (S.FEEDBACK, A.CLOSE): S.CLOSED,
+    (S.FEEDBACK, A.HANDLE): S.HANDLING,
+    (S.CLOSED, A.REOPEN): S.NEW,
+    (S.SHELVED, A.REOPEN): S.NEW,
+}
+del S, A
+
+#: Statuses in which the centre still waits for someone (a work order is "active").
+ACTIVE: Final[frozenset[Status]] = frozenset(
+    {
+        Status.DISPATCHED,
+        Status.SIGNED,
+        Status.REJECTED,
+        Status.HANDLING,
+        Status.FEEDBACK,
+        Status.SHELVED,
+    }
+)
+
+
+def allowed_actions(status: Status | str) -> list[str]:
+    """The actions an officer may take from ``status``, in table order."""
+    st = Status(status)
+    return [a.value for (s, a) in _NEXT if s is st and a is not Action.ESCALATE]
+
+
+@dataclass(frozen=True, slots=True)
+class Deadlines:
+    """How long a department has to sign (from dispatch) and to hand in feedback (from sign)."""
+
+    signoff_ms: int
+    handling_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One officer (or system) action on the work order of alert ``id``."""
+
+    action: str
+    id: str
+    actor: str = "console"
+    dept: str | None = None
+    assignee: str | None = None
+    reason: str | None = None
+    note: str | None = None
+    until_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkOrder:
+    """The lifecycle fields of ``cw:alert:{id}`` (DESIGN §5), as the feed service owns them.
+
+    ``rev`` counts transitions: the store's compare-and-set key. ``overdue`` is ``""``,
+    ``"signoff"`` or ``"handling"``. ``due_ms`` is when the store must look at the order again
+    (a deadline, or the end of a shelving), 0 for never.
+    """
+
+    status: Status = Status.NEW
+    dept: str = ""
+    assignee: str = ""
+    shelved_until: int = 0
+    deadline_ms: int = 0
+    updated_ms: int = 0
+    updated_by: str = ""
+    overdue: str = ""
+    rev: int = 0
+
+    @property
+    def due_ms(self) -> int:
+        if self.status is Status.SHELVED:
+            return self.shelved_until
+        if self.overdue:
+            return 0
+        return self.deadline_ms
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE
+
+    @classmethod
+    def from_fields(cls, raw: Mapping[Any, Any]) -> WorkOrder:
+        """From a Redis hash (bytes or str keys/values); unknown or bad values fall back."""
+        d = {_s(k): _s(v) for k, v in raw.items() if v is not None}
+        try:
+            status = Status(d.get("status") or "new")
+        except ValueError:
+            status = Status.NEW
+        return cls(
+            status=status,
+            dept=d.get("dept", ""),
+            assignee=d.get("assignee", ""),
+            shelved_until=_int(d.get("shelved_until")),
+            deadline_ms=_int(d.get("deadline_ms")),
+            updated_ms=_int(d.get("updated_ms")),
+            updated_by=d.get("updated_by", ""),
+            overdue=d.get("overdue", ""),
+            rev=_int(d.get("rev")),
+        )
+
+    def to_fields(self) -> dict[str, str]:
+        """Every lifecycle field as strings, for HSET."""
+        return {
+            "status": self.status.value,
+            "dept": self.dept,
+            "assignee": self.assignee,
+            "shelved_until": str(self.shelved_until),
+            "deadline_ms": str(self.deadline_ms),
+            "updated_ms": str(self.updated_ms),
+            "updated_by": self.updated_by,
+            "overdue": self.overdue,
+            "rev": str(self.rev),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON view sent to clients."""
+        return {
+            "status": self.status.value,
+            "dept": self.dept or None,
+            "assignee": self.assignee or None,
+            "shelved_until": self.shelved_until or None,
+            "deadline_ms": self.deadline_ms or None,
+            "updated_ms": self.updated_ms or None,
+            "updated_by": self.updated_by or None,
+            "overdue": self.overdue or None,
+            "rev": self.rev,
+        }
+
+
+def _s(v: Any) -> str:
+    return v.decode("utf-8", "replace") if isinstance(v, bytes | bytearray) else str(v)
+
+
+def _int(v: str | None) -> int:
+    try:
+        return int(v) if v else 0
+    except ValueError:
+        return 0
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """The result of :func:`plan`: the order after the command and its audit event."""
+
+    before: WorkOrder
+    order: WorkOrder
+    event: dict[str, Any]
+
+
+def plan(
+    order: WorkOrder,
+    cmd: Command,
+    *,
+    now_ms: int,
+    deadlines: Deadlines,
+    alert: Mapping[str, Any] | None = None,
+) -> Transition:
+    """Check ``cmd`` against the machine from ``order`` and compute the new order and audit event.
+
+    ``alert`` (the hash's ``district``, ``rule``, ``level``) is copied into the event so metrics
+    can be computed from the audit stream alone. Raises :class:`IllegalTransition`.
+    """
+    try:
+        action = Action(cmd.action)
+    except ValueError as exc:
+        msg = f"action: {cmd.action!r} is not one of {', '.join(sorted(ACTIONS))}"
+        raise IllegalTransition(msg) from exc
+    nxt = _NEXT.get((order.status, action))
+    if nxt is None:
+        allowed = ", ".join(allowed_actions(order.status)) or "none"
+        msg = f"{action.value}: not allowed from {order.status.value} (allowed: {allowed})"
+        raise IllegalTransition(msg)
+    changes: dict[str, Any] = {"status": nxt, "updated_ms": now_ms, "updated_by": cmd.actor}
+    extra: dict[str, Any] = {}
+    if action is Action.DISPATCH:
+        if not cmd.dept:
+            msg = "dispatch: needs a department (dept)"
+            raise IllegalTransition(msg)
+        changes.update(
+            dept=cmd.dept,
+            assignee=cmd.assignee or "",
+            overdue="",
+            deadline_ms=now_ms + deadlines.signoff_ms,
+        )
+    elif action is Action.SIGN:
+        changes.update(deadline_ms=now_ms + deadlines.handling_ms, overdue="")
+        if cmd.assignee:
+            changes["assignee"] = cmd.assignee
+    elif action is Action.REJECT:
+        if not cmd.reason:
+            msg = "reject: needs a reason"
+            raise IllegalTransition(msg)
+        changes.update(deadline_ms=0, overdue="")
+    elif action is Action.FEEDBACK:
+        changes.update(deadline_ms=0)
+    elif action is Action.HANDLE:
+        if order.status is Status.FEEDBACK:  # rework: a fresh handling deadline
+            changes.update(deadline_ms=now_ms + deadlines.handling_ms, overdue="")
+    elif action is Action.CLOSE:
+        changes.update(deadline_ms=0)
+    elif action is Action.SHELVE:
+        if not cmd.reason:
+            msg = "shelve: needs a reason"
+            raise IllegalTransition(msg)
+        if cmd.until_ms is None or cmd.until_ms <= now_ms:
+            msg = f"shelve: until_ms {cmd.until_ms!r} must be in the future (now {now_ms})"
+            raise IllegalTransition(msg)
+        changes.update(shelved_until=cmd.until_ms, deadline_ms=0)
+        extra["until_ms"] = cmd.until_ms
+    elif action is Action.REOPEN:
+        changes.update(shelved_until=0, deadline_ms=0, overdue="", dept="", assignee="")
+    elif action is Action.ESCALATE:
+        if order.overdue or not order.deadline_ms or order.deadline_ms > now_ms:
+            msg = f"escalate: order is not past an open deadline ({order.deadline_ms})"
+            raise IllegalTransition(msg)
+        kind = "signoff" if order.status is Status.DISPATCHED else "handling"
+        changes.update(overdue=kind)
+        extra["kind"] = kind
+        extra["late_ms"] = now_ms - order.deadline_ms
+    new = replace(order, rev=order.rev + 1, **changes)
+    event: dict[str, Any] = {
+        "id": cmd.id,
+        "action": action.value,
+        "actor": cmd.actor,
+        "ts_ms": now_ms,
+        "from": order.status.value,
+        "to": new.status.value,
+        "dept": new.dept or order.dept or None,
+        "assignee": new.assignee or None,
+        "deadline_ms": new.deadline_ms or None,
+        "overdue": new.overdue or None,
+        "rev": new.rev,
+    }
+    for name in ("reason", "note"):
+        value = getattr(cmd, name)
+        if value:
+            event[name] = value
+    event.update(extra)
+    if alert is not None:
+        for name in ("district", "rule", "level"):
+            value = alert.get(name)
+            event[name] = _s(value) if value is not None else None
+    return Transition(before=order, order=new, event=event)
+
+
+# -- metrics ----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Cycle:
+    """One dispatch of one alert to one department, until closure or the next dispatch."""
+
+    dept: str
+    district: str
+    dispatch_ms: int
+    deadline_ms: int
+    sign_ms: int | None = None
+    overdue: bool = False
+    ended: bool = False
+
+
+@dataclass(slots=True)
+class _Group:
+    dispatched: int = 0
+    signed: int = 0
+    rejected: int = 0
+    closed: int = 0
+    overdue: int = 0
+    signoff_ms: list[int] = field(default_factory=list)
+    handling_ms: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        answered = self.signed + self.rejected
+        return {
+            "dispatched": self.dispatched,
+            "signed": self.signed,
+            "rejected": self.rejected,
+            "closed": self.closed,
+            "overdue": self.overdue,
+            "signoff_ms_mean": _mean(self.signoff_ms),
+            "signoff_ms_median": _median(self.signoff_ms),
+            "handling_ms_mean": _mean(self.handling_ms),
+            "handling_ms_median": _median(self.handling_ms),
+            "rejection_rate": _rate(self.rejected, answered),
+            "overdue_rate": _rate(self.overdue, self.dispatched),
+            "closure_rate": _rate(self.closed, self.dispatched),
+        }
+
+
+def _mean(xs: list[int]) -> float | None:
+    return round(statistics.fmean(xs), 1) if xs else None
+
+
+def _median(xs: list[int]) -> float | None:
+    return float(statistics.median(xs)) if xs else None
+
+
+def _rate(n: int, d: int) -> float | None:
+    return round(n / d, 4) if d else None
+
+
+def compute_metrics(events: Iterable[Mapping[str, Any]], *, now_ms: int) -> dict[str, Any]:
+    """Effectiveness figures from audit events (in stream order), per department and district.
+
+    Unit of count: a dispatch *cycle* (one alert sent to one department). Sign-off time is
+    dispatch -> sign; handling time is sign -> feedback; rejection rate is rejected / (signed +
+    rejected); a cycle is overdue when it was escalated, answered after its deadline, or is still
+    waiting past its deadline at ``now_ms``; closure rate is closed cycles / dispatched cycles.
+    Events missing fields are skipped, never fatal.
+
+    >>> ev = [
+    ...   {"id": "a", "action": "dispatch", "ts_ms": 0, "dept": "D1", "district": "崇川区",
+    ...    "deadline_ms": 100},
+    ...   {"id": "a", "action": "sign", "ts_ms": 40, "deadline_ms": 1000},
+    ...   {"id": "a", "action": "feedback", "ts_ms": 540},
+    ...   {"id": "a", "action": "close", "ts_ms": 600},
+    ...   {"id": "b", "action": "dispatch", "ts_ms": 0, "dept": "D1", "district": "海门区",
+    ...    "deadline_ms": 100},
+    ...   {"id": "b", "action": "reject", "ts_ms": 150, "reason": "不属本部门"},
+    ... ]
+    >>> m = compute_metrics(ev, now_ms=1000)["by_dept"]["D1"]
+    >>> m["dispatched"], m["signoff_ms_mean"], m["handling_ms_mean"], m["rejection_rate"]
+    (2, 40.0, 500.0, 0.5)
+    >>> m["overdue_rate"], m["closure_rate"]
+    (0.5, 0.5)
+    """
+    cycles: dict[str, _Cycle] = {}
+    by_dept: dict[str, _Group] = {}
+    by_district: dict[str, _Group] = {}
+    total = _Group()
+    district_of: dict[str, str] = {}
+
+    def groups(c: _Cycle) -> tuple[_Group, _Group, _Group]:
+        return (
+            by_dept.setdefault(c.dept, _Group()),
+            by_district.setdefault(c.district, _Group()),
+            total,
+        )
+
+    def mark_overdue(c: _Cycle) -> None:
+        if not c.overdue:
+            c.overdue = True
+            for g in groups(c):
+                g.overdue += 1
+
+    for ev in events:
+        try:
+            aid = str(ev["id"])
+            action = str(ev["action"])
+            ts = int(ev["ts_ms"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if ev.get("district"):
+            district_of[aid] = str(ev["district"])
+        cyc = cycles.get(aid)
+        if action == Action.DISPATCH:
+            if cyc is not None and not cyc.ended and cyc.deadline_ms and ts > cyc.deadline_ms:
+                mark_overdue(cyc)
+            cyc = _Cycle(
+                dept=str(ev.get("dept") or "?"),
+                district=district_of.get(aid, "?"),
+                dispatch_ms=ts,
+                deadline_ms=_int(str(ev.get("deadline_ms") or 0)),
+            )
+            cycles[aid] = cyc
+            for g in groups(cyc):
+                g.dispatched += 1
+            continue
+        if cyc is None or cyc.ended:
+            continue
+        if action == Action.SIGN and cyc.sign_ms is None:
+            if cyc.deadline_ms and ts > cyc.deadline_ms:
+                mark_overdue(cyc)
+            cyc.sign_ms = ts
+            cyc.deadline_ms = _int(str(ev.get("deadline_ms") or 0))
+            for g in groups(cyc):
+                g.signed += 1
+                g.signoff_ms.append(ts - cyc.dispatch_ms)
+        elif action == Action.REJECT:
+            if cyc.deadline_ms and ts > cyc.deadline_ms:
+                mark_overdue(cyc)
+            cyc.ended = True
+            for g in groups(cyc):
+                g.rejected += 1
+        elif action == Action.FEEDBACK and cyc.sign_ms is not None:
+            if cyc.deadline_ms and ts > cyc.deadline_ms:
+                mark_overdue(cyc)
+            cyc.deadline_ms = 0
+            for g in groups(cyc):
+                g.handling_ms.append(ts - cyc.sign_ms)
+        elif action == Action.HANDLE and ev.get("deadline_ms"):
+            cyc.deadline_ms = _int(str(ev.get("deadline_ms")))
+        elif action == Action.ESCALATE:
+            mark_overdue(cyc)
+        elif action == Action.CLOSE:
+            cyc.ended = True
+            for g in groups(cyc):
+                g.closed += 1
+        elif action == Action.SHELVE:
+            cyc.deadline_ms = 0
+        elif action == Action.REOPEN:
+            cyc.ended = True
+    for cyc in cycles.values():
+        if not cyc.ended and cyc.deadline_ms and now_ms > cyc.deadline_ms:
+            mark_overdue(cyc)
+    return {
+        "now_ms": now_ms,
+        "total": total.as_dict(),
+        "by_dept": {k: v.as_dict() for k, v in sorted(by_dept.items())},
+        "by_district": {k: v.as_dict() for k, v in sorted(by_district.items())},
+    }

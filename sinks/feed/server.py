@@ -1,0 +1,673 @@
+"""The websocket feed service and console host (websockets asyncio API, one process).
+
+One reader task per process follows ``cw:alerts`` and ``cw:audit`` with XREAD BLOCK and fans
+each entry out to the subscribed clients whose filter matches; every message is encoded once.
+Each client has a bounded queue drained by its own sender task: a client whose queue overflows
+is closed with 1013 and resumes with ``since``; nobody else waits for it.
+
+Backfill without gap or duplicate: on subscribe the client is registered for live fan-out
+*first*, at the reader's current positions R; the sender then pages ``(since, R]`` with XRANGE
+and only afterwards drains the queue, skipping anything at or below what it already sent.
+
+Lifecycle actions are checked by :mod:`sinks.feed.lifecycle` and written by
+:class:`sinks.feed.store.FeedStore` (atomic compare-and-set); the broadcast comes from the
+audit stream, so every feed process tells its clients about every action.
+
+HTTP on the same port (``process_request``): ``/`` the console, ``/static/*`` its assets,
+``/districts.geojson``, ``/config.json``, ``/healthz``. Websocket: ``/feed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import hmac
+import http
+import logging
+import mimetypes
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+import redis.asyncio as aioredis
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from citywatch.errors import ConfigError
+from citywatch.settings import Settings
+from sinks.feed import protocol as proto
+from sinks.feed.lifecycle import (
+    Command,
+    Deadlines,
+    IllegalTransition,
+    Status,
+    Transition,
+    compute_metrics,
+    plan,
+)
+from sinks.feed.protocol import CLOSE_AUTH, CLOSE_SLOW, Filter, ProtocolError, sid_key
+from sinks.feed.store import FeedStore
+
+__all__ = ["STATIC_DIR", "FeedServer", "run"]
+
+log = logging.getLogger("citywatch.feed")
+
+STATIC_DIR: Final = Path(__file__).resolve().parent.parent / "static"
+DEFAULT_DEPARTMENTS: Final = (
+    "生态环境局",
+    "应急管理局",
+    "交通运输局",
+    "住房和城乡建设局",
+    "城市管理局",
+    "公安局",
+    "市场监督管理局",
+    "水利局",
+    "属地街道",
+)
+_HOST_RE: Final = re.compile(r"^[A-Za-z0-9.\-\[\]:]{1,255}$")
+_EMPTY_GEOJSON: Final = b'{"type":"FeatureCollection","features":[]}'
+_Item = tuple[str, tuple[int, int] | None, bytes]  # (kind a|l|h, stream key, message)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(eq=False, slots=True)
+class Client:
+    """One subscribed connection: its filter, bounded queue and progress on each stream."""
+
+    ws: ServerConnection
+    filter: Filter
+    queue: asyncio.Queue[_Item]
+    bound_a: str = "0-0"
+    bound_l: str = "0-0"
+    last_a: tuple[int, int] = (0, 0)
+    last_l: tuple[int, int] = (0, 0)
+    dropped: bool = False
+    sender: asyncio.Task[None] | None = None
+
+
+@dataclass(slots=True)
+class Stats:
+    connections: int = 0
+    subscribed: int = 0
+    auth_failed: int = 0
+    dropped_slow: int = 0
+    sent: int = 0
+    bad_messages: int = 0
+    actions: int = 0
+    escalations: int = 0
+    reader_errors: int = 0
+    started_ms: int = field(default_factory=_now_ms)
+
+
+class FeedServer:
+    """The feed service. ``await start()``, then ``await stop()`` (closes clients with 1001)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: FeedStore,
+        *,
+        static_dir: Path = STATIC_DIR,
+        registry_dir: Path | None = None,
+        clock: Callable[[], int] = _now_ms,
+        escalate_every_s: float = 1.0,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.keys = settings.keys
+        self.clock = clock
+        self.escalate_every_s = escalate_every_s
+        self.deadlines = Deadlines(
+            signoff_ms=int(settings.signoff_deadline_s * 1000),
+            handling_ms=int(settings.handling_deadline_s * 1000),
+        )
+        self._tokens = [t.encode() for t in settings.feed_tokens]
+        self.stats = Stats()
+        self.by_filter: dict[Filter, set[Client]] = {}
+        self.pos_a = "0-0"
+        self.pos_l = "0-0"
+        self._tasks: list[asyncio.Task[None]] = []
+        self._server: Server | None = None
+        self._files = _load_static(static_dir)
+        self._registry_dir = registry_dir or settings.data_dir / "registry"
+        self._metrics_cache: tuple[int, dict[str, Any]] | None = None
+        self._closers: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle of the service ---------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            msg = "feed server not started"
+            raise RuntimeError(msg)
+        sock = next(iter(self._server.sockets))
+        port: int = sock.getsockname()[1]
+        return port
+
+    async def start(self, host: str | None = None, port: int | None = None) -> None:
+        self.pos_a = await self.store.last_id(self.keys.alerts)
+        self.pos_l = await self.store.last_id(self.keys.audit)
+        limit = self.settings.feed_max_message
+        self._server = await serve(
+            self._handler,
+            self.settings.feed_host if host is None else host,
+            self.settings.feed_port if port is None else port,
+            process_request=self._process_request,
+            compression=None,  # per-client deflate costs more CPU than loopback bytes
+            max_size=max(4 * limit, 4096),  # above the hard cap websockets closes with 1009
+            max_queue=4,
+            ping_interval=max(self.settings.feed_heartbeat_s * 2, 10.0),
+            ping_timeout=max(self.settings.feed_heartbeat_s * 2, 10.0),
+            close_timeout=2.0,
+            server_header=None,
+        )
+        self._tasks = [
+            asyncio.create_task(self._reader(), name="feed-reader"),
+            asyncio.create_task(self._heartbeats(), name="feed-heartbeat"),
+            asyncio.create_task(self._escalator(), name="feed-escalator"),
+        ]
+        log.info("feed listening on %s:%s", self.settings.feed_host, self.port)
+
+    async def stop(self) -> None:
+        """Stop accepting, close every connection with 1001 (going away), stop the tasks."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._tasks = []
+
+    # -- HTTP on the websocket port -------------------------------------------------------
+
+    def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == "/feed":
+            return self._check_origin(conn, request)
+        if path in ("/", "/index.html"):
+            return self._file(request, "index.html")
+        if path.startswith("/static/"):
+            return self._file(request, path[len("/static/") :])
+        if path == "/districts.geojson":
+            geo = self._registry_dir / "districts.geojson"
+            body = (
+                geo.read_bytes() if geo.is_file() else b'{"type":"FeatureCollection","features":[]}'
+            )
+            return _response(http.HTTPStatus.OK, body, "application/geo+json")
+        if path == "/config.json":
+            return _response(
+                http.HTTPStatus.OK, orjson.dumps(self._public_config()), "application/json"
+            )
+        if path == "/healthz":
+            body = orjson.dumps(
+                {
+                    **vars_of(self.stats),
+                    "clients": self._client_count(),
+                    "sid": self.pos_a,
+                    "aid": self.pos_l,
+                }
+            )
+            return _response(http.HTTPStatus.OK, body, "application/json")
+        return _response(http.HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
+
+    def _check_origin(self, conn: ServerConnection, request: Request) -> Response | None:
+        origin = request.headers.get("Origin")
+        if origin is None:  # not a browser; the token still decides
+            return None
+        host = request.headers.get("Host", "")
+        if origin in self.settings.feed_origins or (
+            _HOST_RE.match(host) and origin in (f"http://{host}", f"https://{host}")
+        ):
+            return None
+        log.warning("feed: refused origin %r", origin[:100])
+        return _response(
+            http.HTTPStatus.FORBIDDEN, b"origin not allowed\n", "text/plain; charset=utf-8"
+        )
+
+    def _file(self, request: Request, name: str) -> Response:
+        found = self._files.get(name)
+        if found is None:
+            return _response(http.HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
+        body, ctype = found
+        resp = _response(http.HTTPStatus.OK, body, ctype)
+        host = request.headers.get("Host", "")
+        ws_src = f" ws://{host} wss://{host}" if _HOST_RE.match(host) else ""
+        resp.headers["Content-Security-Policy"] = (
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            f"connect-src 'self'{ws_src}; base-uri 'none'; form-action 'none'; "
+            "frame-ancestors 'none'"
+        )
+        resp.headers["Cache-Control"] = "no-cache"
+        return resp
+
+    def _public_config(self) -> dict[str, Any]:
+        lat0, lat1, lon0, lon1 = self.settings.region
+        depts = self.settings.extra.get("departments") or DEFAULT_DEPARTMENTS
+        return {
+            "region": {"lat_min": lat0, "lat_max": lat1, "lon_min": lon0, "lon_max": lon1},
+            "heartbeat_s": self.settings.feed_heartbeat_s,
+            "signoff_deadline_s": self.settings.signoff_deadline_s,
+            "handling_deadline_s": self.settings.handling_deadline_s,
+            "departments": list(depts),
+        }
+
+    # -- one connection -------------------------------------------------------------------
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        self.stats.connections += 1
+        if not await self._authenticate(ws):
+            return
+        client: Client | None = None
+        try:
+            await ws.send(
+                proto.dumps(
+                    {
+                        "type": "welcome",
+                        "server_ms": self.clock(),
+                        "heartbeat_s": self.settings.feed_heartbeat_s,
+                    }
+                ),
+                text=True,
+            )
+            async for raw in ws:
+                reply = await self._on_message(ws, raw, client)
+                if isinstance(reply, Client):
+                    client = reply
+                elif reply is not None:
+                    await ws.send(reply, text=True)
+        except ConnectionClosed:
+            pass
+        finally:
+            if client is not None:
+                self._forget(client)
+                if client.sender is not None:
+                    client.sender.cancel()
+
+    async def _authenticate(self, ws: ServerConnection) -> bool:
+        try:
+            async with asyncio.timeout(self.settings.feed_auth_timeout_s):
+                raw = await ws.recv()
+        except TimeoutError:
+            self.stats.auth_failed += 1
+            await ws.close(CLOSE_AUTH, "auth timeout")
+            return False
+        except ConnectionClosed:
+            return False
+        try:
+            msg = proto.parse(raw)
+        except ProtocolError:
+            msg = None
+        if not isinstance(msg, proto.Auth) or not self._token_ok(msg.token):
+            self.stats.auth_failed += 1
+            log.info("feed: auth failed from %s", _peer(ws))  # never the token itself
+            await ws.close(CLOSE_AUTH, "auth failed")
+            return False
+        return True
+
+    def _token_ok(self, token: str) -> bool:
+        given = token.encode()
+        ok = False
+        for t in self._tokens:  # compare with every token: timing does not tell which matched
+            ok |= hmac.compare_digest(given, t)
+        return ok
+
+    async def _on_message(
+        self, ws: ServerConnection, raw: str | bytes, client: Client | None
+    ) -> bytes | Client | None:
+        if len(raw) > self.settings.feed_max_message:
+            self.stats.bad_messages += 1
+            return proto.error(
+                "too_large", f"message exceeds {self.settings.feed_max_message} bytes"
+            )
+        try:
+            msg = proto.parse(raw)
+        except ProtocolError as exc:
+            self.stats.bad_messages += 1
+            return proto.error(exc.code, exc.message)
+        if isinstance(msg, proto.Subscribe):
+            if client is not None:
+                return proto.error(
+                    "already_subscribed",
+                    "one subscription per connection; reconnect with since to change filters",
+                )
+            return self._subscribe(ws, msg)
+        if isinstance(msg, proto.Action):
+            return await self._action(msg)
+        if isinstance(msg, proto.Metrics):
+            return proto.dumps({"type": "metrics", "req": msg.req, "metrics": await self.metrics()})
+        if isinstance(msg, proto.Ping):
+            return proto.dumps({"type": "pong", "req": msg.req, "server_ms": self.clock()})
+        return proto.error("bad_message", "already authenticated")
+
+    # -- subscription, backfill, fan-out --------------------------------------------------
+
+    def _subscribe(self, ws: ServerConnection, sub: proto.Subscribe) -> Client:
+        client = Client(
+            ws=ws, filter=sub.filter, queue=asyncio.Queue(maxsize=self.settings.feed_queue)
+        )
+        # No await between reading the reader's positions and registering: every entry after
+        # them reaches this client's queue, every entry up to them comes from the backfill.
+        client.bound_a, client.bound_l = self.pos_a, self.pos_l
+        self.by_filter.setdefault(sub.filter, set()).add(client)
+        self.stats.subscribed += 1
+        client.sender = asyncio.create_task(self._sender(client, sub))
+        return client
+
+    def _forget(self, client: Client) -> None:
+        members = self.by_filter.get(client.filter)
+        if members is not None:
+            members.discard(client)
+            if not members:
+                del self.by_filter[client.filter]
+
+    def _client_count(self) -> int:
+        return sum(len(m) for m in self.by_filter.values())
+
+    def _offer(self, client: Client, item: _Item) -> None:
+        try:
+            client.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self._drop(client)
+
+    def _drop(self, client: Client) -> None:
+        """Close a client that fell behind with 1013; it resumes with ``since``."""
+        if client.dropped:
+            return
+        client.dropped = True
+        self.stats.dropped_slow += 1
+        self._forget(client)
+        if client.sender is not None:
+            client.sender.cancel()
+        log.info("feed: dropped slow client %s", _peer(client.ws))
+        task = asyncio.create_task(_close(client.ws, CLOSE_SLOW, "too slow: resume with since"))
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
+
+    def _fanout(self, kind: str, key: tuple[int, int], msg: bytes, meta: dict[str, Any]) -> None:
+        item: _Item = (kind, key, msg)
+        for flt, members in list(self.by_filter.items()):
+            if flt.is_all or flt.matches(meta):
+                for c in list(members):
+                    self._offer(c, item)
+
+    async def _sender(self, c: Client, sub: proto.Subscribe) -> None:
+        ws = c.ws
+        try:
+            if sub.since is None or await self.store.trimmed_past(self.keys.alerts, sub.since):
+                await self._send_snapshot(c)
+            else:
+                async for batch in self.store.page(self.keys.alerts, sub.since, c.bound_a):
+                    for sid, fields in batch:
+                        meta = _json_field(fields, b"a")
+                        if meta is not None and c.filter.matches(meta):
+                            await ws.send(proto.alert_message(sid, fields[b"a"]), text=True)
+                c.last_a = sid_key(c.bound_a)
+                if sub.audit_since is not None:
+                    async for batch in self.store.page(self.keys.audit, sub.audit_since, c.bound_l):
+                        for aid, fields in batch:
+                            ev = _json_field(fields, b"e")
+                            if ev is not None and c.filter.matches(ev):
+                                await ws.send(proto.lifecycle_message(aid, fields[b"e"]), text=True)
+            c.last_a, c.last_l = sid_key(c.bound_a), sid_key(c.bound_l)
+            await ws.send(
+                proto.dumps({"type": "live", "sid": c.bound_a, "aid": c.bound_l}), text=True
+            )
+            while True:
+                kind, key, msg = await c.queue.get()
+                if kind == "a" and key is not None:
+                    if key <= c.last_a:
+                        continue
+                    c.last_a = key
+                elif kind == "l" and key is not None:
+                    if key <= c.last_l:
+                        continue
+                    c.last_l = key
+                await ws.send(msg, text=True)
+                self.stats.sent += 1
+        except ConnectionClosed:
+            pass
+        except aioredis.RedisError as exc:
+            log.warning("feed: backfill failed (%s); closing so the client retries", exc)
+            await _close(ws, 1011, "backfill failed, retry")
+
+    async def _send_snapshot(self, c: Client) -> None:
+        ids = await self.store.open_ids()
+        chunk = 200
+        for start in range(0, max(len(ids), 1), chunk):
+            items = await self.store.load(ids[start : start + chunk])
+            items = [i for i in items if c.filter.matches(i["alert"])]
+            more = start + chunk < len(ids)
+            await c.ws.send(
+                proto.dumps(
+                    {
+                        "type": "snapshot",
+                        "sid": c.bound_a,
+                        "aid": c.bound_l,
+                        "alerts": items,
+                        "more": more,
+                    }
+                ),
+                text=True,
+            )
+
+    async def _reader(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                res = await self.store.read_live(
+                    {self.keys.alerts: self.pos_a, self.keys.audit: self.pos_l}, block_ms=1000
+                )
+                backoff = 0.1
+            except aioredis.RedisError as exc:
+                self.stats.reader_errors += 1
+                log.warning("feed: reader: %s; retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            for stream, rows in res:
+                if stream == self.keys.alerts:
+                    for sid, fields in rows:
+                        self.pos_a = sid
+                        meta = _json_field(fields, b"a")
+                        if meta is None:
+                            log.warning("feed: unreadable alert entry %s skipped", sid)
+                            continue
+                        self._fanout(
+                            "a", sid_key(sid), proto.alert_message(sid, fields[b"a"]), meta
+                        )
+                else:
+                    for aid, fields in rows:
+                        self.pos_l = aid
+                        ev = _json_field(fields, b"e")
+                        if ev is None:
+                            continue
+                        self._metrics_cache = None
+                        self._fanout(
+                            "l", sid_key(aid), proto.lifecycle_message(aid, fields[b"e"]), ev
+                        )
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.feed_heartbeat_s)
+            msg = proto.dumps(
+                {"type": "heartbeat", "ts_ms": self.clock(), "sid": self.pos_a, "aid": self.pos_l}
+            )
+            for members in list(self.by_filter.values()):
+                for c in list(members):
+                    self._offer(c, ("h", None, msg))
+
+    # -- the closed loop ------------------------------------------------------------------
+
+    async def _action(self, msg: proto.Action) -> bytes:
+        self.stats.actions += 1
+        try:
+            t, aid = await self.act(msg.command)
+        except IllegalTransition as exc:
+            return proto.error("illegal_transition", str(exc), msg.req)
+        except LookupError as exc:
+            return proto.error("unknown_alert", str(exc), msg.req)
+        except aioredis.RedisError as exc:
+            log.warning("feed: action failed: %s", exc)
+            return proto.error("unavailable", "store unavailable, try again", msg.req)
+        return proto.dumps(
+            {
+                "type": "ack",
+                "req": msg.req,
+                "id": t.event["id"],
+                "aid": aid,
+                "wo": t.order.to_dict(),
+            }
+        )
+
+    async def act(self, cmd: Command, attempts: int = 5) -> tuple[Transition, str]:
+        """Plan and write ``cmd`` atomically, re-planning on a lost race."""
+        for _ in range(attempts):
+            found = await self.store.read_order(cmd.id)
+            if found is None:
+                msg = f"alert {cmd.id!r} is unknown"
+                raise LookupError(msg)
+            order, alert = found
+            t = plan(order, cmd, now_ms=self.clock(), deadlines=self.deadlines, alert=alert)
+            aid = await self.store.apply(t)
+            if aid is not None:
+                return t, aid
+        msg = f"{cmd.action}: the order kept changing under us, try again"
+        raise IllegalTransition(msg)
+
+    async def escalate_due(self) -> int:
+        """Escalate orders past a deadline, reopen shelvings that ended; returns the count."""
+        now = self.clock()
+        done = 0
+        for aid in await self.store.due(now):
+            found = await self.store.read_order(aid)
+            if found is None:
+                await self.store.drop_due(aid)
+                continue
+            order = found[0]
+            if order.status is Status.SHELVED and 0 < order.shelved_until <= now:
+                cmd = Command("reopen", aid, actor="system", reason="shelving ended")
+            elif order.deadline_ms and order.deadline_ms <= now and not order.overdue:
+                cmd = Command("escalate", aid, actor="system")
+            else:
+                await self.store.drop_due(aid)
+                continue
+            try:
+                await self.act(cmd)
+            except (IllegalTransition, LookupError):
+                await self.store.drop_due(aid)
+                continue
+            done += 1
+            self.stats.escalations += 1
+        return done
+
+    async def _escalator(self) -> None:
+        while True:
+            await asyncio.sleep(self.escalate_every_s)
+            try:
+                await self.escalate_due()
+            except aioredis.RedisError as exc:
+                log.warning("feed: escalator: %s", exc)
+
+    async def metrics(self) -> dict[str, Any]:
+        """Effectiveness metrics from the audit stream (cached until the next audit entry)."""
+        now = self.clock()
+        cached = self._metrics_cache
+        if cached is not None and now - cached[0] < 5_000:
+            return cached[1]
+        events = [ev async for ev in self.store.audit_events()]
+        result = compute_metrics(events, now_ms=now)
+        self._metrics_cache = (now, result)
+        return result
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def vars_of(stats: Stats) -> dict[str, Any]:
+    return {name: getattr(stats, name) for name in stats.__slots__}
+
+
+def _json_field(fields: dict[bytes, bytes], name: bytes) -> dict[str, Any] | None:
+    """The JSON object in stream field ``name`` (``a`` alert, ``e`` audit event), or None."""
+    raw = fields.get(name)
+    if not raw:
+        return None
+    try:
+        d = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return d if isinstance(d, dict) else None
+
+
+def _response(status: http.HTTPStatus, body: bytes, ctype: str) -> Response:
+    headers = Headers(
+        [
+            ("Date", email.utils.formatdate(usegmt=True)),
+            ("Connection", "close"),
+            ("Content-Length", str(len(body))),
+            ("Content-Type", ctype),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Referrer-Policy", "no-referrer"),
+        ]
+    )
+    return Response(status.value, status.phrase, headers, body)
+
+
+def _load_static(directory: Path) -> dict[str, tuple[bytes, str]]:
+    """Every file of the console, read once: only these names are ever served."""
+    files: dict[str, tuple[bytes, str]] = {}
+    if not directory.is_dir():
+        return files
+    for p in sorted(directory.iterdir()):
+        if p.is_file() and not p.name.startswith("."):
+            ctype = mimetypes.guess_type(p.name)[0] or "application/octet-stream"
+            if ctype.startswith("text/") or ctype in ("application/javascript", "application/json"):
+                ctype += "; charset=utf-8"
+            files[p.name] = (p.read_bytes(), ctype)
+    return files
+
+
+def _peer(ws: ServerConnection) -> str:
+    try:
+        host, port = ws.remote_address[:2]
+    except (TypeError, ValueError, OSError):
+        return "?"
+    return f"{host}:{port}"
+
+
+async def _close(ws: ServerConnection, code: int, reason: str) -> None:
+    try:
+        async with asyncio.timeout(2.0):
+            await ws.close(code, reason)
+    except TimeoutError:
+        ws.transport.abort()  # its buffers are full: the close frame cannot get through
+
+
+async def run(
+    settings: Settings, *, registry_dir: Path | None = None, stop: asyncio.Event | None = None
+) -> None:
+    """Serve until ``stop`` is set (the CLI sets it on SIGTERM/SIGINT)."""
+    if not settings.redis_url:
+        msg = "serve: redis_url is not set"
+        raise ConfigError(msg)
+    store = FeedStore.from_url(settings.redis_url, settings.keys)
+    server = FeedServer(settings, store, registry_dir=registry_dir)
+    stop = stop or asyncio.Event()
+    try:
+        await server.start()
+        await stop.wait()
+    finally:
+        await server.stop()
+        await store.close()

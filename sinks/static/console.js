@@ -1,0 +1,534 @@
+// citywatch duty-officer console. Vanilla JS, no dependencies, nothing loaded from elsewhere.
+// Every string that came from the feed is put into the page with textContent or as an SVG
+// attribute value, never parsed as HTML.
+"use strict";
+
+(() => {
+  const LEVELS = { red: 4, orange: 3, yellow: 2, blue: 1 };
+  const LEVEL_ZH = { red: "红色", orange: "橙色", yellow: "黄色", blue: "蓝色" };
+  const LEVEL_COLOUR = { red: "#d7263d", orange: "#f46036", yellow: "#e8c547", blue: "#2e86de" };
+  const STATUS_ZH = {
+    new: "待派遣", dispatched: "待签收", signed: "已签收", rejected: "已退回",
+    handling: "处置中", feedback: "已反馈", closed: "已办结", shelved: "已挂起",
+  };
+  const ACTION_ZH = {
+    dispatch: "派遣", sign: "签收", reject: "退回", handle: "开始处置", feedback: "反馈",
+    close: "办结", shelve: "挂起", reopen: "重新打开", escalate: "超时升级",
+  };
+  const RULE_ZH = {
+    "air.exceedance": "空气超标", "air.spike": "空气突增", "air.stuck": "数据卡滞",
+    "air.range": "数据越界", "air.drift": "传感漂移", "air.episode": "区域污染过程",
+    "vehicle.dwell": "危化车异常停留", "vehicle.workshop": "疑似非法作坊",
+    "worksite.resumption": "违规复工", "hotline.duplicate": "热线重复工单",
+    "hotline.surge": "热线激增", "incident.correlated": "关联事件",
+  };
+  // Must match sinks/feed/lifecycle.py: which actions each status allows.
+  const ALLOWED = {
+    new: ["dispatch", "close", "shelve"],
+    dispatched: ["sign", "reject", "dispatch", "shelve"],
+    rejected: ["dispatch", "close", "shelve"],
+    signed: ["handle", "feedback", "shelve"],
+    handling: ["feedback", "shelve"],
+    feedback: ["close", "handle"],
+    closed: ["reopen"],
+    shelved: ["reopen"],
+  };
+  const UNACKNOWLEDGED = new Set(["new", "dispatched"]);
+  const ACTIVE = new Set(["dispatched", "signed", "rejected", "handling", "feedback", "shelved"]);
+
+  const $ = (id) => document.getElementById(id);
+  const state = {
+    alerts: new Map(),      // id -> {alert, wo, timeline: []}
+    sid: null, aid: null,   // stream positions for resume
+    selected: null,
+    ws: null, backoff: 500, lastMsgMs: 0,
+    config: { region: { lat_min: 31.6, lat_max: 32.7, lon_min: 120.2, lon_max: 121.9 },
+              departments: [], heartbeat_s: 15 },
+    districts: [], sound: false, audio: null, req: 0, live: false,
+  };
+
+  // -- small DOM helpers (text only) --------------------------------------------------------
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+  function svg(tag, attrs) {
+    const e = document.createElementNS("http://www.w3.org/2000/svg", tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+    return e;
+  }
+  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+  function fmtAge(ms) {
+    const s = Math.max(0, Math.round(ms / 1000));
+    if (s < 60) return s + "秒";
+    if (s < 3600) return Math.floor(s / 60) + "分";
+    if (s < 86400) return Math.floor(s / 3600) + "时" + Math.floor((s % 3600) / 60) + "分";
+    return Math.floor(s / 86400) + "天" + Math.floor((s % 86400) / 3600) + "时";
+  }
+  function fmtTime(ms) {
+    if (!ms) return "–";
+    const d = new Date(ms);
+    const p = (n) => String(n).padStart(2, "0");
+    return `${d.getMonth() + 1}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  }
+  function fmtDur(ms) { return ms === null || ms === undefined ? "–" : fmtAge(ms); }
+  function fmtRate(r) { return r === null || r === undefined ? "–" : (100 * r).toFixed(1) + "%"; }
+  function sidMs(sid) { return Number(String(sid).split("-")[0]); }
+  function place(a) {
+    const parts = [];
+    if (a.district) parts.push(a.district);
+    if (a.subject) parts.push(`${a.subject.kind}:${a.subject.id}`);
+    return parts.join(" · ");
+  }
+  function officer() { return ($("officer").value || "").trim() || "值班员"; }
+
+  // -- connection ---------------------------------------------------------------------------
+  function token() {
+    const m = /(?:^|[#&])token=([^&]+)/.exec(location.hash);
+    if (m) {
+      sessionStorage.setItem("cw-token", decodeURIComponent(m[1]));
+      history.replaceState(null, "", location.pathname);  // keep the token out of the address bar
+    }
+    return sessionStorage.getItem("cw-token");
+  }
+
+  function setConn(kind, text) {
+    $("conn").className = "conn " + kind;
+    $("conn-text").textContent = text;
+  }
+
+  function connect() {
+    const tok = token();
+    if (!tok) { $("login").hidden = false; setConn("down", "未登录"); return; }
+    $("login").hidden = true;
+    setConn("wait", "连接中");
+    const proto = location.protocol === "https:" ? "wss://" : "ws://";
+    const ws = new WebSocket(proto + location.host + "/feed");
+    state.ws = ws;
+    state.live = false;
+    ws.onopen = () => {
+      ws.send(JSON.stringify({ op: "auth", token: tok }));
+      const sub = { op: "subscribe", since: state.sid };
+      if (state.sid !== null && state.aid !== null) sub.audit_since = state.aid;
+      ws.send(JSON.stringify(sub));
+    };
+    ws.onmessage = (ev) => {
+      state.lastMsgMs = Date.now();
+      let msg;
+      try { msg = JSON.parse(ev.data); } catch (e) { return; }
+      handle(msg);
+    };
+    ws.onclose = (ev) => {
+      state.ws = null;
+      if (ev.code === 1008) {
+        sessionStorage.removeItem("cw-token");
+        setConn("down", "令牌无效");
+        $("login").hidden = false;
+        return;
+      }
+      const wait = ev.code === 1013 ? 100 : state.backoff;
+      setConn("down", ev.code === 1013 ? "追赶中" : "已断开，重连中");
+      state.backoff = Math.min(state.backoff * 2, 10000);
+      setTimeout(connect, wait);
+    };
+  }
+
+  function send(obj) {
+    if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return false;
+    state.ws.send(JSON.stringify(obj));
+    return true;
+  }
+
+  function handle(msg) {
+    switch (msg.type) {
+      case "welcome": break;
+      case "snapshot":
+        if (!msg.more) state.alerts.clear();  // a fresh picture replaces what we had
+        for (const item of msg.alerts || []) upsert(item.alert, item.wo, false);
+        state.sid = msg.sid; state.aid = msg.aid;
+        render();
+        break;
+      case "alert":
+        upsert(msg.alert, null, state.live);
+        state.sid = msg.sid;
+        if (state.live) showLag(Date.now() - sidMs(msg.sid));
+        scheduleRender();
+        break;
+      case "lifecycle":
+        applyEvent(msg.event);
+        state.aid = msg.aid;
+        scheduleRender();
+        scheduleMetrics();
+        break;
+      case "live":
+        state.live = true; state.backoff = 500;
+        state.sid = msg.sid; state.aid = msg.aid;
+        setConn("up", "已连接");
+        render();
+        requestMetrics();
+        break;
+      case "heartbeat":
+        showLag(Date.now() - msg.ts_ms);
+        break;
+      case "ack":
+        if (msg.id && state.alerts.has(msg.id)) {
+          const rec = state.alerts.get(msg.id);
+          if (!rec.wo || msg.wo.rev >= (rec.wo.rev || 0)) rec.wo = msg.wo;
+          scheduleRender();
+        }
+        $("d-msg").textContent = "";
+        break;
+      case "metrics": renderMetrics(msg.metrics); break;
+      case "error": $("d-msg").textContent = "操作未执行：" + msg.message; break;
+      default: break;
+    }
+  }
+
+  function showLag(ms) {
+    const lag = $("lag");
+    lag.textContent = "延迟 " + (ms < 1000 ? Math.max(0, Math.round(ms)) + " ms" : (ms / 1000).toFixed(1) + " s");
+    lag.classList.toggle("bad", ms > 2000);
+  }
+
+  // -- state --------------------------------------------------------------------------------
+  function upsert(alert, wo, isLive) {
+    if (!alert || !alert.id) return;
+    const old = state.alerts.get(alert.id);
+    if (old && old.alert.version > alert.version) return;  // stale repeat: ids and versions decide
+    const rec = old || { alert, wo: wo || { status: "new", rev: 0 }, timeline: [] };
+    if (wo && (!old || wo.rev >= (rec.wo.rev || 0))) rec.wo = wo;
+    if (!old || old.alert.version !== alert.version) {
+      const what = !old ? "首次预警" : (alert.state === "resolved" ? "已解除" :
+        (old.alert.level !== alert.level ? "级别变为" + LEVEL_ZH[alert.level] : "更新"));
+      rec.timeline.push({ ts: alert.emitted_ms || alert.last_ts, text: what });
+    }
+    rec.alert = alert;
+    state.alerts.set(alert.id, rec);
+    if (isLive && !old && alert.level === "red" && rec.wo.status === "new") beep();
+  }
+
+  function applyEvent(ev) {
+    const rec = state.alerts.get(ev.id);
+    if (!rec) return;
+    if ((rec.wo.rev || 0) < ev.rev) {
+      rec.wo = {
+        status: ev.to, dept: ev.dept, assignee: ev.assignee, deadline_ms: ev.deadline_ms,
+        overdue: ev.overdue, updated_ms: ev.ts_ms, updated_by: ev.actor, rev: ev.rev,
+        shelved_until: ev.until_ms || null,
+      };
+    }
+    let text = (ACTION_ZH[ev.action] || ev.action) + " · " + (ev.actor || "");
+    if (ev.dept) text += " · " + ev.dept;
+    if (ev.reason) text += " · 理由：" + ev.reason;
+    if (ev.note) text += " · " + ev.note;
+    rec.timeline.push({ ts: ev.ts_ms, text });
+  }
+
+  // -- rendering ----------------------------------------------------------------------------
+  let renderPending = false;
+  function scheduleRender() {
+    if (renderPending) return;
+    renderPending = true;
+    requestAnimationFrame(() => { renderPending = false; render(); });
+  }
+
+  function visible() {
+    const levels = new Set([...document.querySelectorAll(".f-level")].filter((c) => c.checked).map((c) => c.value));
+    const rule = $("f-rule").value, district = $("f-district").value, st = $("f-status").value;
+    const out = [];
+    for (const rec of state.alerts.values()) {
+      const a = rec.alert, s = rec.wo.status;
+      if (a.state !== "firing" && !ACTIVE.has(s)) continue;
+      if (!levels.has(a.level)) continue;
+      if (rule && a.rule !== rule) continue;
+      if (district && a.district !== district) continue;
+      if (st === "pending" && !UNACKNOWLEDGED.has(s)) continue;
+      if (st === "working" && !["signed", "handling", "feedback", "rejected"].includes(s)) continue;
+      if (st === "done" && !["closed", "shelved"].includes(s)) continue;
+      out.push(rec);
+    }
+    out.sort((x, y) => (LEVELS[y.alert.level] - LEVELS[x.alert.level]) ||
+      ((y.wo.overdue ? 1 : 0) - (x.wo.overdue ? 1 : 0)) ||
+      (y.alert.first_ts - x.alert.first_ts));
+    return out;
+  }
+
+  function render() {
+    const recs = visible();
+    const now = Date.now();
+    const body = $("rows");
+    clear(body);
+    for (const rec of recs) {
+      const a = rec.alert, wo = rec.wo;
+      const tr = el("tr");
+      tr.dataset.id = a.id;
+      if (UNACKNOWLEDGED.has(wo.status) && a.state === "firing") tr.classList.add("blink");
+      if (a.state !== "firing") tr.classList.add("resolved");
+      if (a.id === state.selected) tr.classList.add("selected");
+      const lv = el("td"); lv.appendChild(el("span", "lvl " + a.level, LEVEL_ZH[a.level] || a.level));
+      tr.appendChild(lv);
+      tr.appendChild(el("td", "age", fmtAge(now - a.first_ts)));
+      tr.appendChild(el("td", "rule", RULE_ZH[a.rule] || a.rule));
+      tr.appendChild(el("td", "place", place(a)));
+      tr.appendChild(el("td", "title", a.title));
+      const st = el("td", "status", STATUS_ZH[wo.status] || wo.status);
+      if (wo.overdue) st.appendChild(el("span", "badge overdue", wo.overdue === "signoff" ? "签收超时" : "办理超时"));
+      if (a.state !== "firing") st.appendChild(el("span", "badge", "已解除"));
+      tr.appendChild(st);
+      tr.addEventListener("click", () => select(a.id));
+      body.appendChild(tr);
+    }
+    $("empty").hidden = recs.length > 0;
+    renderCounts();
+    renderMarkers(recs);
+    refreshFilters();
+    if (state.selected) renderDetail();
+  }
+
+  function renderCounts() {
+    const n = { red: 0, orange: 0, yellow: 0, blue: 0 };
+    for (const rec of state.alerts.values()) if (rec.alert.state === "firing") n[rec.alert.level] += 1;
+    const box = $("counts");
+    clear(box);
+    for (const lv of ["red", "orange", "yellow", "blue"]) {
+      box.appendChild(el("span", "lvl " + lv, LEVEL_ZH[lv] + " " + n[lv]));
+    }
+  }
+
+  function refreshFilters() {
+    const rules = new Set(), districts = new Set();
+    for (const rec of state.alerts.values()) {
+      rules.add(rec.alert.rule);
+      if (rec.alert.district) districts.add(rec.alert.district);
+    }
+    for (const d of state.districts) districts.add(d.name);
+    fillSelect($("f-rule"), rules, (r) => RULE_ZH[r] || r);
+    fillSelect($("f-district"), districts, (d) => d);
+  }
+
+  function fillSelect(sel, values, label) {
+    const have = new Set([...sel.options].map((o) => o.value));
+    for (const v of [...values].sort()) {
+      if (have.has(v)) continue;
+      const o = el("option", null, label(v));
+      o.value = v;
+      sel.appendChild(o);
+    }
+  }
+
+  // -- map ----------------------------------------------------------------------------------
+  const W = 600, H = 420;
+  let proj = null;
+  function makeProjection() {
+    let { lat_min, lat_max, lon_min, lon_max } = state.config.region;
+    const pts = state.districts.flatMap((d) => d.rings[0] || []);
+    if (pts.length) {
+      lon_min = Math.min(...pts.map((p) => p[0])); lon_max = Math.max(...pts.map((p) => p[0]));
+      lat_min = Math.min(...pts.map((p) => p[1])); lat_max = Math.max(...pts.map((p) => p[1]));
+    }
+    const k = Math.cos(((lat_min + lat_max) / 2) * Math.PI / 180);
+    const sx = (W - 20) / ((lon_max - lon_min) * k), sy = (H - 20) / (lat_max - lat_min);
+    const s = Math.min(sx, sy);
+    const ox = (W - (lon_max - lon_min) * k * s) / 2, oy = (H - (lat_max - lat_min) * s) / 2;
+    proj = (lon, lat) => [ox + (lon - lon_min) * k * s, oy + (lat_max - lat) * s];
+  }
+
+  function drawDistricts() {
+    makeProjection();
+    const g = $("districts"), labels = $("labels");
+    clear(g); clear(labels);
+    for (const d of state.districts) {
+      let path = "";
+      for (const ring of d.rings) {
+        ring.forEach((p, i) => {
+          const [x, y] = proj(p[0], p[1]);
+          path += (i ? "L" : "M") + x.toFixed(1) + "," + y.toFixed(1);
+        });
+        path += "Z";
+      }
+      const p = svg("path", { d: path });
+      p.appendChild(svg("title")).textContent = d.name;
+      g.appendChild(p);
+      const ring = d.rings[0] || [];
+      if (ring.length) {
+        const cx = ring.reduce((s, q) => s + q[0], 0) / ring.length;
+        const cy = ring.reduce((s, q) => s + q[1], 0) / ring.length;
+        const [x, y] = proj(cx, cy);
+        const t = svg("text", { x: x.toFixed(1), y: y.toFixed(1) });
+        t.textContent = d.name;
+        labels.appendChild(t);
+      }
+    }
+  }
+
+  function renderMarkers(recs) {
+    if (!proj) makeProjection();
+    const g = $("markers");
+    clear(g);
+    for (const rec of [...recs].reverse()) {  // red drawn last, on top
+      const a = rec.alert;
+      if (typeof a.lat !== "number" || typeof a.lon !== "number") continue;
+      const [x, y] = proj(a.lon, a.lat);
+      const c = svg("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r: 3 + LEVELS[a.level], fill: LEVEL_COLOUR[a.level] || "#999" });
+      if (UNACKNOWLEDGED.has(rec.wo.status) && a.state === "firing") c.classList.add("blink");
+      if (a.id === state.selected) c.classList.add("sel");
+      c.dataset.id = a.id;
+      c.appendChild(svg("title")).textContent = a.title;
+      c.addEventListener("click", () => select(a.id));
+      g.appendChild(c);
+    }
+  }
+
+  // -- detail and actions ---------------------------------------------------------------------
+  function select(id) {
+    state.selected = id;
+    $("detail").hidden = false;
+    $("d-msg").textContent = "";
+    render();
+  }
+
+  function renderDetail() {
+    const rec = state.alerts.get(state.selected);
+    if (!rec) { $("detail").hidden = true; return; }
+    const a = rec.alert, wo = rec.wo;
+    $("d-title").textContent = a.title || a.rule;
+    const dl = $("d-fields");
+    clear(dl);
+    const rows = [
+      ["级别", LEVEL_ZH[a.level] || a.level], ["规则", (RULE_ZH[a.rule] || a.rule) + "（" + a.rule + "）"],
+      ["对象", a.subject ? a.subject.kind + ":" + a.subject.id : "–"], ["区县", a.district || "–"],
+      ["网格", a.grid || "–"], ["坐标", typeof a.lat === "number" ? a.lat.toFixed(5) + ", " + a.lon.toFixed(5) : "–"],
+      ["开始", fmtTime(a.first_ts)], ["最近", fmtTime(a.last_ts)], ["状态", a.state === "firing" ? "持续中" : "已解除"],
+      ["评分", typeof a.score === "number" ? a.score.toFixed(2) : "–"], ["次数", a.count], ["模型", a.model || "–"],
+      ["工单", (STATUS_ZH[wo.status] || wo.status) + (wo.overdue ? "（超时）" : "")],
+      ["部门", wo.dept || "–"], ["时限", fmtTime(wo.deadline_ms)],
+    ];
+    for (const [k, v] of rows) { dl.appendChild(el("dt", null, k)); dl.appendChild(el("dd", null, v)); }
+    const ev = $("d-evidence");
+    clear(ev);
+    for (const [k, v] of Object.entries(a.evidence || {})) {
+      const tr = el("tr");
+      tr.appendChild(el("td", null, k));
+      tr.appendChild(el("td", null, typeof v === "object" ? JSON.stringify(v) : v));
+      ev.appendChild(tr);
+    }
+    const allowed = new Set(ALLOWED[wo.status] || []);
+    for (const b of document.querySelectorAll("#d-actions button")) b.disabled = !allowed.has(b.dataset.action);
+    const tl = $("d-timeline");
+    clear(tl);
+    for (const item of rec.timeline) {
+      const li = el("li");
+      li.appendChild(el("b", null, fmtTime(item.ts) + " "));
+      li.appendChild(document.createTextNode(item.text));
+      tl.appendChild(li);
+    }
+  }
+
+  function act(action) {
+    const id = state.selected;
+    if (!id) return;
+    const text = $("a-text").value.trim();
+    const msg = { op: "action", action, id, actor: officer(), req: String(++state.req) };
+    if (action === "dispatch") msg.dept = $("a-dept").value;
+    if (action === "reject" || action === "shelve" || action === "close" || action === "reopen") {
+      if (text) msg.reason = text;
+    }
+    if (action === "feedback" && text) msg.note = text;
+    if (action === "reject" && !text) { $("d-msg").textContent = "退回请填写理由"; return; }
+    if (action === "shelve") {
+      const h = Number(text.split(/\s+/)[0]);
+      if (!(h > 0)) { $("d-msg").textContent = "挂起请填写小时数和理由，如：4 等待夜间核查"; return; }
+      msg.until_ms = Date.now() + Math.round(h * 3600000);
+      msg.reason = text.split(/\s+/).slice(1).join(" ") || "挂起";
+    }
+    if (!send(msg)) $("d-msg").textContent = "未连接，操作未发送";
+    $("a-text").value = "";
+  }
+
+  // -- metrics ------------------------------------------------------------------------------
+  let metricsTimer = null;
+  function requestMetrics() { send({ op: "metrics" }); }
+  function scheduleMetrics() {
+    if (metricsTimer) return;
+    metricsTimer = setTimeout(() => { metricsTimer = null; requestMetrics(); }, 2000);
+  }
+  function renderMetrics(m) {
+    const body = $("m-rows");
+    clear(body);
+    const rows = [["合计", m.total], ...Object.entries(m.by_dept || {})];
+    for (const [name, r] of rows) {
+      const tr = el("tr");
+      for (const v of [name, r.dispatched, fmtDur(r.signoff_ms_median), fmtDur(r.handling_ms_median),
+        fmtRate(r.rejection_rate), fmtRate(r.overdue_rate), fmtRate(r.closure_rate)]) {
+        tr.appendChild(el("td", null, v));
+      }
+      body.appendChild(tr);
+    }
+  }
+
+  // -- sound --------------------------------------------------------------------------------
+  function beep() {
+    if (!state.sound || !state.audio) return;
+    const ctx = state.audio, t = ctx.currentTime;
+    for (const [i, f] of [[0, 880], [1, 660], [2, 880]]) {
+      const o = ctx.createOscillator(), g = ctx.createGain();
+      o.frequency.value = f; o.type = "square";
+      g.gain.setValueAtTime(0.08, t + i * 0.18);
+      g.gain.setValueAtTime(0, t + i * 0.18 + 0.14);
+      o.connect(g); g.connect(ctx.destination);
+      o.start(t + i * 0.18); o.stop(t + i * 0.18 + 0.15);
+    }
+  }
+
+  // -- start --------------------------------------------------------------------------------
+  function parseDistricts(geo) {
+    const out = [];
+    for (const f of (geo && geo.features) || []) {
+      const g = f.geometry || {};
+      const polys = g.type === "Polygon" ? [g.coordinates] : g.type === "MultiPolygon" ? g.coordinates : [];
+      for (const rings of polys) out.push({ name: String((f.properties || {}).name || ""), rings });
+    }
+    return out;
+  }
+
+  async function start() {
+    $("officer").value = localStorage.getItem("cw-officer") || "";
+    $("officer").addEventListener("change", () => localStorage.setItem("cw-officer", officer()));
+    $("sound").addEventListener("click", () => {
+      state.sound = !state.sound;
+      if (state.sound && !state.audio) state.audio = new AudioContext();
+      $("sound").textContent = state.sound ? "🔔 提示音 开" : "🔕 提示音 关";
+      $("sound").setAttribute("aria-pressed", String(state.sound));
+    });
+    for (const b of document.querySelectorAll("#d-actions button")) b.addEventListener("click", () => act(b.dataset.action));
+    for (const f of document.querySelectorAll(".filters input, .filters select")) f.addEventListener("change", render);
+    $("m-refresh").addEventListener("click", requestMetrics);
+    $("login-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      sessionStorage.setItem("cw-token", $("token").value);
+      $("token").value = "";
+      connect();
+    });
+    try {
+      state.config = await (await fetch("/config.json")).json();
+    } catch (e) { /* defaults */ }
+    for (const d of state.config.departments || []) {
+      const o = el("option", null, d); o.value = d; $("a-dept").appendChild(o);
+    }
+    try {
+      state.districts = parseDistricts(await (await fetch("/districts.geojson")).json());
+    } catch (e) { state.districts = []; }
+    drawDistricts();
+    connect();
+    setInterval(() => {  // ages tick; a silent feed shows as stale
+      render();
+      const hb = (state.config.heartbeat_s || 15) * 1000;
+      if (state.ws && state.live && Date.now() - state.lastMsgMs > 2.5 * hb) setConn("wait", "无心跳");
+    }, 1000);
+  }
+
+  window.citywatch = { state };  // for tests and debugging
+  document.addEventListener("DOMContentLoaded", start);
+})();
