@@ -1,0 +1,371 @@
+"""Air-quality stations: one reading a minute per station, with a shared regional weather.
+
+What makes it look real (and what a model must cope with):
+
+- diurnal cycles per pollutant (PM night peak and afternoon dilution, NO2/CO rush hours, O3
+  afternoon peak anticorrelated with NO2), quieter traffic on weekends;
+- regional weather shared by all stations (one regional process plus one per district), so
+  neighbours move together; station-level slow variation and measurement noise on top;
+- wind speed and direction from one regional field, per station exposure and vane noise;
+- quantization as analysers produce it: PM and NO2 integers, SO2 and O3 in ppb steps converted
+  to µg/m³ (so low values repeat naturally for long runs), CO in 0.1 mg/m³ steps;
+- missing values: single readings (``null``), nightly zero/span calibration of the gas analysers
+  at national stations (10 minutes of ``null``), short outages of micro sensors.
+
+Injected truth: plumes (local sources, real pollution), regional episodes (real pollution),
+and sensor faults (stuck, drift, gross range, PM2.5 > PM10 inversion) applied to the *measured*
+values only. Exceedance labels are computed from the fault-free values.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from citywatch.events import Air, encode
+from simulators.aqi import LEVEL_OF_CATEGORY, aqi, category
+from simulators.city import City
+from simulators.clock import DAY_MS, HOUR_MS, MINUTE_MS, TZ_OFFSET_MS
+from simulators.labels import Label
+from simulators.seeds import entity_hash, np_rng
+from simulators.stream import Chunk
+
+__all__ = ["AirStream", "Episode", "Fault", "Plume", "regional_wind"]
+
+Arr = npt.NDArray[np.float64]
+POLLUTANTS: Final = ("pm25", "pm10", "no2", "so2", "o3", "co")
+CHANNELS: Final = (*POLLUTANTS, "temp_c", "rh", "wind_ms", "wind_deg")
+_PERIODS_H: Final = np.array([7.3, 13.1, 29.0, 57.0])
+_STATION_PERIODS_H: Final = np.array([2.1, 4.7, 9.4])
+
+
+@dataclass(frozen=True, slots=True)
+class Plume:
+    """A local source next to one station: real pollution, PM2.5 peaking ``peak`` µg/m³ above."""
+
+    station: int
+    t0: int
+    t1: int
+    peak: float
+
+
+@dataclass(frozen=True, slots=True)
+class Episode:
+    """A regional episode: PM in ``districts`` ramps up to ``factor`` x normal and back."""
+
+    districts: tuple[int, ...]
+    t0: int
+    t_full: int
+    t_fade: int
+    t1: int
+    factor: float
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """A sensor fault on the measured values: stuck, drift, range, inversion."""
+
+    station: int
+    kind: str
+    t0: int
+    t1: int
+    channel: str = "pm25"
+    value: float = 0.0  # range: the gross value; drift: relative drift per hour
+
+
+def _smooth(phases: Arr, periods: Arr, t_h: Arr) -> Arr:
+    """Sum of sinusoids, unit variance: rows of ``phases`` are independent processes."""
+    ang = 2 * np.pi * t_h[None, :, None] / periods[None, None, :] + phases[:, None, :]
+    return np.sin(ang).sum(axis=2) * math.sqrt(2.0 / len(periods))  # type: ignore[no-any-return]
+
+
+def _bump(h: Arr, centre: float, width: float) -> Arr:
+    d = np.abs(h - centre)
+    d = np.minimum(d, 24.0 - d)
+    return np.exp(-0.5 * (d / width) ** 2)
+
+
+def regional_wind(seed: int, ts_ms: int) -> tuple[float, float]:
+    """(speed m/s, direction the wind comes from in degrees) of the regional field at ``ts_ms``."""
+    ph = np_rng(seed, "air-weather").uniform(0, 2 * np.pi, (6, len(_PERIODS_H)))
+    t = np.array([ts_ms / HOUR_MS])
+    w = _smooth(ph[3:4], _PERIODS_H, t)[0, 0]
+    d = _smooth(ph[4:5], _PERIODS_H, t)[0, 0]
+    return max(0.3, 2.6 + 1.3 * float(w)), float((35.0 + 80.0 * d) % 360.0)
+
+
+class AirStream:
+    kind = "air"
+
+    def __init__(
+        self,
+        city: City,
+        seed: int,
+        start_ms: int,
+        end_ms: int,
+        *,
+        pollution: float = 1.0,
+        plumes: tuple[Plume, ...] = (),
+        episodes: tuple[Episode, ...] = (),
+        faults: tuple[Fault, ...] = (),
+    ) -> None:
+        self.city, self.seed = city, seed
+        self.start_ms, self.end_ms = start_ms, end_ms
+        self.pollution = pollution
+        self.plumes, self.episodes, self.faults = plumes, episodes, faults
+        self.ids = city.station_ids
+        n = len(self.ids)
+        self.hashes = [entity_hash(s) for s in self.ids]
+        self.phase = np.array([h % MINUTE_MS for h in self.hashes], dtype=np.int64)
+        self.district = np.array(city.station_district, dtype=np.int64)
+        self.national = city.station_national
+        r = np_rng(seed, "air-stations")
+        self.f_pm = r.lognormal(0.0, 0.18, n)
+        self.ratio10 = r.uniform(1.45, 1.9, n)
+        self.road = r.lognormal(0.0, 0.3, n)
+        self.f_so2 = r.lognormal(0.0, 0.25, n)
+        self.t_off = r.normal(0.0, 0.5, n)
+        self.exposure = r.uniform(0.6, 1.3, n)
+        self.sigma = np.where(self.national, 0.04, 0.09)
+        self.cal_min = r.integers(60, 240, n)  # minute of the local day of the gas calibration
+        self.st_phase = r.uniform(0, 2 * np.pi, (n, len(_STATION_PERIODS_H)))
+        self.weather_phase = np_rng(seed, "air-weather").uniform(0, 2 * np.pi, (6, len(_PERIODS_H)))
+        self.district_phase = np_rng(seed, "air-districts").uniform(
+            0, 2 * np.pi, (len(city.geo.specs), len(_PERIODS_H))
+        )
+        self._cache: tuple[int, dict[str, Arr], dict[str, Arr]] | None = None
+
+    # -- the model ---------------------------------------------------------------------------
+
+    def _true(self, h0: int) -> dict[str, Arr]:
+        """Fault-free quantized readings of every station for the 60 minutes from ``h0``."""
+        n = len(self.ids)
+        t = h0 + np.arange(60, dtype=np.int64) * MINUTE_MS
+        t_h = t / HOUR_MS
+        hod = ((t + TZ_OFFSET_MS) % DAY_MS) / HOUR_MS
+        dow = ((t + TZ_OFFSET_MS) // DAY_MS + 3) % 7
+        weekend = (dow >= 5).astype(np.float64)
+        rng = np_rng(self.seed, "air", h0)
+        g = _smooth(self.weather_phase, _PERIODS_H, t_h)  # rows: pm, temp, rh, wind, dir, spare
+        dist = _smooth(self.district_phase, _PERIODS_H, t_h)[self.district]
+        st = _smooth(self.st_phase, _STATION_PERIODS_H, t_h)
+        load = np.exp(0.28 * g[0][None, :] + 0.14 * dist) * self.pollution
+        ep = np.ones((n, 60))
+        for e in self.episodes:
+            ramp = np.interp(t, [e.t0, e.t_full, e.t_fade, e.t1], [0.0, 1.0, 1.0, 0.0])
+            mask = np.isin(self.district, e.districts)
+            ep[mask] *= 1.0 + (e.factor - 1.0) * ramp[None, :]
+        rush_wd = _bump(hod, 8.0, 1.2) + 0.9 * _bump(hod, 18.0, 1.5)
+        rush = (1 - weekend) * rush_wd + weekend * 0.5 * _bump(hod, 11.0, 3.0)
+        di_pm = (
+            1.0
+            + 0.22 * _bump(hod, 8.5, 1.6)
+            + 0.35 * _bump(hod, 21.0, 2.5)
+            - 0.18 * _bump(hod, 14.5, 2.5)
+        ) * (1.0 - 0.05 * weekend)
+
+        def noise(scale: float = 1.0) -> Arr:
+            return np.exp(rng.normal(0.0, 1.0, (n, 60)) * self.sigma[:, None] * scale)
+
+        pm25 = 38.0 * self.f_pm[:, None] * di_pm[None, :] * load * ep * np.exp(0.1 * st) * noise()
+        plume = np.zeros((n, 60))
+        for p in self.plumes:
+            plume[p.station] += p.peak * _plume_shape(t, p.t0, p.t1)
+        pm25 = pm25 + plume
+        pm10 = pm25 * self.ratio10[:, None] * (1.0 + 0.15 * rush[None, :]) * noise() + 0.4 * plume
+        pm10 = np.maximum(pm10, pm25 + 2.0)
+        gas_load = np.sqrt(load)
+        no2 = 28.0 * self.road[:, None] * (0.6 + 0.6 * rush[None, :]) * gas_load * noise(1.5)
+        no2 = no2 + plume / 6.0
+        o3 = 18.0 + 75.0 * _bump(hod, 14.5, 2.8)[None, :] * np.clip(1 - 0.004 * no2, 0.3, 1)
+        o3 = o3 * np.exp(0.1 * g[0][None, :]) * noise(1.5)
+        so2 = 7.0 * self.f_so2[:, None] * (1 + 0.2 * _bump(hod, 10.0, 3.0)[None, :]) * noise(2.0)
+        so2 = so2 + plume / 12.0
+        co = 0.55 * (1 + 0.25 * rush[None, :]) * gas_load * noise(1.5) + plume / 300.0
+        temp = 12.0 + 4.5 * np.cos(2 * np.pi * (hod - 14.5) / 24)[None, :] + 1.5 * g[1][None, :]
+        temp = temp + self.t_off[:, None] + rng.normal(0.0, 0.2, (n, 60))
+        rh = 72.0 - 14.0 * np.cos(2 * np.pi * (hod - 14.5) / 24)[None, :] + 6.0 * g[2][None, :]
+        rh = np.clip(rh + rng.normal(0.0, 2.0, (n, 60)), 25.0, 100.0)
+        wind = np.maximum(0.3, 2.6 + 1.3 * g[3])[None, :] * self.exposure[:, None]
+        wind = np.clip(wind * np.exp(rng.normal(0.0, 0.15, (n, 60))), 0.0, 30.0)
+        wdir = (35.0 + 80.0 * g[4])[None, :] + rng.normal(0.0, 12.0, (n, 60))
+        out = {
+            "pm25": np.round(pm25),
+            "pm10": np.round(pm10),
+            "no2": np.round(no2),
+            "so2": np.round(np.round(so2 / 2.62) * 2.62),
+            "o3": np.round(np.round(o3 / 1.96) * 1.96),
+            "co": np.round(co, 1),
+            "temp_c": np.round(temp, 1),
+            "rh": np.round(rh),
+            "wind_ms": np.round(wind, 1),
+            "wind_deg": np.round(wdir % 360.0) % 360.0,
+        }
+        # missing values: single readings, nightly gas calibration, micro-sensor outages
+        for ch in CHANNELS:
+            out[ch][rng.random((n, 60)) < 0.003] = np.nan
+        mod = (((t + TZ_OFFSET_MS) % DAY_MS) // MINUTE_MS)[None, :]
+        cal = (
+            self.national[:, None]
+            & (mod >= self.cal_min[:, None])
+            & (mod < self.cal_min[:, None] + 10)
+        )
+        for ch in ("no2", "so2", "o3", "co"):
+            out[ch][cal] = np.nan
+        outage_start = rng.integers(0, 60, n)
+        outage_len = rng.integers(5, 16, n)
+        has_outage = (~self.national) & (rng.random(n) < 0.01)
+        m = np.arange(60)[None, :]
+        blk = (
+            has_outage[:, None]
+            & (m >= outage_start[:, None])
+            & (m < (outage_start + outage_len)[:, None])
+        )
+        for ch in POLLUTANTS:
+            out[ch][blk] = np.nan
+        # a plume or episode never goes missing at its station in its first minutes: keeps
+        # the truth visible (a real analyser could drop out, but then there is no label to hit)
+        return out
+
+    def _measured(self, h0: int, true: dict[str, Arr]) -> dict[str, Arr]:
+        meas = {k: v.copy() for k, v in true.items()}
+        t = h0 + np.arange(60, dtype=np.int64) * MINUTE_MS
+        for f in self.faults:
+            cols = (t >= f.t0) & (t < f.t1)
+            if not cols.any():
+                continue
+            s = f.station
+            if f.kind == "stuck":
+                frozen = self._frozen(f)
+                for ch in POLLUTANTS:
+                    meas[ch][s, cols] = frozen[ch]
+            elif f.kind == "range":
+                rng = np_rng(self.seed, "air-fault", f.station, f.t0, h0)
+                hit = cols & ((rng.random(60) < 0.75) | (t == _minute(f.t0)))
+                meas[f.channel][s, hit] = f.value
+            elif f.kind == "drift":
+                gain = 1.0 + f.value * (t[cols] - f.t0) / HOUR_MS
+                meas[f.channel][s, cols] = np.round(true[f.channel][s, cols] * gain, 0)
+            elif f.kind == "inversion":
+                rng = np_rng(self.seed, "air-fault", f.station, f.t0, h0)
+                ratio = rng.uniform(0.55, 0.8, int(cols.sum()))
+                meas["pm10"][s, cols] = np.round(meas["pm25"][s, cols] * ratio)
+        return meas
+
+    def _frozen(self, f: Fault) -> dict[str, float]:
+        h0 = f.t0 - f.t0 % HOUR_MS
+        true = self._true(h0)
+        m = (_minute(f.t0) - h0) // MINUTE_MS
+        out = {}
+        for ch in POLLUTANTS:
+            row = true[ch][f.station]
+            vals = row[: m + 1][~np.isnan(row[: m + 1])]
+            fallback = row[~np.isnan(row)]
+            v = vals[-1] if len(vals) else (fallback[0] if len(fallback) else 10.0)
+            out[ch] = float(v)
+        return out
+
+    def hour(self, h0: int) -> tuple[dict[str, Arr], dict[str, Arr]]:
+        """(true, measured) arrays [station, minute] of the hour starting at ``h0``; cached."""
+        if self._cache is None or self._cache[0] != h0:
+            true = self._true(h0)
+            self._cache = (h0, true, self._measured(h0, true))
+        return self._cache[1], self._cache[2]
+
+    # -- the stream --------------------------------------------------------------------------
+
+    def chunk(self, w0: int) -> Chunk:
+        h0 = w0 - w0 % HOUR_MS
+        m = (w0 - h0) // MINUTE_MS
+        _, meas = self.hour(h0)
+        cols = {ch: meas[ch][:, m].tolist() for ch in CHANNELS}
+        out = Chunk()
+        for s, sid in enumerate(self.ids):
+            ts = w0 + int(self.phase[s])
+            if ts < self.start_ms or ts >= self.end_ms:
+                continue
+            vals = {ch: _num(cols[ch][s]) for ch in CHANNELS}
+            out.add(ts, self.hashes[s], encode(Air(ts=ts, station=sid, **vals)))
+        return out
+
+    # -- ground truth ------------------------------------------------------------------------
+
+    def exceedance_labels(self) -> list[Label]:
+        """Periods where the fault-free hourly AQI (HJ 633-2012) of a station exceeds 100."""
+        labels: list[Label] = []
+        h = self.start_ms - self.start_ms % HOUR_MS
+        runs: dict[int, list[tuple[int, int, str | None]]] = {}
+        open_runs: dict[int, list[tuple[int, int, str | None]]] = {}
+        while h < self.end_ms:
+            true, _ = self.hour(h)
+            t = h + np.arange(60, dtype=np.int64)[None, :] * MINUTE_MS + self.phase[:, None]
+            inside = (t >= self.start_ms) & (t < self.end_ms)
+            means: dict[str, list[float | None]] = {}
+            for ch in POLLUTANTS:
+                v = np.where(inside, true[ch], np.nan)
+                ok = ~np.isnan(v)
+                cnt = ok.sum(axis=1)
+                tot = np.where(ok, v, 0.0).sum(axis=1)
+                means[ch] = [
+                    float(tot[i] / cnt[i]) if cnt[i] >= 45 else None for i in range(len(cnt))
+                ]
+            for s in range(len(self.ids)):
+                value, primary = aqi({ch: means[ch][s] for ch in POLLUTANTS})
+                if value > 100:
+                    open_runs.setdefault(s, []).append((h, value, primary))
+                elif s in open_runs:
+                    runs.setdefault(s, []).extend([(-1, 0, None), *open_runs.pop(s)])
+            h += HOUR_MS
+        for s, run in open_runs.items():
+            runs.setdefault(s, []).extend([(-1, 0, None), *run])
+        reg = self.city.registry
+        for s in sorted(runs):
+            groups: list[list[tuple[int, int, str | None]]] = []
+            for item in runs[s]:
+                if item[0] == -1:
+                    groups.append([])
+                else:
+                    groups[-1].append(item)
+            st = reg.stations[self.ids[s]]
+            for g in groups:
+                worst = max(g, key=lambda x: x[1])
+                name, cls = category(worst[1])
+                labels.append(
+                    Label(
+                        rule="air.exceedance",
+                        subject_kind="station",
+                        subject_id=st.id,
+                        start_ms=max(g[0][0], self.start_ms),
+                        end_ms=min(g[-1][0] + HOUR_MS, self.end_ms),
+                        params={
+                            "category": name,
+                            "class": cls,
+                            "level": LEVEL_OF_CATEGORY[cls],
+                            "aqi_max": worst[1],
+                            "primary": worst[2],
+                            "hours": len(g),
+                            "lat": st.lat,
+                            "lon": st.lon,
+                            "district": st.district,
+                        },
+                    )
+                )
+        return labels
+
+
+def _minute(ts: int) -> int:
+    return ts - ts % MINUTE_MS
+
+
+def _plume_shape(t: npt.NDArray[np.int64], t0: int, t1: int) -> Arr:
+    dur = max(t1 - t0, 1)
+    up, down = t0 + 0.15 * dur, t0 + 0.7 * dur
+    return np.interp(t, [t0 - 1, t0, up, down, t1], [0.0, 0.25, 1.0, 1.0, 0.0])
+
+
+def _num(x: float) -> float | None:
+    return None if x != x else x

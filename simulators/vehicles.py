@@ -1,0 +1,295 @@
+"""Hazmat vehicles: GPS fixes every 10 s along road-like routes between depots, enterprises
+and fuel stations.
+
+Each vehicle's itinerary is planned once from its own seed (``(seed, vehicle id)``) and the
+stops injected into it: it sleeps at its depot, on active days leaves between 06:00 and 09:00,
+loads and unloads at registered enterprises (25-70 min), sometimes refuels (8-20 min), waits at
+traffic lights in towns (15-80 s), crawls in rush hours, and returns to the depot. Fixes carry
+~6 m of jitter, a little speed noise, and gaps (tunnels, dead zones) while driving.
+
+Injected stops (abnormal dwells near sensitive zones, at unregistered workshops, upwind of a
+station) are reached exactly at their planned arrival time: the vehicle waits at its depot
+until it has to leave. The dwell's truth is ``[arrival, departure]``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+from dataclasses import dataclass, field
+
+from citywatch.events import Gps, encode
+from citywatch.geo import bearing_deg, haversine_m, offset
+from citywatch.registry import Place
+from simulators.city import City
+from simulators.clock import DAY_MS, MINUTE_MS, local_hour, local_midnight, weekday
+from simulators.seeds import derive, entity_hash, py_rng
+from simulators.stream import Chunk
+
+__all__ = ["InjectedStop", "Itinerary", "VehicleStream"]
+
+GPS_PERIOD_MS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class InjectedStop:
+    """Vehicle ``vehicle`` arrives at (lat, lon) at ``arrive_ms`` and stays ``dwell_s``."""
+
+    vehicle: str
+    arrive_ms: int
+    dwell_s: int
+    lat: float
+    lon: float
+
+
+@dataclass(slots=True)
+class Seg:
+    t0: int
+    t1: int
+    lat0: float
+    lon0: float
+    lat1: float
+    lon1: float
+    speed: float  # km/h while moving, 0 for a stop
+    heading: float
+
+
+@dataclass(slots=True)
+class Itinerary:
+    segs: list[Seg] = field(default_factory=list)
+    gaps: list[tuple[int, int]] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)
+
+    def finish(self) -> None:
+        self.starts = [s.t0 for s in self.segs]
+
+    def at(self, ts: int) -> Seg | None:
+        i = bisect.bisect_right(self.starts, ts) - 1
+        if i < 0:
+            return None
+        s = self.segs[i]
+        return s if ts <= s.t1 else None
+
+    def in_gap(self, ts: int) -> bool:
+        return any(a <= ts < b for a, b in self.gaps)
+
+
+class _Builder:
+    def __init__(self, city: City, rng: random.Random, pos: tuple[float, float], now: int) -> None:
+        self.city, self.rng = city, rng
+        self.pos, self.now = pos, now
+        self.heading = rng.uniform(0, 360)
+        self.it = Itinerary()
+
+    def stay(self, until: int) -> None:
+        if until > self.now:
+            lat, lon = self.pos
+            self.it.segs.append(Seg(self.now, until, lat, lon, lat, lon, 0.0, self.heading))
+            self.now = until
+
+    def legs(
+        self, to: tuple[float, float], t_start: int
+    ) -> tuple[list[Seg], list[tuple[int, int]]]:
+        """The drive from the current position to ``to`` starting at ``t_start``."""
+        rng, geo, roads = self.rng, self.city.geo, self.city.roads
+        pts = roads.route(self.pos, to, rng)
+        segs: list[Seg] = []
+        gaps: list[tuple[int, int]] = []
+        t = t_start
+        heading = self.heading
+        for i in range(len(pts) - 1):
+            p, q = pts[i], pts[i + 1]
+            dist = haversine_m(*p, *q)
+            if dist < 1.0:
+                continue
+            heading = bearing_deg(*p, *q)
+            access = i == 0 or i == len(pts) - 2
+            mid = ((p[0] + q[0]) / 2, (p[1] + q[1]) / 2)
+            urb = geo.urbanness(*mid)
+            if access:
+                speed = rng.uniform(12.0, 22.0)
+            elif urb > 0.4:
+                speed = rng.uniform(32.0, 45.0)
+                h = local_hour(t)
+                if weekday(t) < 5 and (7.0 <= h < 9.0 or 17.0 <= h < 19.0):
+                    speed *= rng.uniform(0.35, 0.65)
+            else:
+                speed = rng.uniform(52.0, 68.0)
+            cuts = [0.0]
+            lights: list[int] = []
+            if not access:
+                for f in roads.crossings(p, q):
+                    if 0.02 < f < 0.98 and rng.random() < 0.35 * urb:
+                        cuts.append(f)
+                        lights.append(round(rng.uniform(15.0, 80.0) * 1000))
+            cuts.append(1.0)
+            for k in range(len(cuts) - 1):
+                a = (p[0] + (q[0] - p[0]) * cuts[k], p[1] + (q[1] - p[1]) * cuts[k])
+                b = (p[0] + (q[0] - p[0]) * cuts[k + 1], p[1] + (q[1] - p[1]) * cuts[k + 1])
+                dt = round(haversine_m(*a, *b) / (speed / 3.6) * 1000)
+                if dt > 0:
+                    segs.append(Seg(t, t + dt, a[0], a[1], b[0], b[1], speed, heading))
+                    if not access and dt > 120_000 and rng.random() < 0.03:
+                        g0 = t + rng.randrange(0, dt - 60_000)
+                        gaps.append((g0, g0 + rng.randrange(40_000, 240_000)))
+                    t += dt
+                if k < len(lights):
+                    segs.append(Seg(t, t + lights[k], b[0], b[1], b[0], b[1], 0.0, heading))
+                    t += lights[k]
+        return segs, gaps
+
+    def drive(self, to: tuple[float, float]) -> None:
+        segs, gaps = self.legs(to, self.now)
+        self.it.segs.extend(segs)
+        self.it.gaps.extend(gaps)
+        if segs:
+            self.now = segs[-1].t1
+            self.heading = segs[-1].heading
+        self.pos = to
+
+    def drive_arriving(self, to: tuple[float, float], arrive: int) -> None:
+        """Wait where we are, then drive so as to arrive exactly at ``arrive``."""
+        state = self.rng.getstate()
+        segs, _ = self.legs(to, 0)
+        travel = segs[-1].t1 if segs else 0
+        self.rng.setstate(state)
+        self.stay(max(self.now, arrive - travel))
+        segs, gaps = self.legs(to, self.now)
+        shift = arrive - (segs[-1].t1 if segs else self.now)
+        for s in segs:
+            s.t0 += shift
+            s.t1 += shift
+        self.it.gaps.extend((a + shift, b + shift) for a, b in gaps)
+        if segs and segs[0].t0 > self.now:
+            self.stay(segs[0].t0)
+        self.it.segs.extend(segs)
+        if segs:
+            self.heading = segs[-1].heading
+        self.now = max(self.now, arrive)
+        self.pos = to
+
+
+def travel_ms(city: City, seed: int, a: tuple[float, float], b: tuple[float, float]) -> int:
+    """Rough driving time from a to b (for planning)."""
+    bld = _Builder(city, py_rng(seed, "travel"), a, 0)
+    segs, _ = bld.legs(b, 0)
+    return segs[-1].t1 if segs else 0
+
+
+def plan_vehicle(
+    city: City, seed: int, vid: str, begin_ms: int, end_ms: int, stops: list[InjectedStop]
+) -> Itinerary:
+    """The itinerary of one vehicle over [begin_ms, end_ms] with its injected stops."""
+    rng = py_rng(seed, "vehicle", vid)
+    reg = city.registry
+    depot = reg.places[reg.vehicles[vid].depot or ""]
+    home = (depot.lat, depot.lon)
+    t0 = local_midnight(begin_ms)
+    if stops:
+        first = min(s.arrive_ms for s in stops)
+        t0 = min(t0, first - 3 * 3_600_000)
+    b = _Builder(city, rng, home, t0)
+    enterprises = city.places_by_cat["enterprise"]
+    fuels = city.places_by_cat["fuel"]
+    pending = sorted(stops, key=lambda s: s.arrive_ms)
+    day = local_midnight(t0)
+    while b.now < end_ms:
+        day_end = day + DAY_MS
+        todays = [s for s in pending if s.arrive_ms < day_end]
+        pending = [s for s in pending if s.arrive_ms >= day_end]
+        if todays:
+            for s in todays:
+                b.drive_arriving((s.lat, s.lon), s.arrive_ms)
+                b.stay(s.arrive_ms + s.dwell_s * 1000)
+                ent = rng.choice(enterprises)
+                b.drive(_inside(ent, rng))
+                b.stay(b.now + rng.randrange(25, 60) * MINUTE_MS)
+                b.drive(home)
+        else:
+            wd = weekday(day)
+            p_active = 0.85 if wd < 5 else (0.5 if wd == 5 else 0.3)
+            if rng.random() < p_active:
+                b.stay(day + round(rng.uniform(6.0, 9.0) * 3_600_000))
+                for _ in range(rng.randint(1, 3)):
+                    if local_hour(b.now) > 17.5 or b.now - day > DAY_MS - 5 * 3_600_000:
+                        break
+                    for dwell in ((25, 70), (20, 60)):
+                        b.drive(_inside(rng.choice(enterprises), rng))
+                        b.stay(b.now + rng.randrange(*dwell) * MINUTE_MS)
+                    if rng.random() < 0.3:
+                        b.drive(_inside(rng.choice(fuels), rng))
+                        b.stay(b.now + rng.randrange(8, 20) * MINUTE_MS)
+                b.drive(home)
+        b.stay(max(b.now, day_end))
+        day = day_end
+    b.stay(end_ms + MINUTE_MS)
+    b.it.finish()
+    return b.it
+
+
+def _inside(place: Place, rng: random.Random) -> tuple[float, float]:
+    """A parking spot inside a registered place's radius."""
+    r = place.radius_m * 0.5 * math.sqrt(rng.random())
+    a = rng.uniform(0, 2 * math.pi)
+    return offset(place.lat, place.lon, r * math.cos(a), r * math.sin(a))
+
+
+class VehicleStream:
+    kind = "gps"
+
+    def __init__(
+        self, city: City, seed: int, start_ms: int, end_ms: int, stops: list[InjectedStop]
+    ) -> None:
+        self.city, self.seed = city, seed
+        self.start_ms, self.end_ms = start_ms, end_ms
+        self.ids = city.vehicle_ids
+        self.hashes = [entity_hash(v) for v in self.ids]
+        self.phase = [h % GPS_PERIOD_MS for h in self.hashes]
+        by_vehicle: dict[str, list[InjectedStop]] = {}
+        for s in stops:
+            by_vehicle.setdefault(s.vehicle, []).append(s)
+        self.itineraries = [
+            plan_vehicle(city, seed, v, start_ms, end_ms, by_vehicle.get(v, [])) for v in self.ids
+        ]
+        reg = city.registry
+        self.plates = [reg.vehicles[v].plate for v in self.ids]
+        self.uns = [reg.vehicles[v].un for v in self.ids]
+
+    def chunk(self, w0: int) -> Chunk:
+        out = Chunk()
+        rng = random.Random(derive(self.seed, "gps", w0))
+        gauss, rand = rng.gauss, rng.random
+        for i, vid in enumerate(self.ids):
+            it = self.itineraries[i]
+            for k in range(MINUTE_MS // GPS_PERIOD_MS):
+                ts = w0 + self.phase[i] + k * GPS_PERIOD_MS
+                lost = rand() < 0.004
+                if ts < self.start_ms or ts >= self.end_ms or lost or it.in_gap(ts):
+                    continue
+                seg = it.at(ts)
+                if seg is None:
+                    continue
+                if seg.speed > 0.0:
+                    f = (ts - seg.t0) / max(1, seg.t1 - seg.t0)
+                    lat = seg.lat0 + (seg.lat1 - seg.lat0) * f
+                    lon = seg.lon0 + (seg.lon1 - seg.lon0) * f
+                    speed = max(0.0, seg.speed * (1.0 + gauss(0.0, 0.06)))
+                    heading = (seg.heading + gauss(0.0, 3.0)) % 360.0
+                else:
+                    lat, lon = seg.lat0, seg.lon0
+                    speed = abs(gauss(0.0, 0.8)) if rand() < 0.3 else 0.0
+                    heading = seg.heading
+                lat, lon = offset(lat, lon, gauss(0.0, 6.0), gauss(0.0, 6.0))
+                ev = Gps(
+                    ts=ts,
+                    vehicle=vid,
+                    lat=round(lat, 6),
+                    lon=round(lon, 6),
+                    speed_kmh=round(speed, 1),
+                    heading=float(round(heading) % 360),
+                    un=self.uns[i],
+                    plate=self.plates[i],
+                )
+                out.add(ts, self.hashes[i], encode(ev))
+        return out
