@@ -39,7 +39,7 @@ from bytewax.operators import StatefulLogic
 from bytewax.outputs import Sink
 
 from citywatch.alerts import Alert, Signal
-from citywatch.events import Event
+from citywatch.events import Event, Hotline
 from flows.sources import Batch, DecodingSource
 from models.alert_engine import AlertEngine, EngineSnapshot, FloodGuard
 from models.base import Model
@@ -115,6 +115,10 @@ class FlowConfig:
     partitions: int = 0
 
 
+#: The correlator's single key: incidents join sources across the whole city.
+CITY = "c:city"
+
+
 def _crc(s: str) -> int:
     return zlib.crc32(s.encode())
 
@@ -132,16 +136,24 @@ def account(batches: list[Batch]) -> list[Any]:
 
 
 def make_router(
-    models: Sequence[Model], cfg: FlowConfig
+    models: Sequence[Model], cfg: FlowConfig, *, correlate: bool = False
 ) -> Callable[[list[Batch]], list[tuple[str, Any]]]:
-    """The "route" step: group each batch's events by model shard, with ticks in order."""
+    """The "route" step: group each batch's events by model shard, with ticks in order.
+
+    Keys: ``m:<model>#<shard>`` (event models), ``s:<model>#<shard>`` (signal models, ticks
+    only), ``e:<shard>`` (engine), ``a:<shard>`` (flood guard), ``c:city`` (correlator: hotline
+    tickets and ticks). Every value is a list.
+    """
     by_kind: dict[str, list[Model]] = {}
     for m in models:
         for kind in m.kinds:
             by_kind.setdefault(kind, []).append(m)
-    model_keys = [f"m:{m.name}#{s}" for m in models for s in range(cfg.shards)]
-    tick_keys = [f"e:{s}" for s in range(cfg.engine_shards)]
-    tick_keys += [f"a:{s}" for s in range(cfg.area_shards)]
+    ordered = [f"m:{m.name}#{s}" for m in models if m.kinds for s in range(cfg.shards)]
+    if correlate:
+        ordered.append(CITY)
+    others = [f"e:{s}" for s in range(cfg.engine_shards)]
+    others += [f"a:{s}" for s in range(cfg.area_shards)]
+    others += [f"s:{m.name}#{s}" for m in models if _signal_rules(m) for s in range(cfg.shards)]
     tick_ms, shards = cfg.tick_ms, cfg.shards
 
     def route(batches: list[Batch]) -> list[tuple[str, Any]]:
@@ -151,9 +163,9 @@ def make_router(
             part, high = b.partition, b.prev_high_ts
 
             def tick(t: Tick, groups: dict[str, list[Any]] = groups) -> None:
-                for key in model_keys:
+                for key in ordered:
                     groups.setdefault(key, []).append(t)
-                out.extend((key, t) for key in tick_keys)
+                out.extend((key, [t]) for key in others)
 
             for ev in b.events:
                 ts = ev.ts
@@ -166,12 +178,45 @@ def make_router(
                     if k is not None:
                         key = f"m:{m.name}#{_crc(k) % shards}"
                         groups.setdefault(key, []).append((k, ev))
+                if correlate and type(ev) is Hotline:
+                    groups.setdefault(CITY, []).append(ev)
             if b.is_last:
                 tick(Tick(high // tick_ms * tick_ms, part, is_end=True))
             out.extend(groups.items())
         return out
 
     return route
+
+
+def _signal_rules(m: Model) -> frozenset[str]:
+    rules: frozenset[str] = getattr(m, "signal_rules", frozenset())
+    return rules
+
+
+def make_to_signal_models(
+    models: Sequence[Model], cfg: FlowConfig
+) -> Callable[[tuple[str, list[Signal]]], list[tuple[str, Any]]]:
+    """Signals of a signal model's ``signal_rules`` to its shards (a second model stage)."""
+    wanted = [(m, _signal_rules(m)) for m in models if _signal_rules(m)]
+    shards = cfg.shards
+
+    def to_signal_models(kv: tuple[str, list[Signal]]) -> list[tuple[str, Any]]:
+        groups: dict[str, list[Any]] = {}
+        for sig in kv[1]:
+            for m, rules in wanted:
+                if sig.rule in rules:
+                    k = m.route(sig)  # type: ignore[arg-type]
+                    if k is not None:
+                        groups.setdefault(f"s:{m.name}#{_crc(k) % shards}", []).append((k, sig))
+        return list(groups.items())
+
+    return to_signal_models
+
+
+def to_correlator(kv: tuple[str, list[Alert]]) -> list[tuple[str, Any]]:
+    """Alerts the correlator can use (not its own incidents) to its single key."""
+    alerts = [a for a in kv[1] if a.rule != "incident.correlated"]
+    return [(CITY, alerts)] if alerts else []
 
 
 def make_to_engine(cfg: FlowConfig) -> Callable[[tuple[str, list[Signal]]], list[tuple[str, Any]]]:
@@ -269,22 +314,63 @@ class EngineShard(StatefulLogic[Any, list[Alert], bytes | None]):
         self.durable = durable
         self.guard = guard
 
-    def on_item(self, value: Any) -> tuple[Iterable[list[Alert]], bool]:
-        if type(value) is Tick:
-            wm = self.wm.update(value)
-            alerts = self.engine.advance(wm - self.grace_ms) if wm is not None else []
-        elif self.guard is None:
-            alerts = self.engine.on_signals(value)
-        else:
-            alerts = []
-            for a in value:
-                alerts.extend(self.engine.on_signals(self.guard.observe(a)))
+    def on_item(self, value: list[Any]) -> tuple[Iterable[list[Alert]], bool]:
+        alerts: list[Alert] = []
+        engine = self.engine
+        for item in value:
+            if type(item) is Tick:
+                wm = self.wm.update(item)
+                if wm is not None:
+                    alerts.extend(engine.advance(wm - self.grace_ms))
+            elif self.guard is not None:
+                alerts.extend(engine.on_signals(self.guard.observe(item)))
+            else:
+                alerts.extend(engine.on_signal(item))
         return ([alerts] if alerts else []), StatefulLogic.RETAIN
 
     def snapshot(self) -> bytes | None:
         if not self.durable:
             return None
         state = (self.engine.snapshot(), self.wm, self.guard)
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class CorrelatorShard(StatefulLogic[list[Any], list[Alert], bytes | None]):
+    """The city-wide incident correlator (``models.incidents``) and its incidents' engine."""
+
+    def __init__(
+        self, corr: Any, engine: AlertEngine, wm: Watermark, grace_ms: int, durable: bool
+    ) -> None:
+        self.corr = corr
+        self.engine = engine
+        self.wm = wm
+        self.grace_ms = grace_ms
+        self.durable = durable
+
+    def on_item(self, value: list[Any]) -> tuple[Iterable[list[Alert]], bool]:
+        signals: list[Signal] = []
+        alerts: list[Alert] = []
+        corr = self.corr
+        for item in value:
+            t = type(item)
+            if t is Tick:
+                wm = self.wm.update(item)
+                if wm is not None:
+                    signals.extend(corr.advance(wm - self.grace_ms))
+                    alerts.extend(self.engine.on_signals(signals))
+                    signals = []
+                    alerts.extend(self.engine.advance(wm - self.grace_ms))
+            elif t is Alert:
+                signals.extend(corr.observe_alert(item))
+            else:
+                signals.extend(corr.observe_ticket(item))
+        alerts.extend(self.engine.on_signals(signals))
+        return ([alerts] if alerts else []), StatefulLogic.RETAIN
+
+    def snapshot(self) -> bytes | None:
+        if not self.durable:
+            return None
+        state = (self.corr, self.engine.snapshot(), self.wm)
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -298,6 +384,7 @@ def build_flow(
     models: Sequence[Model],
     config: FlowConfig | None = None,
     make_engine: Callable[[EngineSnapshot | None], AlertEngine] | None = None,
+    make_correlator: Callable[[], Any] | None = None,
     flow_id: str = "citywatch",
 ) -> Dataflow:
     """Wire ``source`` through ``models`` and the alert engine into ``sink``; nothing else."""
@@ -330,22 +417,58 @@ def build_flow(
 
         return build
 
+    def build_correlator(resume: bytes | None) -> CorrelatorShard:
+        if resume is None:
+            corr, snap, wm = make_correlator(), None, Watermark(cfg.partitions)  # type: ignore[misc]
+        else:
+            corr, snap, wm = pickle.loads(resume)  # noqa: S301 - our own snapshot
+        return CorrelatorShard(corr, engine_of(snap), wm, cfg.grace_ms, cfg.durable)
+
+    correlate = make_correlator is not None
     flow = Dataflow(flow_id)
     batches = op.input("in", flow, source)
     accounting = op.flat_map_batch("account", batches, account)
-    routed = op.flat_map_batch("route", batches, make_router(models, cfg))
-    to_models = op.branch("split_models", routed, lambda kv: kv[0][0] == "m")
-    ticks = op.branch("split_ticks", to_models.falses, lambda kv: kv[0][0] == "e")
-    signals = _stateful_keyed("models", to_models.trues, build_model_shard)
+    routed = op.flat_map_batch("route", batches, make_router(models, cfg, correlate=correlate))
+    split = _split_by_prefix(routed, "msea" + ("c" if correlate else ""))
+    signals = _stateful_keyed("models", split["m"], build_model_shard)
+    if any(_signal_rules(m) for m in models):
+        second_in = op.merge(
+            "signal_models_in",
+            op.flat_map("to_signal_models", signals, make_to_signal_models(models, cfg)),
+            split["s"],
+        )
+        second = _stateful_keyed("signal_models", second_in, build_model_shard)
+        signals = op.merge("all_signals", signals, second)
     engine_in = op.merge(
-        "engine_in", op.flat_map("to_engine", signals, make_to_engine(cfg)), ticks.trues
+        "engine_in", op.flat_map("to_engine", signals, make_to_engine(cfg)), split["e"]
     )
     alerts = op.stateful("engine", engine_in, shard_builder(with_guard=False))
-    area_in = op.merge("area_in", op.flat_map("to_area", alerts, make_to_area(cfg)), ticks.falses)
-    incidents = op.stateful("areas", area_in, shard_builder(with_guard=True))
-    stamped = op.flat_map_batch("stamp", op.merge("all_alerts", alerts, incidents), stamp)
+    area_in = op.merge("area_in", op.flat_map("to_area", alerts, make_to_area(cfg)), split["a"])
+    outputs = [alerts, op.stateful("areas", area_in, shard_builder(with_guard=True))]
+    if correlate:
+        corr_in = op.merge("corr_in", op.flat_map("to_corr", alerts, to_correlator), split["c"])
+        outputs.append(op.stateful("incidents", corr_in, build_correlator))
+    stamped = op.flat_map_batch("stamp", op.merge("all_alerts", *outputs), stamp)
     op.output("redis", op.merge("to_sink", stamped, accounting), sink)
     return flow
+
+
+def _has_prefix(p: str) -> Callable[[tuple[str, Any]], bool]:
+    def pred(kv: tuple[str, Any]) -> bool:
+        return kv[0][0] == p
+
+    return pred
+
+
+def _split_by_prefix(up: Any, prefixes: str) -> dict[str, Any]:
+    """Branch a keyed stream by the first letter of its keys (the last prefix gets the rest)."""
+    out: dict[str, Any] = {}
+    rest = up
+    for p in prefixes[:-1]:
+        b: Any = op.branch(f"split_{p}", rest, _has_prefix(p))
+        out[p], rest = b.trues, b.falses
+    out[prefixes[-1]] = rest
+    return out
 
 
 def _stateful_keyed(step_id: str, up: Any, build: Callable[[str, bytes | None], ModelShard]) -> Any:

@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from citywatch.errors import ConfigError
 from citywatch.registry import Registry
 from citywatch.settings import Settings
+from models.air.model import AirModel
 from models.base import Model
-from models.vehicles.model import DwellModel
+from models.hotline.model import HotlineModel
+from models.vehicles.model import DwellModel, WorkshopModel
 from models.worksites.model import WorksiteResumption
 
 __all__ = ["DOMAINS", "MODELS", "Registration", "build_models"]
@@ -26,8 +29,11 @@ class Registration:
 
 
 MODELS: Sequence[Registration] = (
+    Registration("air", lambda reg, s: AirModel(reg)),
     Registration("vehicles", lambda reg, s: DwellModel(reg)),
+    Registration("vehicles", lambda reg, s: WorkshopModel(reg)),
     Registration("worksites", lambda reg, s: WorksiteResumption(reg)),
+    Registration("hotline", lambda reg, s: HotlineModel(reg)),
 )
 
 #: The domains a per-domain flow can run alone (``citywatch run --domain air``).
@@ -40,5 +46,5 @@ def build_models(
     """Instantiate the registered models (of one ``domain``, or all)."""
     if domain is not None and domain not in DOMAINS:
         msg = f"domain: {domain!r} is not one of {', '.join(DOMAINS)}"
-        raise ValueError(msg)
+        raise ConfigError(msg)
     return [r.factory(registry, settings) for r in MODELS if domain in (None, r.domain)]

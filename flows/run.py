@@ -39,6 +39,7 @@ from flows.city import FlowConfig, build_flow
 from flows.registry import build_models
 from flows.sources import DecodingSource, RawSource
 from models.alert_engine import AlertEngine, EngineSnapshot
+from models.incidents import IncidentCorrelator
 from sinks.redis_sink import RedisSink
 
 __all__ = ["SOURCES", "RunOptions", "build_city_flow", "run_city"]
@@ -158,10 +159,20 @@ def build_city_flow(opts: RunOptions, settings: Settings, url: str) -> Dataflow:
     def make_engine(snap: EngineSnapshot | None) -> AlertEngine:
         return AlertEngine(locate=locate, snapshot=snap)
 
+    def make_correlator() -> IncidentCorrelator:
+        return IncidentCorrelator(registry=registry)
+
     cfg = opts.flow_config()
     if cfg.grace_ms == FlowConfig().grace_ms:
         cfg = dataclasses.replace(cfg, grace_ms=int(settings.lateness_s * 1000) + cfg.tick_ms)
-    return build_flow(source, sink, models=models, config=cfg, make_engine=make_engine)
+    return build_flow(
+        source,
+        sink,
+        models=models,
+        config=cfg,
+        make_engine=make_engine,
+        make_correlator=make_correlator if opts.domain is None else None,
+    )
 
 
 def prepare_recovery(opts: RunOptions) -> RunOptions:

@@ -62,13 +62,17 @@ def air(station: str, minute: int, pm25: float | None) -> bytes:
     return orjson.dumps({"kind": "air", "ts": T0 + minute * MIN, "station": station, "pm25": pm25})
 
 
-def scenario(stations: int = 5, minutes: int = 120) -> list[bytes]:
-    """Station S0 exceeds in minutes 30-49 (orange, red at 40-44), the rest stay clean."""
+def scenario(stations: int = 5, minutes: int = 120, *, stagger: int = 0) -> list[bytes]:
+    """Station S0 exceeds in minutes 30-49 (orange, red at 40-44), the rest stay clean.
+
+    With ``stagger`` > 0, station ``s`` does the same ``s * stagger`` minutes later.
+    """
     out = []
     for m in range(minutes):
         for s in range(stations):
             pm = 30.0
-            if s == 0 and 30 <= m < 50:
-                pm = 300.0 if 40 <= m < 45 else 150.0
+            start = 30 + s * stagger if (s == 0 or stagger) else -1_000
+            if start <= m < start + 20:
+                pm = 300.0 if start + 10 <= m < start + 15 else 150.0
             out.append(air(f"S{s}", m, pm))
     return out
