@@ -58,6 +58,8 @@ class RunOptions:
     scenario: str = "demo"
     seed: int = 1
     scale: float | None = None
+    #: Simulator: fraction of malformed records mixed in (None: the scenario's).
+    dirty: float | None = None
     #: Pacing factor for the simulator (1.0 = live); None = as fast as possible.
     speed: float | None = 1.0
     paths: tuple[str, ...] = ()
@@ -94,7 +96,8 @@ def load_registry(opts: RunOptions, settings: Settings) -> tuple[Registry, Any]:
     if opts.source == "sim":
         from flows.sources.sim import SimSpec
 
-        spec = SimSpec(opts.scenario, seed=opts.seed, scale=opts.scale)
+        extra = {"dirty": opts.dirty} if opts.dirty is not None else {}
+        spec = SimSpec(opts.scenario, seed=opts.seed, scale=opts.scale, **extra)
         sim = spec.build()
         return sim.registry, spec
     directory = Path(opts.registry_dir) if opts.registry_dir else settings.data_dir / "registry"
@@ -135,11 +138,17 @@ def make_raw_source(opts: RunOptions, settings: Settings, url: str, spec: Any) -
     raise ConfigError(msg)
 
 
-def build_city_flow(opts: RunOptions, settings: Settings, url: str) -> Dataflow:
-    """The real city flow for ``opts``: source, registered models, engine, Redis sink."""
+def build_city_flow(
+    opts: RunOptions, settings: Settings, url: str, *, raw: RawSource | None = None
+) -> Dataflow:
+    """The real city flow for ``opts``: source, registered models, engine, Redis sink.
+
+    ``raw`` replaces the source ``opts`` names (replays, tests); the registry still comes
+    from ``opts`` (the simulation's, or ``registry_dir``).
+    """
     registry, spec = load_registry(opts, settings)
     models = build_models(registry, settings, domain=opts.domain)
-    raw = make_raw_source(opts, settings, url, spec)
+    raw = raw or make_raw_source(opts, settings, url, spec)
     source = DecodingSource(
         raw,
         region=settings.region_box,

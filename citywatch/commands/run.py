@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         scenario=args.scenario,
         seed=args.seed,
         scale=args.scale,
+        dirty=args.dirty,
         speed=speed,
         paths=tuple(args.files),
         registry_dir=args.registry,

@@ -22,9 +22,8 @@ class SimSpec:
         self.overrides = overrides
 
     def build(self) -> Any:
-        import importlib
+        from simulators import simulate
 
-        simulate = importlib.import_module("simulators").simulate
         kwargs: dict[str, Any] = dict(self.overrides)
         if self.scale is not None:
             kwargs["scale"] = self.scale
