@@ -124,6 +124,27 @@ class Simulation:
         labels.sort(key=lambda x: (x.start_ms, x.rule, x.subject_id))
         return labels
 
+    def entity_days(self) -> dict[str, float]:
+        """Entity-days of each rule's subject population, for false alerts per entity-day."""
+        days = (self.end_ms - self.start_ms) / 86_400_000
+        reg = self.registry
+        n_tickets = sum(len(g.tickets) for g in self.generators if isinstance(g, HotlineStream))
+        per = {
+            "air.exceedance": len(reg.stations),
+            "air.spike": len(reg.stations),
+            "air.stuck": len(reg.stations),
+            "air.range": len(reg.stations),
+            "air.drift": len(reg.stations),
+            "air.episode": len(reg.districts),
+            "vehicle.dwell": len(reg.vehicles),
+            "vehicle.workshop": len(reg.districts),
+            "worksite.resumption": len(reg.sites),
+            "hotline.duplicate": max(1, n_tickets) / max(days, 1e-9),  # each ticket: one entity
+            "hotline.surge": len(reg.districts) * 8,
+            "incident.correlated": len(reg.districts),
+        }
+        return {rule: n * days for rule, n in per.items()}
+
     # -- streams -----------------------------------------------------------------------------
 
     def windows(self) -> range:
