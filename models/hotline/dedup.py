@@ -72,13 +72,15 @@ class DedupConfig:
     cluster reports (its ``size`` still counts all).
     """
 
-    window_ms: int = 6 * 3_600_000
+    window_ms: int = 3 * 3_600_000
     radius_m: float = 1000.0
     n: int = 2
     threshold: float = 0.3
     cue_weight: float = 0.35
+    category_bonus: float = 0.1
     category_penalty: float = 0.5
     disjoint_penalty: float = 0.5
+    distance_weight: float = 0.3
     same_caller_bonus: float = 0.2
     max_members: int = 50
     max_live: int = 100_000
@@ -90,7 +92,9 @@ class DedupConfig:
             ("n", self.n >= 1),
             ("threshold", 0.0 < self.threshold <= 1.0),
             ("cue_weight", 0.0 <= self.cue_weight <= 1.0),
+            ("category_bonus", 0.0 <= self.category_bonus <= 1.0),
             ("category_penalty", 0.0 <= self.category_penalty <= 1.0),
+            ("distance_weight", 0.0 <= self.distance_weight <= 1.0),
             ("disjoint_penalty", 0.0 <= self.disjoint_penalty <= 1.0),
             ("same_caller_bonus", 0.0 <= self.same_caller_bonus <= 1.0),
             ("max_members", self.max_members >= 1),
@@ -153,13 +157,17 @@ def _parse_grid(grid: str | None) -> tuple[int, int] | None:
     return int(row), int(col)
 
 
-def similarity(a: TicketFeatures, b: TicketFeatures, cfg: DedupConfig) -> float:
-    """How likely ``a`` and ``b`` report the same problem, in [0, 1] (place checked apart).
+def similarity(
+    a: TicketFeatures, b: TicketFeatures, cfg: DedupConfig, distance_m: float | None = None
+) -> float:
+    """How likely ``a`` and ``b`` report the same problem, in [0, 1] (blocking checked apart).
 
     ``s = (1 - w) * dice(bigrams) + w * jaccard(topic cues)`` (``w = cue_weight``; the text
-    part alone when either ticket has no topic cue), times ``disjoint_penalty`` when both
-    have topic cues and share none, times ``category_penalty`` when both have a category and
-    they differ, plus ``same_caller_bonus`` for one caller calling again (capped at 1).
+    part alone when either ticket has no topic cue); times ``disjoint_penalty`` when both
+    have topic cues and share none; plus ``category_bonus`` when both have the same category,
+    times ``category_penalty`` when they differ; times ``1 - distance_weight * d / radius_m``
+    for tickets ``d`` metres apart; plus ``same_caller_bonus`` for one caller calling again.
+    Clipped to [0, 1].
     """
     s = dice(a.grams, b.grams)
     if a.topics and b.topics:
@@ -168,8 +176,13 @@ def similarity(a: TicketFeatures, b: TicketFeatures, cfg: DedupConfig) -> float:
         s = (1.0 - cfg.cue_weight) * s + cfg.cue_weight * jac
         if common == 0:
             s *= cfg.disjoint_penalty
-    if a.category and b.category and a.category != b.category:
-        s *= cfg.category_penalty
+    if a.category and b.category:
+        if a.category == b.category:
+            s += cfg.category_bonus
+        else:
+            s *= cfg.category_penalty
+    if distance_m is not None:
+        s *= 1.0 - cfg.distance_weight * min(1.0, distance_m / cfg.radius_m)
     if a.caller and a.caller == b.caller:
         s += cfg.same_caller_bonus
     return min(1.0, s)
@@ -324,7 +337,7 @@ class DuplicateClusterer:
             d = self._distance(f, cand)
             if d is not None and d > cfg.radius_m:
                 continue
-            s = similarity(f, cand, cfg)
+            s = similarity(f, cand, cfg, d)
             if s >= cfg.threshold:
                 matches.append(cand)
                 if s > best_s:

@@ -55,9 +55,9 @@ UNKNOWN_DISTRICT: Final = "unknown"
 class HotlineConfig:
     dedup: DedupConfig = field(default_factory=DedupConfig)
     surge: SurgeConfig = field(default_factory=SurgeConfig)
-    #: Count only tickets that are not duplicates towards surges: a surge is then "many
-    #: distinct problems", not "many calls about one".
-    surge_distinct_only: bool = False
+    #: Count only tickets that are not duplicates towards surges: a surge is "many distinct
+    #: problems"; many calls about one problem are a duplicate cluster (its own alert).
+    surge_distinct_only: bool = True
 
 
 @dataclass(slots=True)

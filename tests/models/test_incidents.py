@@ -48,6 +48,11 @@ def alert(
     )
 
 
+def one_call(**cfg: Any) -> IncidentCorrelator:
+    """A correlator for which one ticket is enough for the hotline to count."""
+    return IncidentCorrelator(IncidentConfig(min_tickets=1, **cfg))
+
+
 def spike(ts: int = T0, **ev: Any) -> Alert:
     return alert("air-1", "air.spike", "station", "S1", ts, **ev)
 
@@ -62,7 +67,7 @@ def smell(tid: str, ts: int, north_m: float = 300.0, east_m: float = 0.0) -> Hot
 
 
 def test_spike_smell_and_upwind_truck_make_a_red_incident() -> None:
-    c = IncidentCorrelator()
+    c = one_call(refresh_ms=HOUR)
     assert c.observe_alert(spike(wind_deg=90.0, wind_ms=2.5)) == []  # wind from the east
     (s1,) = c.observe_ticket(smell("T1", T0 + 20 * MIN))
     assert (s1.rule, s1.subject.kind, s1.level) == ("incident.correlated", "incident", Level.ORANGE)
@@ -83,18 +88,18 @@ def test_spike_smell_and_upwind_truck_make_a_red_incident() -> None:
 
 
 def test_truck_downwind_does_not_corroborate_the_spike() -> None:
-    c = IncidentCorrelator()
+    c = one_call()
     c.observe_alert(spike(wind_deg=90.0, wind_ms=2.5))
     assert c.observe_alert(dwell("d1", T0 + 10 * MIN, 0.0, -1200.0)) == []  # west: downwind
 
 
 def test_without_wind_distance_alone_decides() -> None:
-    c = IncidentCorrelator()
+    c = one_call()
     c.observe_alert(spike())
     (s,) = c.observe_alert(dwell("d1", T0 + 10 * MIN, 0.0, -1200.0))
     assert s.level is Level.ORANGE
     assert s.evidence["upwind"] == []
-    calm = IncidentCorrelator()
+    calm = one_call()
     calm.observe_alert(spike(wind_deg=90.0, wind_ms=0.2))  # calm: direction meaningless
     assert calm.observe_alert(dwell("d1", T0 + 10 * MIN, 0.0, -1200.0))
 
@@ -105,16 +110,16 @@ def test_without_wind_distance_alone_decides() -> None:
     ids=["too-late", "too-far"],
 )
 def test_far_in_time_or_space_is_no_incident(ts: int, north_m: float) -> None:
-    c = IncidentCorrelator()
+    c = one_call()
     c.observe_alert(spike())
     assert c.observe_ticket(smell("T1", ts, north_m)) == []
 
 
 def test_tickets_alone_or_without_a_matching_cue_are_no_incident() -> None:
-    c = IncidentCorrelator()
+    c = one_call()
     for i in range(5):
         assert c.observe_ticket(smell(f"T{i}", T0 + i * MIN)) == []
-    c2 = IncidentCorrelator()
+    c2 = one_call()
     c2.observe_alert(spike())
     lat, lon = offset(LAT, LON, 200.0, 0.0)
     pothole = Hotline(ts=T0 + MIN, ticket="P", text="路面坑洼破损", lat=lat, lon=lon)
@@ -123,7 +128,7 @@ def test_tickets_alone_or_without_a_matching_cue_are_no_incident() -> None:
 
 
 def test_worksite_with_night_noise_is_a_yellow_incident() -> None:
-    c = IncidentCorrelator()
+    c = one_call()
     c.observe_alert(alert("w1", "worksite.resumption", "site", "SITE1", T0))
     lat, lon = offset(LAT, LON, 150.0, 0.0)
     t = Hotline(ts=T0 + 5 * MIN, ticket="N1", text="工地半夜还在施工，噪音很大", lat=lat, lon=lon)
@@ -134,7 +139,7 @@ def test_worksite_with_night_noise_is_a_yellow_incident() -> None:
 
 
 def test_other_rules_repeats_and_registered_dwells_are_ignored() -> None:
-    c = IncidentCorrelator()
+    c = one_call()
     assert c.observe_alert(alert("e1", "air.episode", "district", "崇川区", T0)) == []
     assert c.observe_alert(alert("i1", "incident.correlated", "incident", "x", T0)) == []
     c.observe_alert(spike())
@@ -147,20 +152,32 @@ def test_other_rules_repeats_and_registered_dwells_are_ignored() -> None:
 
 def test_alert_without_place_is_placed_by_the_registry_or_skipped() -> None:
     reg = Registry(stations={"S1": Station(id="S1", lat=LAT, lon=LON)})
-    c = IncidentCorrelator(registry=reg)
+    c = IncidentCorrelator(IncidentConfig(min_tickets=1), registry=reg)
     c.observe_alert(alert("air-1", "air.spike", "station", "S1", T0, placed=False))
     assert c.observe_ticket(smell("T1", T0 + MIN))
-    bare = IncidentCorrelator()
+    bare = one_call()
     bare.observe_alert(alert("air-1", "air.spike", "station", "S1", T0, placed=False))
     assert bare.observe_ticket(smell("T1", T0 + MIN)) == []
 
 
-def test_min_tickets_requires_several_callers() -> None:
-    c = IncidentCorrelator(IncidentConfig(min_tickets=2))
+def test_by_default_one_call_near_a_spike_is_not_enough() -> None:
+    c = IncidentCorrelator()
     c.observe_alert(spike())
     assert c.observe_ticket(smell("T1", T0 + MIN)) == []
     (s,) = c.observe_ticket(smell("T2", T0 + 2 * MIN, 500.0, 100.0))
     assert s.evidence["tickets"] == ["T1", "T2"]
+    assert s.level is Level.ORANGE
+
+
+def test_open_incident_is_refreshed_until_it_goes_quiet() -> None:
+    c = one_call(refresh_ms=10 * MIN, quiet_ms=HOUR)
+    c.observe_alert(spike())
+    (first,) = c.observe_ticket(smell("T1", T0 + MIN))
+    refresh = c.advance(T0 + 12 * MIN)
+    assert [(s.subject, s.active) for s in refresh] == [(first.subject, True)]
+    assert c.advance(T0 + 15 * MIN) == []  # refreshed 3 minutes ago
+    (end,) = c.advance(T0 + MIN + HOUR + MIN)
+    assert (end.subject, end.active) == (first.subject, False)
 
 
 def test_clone_mid_stream_gives_identical_signals() -> None:
@@ -177,14 +194,19 @@ def test_clone_mid_stream_gives_identical_signals() -> None:
             out += c.observe_ticket(x) if isinstance(x, Hotline) else c.observe_alert(x)
         return out + c.advance(T0 + 5 * HOUR)
 
-    expected = run(IncidentCorrelator(), steps)
-    c = IncidentCorrelator()
+    expected = run(one_call(), steps)
+    c = one_call()
     head = []
     for x in steps[:2]:
         head += c.observe_ticket(x) if isinstance(x, Hotline) else c.observe_alert(x)
     c = copy.deepcopy(pickle.loads(pickle.dumps(c)))  # noqa: S301 (our own bytes)
     assert head + run(c, steps[2:]) == expected
-    assert [s.level for s in expected] == [Level.ORANGE, Level.RED, Level.RED, Level.RED]
+    levels = [s.level for s in expected]
+    assert levels[0] is Level.ORANGE
+    assert levels == sorted(levels)
+    assert levels[-1] is Level.RED
+    assert [s.active for s in expected].count(False) == 1
+    assert not expected[-1].active
 
 
 @pytest.mark.parametrize("bad", [{"radius_m": 0.0}, {"upwind_deg": 200.0}, {"min_tickets": 0}])
