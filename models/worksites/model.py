@@ -27,7 +27,7 @@ the flow never touches keyed state for them (measured in ``benchmarks/eval_works
 >>> m.route(Video(ts=t0, camera="C1", site="W1", persons=9)) is None   # no order yet
 True
 >>> st = m.new_state("W1")
->>> m.update(st, Order(ts=t0, site="W1", action="suspend"))
+>>> m.update(st, Order(ts=t0 - 3_600_000, site="W1", action="suspend"))  # an hour ago
 []
 >>> sigs = [s for i in range(1, 5)
 ...         for s in m.update(st, Power(ts=t0 + i * 60_000, meter="M1", site="W1", kw=40.0))]

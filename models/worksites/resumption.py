@@ -16,6 +16,9 @@ cameras, since their fields of view overlap):
   registry's ``idle_kw``, else the minimum of the order's first readings) by ``power_rel``
   and ``power_abs_kw`` for ``power_for_s`` seconds.
 
+Records of the first ``settle_s`` after the order are ignored: a site gets that long to
+wind down (crews leave, machines are secured) before work counts as resumption.
+
 The state fires when any channel holds and resolves after ``quiet_windows`` windows with no
 channel holding, when the order is lifted, or when it expires. Methods return a
 :class:`Change` code; the model turns changes into signals.
@@ -23,7 +26,7 @@ channel holding, when the order is lifted, or when it expires. Methods return a
 >>> cfg = ResumptionConfig()
 >>> st = SiteState("W1", idle_kw=5.0)
 >>> t0 = 1_762_000_000_000 - 1_762_000_000_000 % 60_000
->>> st.apply_order(t0, "suspend", None, cfg)
+>>> st.apply_order(t0 - 3_600_000, "suspend", None, cfg)
 <Change.NONE: 0>
 >>> [st.observe_video(t0 + i * 60_000, 6, 1, 1, cfg).name for i in range(1, 4)]
 ['FIRE', 'UPDATE', 'UPDATE']
@@ -80,6 +83,7 @@ class ResumptionConfig:
     power_abs_kw: float = 3.0
     power_for_s: int = 120
     power_learn_n: int = 5
+    settle_s: int = 2400
     quiet_windows: int = 5
     night_start_h: int = 22
     night_end_h: int = 6
@@ -114,9 +118,14 @@ class ResumptionConfig:
             if not (math.isfinite(fvalue) and fvalue >= 0.0):
                 msg = f"{name}: must be finite and >= 0, got {fvalue!r}"
                 raise ValueError(msg)
-        if self.power_for_s < 0 or self.complaint_ttl_s < 0:
-            msg = f"power_for_s/complaint_ttl_s: must be >= 0, got {self.power_for_s!r}"
-            raise ValueError(msg)
+        for name, secs in (
+            ("power_for_s", self.power_for_s),
+            ("settle_s", self.settle_s),
+            ("complaint_ttl_s", self.complaint_ttl_s),
+        ):
+            if secs < 0:
+                msg = f"{name}: must be >= 0, got {secs!r}"
+                raise ValueError(msg)
         for name, hour in (
             ("night_start_h", self.night_start_h),
             ("night_end_h", self.night_end_h),
@@ -130,6 +139,10 @@ class ResumptionConfig:
     @property
     def window_ms(self) -> int:
         return self.window_s * 1000
+
+    @property
+    def settle_ms(self) -> int:
+        return self.settle_s * 1000
 
     def new_cusum(self) -> OneSidedCusum:
         return OneSidedCusum(
@@ -264,7 +277,7 @@ class SiteState:
     ) -> Change:
         """Fold in one camera's window counts."""
         expired = self.expire(ts)
-        if expired or not self.order_on or ts < self.order_ts:
+        if expired or not self.order_on or ts < self.order_ts + cfg.settle_ms:
             return expired
         self.last_ts = max(self.last_ts, ts)
         slot = ts // cfg.window_ms
@@ -306,7 +319,7 @@ class SiteState:
     def observe_power(self, ts: int, meter: str, kw: float | None, cfg: ResumptionConfig) -> Change:
         """Fold in one meter reading; a missing ``kw`` only advances time."""
         expired = self.expire(ts)
-        if expired or not self.order_on or ts < self.order_ts:
+        if expired or not self.order_on or ts < self.order_ts + cfg.settle_ms:
             return expired
         self.last_ts = max(self.last_ts, ts)
         slot = ts // cfg.window_ms

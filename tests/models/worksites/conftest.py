@@ -10,7 +10,7 @@ import pytest
 from citywatch.alerts import Signal
 from citywatch.events import Event, Order, Power, Video
 from citywatch.registry import Site
-from models.worksites import WorksiteResumption
+from models.worksites import ResumptionConfig, WorksiteResumption
 
 #: Monday 2026-11-02 10:00 Asia/Shanghai (02:00 UTC), on a minute boundary.
 T0 = 1_762_048_800_000
@@ -57,9 +57,17 @@ def sites() -> dict[str, Site]:
     }
 
 
+#: Crafted streams start work right after the order: no wind-down period (tested on its own).
+CFG = ResumptionConfig(settle_s=0)
+
+
+def make_model(config: ResumptionConfig = CFG) -> WorksiteResumption:
+    return WorksiteResumption(sites(), config)
+
+
 @pytest.fixture
 def model() -> WorksiteResumption:
-    return WorksiteResumption(sites())
+    return make_model()
 
 
 @pytest.fixture

@@ -12,13 +12,14 @@ import pytest
 from citywatch.events import Event, Hotline, encode
 from models.worksites import WorksiteResumption
 from tests.models.worksites.conftest import (
+    CFG,
     MIN,
     T0,
     Harness,
     lift,
+    make_model,
     power,
     quiet,
-    sites,
     suspend,
     video,
     working,
@@ -49,7 +50,7 @@ def scenario(seed: int) -> list[Event]:
 
 
 def run(events: list[Event], watermark_every: int = 50) -> list:
-    h = Harness(WorksiteResumption(sites()))
+    h = Harness(make_model())
     out = []
     for i in range(0, len(events), watermark_every):
         chunk = events[i : i + watermark_every]
@@ -74,7 +75,7 @@ def test_round_trip_mid_stream_gives_identical_later_output(
 ) -> None:
     events = scenario(seed)
     k = int(len(events) * cut)
-    h = Harness(WorksiteResumption(sites()))
+    h = Harness(make_model())
     h.feed(events[:k])
     if how == "pickle":
         twin = pickle.loads(pickle.dumps((h.model, h.states)))  # noqa: S301 (our own bytes)
@@ -97,14 +98,14 @@ def test_input_events_are_not_mutated() -> None:
 
 
 def test_missing_and_default_fields_do_not_raise() -> None:
-    h = Harness(WorksiteResumption(sites()))
+    h = Harness(make_model())
     stream: list[Event] = [suspend(T0)]
     stream += [power(T0 + i * MIN, None) for i in range(10)]
     stream += [msgspec.convert({"kind": "video", "ts": T0, "camera": "C1", "site": "W1"}, Event)]
     stream.append(Hotline(ts=T0, ticket="T9", text="施工噪音"))  # no place
     assert h.feed(stream, watermark_ms=T0 + 20 * MIN) == []
     # a model without any registry
-    bare = Harness(WorksiteResumption())
+    bare = Harness(WorksiteResumption(config=CFG))
     assert bare.feed([suspend(T0), *working(T0, 5)])
 
 
@@ -117,7 +118,7 @@ def test_evidence_holds_builtin_scalars_only() -> None:
 
 
 def test_state_bytes_per_site_is_small() -> None:
-    h = Harness(WorksiteResumption(sites()))
+    h = Harness(make_model())
     h.feed(scenario(6))
     sizes = {k: len(pickle.dumps(v, protocol=pickle.HIGHEST_PROTOCOL)) for k, v in h.states.items()}
     print(f"state bytes per site: {sizes}")  # docs/models/worksites.md reports these

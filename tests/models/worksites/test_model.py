@@ -10,8 +10,10 @@ from tests.models.worksites.conftest import (
     T0,
     Harness,
     lift,
+    make_model,
     power,
     quiet,
+    sites,
     suspend,
     video,
     working,
@@ -112,7 +114,7 @@ def test_order_expiry_clears_by_record_and_by_watermark(model: WorksiteResumptio
     assert clear.evidence["reason"] == "order expired"
     assert clear.ts >= until
     # with no record after expiry, the watermark resolves it
-    h2 = Harness(WorksiteResumption(model.sites))
+    h2 = Harness(make_model())
     sigs2 = h2.feed([suspend(T0, until=until), *working(T0 + MIN, 13)], watermark_ms=until + MIN)
     assert [s.evidence["reason"] for s in clears(sigs2)] == ["order expired"]
 
@@ -156,7 +158,7 @@ def test_video_only_persistence_without_machinery(harness: Harness) -> None:
 
 def test_night_shift_is_one_level_higher(model: WorksiteResumption) -> None:
     day = Harness(model).feed([suspend(T0), *working(T0 + MIN, 5)])
-    night_model = WorksiteResumption(model.sites)
+    night_model = make_model()
     night = Harness(night_model).feed([suspend(NIGHT), *working(NIGHT + MIN, 5)])
     assert active(day)[0].level == Level.YELLOW
     assert not active(day)[0].evidence["night"]
@@ -243,3 +245,15 @@ def test_config_validation_names_the_field() -> None:
     ):
         with pytest.raises(ValueError, match=field):
             ResumptionConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_newly_suspended_site_may_wind_down_for_settle_s() -> None:
+    model = WorksiteResumption(sites())  # default settle_s = 2400
+    # the crew keeps working for 25 minutes after the order, then leaves: legal wind-down
+    stream = [suspend(T0), *working(T0, 25), *quiet(T0 + 25 * MIN, 60)]
+    assert Harness(model).feed(stream) == []
+    # still working 45 minutes after the order: resumption, seen right after the settle period
+    stream = [suspend(T0), *working(T0, 60)]
+    fired = active(Harness(WorksiteResumption(sites())).feed(stream))
+    assert fired
+    assert T0 + 40 * MIN <= fired[0].ts <= T0 + 42 * MIN
