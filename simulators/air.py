@@ -120,7 +120,8 @@ class AirStream:
         self.ids = city.station_ids
         n = len(self.ids)
         self.hashes = [entity_hash(s) for s in self.ids]
-        self.phase = np.array([h % MINUTE_MS for h in self.hashes], dtype=np.int64)
+        self.int_phase = [h % MINUTE_MS for h in self.hashes]
+        self.phase = np.array(self.int_phase, dtype=np.int64)
         self.district = np.array(city.station_district, dtype=np.int64)
         self.national = city.station_national
         r = np_rng(seed, "air-stations")
@@ -174,7 +175,7 @@ class AirStream:
         pm25 = 38.0 * self.f_pm[:, None] * di_pm[None, :] * load * ep * np.exp(0.1 * st) * noise()
         plume = np.zeros((n, 60))
         for p in self.plumes:
-            plume[p.station] += p.peak * _plume_shape(t, p.t0, p.t1)
+            plume[p.station] += p.peak * _plume_shape(t + self.phase[p.station], p.t0, p.t1)
         pm25 = pm25 + plume
         pm10 = pm25 * self.ratio10[:, None] * (1.0 + 0.15 * rush[None, :]) * noise() + 0.4 * plume
         pm10 = np.maximum(pm10, pm25 + 2.0)
@@ -235,20 +236,24 @@ class AirStream:
         meas = {k: v.copy() for k, v in true.items()}
         t = h0 + np.arange(60, dtype=np.int64) * MINUTE_MS
         for f in self.faults:
-            cols = (t >= f.t0) & (t < f.t1)
+            s = f.station
+            ts = t + self.phase[s]  # the records' own timestamps: labels are exact
+            cols = (ts >= f.t0) & (ts < f.t1)
             if not cols.any():
                 continue
-            s = f.station
             if f.kind == "stuck":
                 frozen = self._frozen(f)
                 for ch in POLLUTANTS:
                     meas[ch][s, cols] = frozen[ch]
             elif f.kind == "range":
                 rng = np_rng(self.seed, "air-fault", f.station, f.t0, h0)
-                hit = cols & ((rng.random(60) < 0.75) | (t == _minute(f.t0)))
+                first = int(np.flatnonzero(cols)[0])
+                hit = cols & (rng.random(60) < 0.75)
+                if ts[first] - f.t0 < MINUTE_MS:
+                    hit[first] = True
                 meas[f.channel][s, hit] = f.value
             elif f.kind == "drift":
-                gain = 1.0 + f.value * (t[cols] - f.t0) / HOUR_MS
+                gain = 1.0 + f.value * (ts[cols] - f.t0) / HOUR_MS
                 meas[f.channel][s, cols] = np.round(true[f.channel][s, cols] * gain, 0)
             elif f.kind == "inversion":
                 rng = np_rng(self.seed, "air-fault", f.station, f.t0, h0)
@@ -257,9 +262,12 @@ class AirStream:
         return meas
 
     def _frozen(self, f: Fault) -> dict[str, float]:
-        h0 = f.t0 - f.t0 % HOUR_MS
+        first = f.t0 - self.int_phase[f.station]  # minute slot of the first stuck record
+        if first % MINUTE_MS:
+            first += MINUTE_MS - first % MINUTE_MS
+        h0 = first - first % HOUR_MS
         true = self._true(h0)
-        m = (_minute(f.t0) - h0) // MINUTE_MS
+        m = (first - h0) // MINUTE_MS
         out = {}
         for ch in POLLUTANTS:
             row = true[ch][f.station]
@@ -355,10 +363,6 @@ class AirStream:
                     )
                 )
         return labels
-
-
-def _minute(ts: int) -> int:
-    return ts - ts % MINUTE_MS
 
 
 def _plume_shape(t: npt.NDArray[np.int64], t0: int, t1: int) -> Arr:

@@ -246,11 +246,12 @@ def build_city(seed: int, profile: Profile, scale: float) -> City:
             else rng.choices(["active", "dormant"], [0.72, 0.28])[0]
         )
         cams = []
-        for k in range(rng.choice((1, 2, 2, 3))):
+        n_cams = rng.choice((1, 2, 2, 3))
+        for k in range(n_cams):
             cid = f"CAM{len(cam_ids) + 1:06d}"
             cam_ids.append(cid)
             cam_site.append(i)
-            cam_gate.append(k == 0)
+            cam_gate.append(k == 0 and n_cams > 1)  # a lone camera overlooks the site
             cams.append(cid)
         mid = f"MTR{len(meter_ids) + 1:06d}"
         meter_ids.append(mid)
@@ -266,8 +267,8 @@ def build_city(seed: int, profile: Profile, scale: float) -> City:
             night_shift=state == "active" and rng.random() < 0.04,
             idle_kw=idle,
             work_kw=rng.uniform(40.0, 250.0),
-            crew=rng.uniform(4.0, 30.0),
-            machines=rng.uniform(0.8, 3.0),
+            crew=rng.uniform(6.0, 30.0),
+            machines=rng.uniform(1.0, 3.0),
         )
         sites.append(info)
         reg.sites[sid] = Site(

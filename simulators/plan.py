@@ -357,9 +357,11 @@ class _Planner:
             night = k >= sc.resumptions
             i = suspended.pop()
             site = reg.sites[city.sites[i].id]
-            d = self.dur(120, 240, 30)
-            t0 = self.when(d, hours=(21.5, 1.0) if night else (8.0, 15.0))
-            intensity = rng.uniform(0.5, 0.85)
+            d = _ceil_minute(self.dur(120, 240, 30))
+            # activity changes per minute window: align, and the last window's records
+            # (at the window start plus each camera's phase) still belong to the label
+            t0 = _ceil_minute(self.when(d, hours=(21.5, 1.0) if night else (8.0, 15.0)))
+            intensity = rng.uniform(0.6, 0.9)
             self.plan.resumptions.append(Resumption(i, t0, t0 + d, intensity, night))
             tickets: list[str] = []
             if night and "hotline" in sc.kinds:
@@ -369,7 +371,7 @@ class _Planner:
                 "site",
                 site.id,
                 t0,
-                t0 + d,
+                t0 + d + MINUTE_MS,
                 night=night,
                 intensity=round(intensity, 2),
                 lat=site.lat,
@@ -383,6 +385,7 @@ class _Planner:
                 break
             i = suspended.pop()
             t = self.when(0, hours=(8.0, 14.0)) if sc.start_window_s == 0 else self.S + 60_000
+            t = _ceil_minute(t)
             self.plan.lifts.append(Lift(i, t))
             self.plan.negatives.append(
                 {"kind": "lifted_then_working", "site": city.sites[i].id, "ts": t}
@@ -390,7 +393,7 @@ class _Planner:
         active = [i for i, s in enumerate(city.sites) if s.state == "active"]
         rng.shuffle(active)
         for i in active[: sc.new_suspensions]:
-            t = self.when(0, hours=(9.0, 15.0))
+            t = _ceil_minute(self.when(0, hours=(9.0, 15.0)))
             self.plan.suspensions.append(Suspension(i, t))
             self.plan.negatives.append(
                 {"kind": "newly_suspended_winding_down", "site": city.sites[i].id, "ts": t}
@@ -639,6 +642,10 @@ class _Planner:
                 rules=["air.spike", "hotline.duplicate", "vehicle.dwell"],
                 wind_from_deg=round(wdir, 1),
             )
+
+
+def _ceil_minute(t: int) -> int:
+    return t if t % MINUTE_MS == 0 else t - t % MINUTE_MS + MINUTE_MS
 
 
 def make_plan(city: City, sc: Scenario, seed: int) -> Plan:
