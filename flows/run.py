@@ -38,6 +38,7 @@ from citywatch.settings import Settings
 from flows.city import FlowConfig, build_flow
 from flows.registry import build_models
 from flows.sources import DecodingSource, RawSource
+from flows.sources.iterable import KeyOf, peek
 from models.alert_engine import AlertEngine, EngineSnapshot
 from models.incidents import IncidentCorrelator
 from sinks.redis_sink import RedisSink
@@ -110,12 +111,33 @@ def load_registry(opts: RunOptions, settings: Settings) -> tuple[Registry, Any]:
     return Registry(), None
 
 
+def partition_key(registry: Registry) -> KeyOf:
+    """Partition raw records so each model's state key sees its records in one partition.
+
+    A pure function of the record and the reference data (never of model state): air by the
+    station's district (the air model keys by district: neighbours, episodes), a work site's
+    cameras, meters and orders by site, every hotline ticket together (dedup and surge look
+    at the whole city), vehicles by vehicle. Undecodable records go by position.
+    """
+    district = {s.id: s.district for s in registry.stations.values()}
+
+    def key_of(raw: bytes) -> tuple[str | None, int | None]:
+        key, ts = peek(raw)
+        if key is not None and key.startswith("station:"):
+            sid = key.removeprefix("station:")
+            return f"district:{district.get(sid, sid)}", ts
+        return key, ts
+
+    return key_of
+
+
 def make_raw_source(opts: RunOptions, settings: Settings, url: str, spec: Any) -> RawSource:
     parts = opts.partitions or opts.processes
     if opts.source == "sim":
         from flows.sources.sim import sim_source
 
-        return sim_source(spec, partitions=parts, speed=opts.speed)
+        key_of = partition_key(spec.build().registry) if parts > 1 else None
+        return sim_source(spec, partitions=parts, speed=opts.speed, key_of=key_of)
     if opts.source == "files":
         from flows.sources.files import FileSource
 

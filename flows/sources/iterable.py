@@ -1,9 +1,11 @@
 """A raw source over a deterministic iterator of records (the simulator, a list in tests).
 
-Partition ``i`` of ``n`` keeps the records whose entity key hashes to ``i`` (crc32), so each
-process reads its own share and per-entity order is kept; records without a readable key
-(malformed ones in dirty mode) go by their index. The resume position is the number of records
-this partition has emitted: a resumed partition regenerates the iterator and skips them, which
+Partition ``i`` of ``n`` keeps the records whose partition key hashes to ``i`` (crc32), so
+each process reads its own share and per-key order is kept (the key is the entity, except
+that a work site's cameras and meters go with the site and all hotline tickets together);
+records without a readable key (malformed ones in dirty mode) go by their index. The resume
+position is the number of records this partition has emitted: a resumed partition
+regenerates the iterator and skips them, which
 is exact because the iterator is deterministic.
 
 ``speed`` paces by event time: ``1.0`` is live (one event-time second per wall second),
@@ -22,7 +24,7 @@ import orjson
 
 from flows.sources import RawReader, RawSource, partition_of
 
-__all__ = ["IterableSource", "parse_speed"]
+__all__ = ["IterableSource", "KeyOf", "parse_speed", "peek"]
 
 _KEY_FIELD: Final = {
     "air": "station",
@@ -58,18 +60,34 @@ def parse_speed(text: str | float | None) -> float | None:
     return value
 
 
-def _peek(raw: bytes) -> tuple[str | None, int | None]:
-    """The entity key and ts of a record, or Nones when it does not parse."""
+#: ``key_of(raw) -> (partition key or None, ts or None)``.
+KeyOf = Callable[[bytes], tuple[str | None, int | None]]
+
+
+def peek(raw: bytes) -> tuple[str | None, int | None]:
+    """A record's partition key and ts, or Nones when it does not parse.
+
+    Keys: ``station:<id>`` for air, the site for a site's video/power and for orders,
+    ``hotline`` for every ticket (the hotline model looks at the whole city), else the entity.
+    """
     try:
         d = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None, None
     if not isinstance(d, dict):
         return None, None
-    field = _KEY_FIELD.get(d.get("kind"))  # type: ignore[arg-type]
-    key = d.get(field) if field else None
+    kind = d.get("kind")
     ts = d.get("ts")
-    return (key if isinstance(key, str) else None), (ts if isinstance(ts, int) else None)
+    ts = ts if isinstance(ts, int) and not isinstance(ts, bool) else None
+    if kind == "hotline":
+        return "hotline", ts
+    field = _KEY_FIELD.get(kind) if isinstance(kind, str) else None
+    value = d.get(field) if field else None
+    if kind in ("video", "power") and isinstance(d.get("site"), str):
+        value = d["site"]
+    if not isinstance(value, str):
+        return None, ts
+    return (f"station:{value}" if kind == "air" else value), ts
 
 
 class _IterReader(RawReader):
@@ -81,8 +99,10 @@ class _IterReader(RawReader):
         skip: int,
         speed: float | None,
         clock: Callable[[], float],
+        key_of: KeyOf,
     ) -> None:
         self.index, self.count, self.speed, self.clock = index, count, speed, clock
+        self.key_of = key_of
         self.it = self._mine(records)
         for _ in itertools.islice(self.it, skip):
             pass
@@ -97,7 +117,7 @@ class _IterReader(RawReader):
                 yield raw, None
             return
         for i, raw in enumerate(records):
-            key, ts = _peek(raw)
+            key, ts = self.key_of(raw)
             owner = partition_of(key, self.count) if key is not None else i % self.count
             if owner == self.index:
                 yield raw, ts
@@ -146,7 +166,9 @@ class IterableSource(RawSource):
         speed: float | None = None,
         name: str = "iter",
         clock: Callable[[], float] = time.monotonic,
+        key_of: KeyOf | None = None,
     ) -> None:
+        self.key_of = key_of or peek
         if partitions < 1:
             msg = f"partitions: must be >= 1, got {partitions}"
             raise ValueError(msg)
@@ -162,5 +184,11 @@ class IterableSource(RawSource):
     def open(self, part: str, position: Any | None) -> RawReader:
         index = int(part.rsplit(":", 1)[1].split("/")[0])
         return _IterReader(
-            self.factory(), index, self.partitions, int(position or 0), self.speed, self.clock
+            self.factory(),
+            index,
+            self.partitions,
+            int(position or 0),
+            self.speed,
+            self.clock,
+            self.key_of,
         )

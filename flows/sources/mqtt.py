@@ -33,7 +33,9 @@ TOPIC = "cw/+/+/+"
 
 
 class _MqttReader(RawReader):
-    def __init__(self, url: str, client_id: str, topic: str, idle_stop_s: float | None) -> None:
+    def __init__(
+        self, url: str, client_id: str, topic: str, idle_stop_s: float | None, clean: bool
+    ) -> None:
         u = urlparse(url)
         if u.scheme not in ("mqtt", "mqtts"):
             msg = f"mqtt_url: {url!r} is not mqtt://host:port"
@@ -43,7 +45,7 @@ class _MqttReader(RawReader):
         self.last_data = time.monotonic()
         self.subscribed = threading.Event()
         self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False
+            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean
         )
         if u.username:
             self.client.username_pw_set(u.username, u.password)
@@ -106,8 +108,10 @@ class MqttSource(RawSource):
         client_id: str = "citywatch",
         topic: str = TOPIC,
         idle_stop_s: float | None = None,
+        clean_session: bool = False,
     ) -> None:
         self.url = url
+        self.clean_session = clean_session
         self.client_id = client_id
         self.topic = topic
         self.idle_stop_s = idle_stop_s
@@ -116,4 +120,6 @@ class MqttSource(RawSource):
         return ["mqtt"]
 
     def open(self, part: str, position: Any | None) -> RawReader:
-        return _MqttReader(self.url, self.client_id, self.topic, self.idle_stop_s)
+        return _MqttReader(
+            self.url, self.client_id, self.topic, self.idle_stop_s, self.clean_session
+        )

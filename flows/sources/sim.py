@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from flows.sources.iterable import IterableSource
+from flows.sources.iterable import IterableSource, KeyOf
 
 __all__ = ["SimSpec", "sim_source"]
 
@@ -34,5 +34,9 @@ class SimSpec:
         return records
 
 
-def sim_source(spec: SimSpec, *, partitions: int = 1, speed: float | None = None) -> IterableSource:
-    return IterableSource(spec.records, partitions=partitions, speed=speed, name="sim")
+def sim_source(
+    spec: SimSpec, *, partitions: int = 1, speed: float | None = None, key_of: KeyOf | None = None
+) -> IterableSource:
+    return IterableSource(
+        spec.records, partitions=partitions, speed=speed, name="sim", key_of=key_of
+    )
