@@ -59,7 +59,7 @@ from models.vehicles.stay_point import (
     DEFAULT_MIN_DURATION_S,
     DEFAULT_RADIUS_M,
     StayPointDetector,
-    Stop,
+    planar_distance_m,
 )
 from models.vehicles.workshops import RankChange, WorkshopRanker
 
@@ -79,31 +79,50 @@ _CONTEXT_ZH: Final = {
 
 
 class VehicleState:
-    """Per-vehicle state: the stay-point detector plus what the current stop has been told.
+    """Per-vehicle state: the stay-point detector plus what the current dwell has been told.
 
-    ``context`` is None until the current stop is confirmed and looked up; ``level`` is the
-    last level signalled for it (0 = nothing signalled, so no clear is owed).
+    A *dwell* is one or more consecutive stops at one spot (see :class:`DwellModel` on held
+    stops). ``stop_ms`` is the start of the detector stop already accounted for; ``start_ms``
+    the dwell's arrival; ``context`` is None until the dwell is located; ``level`` is the last
+    level signalled (0 = nothing signalled, so no clear is owed). ``held_end_ms`` > 0 while a
+    stop that ended ambiguously is held open, with its centre in ``held_lat``/``held_lon``.
     """
 
-    __slots__ = ("context", "det", "district", "last_emit_ms", "level", "ref", "ref_m", "vehicle")
+    __slots__ = (
+        "context",
+        "det",
+        "district",
+        "held_end_ms",
+        "held_lat",
+        "held_lon",
+        "held_n",
+        "last_emit_ms",
+        "level",
+        "ref",
+        "ref_m",
+        "start_ms",
+        "stop_ms",
+        "vehicle",
+    )
 
     def __init__(self, vehicle: str, det: StayPointDetector) -> None:
         self.vehicle = vehicle
         self.det = det
+        self.stop_ms = -1
+        self.reset()
+
+    def reset(self) -> None:
+        self.start_ms = 0
         self.context: str | None = None
         self.ref: str | None = None
         self.ref_m: float | None = None
         self.district: str | None = None
         self.level = 0
         self.last_emit_ms = 0
-
-    def reset(self) -> None:
-        self.context = None
-        self.ref = None
-        self.ref_m = None
-        self.district = None
-        self.level = 0
-        self.last_emit_ms = 0
+        self.held_end_ms = 0
+        self.held_lat = 0.0
+        self.held_lon = 0.0
+        self.held_n = 0
 
     def __getstate__(self) -> tuple[object, ...]:
         return tuple(getattr(self, s) for s in self.__slots__)
@@ -174,28 +193,75 @@ class DwellModel(Model):
         stop = det.update(event.ts, event.lat, event.lon)
         out: list[Signal] = []
         if stop is not None and stop.end_ms is not None:
-            if state.level:
-                out.append(self._clear(stop, event.ts, state, event.un))
-            state.reset()
+            if (
+                stop.closed_by == "left"
+                and state.context is not None
+                and planar_distance_m(stop.lat, stop.lon, event.lat, event.lon) <= self.radius_m
+            ):
+                # Outside the radius of the stop's first fix but not of its centre: the first
+                # fix was off-centre (a slow approach). Hold the dwell until the next stop says
+                # whether the truck is still there.
+                state.held_end_ms = stop.end_ms
+                state.held_lat, state.held_lon, state.held_n = stop.lat, stop.lon, stop.n_fixes
+            else:
+                self._end(
+                    state,
+                    stop.end_ms,
+                    stop.lat,
+                    stop.lon,
+                    stop.n_fixes,
+                    stop.closed_by,
+                    event.ts,
+                    event.un,
+                    out,
+                )
+        elif state.held_end_ms and (
+            det.start_ms != state.held_end_ms
+            or planar_distance_m(state.held_lat, state.held_lon, event.lat, event.lon)
+            > self.radius_m
+        ):
+            self._end_held(state, event.ts, event.un, out)  # it did leave
         if not det.in_stop:
             return out
-        context = state.context if state.context is not None else self._locate(state)
-        dwell_s = (det.last_ms - det.start_ms) / 1000.0
+        if det.start_ms != state.stop_ms:  # a stop not accounted for yet
+            state.stop_ms = det.start_ms
+            if state.held_end_ms:
+                lat, lon = det.centroid()
+                if planar_distance_m(state.held_lat, state.held_lon, lat, lon) <= self.radius_m:
+                    state.held_end_ms = 0  # the same dwell goes on
+                else:
+                    self._end_held(state, event.ts, event.un, out)
+            if state.context is None:
+                state.start_ms = det.start_ms
+                self._locate(state)
+        context = state.context or "unregistered"
+        dwell_s = (det.last_ms - state.start_ms) / 1000.0
         verdict, level = self.policy.classify(context, dwell_s)
         if level is None:
             return out
         if level != state.level or det.last_ms - state.last_emit_ms >= self.refresh_ms:
             state.level = int(level)
             state.last_emit_ms = det.last_ms
-            out.append(self._signal(event.vehicle, state, verdict, level, dwell_s, event.un))
+            out.append(self._signal(state, verdict, level, dwell_s, event.un))
         return out
 
     def on_watermark(self, state: VehicleState, watermark_ms: int) -> list[Signal]:
+        out: list[Signal] = []
         stop = state.det.flush(watermark_ms)
-        if stop is None:
-            return []
-        out = [self._clear(stop, watermark_ms, state, None)] if state.level else []
-        state.reset()
+        if stop is not None and stop.end_ms is not None:
+            self._end(
+                state,
+                stop.end_ms,
+                stop.lat,
+                stop.lon,
+                stop.n_fixes,
+                stop.closed_by,
+                watermark_ms,
+                None,
+                out,
+            )
+        elif state.held_end_ms and watermark_ms - state.det.last_ms > state.det.max_gap_ms:
+            self._end_held(state, watermark_ms, None, out)
         return out
 
     # -- internals ---------------------------------------------------------------------------
@@ -206,8 +272,36 @@ class DwellModel(Model):
         state.context = context
         return context
 
+    def _end(
+        self,
+        state: VehicleState,
+        end_ms: int,
+        lat: float,
+        lon: float,
+        n_fixes: int,
+        closed_by: str,
+        ts: int,
+        un: str | None,
+        out: list[Signal],
+    ) -> None:
+        if state.level:
+            out.append(self._clear(state, end_ms, lat, lon, n_fixes, closed_by, ts, un))
+        state.reset()
+
+    def _end_held(self, state: VehicleState, ts: int, un: str | None, out: list[Signal]) -> None:
+        self._end(
+            state,
+            state.held_end_ms,
+            state.held_lat,
+            state.held_lon,
+            state.held_n,
+            "left",
+            ts,
+            un,
+            out,
+        )
+
     def _evidence(self, state: VehicleState, dwell_s: float, un: str | None) -> dict[str, Any]:
-        det = state.det
         ctx = state.context or "unregistered"
         return {
             "context": ctx,
@@ -215,20 +309,14 @@ class DwellModel(Model):
             "ref_m": None if state.ref_m is None else round(state.ref_m, 1),
             "registered": ctx in ("enterprise", "depot", "fuel"),
             "dwell_s": dwell_s,
-            "start_ms": det.start_ms,
+            "start_ms": state.start_ms,
             "threshold_s": self.policy.threshold_s(ctx),
-            "n_fixes": det.n_fixes,
+            "n_fixes": state.det.n_fixes,
             "un": un,
         }
 
     def _signal(
-        self,
-        vehicle: str,
-        state: VehicleState,
-        verdict: Verdict,
-        level: Level,
-        dwell_s: float,
-        un: str | None,
+        self, state: VehicleState, verdict: Verdict, level: Level, dwell_s: float, un: str | None
     ) -> Signal:
         lat, lon = state.det.centroid()
         if state.district is None:
@@ -238,7 +326,7 @@ class DwellModel(Model):
         ev["verdict"] = verdict.value
         return Signal(
             rule=DWELL_RULE,
-            subject=Subject("vehicle", vehicle),
+            subject=Subject("vehicle", state.vehicle),
             ts=state.det.last_ms,
             active=True,
             level=level,
@@ -252,15 +340,22 @@ class DwellModel(Model):
             grid=grid_id(lat, lon),
         )
 
-    def _clear(self, stop: Stop, ts: int, state: VehicleState, un: str | None) -> Signal:
-        end_ms = stop.end_ms if stop.end_ms is not None else ts
-        dwell_s = (end_ms - stop.start_ms) / 1000.0
+    def _clear(
+        self,
+        state: VehicleState,
+        end_ms: int,
+        lat: float,
+        lon: float,
+        n_fixes: int,
+        closed_by: str,
+        ts: int,
+        un: str | None,
+    ) -> Signal:
+        dwell_s = (end_ms - state.start_ms) / 1000.0
         ev = self._evidence(state, dwell_s, un)
-        # The detector has already moved on (re-anchored): describe the stop that ended.
-        ev["start_ms"] = stop.start_ms
-        ev["n_fixes"] = stop.n_fixes
+        ev["n_fixes"] = n_fixes
         ev["end_ms"] = end_ms
-        ev["closed_by"] = stop.closed_by
+        ev["closed_by"] = closed_by
         ctx = state.context or "unregistered"
         return Signal(
             rule=DWELL_RULE,
@@ -272,10 +367,10 @@ class DwellModel(Model):
             title=f"危化品车辆已驶离（停留{round(dwell_s / 60)}分钟）",
             evidence=ev,
             model=self.model_id,
-            lat=stop.lat,
-            lon=stop.lon,
+            lat=lat,
+            lon=lon,
             district=state.district or None,
-            grid=grid_id(stop.lat, stop.lon),
+            grid=grid_id(lat, lon),
         )
 
 

@@ -1,0 +1,287 @@
+"""Evaluate ``vehicle.dwell`` and ``vehicle.workshop`` on the simulator, and the cost per fix.
+
+    python benchmarks/eval_vehicles.py --seeds 201,202,203,204,205 [--scale 0.01]
+        [--scenarios hazmat,workshops,clean] [--match-radius-m 300] [--top-k 20]
+
+For every seed and scenario it replays ``sim.events()`` through a stand-in of the flow:
+``DwellModel.route`` -> per-vehicle state -> ``DwellModel.update``; ``on_watermark`` for every
+vehicle once per minute of event time; every ``vehicle.dwell`` signal also goes to
+``WorkshopModel`` (the flow's second stage, one city-wide key); all signals go through the real
+alert engine (``models.alert_engine.AlertEngine``, default policies), whose alerts (latest
+version of each id) are scored by ``simulators.scoring.score``. Figures are pooled over all
+seeds and scenarios:
+
+* ``dwell_f1``: F1 of ``vehicle.dwell`` from pooled true/false positives and misses. The
+  ``clean`` scenario has no dwell label: every dwell alert there is a false one.
+* ``dwell_median_delay_s``: median over detected labels of (first alert - (label start +
+  threshold)), where the threshold is the dwell policy's first threshold for the label's
+  context (zone category for ``reason=sensitive``, ``unregistered`` otherwise): the delay
+  after the dwell *passed its threshold*, not after arrival (an alert before the threshold
+  is impossible by design). The delay after arrival is printed too.
+* ``workshop_recall_at_20``: share of the hidden workshops the simulation visited
+  (``sim.workshops`` with ``visits > 0``) that have one of the final top-20 candidates within
+  ``--match-radius-m`` (300 m, the radius of the simulator's ``vehicle.workshop`` labels).
+  Unvisited workshops leave no trace in the data and are not counted (their number is printed).
+* ``us_per_fix``: microseconds per GPS fix through ``route`` + state lookup + ``update`` of the
+  dwell model (the per-fix hot path), best of ``--repeats`` passes over the collected fixes (the
+  machine is shared and noisy). The stay-point detector alone is printed too.
+
+Tune on seeds you then do not report (the defaults were tuned on 101-105). Last line: one JSON
+object with exactly the issue's keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import statistics
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from citywatch.alerts import Alert, Signal
+from citywatch.events import Gps
+from citywatch.geo import haversine_m
+from models.alert_engine import AlertEngine
+from models.vehicles.dwell import DwellPolicy
+from models.vehicles.model import DwellModel, VehicleState, WorkshopModel
+from models.vehicles.stay_point import StayPointDetector
+from simulators import Label, simulate
+
+DWELL = "vehicle.dwell"
+WORKSHOP = "vehicle.workshop"
+MIN_MS = 60_000
+DAY_MS = 86_400_000
+
+
+@dataclass
+class Run:
+    """What one (scenario, seed) replay produced."""
+
+    scenario: str
+    seed: int
+    alerts: list[Alert]
+    labels: list[Label]
+    top: list[tuple[float, float]]
+    workshops: list[tuple[str, float, float, int]]
+    fixes: list[Gps] = field(default_factory=list)
+    vehicle_days: float = 0.0
+    state_bytes: list[int] = field(default_factory=list)
+    workshop_state_bytes: int = 0
+
+
+def replay(scenario: str, seed: int, scale: float, top_k: int) -> Run:
+    sim = simulate(scenario, seed=seed, scale=scale)
+    reg = sim.registry
+    dwell = DwellModel(reg)
+    shops = WorkshopModel(reg, top_k=top_k)
+    shop_state = shops.new_state("city")
+    engine = AlertEngine()
+    states: dict[str, VehicleState] = {}
+    latest: dict[str, Alert] = {}
+    fixes: list[Gps] = []
+
+    def emit(signals: Iterable[Signal]) -> None:
+        for sig in signals:
+            for a in engine.on_signal(sig):
+                latest[a.id] = a
+            if shops.route(sig) is not None:
+                emit(shops.update(shop_state, sig))
+
+    next_tick = -1
+    last_ts = 0
+    for ev in sim.events():
+        if ev.ts >= next_tick:
+            if next_tick >= 0:
+                for st in states.values():
+                    emit(dwell.on_watermark(st, ev.ts))
+                emit(shops.on_watermark(shop_state, ev.ts))
+                for a in engine.advance(ev.ts):
+                    latest[a.id] = a
+            next_tick = ev.ts - ev.ts % MIN_MS + MIN_MS
+        key = dwell.route(ev)
+        if key is None or type(ev) is not Gps:
+            continue
+        fixes.append(ev)
+        last_ts = ev.ts
+        st = states.get(key)
+        if st is None:
+            st = states[key] = dwell.new_state(key)
+        emit(dwell.update(st, ev))
+    end_ms = sim.scenario.end_ms
+    return Run(
+        scenario=scenario,
+        seed=seed,
+        alerts=list(latest.values()),
+        labels=list(sim.labels),
+        top=[(c.lat, c.lon) for c in shop_state.top(top_k)],
+        workshops=[(w.id, w.lat, w.lon, w.visits) for w in sim.workshops],
+        fixes=fixes,
+        vehicle_days=len(reg.vehicles)
+        * (min(end_ms, last_ts or end_ms) - sim.scenario.start_ms)
+        / DAY_MS,
+        state_bytes=[len(pickle.dumps(s)) for s in states.values()],
+        workshop_state_bytes=len(pickle.dumps(shop_state)),
+    )
+
+
+def threshold_s(label: Label, policy: DwellPolicy) -> float:
+    ctx = label.params.get("category") if label.params.get("reason") == "sensitive" else None
+    th = policy.threshold_s(str(ctx or "unregistered"))
+    return float(th or 0.0)
+
+
+def match_dwell(
+    alerts: list[Alert], labels: list[Label], tol_ms: int
+) -> tuple[int, int, int, dict[int, int]]:
+    """(tp alerts, fp alerts, missed labels, label index -> first alert ts), by the brief's rule."""
+    firsts: dict[int, int] = {}
+    tp = fp = 0
+    for a in alerts:
+        hit = False
+        for i, lab in enumerate(labels):
+            if (
+                a.subject.id in lab.subject_ids
+                and a.first_ts <= lab.end_ms + tol_ms
+                and (a.last_ts >= lab.start_ms - tol_ms)
+            ):
+                hit = True
+                firsts[i] = min(firsts.get(i, a.first_ts), a.first_ts)
+        tp += hit
+        fp += not hit
+    return tp, fp, len(labels) - len(firsts), firsts
+
+
+def time_fixes(fixes: list[Gps], reg_model: DwellModel, repeats: int) -> tuple[float, float]:
+    """(µs per fix through the dwell model's hot path, µs per fix of the detector alone)."""
+    best_model = best_det = float("inf")
+    for _ in range(repeats):
+        states: dict[str, VehicleState] = {}
+        route, new_state, update = reg_model.route, reg_model.new_state, reg_model.update
+        t0 = time.perf_counter()
+        for ev in fixes:
+            key = route(ev)
+            st = states.get(key)  # type: ignore[arg-type]
+            if st is None:
+                st = states[key] = new_state(key)  # type: ignore[index,arg-type]
+            update(st, ev)
+        best_model = min(best_model, time.perf_counter() - t0)
+        dets: dict[str, StayPointDetector] = {}
+        t0 = time.perf_counter()
+        for ev in fixes:
+            det = dets.get(ev.vehicle)
+            if det is None:
+                det = dets[ev.vehicle] = StayPointDetector()
+            det.update(ev.ts, ev.lat, ev.lon)
+        best_det = min(best_det, time.perf_counter() - t0)
+    n = max(1, len(fixes))
+    return best_model / n * 1e6, best_det / n * 1e6
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", default="201,202,203,204,205", help="comma-separated seeds")
+    ap.add_argument("--scale", type=float, default=0.01)
+    ap.add_argument("--scenarios", default="hazmat,workshops,clean")
+    ap.add_argument("--match-radius-m", type=float, default=300.0)
+    ap.add_argument("--top-k", type=int, default=20)
+    ap.add_argument("--tolerance-s", type=float, default=120.0, help="label match tolerance")
+    ap.add_argument("--repeats", type=int, default=3, help="timing passes (best is kept)")
+    args = ap.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.replace(" ", ",").split(",") if s]
+    scenarios = [s for s in args.scenarios.split(",") if s]
+    policy = DwellPolicy()
+    tol_ms = round(args.tolerance_s * 1000)
+
+    tp = fp = fn = n_labels_total = 0
+    delays_thr: list[float] = []
+    delays_arrival: list[float] = []
+    found = visited = unvisited = 0
+    fp_clean = 0
+    clean_days = 0.0
+    timing_fixes: list[Gps] = []
+    state_bytes: list[int] = []
+    shop_bytes: list[int] = []
+    for scenario in scenarios:
+        for seed in seeds:
+            t0 = time.perf_counter()
+            run = replay(scenario, seed, args.scale, args.top_k)
+            dwell_alerts = [a for a in run.alerts if a.rule == DWELL]
+            labels = [lab for lab in run.labels if lab.rule == DWELL]
+            a_tp, a_fp, a_fn, firsts = match_dwell(dwell_alerts, labels, tol_ms)
+            tp, fp, fn = tp + a_tp, fp + a_fp, fn + a_fn
+            n_labels_total += len(labels)
+            for i, first in firsts.items():
+                lab = labels[i]
+                delays_arrival.append((first - lab.start_ms) / 1000)
+                delays_thr.append((first - lab.start_ms) / 1000 - threshold_s(lab, policy))
+            if scenario == "clean":
+                fp_clean += a_fp
+                clean_days += run.vehicle_days
+            n_found = 0
+            for _, wlat, wlon, visits in run.workshops:
+                if visits <= 0:
+                    unvisited += 1
+                    continue
+                visited += 1
+                if any(
+                    haversine_m(wlat, wlon, la, lo) <= args.match_radius_m for la, lo in run.top
+                ):
+                    n_found += 1
+            found += n_found
+            if not timing_fixes:
+                timing_fixes = run.fixes
+            state_bytes += run.state_bytes
+            shop_bytes.append(run.workshop_state_bytes)
+            print(
+                f"{scenario:>10} seed {seed}: labels {len(labels)}, alerts {len(dwell_alerts)} "
+                f"(tp {a_tp}, fp {a_fp}), missed {a_fn}, workshops found {n_found}/"
+                f"{sum(1 for w in run.workshops if w[3] > 0)}, "
+                f"{len(run.fixes)} fixes, {time.perf_counter() - t0:.1f} s",
+                file=sys.stderr,
+            )
+            for i, lab in enumerate(labels):
+                if i not in firsts:
+                    print(f"    missed {lab.subject_id} {lab.params}", file=sys.stderr)
+            for a in dwell_alerts:
+                if not match_dwell([a], labels, tol_ms)[0]:
+                    print(f"    false {a.subject.id} {dict(a.evidence)}", file=sys.stderr)
+
+    us_model, us_det = time_fixes(
+        timing_fixes, DwellModel(simulate("clean", seed=0, scale=args.scale).registry), args.repeats
+    )
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    n_labels = n_labels_total
+    recall = (n_labels - fn) / n_labels if n_labels else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    result: dict[str, Any] = {
+        "dwell_f1": round(f1, 4),
+        "dwell_median_delay_s": round(statistics.median(delays_thr), 1) if delays_thr else None,
+        "workshop_recall_at_20": round(found / visited, 4) if visited else None,
+        "us_per_fix": round(us_model, 3),
+    }
+    print(
+        f"dwell precision {precision:.4f} recall {recall:.4f} (alerts tp {tp} fp {fp}, "
+        f"labels {n_labels} missed {fn}); delay after arrival: median "
+        f"{statistics.median(delays_arrival) if delays_arrival else float('nan'):.0f} s; "
+        f"delay after threshold: max {max(delays_thr) if delays_thr else float('nan'):.0f} s",
+        file=sys.stderr,
+    )
+    print(
+        f"clean: {fp_clean} false dwell alerts in {clean_days:.1f} vehicle-days; workshops "
+        f"found {found}/{visited} visited ({unvisited} unvisited not counted); detector alone "
+        f"{us_det:.3f} us/fix; state bytes per vehicle (pickled) median "
+        f"{statistics.median(state_bytes) if state_bytes else 0:.0f} max "
+        f"{max(state_bytes, default=0)}; workshop state {max(shop_bytes, default=0)} bytes",
+        file=sys.stderr,
+    )
+    print(orjson.dumps(result).decode())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
