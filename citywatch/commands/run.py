@@ -24,6 +24,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=1, help="simulator seed")
     p.add_argument("--scale", type=float, help="simulator scale (default: the scenario's)")
     p.add_argument(
+        "--dirty",
+        type=float,
+        metavar="FRACTION",
+        help="simulator: mix in this fraction of malformed records",
+    )
+    p.add_argument(
         "--speed", default="1x", help="simulator pace: 1x (live), 10x, ... or max (default: 1x)"
     )
     p.add_argument(

