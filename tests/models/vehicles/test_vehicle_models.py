@@ -425,3 +425,64 @@ def test_workshop_state_is_bounded_and_pickles() -> None:
         (c.kind, c.candidate.id, c.rank) for c in b
     ]
     assert [c.id for c in r.ranked()] == [c.id for c in twin.ranked()]
+
+
+# -- held stops: a slow approach anchors the stop off-centre ----------------------------------
+
+
+def _approach_then_park(model: DwellModel, state: VehicleState, park_s: int) -> list[Signal]:
+    """First fix 145 m short of the school's centre, then parked at it; once the stop is
+    confirmed every 5th fix jitters 8 m past the centre: 153 m from the first fix (outside R)
+    but near the stop's centre. (Before confirmation such a fix restarts the candidate: the
+    detector's semantics, which bounds that delay by T.)"""
+    out = model.update(state, gps(0, *offset(LAT0, LON0, -145, 0)))
+    for i in range(1, park_s // 10 + 1):
+        north_m = 8 if i % 5 == 0 and i > 20 else 0
+        out += model.update(state, gps(10 * i, *offset(LAT0, LON0, north_m, 0)))
+    return out
+
+
+def test_a_stop_anchored_off_centre_stays_one_dwell() -> None:
+    model = DwellModel(REG, refresh_s=300)
+    state = model.new_state("V1")
+    out = _approach_then_park(model, state, park_s=1500)
+    assert all(s.active for s in out)
+    # one dwell from the first fix: the alert at 600 s is not postponed by the re-anchoring
+    assert [(s.ts - T0) // 1000 for s in out] == [600, 900, 1200, 1500]
+    assert {s.evidence["start_ms"] for s in out} == {T0}
+    clear = []
+    for k in range(1, 8):  # drive away north
+        clear += model.update(state, gps(1500 + 10 * k, *offset(LAT0, LON0, 60.0 * k, 0)))
+    assert [(s.active, s.evidence["start_ms"]) for s in clear] == [(False, T0)]
+    assert clear[0].evidence["dwell_s"] >= 1500
+
+
+def test_a_held_stop_is_cleared_when_the_truck_leaves_before_the_next_stop() -> None:
+    model = DwellModel(REG)
+    state = model.new_state("V1")
+    out = model.update(state, gps(0, *offset(LAT0, LON0, -145, 0)))
+    for i in range(1, 70):
+        out += model.update(state, gps(10 * i, LAT0, LON0))
+    assert [s.active for s in out] == [True]
+    out = model.update(state, gps(700, *offset(LAT0, LON0, 10, 0)))  # 155 m from the first fix
+    assert out == []  # held: it may still be parked
+    assert state.held_end_ms == T0 + 700_000
+    left = []
+    for k in range(1, 6):
+        left += model.update(state, gps(700 + 10 * k, *offset(LAT0, LON0, 10 + 42.0 * k, 0)))
+    assert [(s.active, s.evidence["end_ms"], s.evidence["closed_by"]) for s in left] == [
+        (False, T0 + 700_000, "left")
+    ]
+    assert state.held_end_ms == 0
+
+
+def test_a_held_stop_is_cleared_by_the_watermark_when_the_truck_goes_dark() -> None:
+    model = DwellModel(REG, max_gap_s=600)
+    state = model.new_state("V1")
+    model.update(state, gps(0, *offset(LAT0, LON0, -145, 0)))
+    for i in range(1, 70):
+        model.update(state, gps(10 * i, LAT0, LON0))
+    assert model.update(state, gps(700, *offset(LAT0, LON0, 10, 0))) == []
+    assert model.on_watermark(state, T0 + 1_300_000) == []
+    gone = model.on_watermark(state, T0 + 1_300_001)
+    assert [(s.active, s.evidence["end_ms"]) for s in gone] == [(False, T0 + 700_000)]
