@@ -76,25 +76,34 @@ def is_night(ts: int) -> bool:
     return hour >= 22 or hour < 6
 
 
+def _index() -> dict[str, tuple[tuple[str, str], ...]]:
+    """first character -> ((keyword, cue), ...): one dict lookup per character of a text."""
+    idx: dict[str, list[tuple[str, str]]] = {}
+    for cue, words in LEXICON.items():
+        for w in words:
+            idx.setdefault(w[0], []).append((w, cue))
+    return {ch: tuple(pairs) for ch, pairs in idx.items()}
+
+
+_INDEX: Final = _index()
+
+
 def _negated(text: str, pos: int) -> bool:
-    return any(
-        text.startswith(neg, max(0, pos - len(neg))) and pos >= len(neg) for neg in _NEGATIONS
-    )
-
-
-def _found(text: str, word: str) -> bool:
-    start = text.find(word)
-    while start >= 0:
-        if not _negated(text, start):
-            return True
-        start = text.find(word, start + 1)
-    return False
+    return any(pos >= len(neg) and text.startswith(neg, pos - len(neg)) for neg in _NEGATIONS)
 
 
 def extract_cues(text: str, ts: int | None = None) -> frozenset[str]:
     """The cues of a ticket's ``text`` (and of its filing time ``ts`` for ``night``)."""
     t = unicodedata.normalize("NFKC", text)
-    out = {cue for cue, words in LEXICON.items() if any(_found(t, w) for w in words)}
+    out: set[str] = set()
+    index = _INDEX
+    for i, ch in enumerate(t):
+        pairs = index.get(ch)
+        if pairs is None:
+            continue
+        for word, cue in pairs:
+            if cue not in out and t.startswith(word, i) and not _negated(t, i):
+                out.add(cue)
     if any(w in t for w in _NIGHT_WORDS) or (ts is not None and is_night(ts)):
         out.add("night")
     if "night" in out and ("noise" in out or "construction" in out):
