@@ -38,7 +38,7 @@ class OrderGate:
     order stream to every worker's gate (broadcast) and replay orders after a restart.
     """
 
-    __slots__ = ("grace_ms", "newest_ms", "until")
+    __slots__ = ("first_ms", "grace_ms", "newest_ms", "until")
 
     def __init__(self, grace_ms: int = 0) -> None:
         if grace_ms < 0:
@@ -47,9 +47,13 @@ class OrderGate:
         self.grace_ms = grace_ms
         self.until: dict[str, int] = {}
         self.newest_ms = 0
+        #: ``ts`` of the first order seen (0: none yet), to tell standing orders from new ones.
+        self.first_ms = 0
 
     def apply(self, order: Order) -> None:
         """Open (``suspend``) or close (``lift``) the gate of ``order.site``."""
+        if not self.first_ms or order.ts < self.first_ms:
+            self.first_ms = order.ts
         if order.action == "suspend":
             self.until[order.site] = order.until if order.until is not None else NO_EXPIRY
         else:
@@ -75,8 +79,8 @@ class OrderGate:
     def __contains__(self, site: object) -> bool:
         return site in self.until
 
-    def __getstate__(self) -> tuple[int, dict[str, int], int]:
-        return (self.grace_ms, self.until, self.newest_ms)
+    def __getstate__(self) -> tuple[int, dict[str, int], int, int]:
+        return (self.grace_ms, self.until, self.newest_ms, self.first_ms)
 
-    def __setstate__(self, st: tuple[int, dict[str, int], int]) -> None:
-        self.grace_ms, self.until, self.newest_ms = st[0], dict(st[1]), st[2]
+    def __setstate__(self, st: tuple[int, dict[str, int], int, int]) -> None:
+        self.grace_ms, self.until, self.newest_ms, self.first_ms = st[0], dict(st[1]), st[2], st[3]

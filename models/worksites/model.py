@@ -156,7 +156,14 @@ class WorksiteResumption(Model):
             ch = state.observe_power(event.ts, event.meter, event.kw, cfg)  # type: ignore[union-attr]
         elif cls is Order:
             self.gate.apply(event)  # type: ignore[arg-type]
-            ch = state.apply_order(event.ts, event.action, event.until, cfg)  # type: ignore[union-attr]
+            standing = event.ts - self.gate.first_ms <= cfg.startup_s * 1000
+            ch = state.apply_order(
+                event.ts,
+                event.action,  # type: ignore[union-attr]
+                event.until,  # type: ignore[union-attr]
+                cfg,
+                standing=standing,
+            )
         elif cls is Hotline:
             ch = state.observe_complaint(event.ts)
         else:
@@ -166,7 +173,15 @@ class WorksiteResumption(Model):
         return [self._signal(state, event.ts, ch)]
 
     def on_watermark(self, state: SiteState, watermark_ms: int) -> list[Signal]:
+        """Expiry and silent cameras; also re-opens the gate for this state's active order.
+
+        The gate lives on the model, which the flow does not snapshot; the site states are
+        snapshotted. After a restart the first watermark re-opens the gate of every site whose
+        state still holds an active order (one dict probe per state and watermark).
+        """
         ch = state.tick(watermark_ms, self.config)
+        if state.order_on and state.site not in self.gate.until:
+            self.gate.until[state.site] = state.until_ms
         return [] if ch is Change.NONE else [self._signal(state, watermark_ms, ch)]
 
     def is_idle(self, state: SiteState) -> bool:

@@ -16,8 +16,10 @@ cameras, since their fields of view overlap):
   registry's ``idle_kw``, else the minimum of the order's first readings) by ``power_rel``
   and ``power_abs_kw`` for ``power_for_s`` seconds.
 
-Records of the first ``settle_s`` after the order are ignored: a site gets that long to
-wind down (crews leave, machines are secured) before work counts as resumption.
+Records of the first ``settle_s`` after a new order are ignored: a site gets that long to
+wind down (crews leave, machines are secured) before work counts as resumption. Standing
+orders (issued before the stream started, replayed at start-up) get no wind-down: the model
+treats orders within ``startup_s`` of the first order it sees as standing ones.
 
 The state fires when any channel holds and resolves after ``quiet_windows`` windows with no
 channel holding, when the order is lifted, or when it expires. Methods return a
@@ -84,6 +86,7 @@ class ResumptionConfig:
     power_for_s: int = 120
     power_learn_n: int = 5
     settle_s: int = 2400
+    startup_s: int = 300
     quiet_windows: int = 5
     night_start_h: int = 22
     night_end_h: int = 6
@@ -121,6 +124,7 @@ class ResumptionConfig:
         for name, secs in (
             ("power_for_s", self.power_for_s),
             ("settle_s", self.settle_s),
+            ("startup_s", self.startup_s),
             ("complaint_ttl_s", self.complaint_ttl_s),
         ):
             if secs < 0:
@@ -174,7 +178,8 @@ class ResumptionConfig:
 class SiteState:
     """The per-site state the flow snapshots: about 30 scalars plus one small meter dict.
 
-    Reading guide: ``order_on``/``order_ts``/``until_ms`` (0 = until lifted) describe the order;
+    Reading guide: ``order_on``/``order_ts``/``until_ms`` (0 = until lifted)/``active_from``
+    (end of the wind-down) describe the order;
     ``slot``/``persons``/``vehicles``/``machinery`` the current video window (max over
     cameras); ``persist``/``cusum`` the video channels; ``meters``/``base_kw``/``above_since``
     the power channel; ``firing``/``first_ts``/``*_hit_slot`` the alert.
@@ -182,6 +187,7 @@ class SiteState:
 
     __slots__ = (
         "above_since",
+        "active_from",
         "base_kw",
         "clear_reason",
         "complaints",
@@ -215,6 +221,7 @@ class SiteState:
         self.idle_kw = float(idle_kw) if idle_kw is not None and math.isfinite(idle_kw) else -1.0
         self.order_on = False
         self.order_ts = 0
+        self.active_from = 0
         self.until_ms = 0
         self.last_ts = 0
         self.clear_reason = ""
@@ -241,14 +248,26 @@ class SiteState:
 
     # -- orders ------------------------------------------------------------------------------
 
-    def apply_order(self, ts: int, action: str, until: int | None, cfg: ResumptionConfig) -> Change:
-        """Start, extend or lift the order; lifting a firing site clears its alert."""
+    def apply_order(
+        self,
+        ts: int,
+        action: str,
+        until: int | None,
+        cfg: ResumptionConfig,
+        *,
+        standing: bool = False,
+    ) -> Change:
+        """Start, extend or lift the order; lifting a firing site clears its alert.
+
+        A new order's records count from ``ts + settle_s`` (``ts`` for a ``standing`` order).
+        """
         self.last_ts = max(self.last_ts, ts)
         if action == "suspend":
             if not self.order_on:
                 self._reset_channels(cfg)
                 self.order_on = True
                 self.order_ts = ts
+                self.active_from = ts if standing else ts + cfg.settle_ms
                 self.complaints = 0
                 self.clear_reason = ""
             self.until_ms = until if until is not None else 0
@@ -277,7 +296,7 @@ class SiteState:
     ) -> Change:
         """Fold in one camera's window counts."""
         expired = self.expire(ts)
-        if expired or not self.order_on or ts < self.order_ts + cfg.settle_ms:
+        if expired or not self.order_on or ts < self.active_from:
             return expired
         self.last_ts = max(self.last_ts, ts)
         slot = ts // cfg.window_ms
@@ -319,7 +338,7 @@ class SiteState:
     def observe_power(self, ts: int, meter: str, kw: float | None, cfg: ResumptionConfig) -> Change:
         """Fold in one meter reading; a missing ``kw`` only advances time."""
         expired = self.expire(ts)
-        if expired or not self.order_on or ts < self.order_ts + cfg.settle_ms:
+        if expired or not self.order_on or ts < self.active_from:
             return expired
         self.last_ts = max(self.last_ts, ts)
         slot = ts // cfg.window_ms

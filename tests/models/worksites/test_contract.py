@@ -123,3 +123,18 @@ def test_state_bytes_per_site_is_small() -> None:
     sizes = {k: len(pickle.dumps(v, protocol=pickle.HIGHEST_PROTOCOL)) for k, v in h.states.items()}
     print(f"state bytes per site: {sizes}")  # docs/models/worksites.md reports these
     assert all(size < 1200 for size in sizes.values())
+
+
+def test_gate_is_rebuilt_from_restored_states_at_the_first_watermark() -> None:
+    """The flow snapshots site states, not the model: a restarted model must not go blind."""
+    h = Harness(make_model())
+    h.feed([suspend(T0), suspend(T0, site="W2"), lift(T0 + MIN, site="W2"), *quiet(T0, 10)])
+    states = pickle.loads(pickle.dumps(h.states))  # noqa: S301 (our own bytes)
+    fresh = Harness(make_model())  # a restart: empty gate
+    fresh.states = states
+    assert fresh.model.route(video(T0 + 11 * MIN, persons=9)) is None
+    assert fresh.feed([], watermark_ms=T0 + 11 * MIN) == []
+    assert fresh.model.route(video(T0 + 12 * MIN, persons=9)) == "W1"
+    assert fresh.model.route(video(T0 + 12 * MIN, persons=9, site="W2")) is None  # lifted
+    sigs = fresh.feed(working(T0 + 12 * MIN, 5))
+    assert any(s.active for s in sigs)

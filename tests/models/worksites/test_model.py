@@ -248,12 +248,23 @@ def test_config_validation_names_the_field() -> None:
 
 
 def test_a_newly_suspended_site_may_wind_down_for_settle_s() -> None:
-    model = WorksiteResumption(sites())  # default settle_s = 2400
+    def run(stream: list) -> list[Signal]:
+        # default settle_s = 2400; W2's order, the first the model sees, is a standing one
+        return Harness(WorksiteResumption(sites())).feed([suspend(T0 - 120 * MIN, "W2"), *stream])
+
     # the crew keeps working for 25 minutes after the order, then leaves: legal wind-down
-    stream = [suspend(T0), *working(T0, 25), *quiet(T0 + 25 * MIN, 60)]
-    assert Harness(model).feed(stream) == []
+    assert run([suspend(T0), *working(T0, 25), *quiet(T0 + 25 * MIN, 60)]) == []
     # still working 45 minutes after the order: resumption, seen right after the settle period
-    stream = [suspend(T0), *working(T0, 60)]
-    fired = active(Harness(WorksiteResumption(sites())).feed(stream))
+    fired = active(run([suspend(T0), *working(T0, 60)]))
     assert fired
     assert T0 + 40 * MIN <= fired[0].ts <= T0 + 42 * MIN
+
+
+def test_standing_orders_at_start_up_get_no_wind_down() -> None:
+    """Orders replayed when the stream starts were issued earlier: work right after them counts."""
+    model = WorksiteResumption(sites())
+    stream = [suspend(T0, "W2"), suspend(T0 + 30_000), *working(T0 + MIN, 10)]
+    fired = active(Harness(model).feed(stream))
+    assert fired
+    assert fired[0].ts <= T0 + 3 * MIN
+    assert model.gate.first_ms == T0
