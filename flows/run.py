@@ -21,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -61,6 +62,8 @@ class RunOptions:
     scale: float | None = None
     #: Simulator: fraction of malformed records mixed in (None: the scenario's).
     dirty: float | None = None
+    #: Simulator start (epoch ms). Live runs default to now, so event time is wall time.
+    start_ms: int | None = None
     #: Pacing factor for the simulator (1.0 = live); None = as fast as possible.
     speed: float | None = 1.0
     paths: tuple[str, ...] = ()
@@ -97,7 +100,9 @@ def load_registry(opts: RunOptions, settings: Settings) -> tuple[Registry, Any]:
     if opts.source == "sim":
         from flows.sources.sim import SimSpec
 
-        extra = {"dirty": opts.dirty} if opts.dirty is not None else {}
+        extra: dict[str, Any] = {"dirty": opts.dirty} if opts.dirty is not None else {}
+        if opts.start_ms is not None:
+            extra["start_ms"] = opts.start_ms
         spec = SimSpec(opts.scenario, seed=opts.seed, scale=opts.scale, **extra)
         sim = spec.build()
         return sim.registry, spec
@@ -231,11 +236,11 @@ def prepare_recovery(opts: RunOptions) -> RunOptions:
             )
             raise ConfigError(msg)
         log.warning("resuming run %s from %s", saved["run_id"], d)
-        return dataclasses.replace(opts, run_id=saved["run_id"])
+        return dataclasses.replace(opts, run_id=saved["run_id"], start_ms=saved.get("start_ms"))
     d.mkdir(parents=True, exist_ok=True)
     init_db_dir(d, max(1, opts.processes))  # type: ignore[no-untyped-call]
     run_id = opts.run_id or uuid.uuid4().hex[:12]
-    state.write_bytes(orjson.dumps({"run_id": run_id, "shape": shape}))
+    state.write_bytes(orjson.dumps({"run_id": run_id, "shape": shape, "start_ms": opts.start_ms}))
     return dataclasses.replace(opts, run_id=run_id)
 
 
@@ -292,6 +297,9 @@ def run_city(settings: Settings, opts: RunOptions | None = None, **changes: Any)
     if opts.processes < 1:
         msg = f"processes: must be >= 1, got {opts.processes}"
         raise ConfigError(msg)
+    if opts.source == "sim" and opts.speed is not None and opts.start_ms is None:
+        # A live demo shows alerts "now": start the simulated day at the current minute.
+        opts = dataclasses.replace(opts, start_ms=int(time.time()) // 60 * 60_000)
     opts = prepare_recovery(opts)
     with _redis_url(settings) as url:
         from flows.metrics import serve_metrics
