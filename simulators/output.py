@@ -17,11 +17,15 @@ from typing import IO, Any, BinaryIO, Protocol
 import numpy as np
 import orjson
 
+from citywatch.events import KINDS
 from citywatch.keys import Keys
 from simulators.labels import encode_labels
 from simulators.simulation import Batch, Simulation
 
 __all__ = ["FileSink", "RedisSink", "Sink", "StdoutSink", "kind_of", "write_truth"]
+
+
+_KINDS = frozenset(k.encode() for k in KINDS)
 
 
 class Sink(Protocol):
@@ -31,14 +35,14 @@ class Sink(Protocol):
 
 
 def kind_of(line: bytes, default: str = "dirty") -> str:
-    """The ``kind`` of a generated record from its first bytes (all start with it)."""
+    """The ``kind`` of a generated record from its first bytes (all start with it); records
+    whose kind is unreadable or unknown (dirty ones) get ``default``."""
     if line.startswith(b'{"kind":"'):
         end = line.find(b'"', 9)
         if 9 < end < 30:
-            try:
-                return line[9:end].decode()
-            except UnicodeDecodeError:
-                return default
+            kind = line[9:end]
+            if kind in _KINDS:
+                return kind.decode()
     return default
 
 

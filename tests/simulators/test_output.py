@@ -1,0 +1,146 @@
+"""Files, partitions, gzip, Redis Streams, stdout, pacing and the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+from pathlib import Path
+
+import pytest
+import redis
+
+from citywatch.commands import simulate as cmd
+from citywatch.keys import Keys
+from citywatch.registry import Registry
+from simulators import simulate
+from simulators.labels import decode_labels
+from simulators.output import FileSink, RedisSink, StdoutSink, kind_of, write_truth
+from simulators.replay import paced, parse_pace
+from simulators.seeds import partition_of
+from simulators.simulation import Batch
+
+
+def _write(tmp: Path, partitions: int, *, compress: bool = False, seed: int = 2) -> list[Path]:
+    sim = simulate("demo", seed=seed, duration_s=240)
+    sink = FileSink(tmp, partitions, compress=compress)
+    for b in sim.batches():
+        sink.write(b)
+    sink.close()
+    return sink.paths
+
+
+def _lines(path: Path) -> list[bytes]:
+    data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    return data.splitlines()
+
+
+def _entity(line: bytes) -> str:
+    import orjson
+
+    d = orjson.loads(line)
+    for k in ("station", "vehicle", "camera", "meter", "ticket", "site"):
+        if k in d:
+            return str(d[k])
+    raise AssertionError(line)
+
+
+def test_partitions_split_one_stream_by_entity(tmp_path: Path) -> None:
+    one = _lines(_write(tmp_path / "one", 1)[0])
+    paths = _write(tmp_path / "three", 3)
+    parts = [_lines(p) for p in paths]
+    assert sorted(one) == sorted(line for p in parts for line in p)
+    for i, lines in enumerate(parts):
+        assert lines
+        assert all(partition_of(_entity(x), 3) == i for x in lines)
+        # each partition is the single stream's subsequence, in the same order
+        pos = {line: n for n, line in enumerate(one)}
+        idx = [pos[x] for x in lines]
+        assert idx == sorted(idx)
+
+
+def test_output_is_byte_identical_across_runs_and_gzip_is_reproducible(tmp_path: Path) -> None:
+    a = _write(tmp_path / "a", 2, compress=True)
+    b = _write(tmp_path / "b", 2, compress=True)
+    assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+    c = _write(tmp_path / "c", 2, compress=True, seed=3)
+    assert a[0].read_bytes() != c[0].read_bytes()
+
+
+def test_truth_files_round_trip(tmp_path: Path) -> None:
+    sim = simulate("demo", seed=2, duration_s=120)
+    manifest = write_truth(sim, tmp_path)
+    assert decode_labels((tmp_path / "labels.jsonl").read_bytes()) == sim.labels
+    reg = Registry.load(tmp_path / "registry")
+    assert set(reg.stations) == set(sim.registry.stations)
+    assert [d.name for d in reg.districts] == [d.name for d in sim.registry.districts]
+    assert (tmp_path / "workshops.jsonl").read_bytes().count(b"\n") == len(sim.workshops)
+    assert manifest["seed"] == 2
+
+
+def test_stdout_sink_writes_jsonl() -> None:
+    buf = io.BytesIO()
+    sink = StdoutSink(buf)
+    sink.write(Batch([1, 2], [0, 0], [b'{"a":1}', b'{"b":2}']))
+    sink.close()
+    assert buf.getvalue() == b'{"a":1}\n{"b":2}\n'
+
+
+@pytest.mark.integration
+def test_redis_sink_xadds_every_record_per_kind(redis_client: redis.Redis, prefix: str) -> None:
+    sim = simulate("demo", seed=2, duration_s=120, dirty=0.05)
+    sink = RedisSink(redis_client, prefix=prefix, partitions=2, pipeline=700)
+    n = 0
+    for b in sim.batches():
+        sink.write(b)
+        n += len(b)
+    keys = Keys(prefix)
+    total = 0
+    for kind in ("air", "gps", "video", "power", "hotline", "order", "dirty"):
+        for p in (0, 1):
+            total += redis_client.xlen(keys.inbound(kind, p))
+    assert total == n == sink.records
+    entry = redis_client.xrange(keys.inbound("video", 0), count=1)[0][1]
+    assert kind_of(entry[b"r"]) == "video"
+
+
+def test_pacing_waits_for_event_time() -> None:
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    batches = [Batch([0, 500, 1500, 4000], [0] * 4, [b"a", b"b", b"c", b"d"])]
+    out = list(paced(batches, 2.0, clock=lambda: now[0], sleep=sleep))
+    assert [b.lines for b in out] == [[b"a", b"b"], [b"c"], [b"d"]]
+    assert slept == pytest.approx([0.75, 1.25])
+    assert list(paced(batches, None)) == batches
+    assert parse_pace("realtime") == 1.0
+    with pytest.raises(ValueError, match="pace"):
+        parse_pace("fast")
+
+
+def _args(**kw: object) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    cmd.add_arguments(parser)
+    argv: list[str] = []
+    for k, v in kw.items():
+        flag = "--" + k.replace("_", "-")
+        argv += [flag] if v is True else [flag, str(v)]
+    return parser.parse_args(argv)
+
+
+def test_cli_lists_and_writes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cmd.run(_args(list=True)) == 0
+    assert "city-day" in capsys.readouterr().out
+    rc = cmd.run(_args(scenario="hotline", seed=1, duration="3h", out=tmp_path, partitions=2))
+    assert rc == 0
+    assert (tmp_path / "part-001.jsonl").exists()
+    assert (tmp_path / "registry" / "districts.geojson").exists()
+    assert cmd.run(_args(scenario="nope", out=tmp_path)) == 2
+    with pytest.raises(SystemExit):
+        _args(dirty="0.9")
+    with pytest.raises(SystemExit):
+        _args(duration="soon")
