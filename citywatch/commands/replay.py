@@ -1,0 +1,152 @@
+"""``citywatch replay``: recorded or simulated JSON Lines through the real city flow into Redis.
+
+Examples::
+
+    citywatch simulate --scenario city-day --scale 0.05 --partitions 4 --gzip --out var/sim/day
+    citywatch replay var/sim/day                       # max speed, registry from var/sim/day
+    citywatch replay 'var/sim/day/*.jsonl.gz' --speed 60x --from 2026-11-02T08:00 --to 09:30
+
+FILES are files, directories (their ``*.jsonl``/``*.jsonl.gz``) or globs; each file is one
+source partition. Reference data comes from ``--registry DIR``, else a ``registry/`` next to
+the files (what ``citywatch simulate`` writes), else ``<data_dir>/registry``. Alerts go to
+``REDIS_URL`` (or a private embedded Redis that lives as long as the replay). The progress
+bar on stderr shows records, rate, event-time position and an ETA from the bytes read.
+
+A replay runs in this one process (pacing and progress live here) and keeps no recovery
+state; for a parallel replay at full speed use ``citywatch run --source files --processes N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+__all__ = ["add_arguments", "parse_time", "run"]
+
+
+def parse_time(text: str, *, day_of: int | None = None) -> int:
+    """Epoch ms from epoch ms, ISO 8601 (Nantong time without an offset) or ``HH:MM[:SS]``
+    (on the local day of ``day_of``).
+
+    >>> parse_time("1793548800000"), parse_time("2026-11-02T00:00")
+    (1793548800000, 1793548800000)
+    >>> parse_time("08:30", day_of=1793548800000) - 1793548800000
+    30600000
+    """
+    from simulators.clock import local_midnight, parse_start
+
+    t = text.strip()
+    if ":" in t and "-" not in t and "T" not in t:
+        if day_of is None:
+            msg = f"time: {text!r} has no date (give --from as a full date first)"
+            raise ValueError(msg)
+        fields = t.split(":")
+        nums = [int(x) for x in fields if x.isdigit()]
+        if (
+            len(nums) != len(fields)
+            or len(nums) not in (2, 3)
+            or not (nums[0] < 24 and all(x < 60 for x in nums[1:]))
+        ):
+            msg = f"time: {text!r} is not HH:MM or HH:MM:SS"
+            raise ValueError(msg)
+        h, m, s = [*nums, 0][:3]
+        return local_midnight(day_of) + ((h * 60 + m) * 60 + s) * 1000
+    try:
+        return parse_start(t)
+    except ValueError as exc:
+        msg = f"time: {text!r} is not epoch ms, ISO 8601 or HH:MM"
+        raise ValueError(msg) from exc
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="+", metavar="FILES", help="JSONL(.gz) files, dirs or globs")
+    p.add_argument("--speed", default="max", help="max (default), 1x (live), 10x, 60x, ...")
+    p.add_argument("--from", dest="from_", metavar="TIME", help="skip records before TIME")
+    p.add_argument("--to", metavar="TIME", help="skip records at or after TIME")
+    p.add_argument("--registry", metavar="DIR", help="reference data (default: see above)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def default_registry(files: list[str]) -> str | None:
+    """A ``registry/`` directory next to the first file (``citywatch simulate`` output)."""
+    for f in files:
+        d = Path(f).parent / "registry"
+        if d.is_dir():
+            return str(d)
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from citywatch.errors import CitywatchError
+    from citywatch.redisconn import embedded_or_url, redact
+    from citywatch.settings import Settings
+    from flows.replay import (
+        Progress,
+        ReplaySource,
+        build_replay_flow,
+        progress_line,
+        run_in_process,
+    )
+    from flows.sources.iterable import parse_speed
+
+    settings = Settings.load(args.config)
+    try:
+        speed = parse_speed(args.speed)
+        from_ms = parse_time(args.from_) if args.from_ else None
+        to_ms = parse_time(args.to, day_of=from_ms) if args.to else None
+        progress = Progress()
+        source = ReplaySource(
+            args.files, speed=speed, from_ms=from_ms, to_ms=to_ms, progress=progress
+        )
+    except (ValueError, CitywatchError) as exc:
+        print(f"replay: {exc}", file=sys.stderr)
+        return 2
+    registry = args.registry or default_registry(source.files.files)
+    stop = threading.Event()
+    tty = sys.stderr.isatty()
+
+    def show() -> None:
+        while not stop.wait(0.5 if tty else 5.0):
+            print(
+                ("\r" if tty else "") + progress_line(progress),
+                end="" if tty else "\n",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    with embedded_or_url(settings.redis_url) as url:
+        if settings.redis_url is None:
+            print(
+                f"replay: embedded Redis at {redact(url)} (set REDIS_URL to keep the alerts)",
+                file=sys.stderr,
+            )
+        run_id = f"replay-{uuid.uuid4().hex[:8]}"
+        try:
+            flow = build_replay_flow(source, settings, url, registry_dir=registry, run_id=run_id)
+        except CitywatchError as exc:
+            print(f"replay: {exc}", file=sys.stderr)
+            return 2
+        bar = threading.Thread(target=show, daemon=True, name="replay-progress")
+        if not args.quiet:
+            bar.start()
+        t0 = time.monotonic()
+        try:
+            run_in_process(flow, settings)
+        except KeyboardInterrupt:
+            print("\nreplay: interrupted", file=sys.stderr)
+            return 130
+        finally:
+            stop.set()
+        dt = time.monotonic() - t0
+    print(
+        ("\r" if tty and not args.quiet else "")
+        + f"replay: {progress.records:,} records in {dt:.1f} s "
+        f"({progress.records / max(dt, 1e-9):,.0f}/s), {progress.skipped:,} outside the window, "
+        f"{len(source.files.files)} file(s), registry {registry or settings.data_dir / 'registry'}",
+        file=sys.stderr,
+    )
+    return 0
