@@ -13,6 +13,12 @@ verdict and level from context and dwell time. Signals (rule ``vehicle.dwell``, 
 * inactive (the clear) when the stop ends: a fix outside the radius, a gap in the fixes, or event
   time passing ``max_gap_s`` beyond its last fix (:meth:`DwellModel.on_watermark`).
 
+A *dwell* is a stop, or consecutive stops at one spot: a stop whose first fix was off-centre
+(a slow approach) can end on a jittered fix that is outside the radius of that first fix but
+not of the stop's centre. Such a stop is *held*: if the next stop confirms within the radius
+of the held centre, the dwell goes on (same ``start_ms``, no clear); if the truck moves away
+first, the clear carries the held end time. See ``docs/models/vehicles.md``.
+
 The score is :meth:`DwellPolicy.score`: 0.5 at the context's first threshold rising to 1.0 at
 red. Evidence: ``context``, ``verdict``, ``ref`` (place or zone id), ``ref_m``, ``dwell_s``,
 ``start_ms``, ``threshold_s``, ``registered`` (at a registered place), ``n_fixes``, ``un``.

@@ -486,3 +486,22 @@ def test_a_held_stop_is_cleared_by_the_watermark_when_the_truck_goes_dark() -> N
     assert model.on_watermark(state, T0 + 1_300_000) == []
     gone = model.on_watermark(state, T0 + 1_300_001)
     assert [(s.active, s.evidence["end_ms"]) for s in gone] == [(False, T0 + 700_000)]
+
+
+def test_workshops_rank_above_hundreds_of_one_off_unregistered_stops() -> None:
+    rng = random.Random(11)
+    r = WorkshopRanker(top_k=20)
+    shops = [(32.0 + 0.1 * k, 120.5 + 0.2 * k) for k in range(5)]
+    visits = []
+    for k, (lat, lon) in enumerate(shops):
+        for j in range(3):
+            visits.append((f"W{k}-{j}", lat, lon))
+    for i in range(400):  # one-off stops anywhere, some by the same truck twice
+        visits.append((f"D{i % 300}", 31.7 + rng.random(), 120.3 + rng.random() * 1.5))
+    rng.shuffle(visits)
+    for n, (vehicle, lat, lon) in enumerate(visits):
+        la, lo = offset(lat, lon, rng.gauss(0, 20), rng.gauss(0, 20))
+        r.visit(vehicle, n * 1000, n * 1000, la, lo, rng.uniform(900, 7200), ended=True)
+    top = r.top(20)
+    for lat, lon in shops:
+        assert any(math.dist((c.lat, c.lon), (lat, lon)) < 0.002 for c in top[:5])
