@@ -27,6 +27,7 @@ import http
 import logging
 import mimetypes
 import re
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from citywatch.errors import ConfigError
 from citywatch.settings import Settings
@@ -72,6 +74,9 @@ DEFAULT_DEPARTMENTS: Final = (
     "属地街道",
 )
 _HOST_RE: Final = re.compile(r"^[A-Za-z0-9.\-\[\]:]{1,255}$")
+#: Kernel send buffer per client. Autotuning would let a stalled client soak up megabytes
+#: before its queue fills; with this, falling behind shows within ~100 KB.
+SEND_BUFFER_BYTES: Final = 65_536
 _EMPTY_GEOJSON: Final = b'{"type":"FeatureCollection","features":[]}'
 _Item = tuple[str, tuple[int, int] | None, bytes]  # (kind a|l|h, stream key, message)
 
@@ -92,6 +97,9 @@ class Client:
     last_a: tuple[int, int] = (0, 0)
     last_l: tuple[int, int] = (0, 0)
     dropped: bool = False
+    #: True while the sender is idle (live, queue empty, nothing in flight): the fan-out may
+    #: then write straight to the socket, as ``websockets.broadcast`` does, skipping a task hop.
+    idle: bool = False
     sender: asyncio.Task[None] | None = None
 
 
@@ -142,6 +150,7 @@ class FeedServer:
         self._registry_dir = registry_dir or settings.data_dir / "registry"
         self._metrics_cache: tuple[int, dict[str, Any]] | None = None
         self._closers: set[asyncio.Task[None]] = set()
+        self._pending: dict[Client, list[bytes]] = {}
 
     # -- lifecycle of the service ---------------------------------------------------------
 
@@ -267,6 +276,10 @@ class FeedServer:
 
     async def _handler(self, ws: ServerConnection) -> None:
         self.stats.connections += 1
+        sock = ws.transport.get_extra_info("socket")
+        if sock is not None:  # a small kernel buffer: a stalled reader shows up in our queue
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         if not await self._authenticate(ws):
             return
         client: Client | None = None
@@ -375,11 +388,56 @@ class FeedServer:
     def _client_count(self) -> int:
         return sum(len(m) for m in self.by_filter.values())
 
-    def _offer(self, client: Client, item: _Item) -> None:
+    def _offer(self, client: Client, item: _Item, *, defer: bool = False) -> None:
+        """Hand ``item`` to ``client``: straight to its socket when its sender is idle (with
+        ``defer``, at the end of the reader's batch, one write per client), else its queue."""
+        ws = client.ws
+        if client.idle and not _paused(ws) and ws.protocol.state is State.OPEN:
+            kind, key, msg = item
+            if kind == "a" and key is not None:
+                if key <= client.last_a:
+                    return
+                client.last_a = key
+            elif kind == "l" and key is not None:
+                if key <= client.last_l:
+                    return
+                client.last_l = key
+            if defer:
+                self._pending.setdefault(client, []).append(msg)
+            else:
+                self._write(client, [msg])
+            return
         try:
             client.queue.put_nowait(item)
         except asyncio.QueueFull:
             self._drop(client)
+
+    def _write(self, client: Client, msgs: list[bytes]) -> None:
+        """Frame ``msgs`` and write them with one syscall, as ``websockets.broadcast`` would
+        (without backpressure: only called while the socket is below its high-water mark)."""
+        ws = client.ws
+        if client.dropped or ws.protocol.state is not State.OPEN:
+            return
+        try:
+            for msg in msgs:
+                ws.protocol.send_text(msg)
+            data = ws.protocol.data_to_send()
+            ws.transport.writelines([d for d in data if d])
+            if not all(data):  # end of stream from the protocol: let websockets close it
+                ws.transport.close()
+        except Exception:  # a broken socket: the handler sees it and cleans up
+            log.debug("feed: direct write failed", exc_info=True)
+            self._drop(client)
+            return
+        self.stats.sent += len(msgs)
+        if _paused(ws):  # over the write-buffer mark: the sender waits for the drain
+            client.idle = False
+            client.queue.put_nowait(("d", None, b""))
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        for client, msgs in pending.items():
+            self._write(client, msgs)
 
     def _drop(self, client: Client) -> None:
         """Close a client that fell behind with 1013; it resumes with ``since``."""
@@ -400,7 +458,7 @@ class FeedServer:
         for flt, members in list(self.by_filter.items()):
             if flt.is_all or flt.matches(meta):
                 for c in list(members):
-                    self._offer(c, item)
+                    self._offer(c, item, defer=True)
 
     async def _sender(self, c: Client, sub: proto.Subscribe) -> None:
         ws = c.ws
@@ -425,7 +483,13 @@ class FeedServer:
                 proto.dumps({"type": "live", "sid": c.bound_a, "aid": c.bound_l}), text=True
             )
             while True:
+                if c.queue.empty():
+                    c.idle = True
                 kind, key, msg = await c.queue.get()
+                c.idle = False
+                if kind == "d":  # the fan-out wrote directly and the buffer is full: drain
+                    await ws.drain()
+                    continue
                 if kind == "a" and key is not None:
                     if key <= c.last_a:
                         continue
@@ -497,6 +561,7 @@ class FeedServer:
                         self._fanout(
                             "l", sid_key(aid), proto.lifecycle_message(aid, fields[b"e"]), ev
                         )
+            self._flush()  # one write per client for the whole batch
 
     async def _heartbeats(self) -> None:
         while True:
@@ -637,6 +702,11 @@ def _load_static(directory: Path) -> dict[str, tuple[bytes, str]]:
                 ctype += "; charset=utf-8"
             files[p.name] = (p.read_bytes(), ctype)
     return files
+
+
+def _paused(ws: ServerConnection) -> bool:
+    """Whether the socket's write buffer is above its high-water mark (asyncio flow control)."""
+    return bool(ws.paused)
 
 
 def _peer(ws: ServerConnection) -> str:
