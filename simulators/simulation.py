@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -165,8 +166,13 @@ class Simulation:
                 lines += c.lines
             if not lines:
                 continue
-            order = np.argsort(np.array(ts, dtype=np.int64), kind="stable").tolist()
-            b = Batch([ts[i] for i in order], [keys[i] for i in order], [lines[i] for i in order])
+            arr = np.array(ts, dtype=np.int64)
+            order = np.argsort(arr, kind="stable")
+            pick = operator.itemgetter(*order.tolist())
+            if len(lines) == 1:
+                b = Batch(ts, keys, lines)
+            else:
+                b = Batch(arr[order].tolist(), list(pick(keys)), list(pick(lines)))
             if fraction > 0.0:
                 b = Batch(*corrupt(b.ts, b.keys, b.lines, fraction, py_rng(self.seed, "dirty", w0)))
             yield b

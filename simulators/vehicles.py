@@ -19,17 +19,20 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from citywatch.events import Gps, encode
+import numpy as np
+
 from citywatch.geo import bearing_deg, haversine_m, offset
 from citywatch.registry import Place
 from simulators.city import City
 from simulators.clock import DAY_MS, MINUTE_MS, local_hour, local_midnight, weekday
-from simulators.seeds import derive, entity_hash, py_rng
+from simulators.seeds import entity_hash, np_rng, py_rng
 from simulators.stream import Chunk
 
 __all__ = ["InjectedStop", "Itinerary", "VehicleStream"]
 
 GPS_PERIOD_MS = 10_000
+_PER_MIN = MINUTE_MS // GPS_PERIOD_MS
+_SLOT = 1 << 42  # key = vehicle index * _SLOT + ms since base: sorted by vehicle, then time
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,41 +258,98 @@ class VehicleStream:
         reg = city.registry
         self.plates = [reg.vehicles[v].plate for v in self.ids]
         self.uns = [reg.vehicles[v].un for v in self.ids]
+        self._tmpl = [
+            b'{"kind":"gps","vehicle":"%s","lat":%%r,"lon":%%r,"speed_kmh":%%r,"heading":%%r,'
+            b'"un":%s,"plate":"%s","ts":%%d}'
+            % (v.encode(), f'"{u}"'.encode() if u else b"null", p.encode())
+            for v, u, p in zip(self.ids, self.uns, self.plates, strict=True)
+        ]
+        self._flatten()
+
+    def _flatten(self) -> None:
+        """All itineraries as flat arrays, keyed so one searchsorted finds every segment."""
+        key0: list[int] = []
+        cols: list[list[float]] = [[], [], [], [], [], [], [], []]
+        gap_key: list[int] = []
+        gap_end: list[int] = []
+        base = self.start_ms - 7 * DAY_MS
+        for v, it in enumerate(self.itineraries):
+            for sg in it.segs:
+                key0.append(v * _SLOT + (sg.t0 - base))
+                for c, x in zip(
+                    cols,
+                    (sg.t0, sg.t1, sg.lat0, sg.lon0, sg.lat1, sg.lon1, sg.speed, sg.heading),
+                    strict=True,
+                ):
+                    c.append(x)
+            for a, b in sorted(it.gaps):
+                gap_key.append(v * _SLOT + (a - base))
+                gap_end.append(v * _SLOT + (b - base))
+        self._base = base
+        self._key = np.array(key0, dtype=np.int64)
+        self._t0, self._t1 = np.array(cols[0], np.int64), np.array(cols[1], np.int64)
+        self._lat0, self._lon0 = np.array(cols[2]), np.array(cols[3])
+        self._lat1, self._lon1 = np.array(cols[4]), np.array(cols[5])
+        self._speed, self._heading = np.array(cols[6]), np.array(cols[7])
+        self._gap_key = np.array([*gap_key, np.iinfo(np.int64).max], dtype=np.int64)
+        self._gap_end = np.array([*gap_end, 0], dtype=np.int64)
+        order = np.argsort(self._gap_key[:-1], kind="stable")
+        self._gap_key[:-1] = self._gap_key[:-1][order]
+        self._gap_end[:-1] = self._gap_end[:-1][order]
+        self._vidx = np.repeat(np.arange(len(self.ids), dtype=np.int64), _PER_MIN)
+        self._kk = np.tile(np.arange(_PER_MIN, dtype=np.int64), len(self.ids)) * GPS_PERIOD_MS
+        self._phase = np.repeat(np.array(self.phase, dtype=np.int64), _PER_MIN)
+        self._cos = np.cos(np.radians(32.1))
 
     def chunk(self, w0: int) -> Chunk:
-        out = Chunk()
-        rng = random.Random(derive(self.seed, "gps", w0))
-        gauss, rand = rng.gauss, rng.random
-        for i, vid in enumerate(self.ids):
-            it = self.itineraries[i]
-            for k in range(MINUTE_MS // GPS_PERIOD_MS):
-                ts = w0 + self.phase[i] + k * GPS_PERIOD_MS
-                lost = rand() < 0.004
-                if ts < self.start_ms or ts >= self.end_ms or lost or it.in_gap(ts):
-                    continue
-                seg = it.at(ts)
-                if seg is None:
-                    continue
-                if seg.speed > 0.0:
-                    f = (ts - seg.t0) / max(1, seg.t1 - seg.t0)
-                    lat = seg.lat0 + (seg.lat1 - seg.lat0) * f
-                    lon = seg.lon0 + (seg.lon1 - seg.lon0) * f
-                    speed = max(0.0, seg.speed * (1.0 + gauss(0.0, 0.06)))
-                    heading = (seg.heading + gauss(0.0, 3.0)) % 360.0
-                else:
-                    lat, lon = seg.lat0, seg.lon0
-                    speed = abs(gauss(0.0, 0.8)) if rand() < 0.3 else 0.0
-                    heading = seg.heading
-                lat, lon = offset(lat, lon, gauss(0.0, 6.0), gauss(0.0, 6.0))
-                ev = Gps(
-                    ts=ts,
-                    vehicle=vid,
-                    lat=round(lat, 6),
-                    lon=round(lon, 6),
-                    speed_kmh=round(speed, 1),
-                    heading=float(round(heading) % 360),
-                    un=self.uns[i],
-                    plate=self.plates[i],
-                )
-                out.add(ts, self.hashes[i], encode(ev))
-        return out
+        """All vehicles' fixes of one minute, vectorised over vehicles x 6 fixes."""
+        rng = np_rng(self.seed, "gps", w0)
+        n = len(self._vidx)
+        ts = w0 + self._phase + self._kk
+        q = self._vidx * _SLOT + (ts - self._base)
+        seg = np.searchsorted(self._key, q, side="right") - 1
+        seg = np.clip(seg, 0, len(self._key) - 1)
+        g = np.searchsorted(self._gap_key, q, side="right") - 1
+        in_gap = (g >= 0) & (q < self._gap_end[np.maximum(g, 0)])
+        keep = (
+            (ts >= self.start_ms)
+            & (ts < self.end_ms)
+            & ~in_gap
+            & (rng.random(n) >= 0.004)
+            & (ts >= self._t0[seg])
+            & (ts <= self._t1[seg])
+        )
+        t0, t1 = self._t0[seg], self._t1[seg]
+        moving = self._speed[seg] > 0.0
+        f = np.where(moving, (ts - t0) / np.maximum(1, t1 - t0), 0.0)
+        lat = self._lat0[seg] + (self._lat1[seg] - self._lat0[seg]) * f
+        lon = self._lon0[seg] + (self._lon1[seg] - self._lon0[seg]) * f
+        jitter = rng.normal(0.0, 6.0, (2, n))
+        lat = lat + jitter[0] / 111_320.0
+        lon = lon + jitter[1] / (111_320.0 * np.cos(np.radians(lat)))
+        creep = np.abs(rng.normal(0.0, 0.8, n)) * (rng.random(n) < 0.3)
+        speed = np.where(
+            moving, np.maximum(0.0, self._speed[seg] * (1.0 + rng.normal(0.0, 0.06, n))), creep
+        )
+        heading = np.where(moving, self._heading[seg] + rng.normal(0.0, 3.0, n), self._heading[seg])
+        heading = np.round(heading) % 360.0
+        idx = np.flatnonzero(keep)
+        vid = self._vidx[idx].tolist()
+        tmpl = self._tmpl
+        lines = [
+            tmpl[v] % row
+            for v, row in zip(
+                vid,
+                zip(
+                    np.round(lat[idx], 6).tolist(),
+                    np.round(lon[idx], 6).tolist(),
+                    np.round(speed[idx], 1).tolist(),
+                    heading[idx].tolist(),
+                    ts[idx].tolist(),
+                    strict=True,
+                ),
+                strict=True,
+            )
+        ]
+        keys = [self.hashes[v] for v in vid]
+        return Chunk(ts[idx].tolist(), keys, lines)
