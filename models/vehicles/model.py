@@ -59,12 +59,14 @@ from citywatch.geo import grid_id
 from citywatch.registry import Registry
 from models.base import Model
 from models.vehicles.dwell import DwellPolicy, Verdict, context_key
+from models.vehicles.slots import CompactSlots
 from models.vehicles.spatial import PlaceIndex
 from models.vehicles.stay_point import (
     DEFAULT_MAX_GAP_S,
     DEFAULT_MIN_DURATION_S,
     DEFAULT_RADIUS_M,
     StayPointDetector,
+    Stop,
     planar_distance_m,
 )
 from models.vehicles.workshops import RankChange, WorkshopRanker
@@ -84,7 +86,7 @@ _CONTEXT_ZH: Final = {
 }
 
 
-class VehicleState:
+class VehicleState(CompactSlots):
     """Per-vehicle state: the stay-point detector plus what the current dwell has been told.
 
     A *dwell* is one or more consecutive stops at one spot (see :class:`DwellModel` on held
@@ -129,13 +131,6 @@ class VehicleState:
         self.held_lat = 0.0
         self.held_lon = 0.0
         self.held_n = 0
-
-    def __getstate__(self) -> tuple[object, ...]:
-        return tuple(getattr(self, s) for s in self.__slots__)
-
-    def __setstate__(self, state: tuple[object, ...]) -> None:
-        for name, value in zip(self.__slots__, state, strict=True):
-            object.__setattr__(self, name, value)
 
 
 class DwellModel(Model):
@@ -210,17 +205,7 @@ class DwellModel(Model):
                 state.held_end_ms = stop.end_ms
                 state.held_lat, state.held_lon, state.held_n = stop.lat, stop.lon, stop.n_fixes
             else:
-                self._end(
-                    state,
-                    stop.end_ms,
-                    stop.lat,
-                    stop.lon,
-                    stop.n_fixes,
-                    stop.closed_by,
-                    event.ts,
-                    event.un,
-                    out,
-                )
+                self._end(state, stop, event.ts, event.un, out)
         elif state.held_end_ms and (
             det.start_ms != state.held_end_ms
             or planar_distance_m(state.held_lat, state.held_lon, event.lat, event.lon)
@@ -255,17 +240,7 @@ class DwellModel(Model):
         out: list[Signal] = []
         stop = state.det.flush(watermark_ms)
         if stop is not None and stop.end_ms is not None:
-            self._end(
-                state,
-                stop.end_ms,
-                stop.lat,
-                stop.lon,
-                stop.n_fixes,
-                stop.closed_by,
-                watermark_ms,
-                None,
-                out,
-            )
+            self._end(state, stop, watermark_ms, None, out)
         elif state.held_end_ms and watermark_ms - state.det.last_ms > state.det.max_gap_ms:
             self._end_held(state, watermark_ms, None, out)
         return out
@@ -279,33 +254,17 @@ class DwellModel(Model):
         return context
 
     def _end(
-        self,
-        state: VehicleState,
-        end_ms: int,
-        lat: float,
-        lon: float,
-        n_fixes: int,
-        closed_by: str,
-        ts: int,
-        un: str | None,
-        out: list[Signal],
+        self, state: VehicleState, stop: Stop, ts: int, un: str | None, out: list[Signal]
     ) -> None:
         if state.level:
-            out.append(self._clear(state, end_ms, lat, lon, n_fixes, closed_by, ts, un))
+            out.append(self._clear(state, stop, ts, un))
         state.reset()
 
     def _end_held(self, state: VehicleState, ts: int, un: str | None, out: list[Signal]) -> None:
-        self._end(
-            state,
-            state.held_end_ms,
-            state.held_lat,
-            state.held_lon,
-            state.held_n,
-            "left",
-            ts,
-            un,
-            out,
+        held = Stop(
+            state.start_ms, state.held_end_ms, state.held_lat, state.held_lon, state.held_n, "left"
         )
+        self._end(state, held, ts, un, out)
 
     def _evidence(self, state: VehicleState, dwell_s: float, un: str | None) -> dict[str, Any]:
         ctx = state.context or "unregistered"
@@ -330,48 +289,43 @@ class DwellModel(Model):
         ctx = state.context or "unregistered"
         ev = self._evidence(state, dwell_s, un)
         ev["verdict"] = verdict.value
-        return Signal(
-            rule=DWELL_RULE,
-            subject=Subject("vehicle", state.vehicle),
-            ts=state.det.last_ms,
-            active=True,
-            level=level,
-            score=self.policy.score(ctx, dwell_s),
-            title=f"危化品车辆{_CONTEXT_ZH.get(ctx, '')}异常停留{round(dwell_s / 60)}分钟",
-            evidence=ev,
-            model=self.model_id,
-            lat=lat,
-            lon=lon,
-            district=state.district or None,
-            grid=grid_id(lat, lon),
-        )
+        title = f"危化品车辆{_CONTEXT_ZH.get(ctx, '')}异常停留{round(dwell_s / 60)}分钟"
+        return self._make(state, state.det.last_ms, True, level, dwell_s, title, ev, lat, lon)
 
-    def _clear(
-        self,
-        state: VehicleState,
-        end_ms: int,
-        lat: float,
-        lon: float,
-        n_fixes: int,
-        closed_by: str,
-        ts: int,
-        un: str | None,
-    ) -> Signal:
+    def _clear(self, state: VehicleState, stop: Stop, ts: int, un: str | None) -> Signal:
+        end_ms = stop.end_ms if stop.end_ms is not None else ts
         dwell_s = (end_ms - state.start_ms) / 1000.0
         ev = self._evidence(state, dwell_s, un)
-        ev["n_fixes"] = n_fixes
+        ev["n_fixes"] = stop.n_fixes
         ev["end_ms"] = end_ms
-        ev["closed_by"] = closed_by
-        ctx = state.context or "unregistered"
+        ev["closed_by"] = stop.closed_by
+        title = f"危化品车辆已驶离（停留{round(dwell_s / 60)}分钟）"
+        level = Level(state.level)
+        return self._make(
+            state, max(ts, end_ms), False, level, dwell_s, title, ev, stop.lat, stop.lon
+        )
+
+    def _make(
+        self,
+        state: VehicleState,
+        ts: int,
+        active: bool,
+        level: Level,
+        dwell_s: float,
+        title: str,
+        evidence: dict[str, Any],
+        lat: float,
+        lon: float,
+    ) -> Signal:
         return Signal(
             rule=DWELL_RULE,
             subject=Subject("vehicle", state.vehicle),
-            ts=max(ts, end_ms),
-            active=False,
-            level=Level(state.level),
-            score=self.policy.score(ctx, dwell_s),
-            title=f"危化品车辆已驶离（停留{round(dwell_s / 60)}分钟）",
-            evidence=ev,
+            ts=ts,
+            active=active,
+            level=level,
+            score=self.policy.score(state.context or "unregistered", dwell_s),
+            title=title,
+            evidence=evidence,
             model=self.model_id,
             lat=lat,
             lon=lon,

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from citywatch.geo import EARTH_R_M
+from models.vehicles.slots import CompactSlots
 
 __all__ = [
     "DEFAULT_MAX_GAP_S",
@@ -96,7 +97,7 @@ class Stop:
         return 0.0 if self.end_ms is None else (self.end_ms - self.start_ms) / 1000.0
 
 
-class StayPointDetector:
+class StayPointDetector(CompactSlots):
     """Stay points of one vehicle's fixes, one fix at a time (see the module docstring).
 
     Parameters
@@ -237,10 +238,3 @@ class StayPointDetector:
         stop = self._stop(end_ms, closed_by)
         self.in_stop = False
         return stop
-
-    def __getstate__(self) -> tuple[object, ...]:
-        return tuple(getattr(self, s) for s in self.__slots__)
-
-    def __setstate__(self, state: tuple[object, ...]) -> None:
-        for name, value in zip(self.__slots__, state, strict=True):
-            object.__setattr__(self, name, value)

@@ -33,6 +33,8 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
+from models.vehicles.slots import CompactSlots
+
 __all__ = ["Candidate", "RankChange", "WorkshopRanker"]
 
 _M_PER_DEG: Final = 111_320.0
@@ -42,7 +44,7 @@ _CELL_DEG: Final = 0.005
 _MAX_IDS: Final = 64
 
 
-class Candidate:
+class Candidate(CompactSlots):
     """One candidate site: centre, visits, distinct vehicles, total dwell seconds."""
 
     __slots__ = (
@@ -71,13 +73,6 @@ class Candidate:
     def rank_key(self) -> tuple[int, int, float, str]:
         # The id breaks ties deterministically (older candidates have smaller numbers).
         return (self.n_vehicles, self.visits, self.dwell_s, _neg_id(self.id))
-
-    def __getstate__(self) -> tuple[object, ...]:
-        return tuple(getattr(self, s) for s in self.__slots__)
-
-    def __setstate__(self, state: tuple[object, ...]) -> None:
-        for name, value in zip(self.__slots__, state, strict=True):
-            object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
         return (
