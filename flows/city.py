@@ -41,6 +41,7 @@ from bytewax.outputs import Sink
 from citywatch.alerts import Alert, Signal
 from citywatch.events import Event, Hotline
 from flows.sources import Batch, DecodingSource
+from flows.sources.silences import SilenceSet
 from models.alert_engine import AlertEngine, EngineSnapshot, FloodGuard
 from models.base import Model
 from sinks.redis_sink import IngestMark
@@ -322,6 +323,8 @@ class EngineShard(StatefulLogic[Any, list[Alert], bytes | None]):
                 wm = self.wm.update(item)
                 if wm is not None:
                     alerts.extend(engine.advance(wm - self.grace_ms))
+            elif type(item) is SilenceSet:
+                alerts.extend(engine.set_silences(item.silences))
             elif self.guard is not None:
                 alerts.extend(engine.on_signals(self.guard.observe(item)))
             else:
@@ -385,6 +388,7 @@ def build_flow(
     config: FlowConfig | None = None,
     make_engine: Callable[[EngineSnapshot | None], AlertEngine] | None = None,
     make_correlator: Callable[[], Any] | None = None,
+    silences: Source[SilenceSet] | None = None,
     flow_id: str = "citywatch",
 ) -> Dataflow:
     """Wire ``source`` through ``models`` and the alert engine into ``sink``; nothing else."""
@@ -442,6 +446,14 @@ def build_flow(
     engine_in = op.merge(
         "engine_in", op.flat_map("to_engine", signals, make_to_engine(cfg)), split["e"]
     )
+    if silences is not None:
+        shard_keys = [f"e:{n}" for n in range(cfg.engine_shards)]
+        broadcast = op.flat_map(
+            "silences_to_engine",
+            op.input("silences", flow, silences),
+            lambda ss: [(k, [ss]) for k in shard_keys],
+        )
+        engine_in = op.merge("engine_in_silenced", engine_in, broadcast)
     alerts = op.stateful("engine", engine_in, shard_builder(with_guard=False))
     area_in = op.merge("area_in", op.flat_map("to_area", alerts, make_to_area(cfg)), split["a"])
     outputs = [alerts, op.stateful("areas", area_in, shard_builder(with_guard=True))]

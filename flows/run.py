@@ -40,6 +40,7 @@ from flows.city import FlowConfig, build_flow
 from flows.registry import build_models
 from flows.sources import DecodingSource, RawSource
 from flows.sources.iterable import KeyOf, peek
+from flows.sources.silences import SilenceSource
 from models.alert_engine import AlertEngine, EngineSnapshot
 from models.incidents import IncidentCorrelator
 from sinks.redis_sink import RedisSink
@@ -62,7 +63,8 @@ class RunOptions:
     scale: float | None = None
     #: Simulator: fraction of malformed records mixed in (None: the scenario's).
     dirty: float | None = None
-    #: Simulator start (epoch ms). Live runs default to now, so event time is wall time.
+    #: Simulator start (epoch ms). Live runs default to now (to the second): event time is
+    #: then wall time.
     start_ms: int | None = None
     #: Pacing factor for the simulator (1.0 = live); None = as fast as possible.
     speed: float | None = 1.0
@@ -208,7 +210,15 @@ def build_city_flow(
         config=cfg,
         make_engine=make_engine,
         make_correlator=make_correlator if opts.domain is None else None,
+        silences=SilenceSource(url, settings.keys.silences) if is_endless(opts) else None,
     )
+
+
+def is_endless(opts: RunOptions) -> bool:
+    """Whether the input has no end (live simulator, Redis or MQTT without ``idle_stop_s``)."""
+    if opts.source in ("redis", "mqtt"):
+        return opts.idle_stop_s is None
+    return False
 
 
 def prepare_recovery(opts: RunOptions) -> RunOptions:
@@ -298,8 +308,8 @@ def run_city(settings: Settings, opts: RunOptions | None = None, **changes: Any)
         msg = f"processes: must be >= 1, got {opts.processes}"
         raise ConfigError(msg)
     if opts.source == "sim" and opts.speed is not None and opts.start_ms is None:
-        # A live demo shows alerts "now": start the simulated day at the current minute.
-        opts = dataclasses.replace(opts, start_ms=int(time.time()) // 60 * 60_000)
+        # A live demo shows alerts "now": start the simulated day at the current second.
+        opts = dataclasses.replace(opts, start_ms=int(time.time()) * 1000)
     opts = prepare_recovery(opts)
     with _redis_url(settings) as url:
         from flows.metrics import serve_metrics

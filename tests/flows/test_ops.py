@@ -1,0 +1,109 @@
+"""Operations glue: silences from Redis into the engine, the Prometheus endpoint, the CLI."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import orjson
+import pytest
+import redis
+
+from citywatch.alerts import Level, Signal, Subject
+from citywatch.cli import build_parser
+from citywatch.settings import Settings
+from flows.city import EngineShard, Tick, Watermark
+from flows.metrics import serve_metrics
+from flows.run import RunOptions, is_endless
+from flows.sources.silences import SilenceSource, parse_silences
+from models.alert_engine import AlertEngine
+from sinks.redis_sink import IngestMark, RedisSink
+
+pytestmark = pytest.mark.integration
+
+
+def test_silences_are_read_from_redis_and_mute_the_engine(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    key = settings.keys.silences
+    redis_client.hset(
+        key,
+        mapping={
+            "s1": orjson.dumps(
+                {
+                    "until_ms": 10 * 60_000,
+                    "reason": "检修",
+                    "author": "duty1",
+                    "matcher": {"rule": "air.spike", "subject_id": "S1"},
+                }
+            ),
+            "bad": b"{not json",
+        },
+    )
+    part = SilenceSource(settings.redis_url or "", key).build_part("silences", "silences", None)
+    (batch,) = part.next_batch()
+    assert [s.id for s in batch.silences] == ["s1"]
+    assert part.next_batch() == []  # unchanged: nothing new to send
+    part.close()
+
+    shard = EngineShard(AlertEngine(), Watermark(1), grace_ms=0, durable=False)
+    shard.on_item([batch])
+    sig = Signal("air.spike", Subject("station", "S1"), 60_000, level=Level.RED)
+    out, _ = shard.on_item([sig])
+    assert list(out) == []
+    out, _ = shard.on_item([Tick(10 * 60_000, "p")])
+    (alerts,) = out
+    assert [a.rule for a in alerts] == ["air.spike"]  # the silence expired: now it is shown
+
+
+def test_parse_silences_skips_what_it_cannot_read() -> None:
+    got = parse_silences({b"a": b'{"until": 5}', b"b": b'{"until": "soon"}', b"c": b"[]"})
+    assert [s.id for s in got] == ["a"]
+
+
+def test_metrics_endpoint_serves_the_counts(settings: Settings) -> None:
+    assert settings.redis_url is not None
+    sink = RedisSink(settings.redis_url, settings.keys, run_id="m").build("o", 0, 1)
+    sink.write_batch([IngestMark("p", 0, bytes([0, 0, 1]), high_ts=1_000)])
+    sink.close()  # type: ignore[attr-defined]
+    server = serve_metrics(settings.redis_url, settings.with_(metrics_port=0))
+    try:
+        port = server.server_address[1]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            body = resp.read().decode()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert 'citywatch_input_total{kind="air"} 2' in body
+    assert 'citywatch_input_total{kind="gps"} 1' in body
+    assert "citywatch_records_total 3" in body
+    assert "citywatch_event_time_lag_seconds" in body
+
+
+def test_run_command_options_round_trip() -> None:
+    parser, _ = build_parser()
+    args = parser.parse_args(
+        [
+            "run",
+            "--source",
+            "redis",
+            "--kinds",
+            "air",
+            "gps",
+            "--processes",
+            "2",
+            "--recovery",
+            "/tmp/x",
+            "--speed",
+            "10x",
+        ]
+    )
+    assert (args.source, args.kinds, args.processes, args.recovery) == (
+        "redis",
+        ["air", "gps"],
+        2,
+        "/tmp/x",
+    )
+    opts = RunOptions(source="redis", kinds=("air",), processes=2, flow={"shards": 4})
+    assert RunOptions.from_json(opts.to_json()) == opts
+    assert is_endless(opts)
+    assert not is_endless(RunOptions(source="files"))
