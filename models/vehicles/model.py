@@ -28,7 +28,9 @@ red. Evidence: ``context``, ``verdict``, ``ref`` (place or zone id), ``ref_m``, 
 ones (not at a registered place) to one city-wide state, a
 :class:`~models.vehicles.workshops.WorkshopRanker`.
 It emits ``vehicle.workshop`` for the top candidates, subject ``("spot", candidate id)`` with the
-candidate's centre as lat/lon, and a clear when a candidate drops out of the top.
+candidate's centre as lat/lon, when one enters the top or its counts change, again for the whole
+top every ``refresh_s`` of event time (6 h: below the engine's 24-h quiet period, since visits
+can be days apart), and a clear when a candidate drops out of the top.
 Score: ``n/(n+2)`` for ``n`` distinct vehicles (0.5 at two vehicles).
 
 >>> from citywatch.events import Gps
@@ -357,6 +359,7 @@ class WorkshopModel(Model):
         min_vehicles: int = 2,
         max_candidates: int = 20_000,
         max_open_s: float = 86_400.0,
+        refresh_s: float = 6 * 3600.0,
     ) -> None:
         WorkshopRanker(
             join_m=join_m, top_k=top_k, min_vehicles=min_vehicles, max_candidates=max_candidates
@@ -367,6 +370,10 @@ class WorkshopModel(Model):
         self.min_vehicles = min_vehicles
         self.max_candidates = max_candidates
         self.max_open_ms = round(max_open_s * 1000)
+        if not (refresh_s > 0 and math.isfinite(refresh_s)):
+            msg = f"refresh_s: must be a positive finite number, got {refresh_s!r}"
+            raise ValueError(msg)
+        self.refresh_ms = round(refresh_s * 1000)
 
     def route(self, event: Event | Signal) -> str | None:
         if type(event) is not Signal or event.rule != DWELL_RULE:
@@ -405,7 +412,15 @@ class WorkshopModel(Model):
 
     def on_watermark(self, state: WorkshopRanker, watermark_ms: int) -> list[Signal]:
         state.expire(watermark_ms, self.max_open_ms)
-        return []
+        if watermark_ms - state.refreshed_ms < self.refresh_ms:
+            return []
+        # Re-report the standing top: a candidate stays a candidate between visits that may be
+        # days apart, longer than the engine's quiet period for this rule.
+        state.refreshed_ms = watermark_ms
+        return [
+            self._signal(RankChange("updated", c, rank), watermark_ms)
+            for rank, c in enumerate(state.top(), 1)
+        ]
 
     def _signal(self, change: RankChange, ts: int) -> Signal:
         c = change.candidate

@@ -139,6 +139,8 @@ class WorkshopRanker:
         self._open: dict[str, tuple[int, str, float]] = {}
         self._top: list[str] = []
         self._seq = 0
+        #: Event time of the last periodic re-report of the top (kept for the model).
+        self.refreshed_ms = 0
 
     # -- input -------------------------------------------------------------------------------
 

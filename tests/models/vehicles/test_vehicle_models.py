@@ -505,3 +505,16 @@ def test_workshops_rank_above_hundreds_of_one_off_unregistered_stops() -> None:
     top = r.top(20)
     for lat, lon in shops:
         assert any(math.dist((c.lat, c.lon), (lat, lon)) < 0.002 for c in top[:5])
+
+
+def test_workshop_top_is_re_reported_so_quiet_days_do_not_resolve_it() -> None:
+    model = WorkshopModel(REG, refresh_s=6 * 3600)
+    state = model.new_state("city")
+    for v in ("V1", "V2"):
+        model.update(state, dwell(v, 0, 900, 32.3, 121.0, active=False))
+    assert model.on_watermark(state, T0) != []  # first watermark: the top as it stands
+    assert model.on_watermark(state, T0 + 3 * 3600_000) == []
+    again = model.on_watermark(state, T0 + 6 * 3600_000)
+    assert [(s.active, s.evidence["rank"], s.evidence["vehicles"]) for s in again] == [(True, 1, 2)]
+    with pytest.raises(ValueError, match="refresh_s"):
+        WorkshopModel(REG, refresh_s=0)
