@@ -1,8 +1,9 @@
 """The feed's wire protocol: parse and check client messages, build server messages (no I/O).
 
 Every message is one JSON object. Client -> server ops: ``auth``, ``subscribe``, ``action``,
-``metrics``, ``ping``. Server -> client types: ``welcome``, ``snapshot``, ``alert``,
-``lifecycle``, ``live``, ``heartbeat``, ``ack``, ``metrics``, ``pong``, ``error``. See
+``history``, ``metrics``, ``ping``. Server -> client types: ``welcome``, ``snapshot``,
+``alert``, ``lifecycle``, ``live``, ``heartbeat``, ``ack``, ``history``, ``metrics``, ``pong``,
+``error``. See
 ``docs/protocol.md`` for every field.
 
 >>> sub = parse(b'{"op":"subscribe","levels":["red","ORANGE"],"since":"1700000000000"}')
@@ -11,8 +12,8 @@ Every message is one JSON object. Client -> server ops: ``auth``, ``subscribe``,
 >>> parse(b'{"op":"dance"}')
 Traceback (most recent call last):
 ...
-sinks.feed.protocol.ProtocolError: unknown_op: op 'dance' is not one of action, auth, metrics, \
-ping, subscribe
+sinks.feed.protocol.ProtocolError: unknown_op: op 'dance' is not one of action, auth, history, \
+metrics, ping, subscribe
 >>> Filter(levels=frozenset({"red"})).matches({"level": "red", "rule": "air.spike"})
 True
 """
@@ -120,6 +121,12 @@ class Action:
 
 
 @dataclass(frozen=True, slots=True)
+class History:
+    id: str
+    req: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Metrics:
     req: str | None
 
@@ -129,8 +136,8 @@ class Ping:
     req: str | None
 
 
-Message = Auth | Subscribe | Action | Metrics | Ping
-_OPS: Final = ("action", "auth", "metrics", "ping", "subscribe")
+Message = Auth | Subscribe | Action | History | Metrics | Ping
+_OPS: Final = ("action", "auth", "history", "metrics", "ping", "subscribe")
 
 
 def _bad(code: str, message: str) -> ProtocolError:
@@ -165,6 +172,8 @@ def parse(data: bytes | str) -> Message:
         return Action(command=_command(obj), req=_req(obj))
     if op == "metrics":
         return Metrics(req=_req(obj))
+    if op == "history":
+        return History(id=_alert_id(obj), req=_req(obj))
     if op == "ping":
         return Ping(req=_req(obj))
     shown = op if isinstance(op, str) and len(op) <= MAX_TEXT else "?"
@@ -233,15 +242,20 @@ def _text(obj: Mapping[str, Any], name: str, limit: int = MAX_TEXT) -> str | Non
     return value
 
 
+def _alert_id(obj: Mapping[str, Any]) -> str:
+    aid = obj.get("id")
+    if not isinstance(aid, str) or not _ID_RE.match(aid):
+        raise _bad(BAD_MESSAGE, "id: expected an alert id")
+    return aid
+
+
 def _command(obj: Mapping[str, Any]) -> Command:
     action = obj.get("action")
     if not isinstance(action, str) or action not in ACTIONS:
         shown = action if isinstance(action, str) and len(action) <= MAX_TEXT else "?"
         allowed = ", ".join(sorted(ACTIONS))
         raise _bad(BAD_ACTION, f"action {shown!r} is not one of {allowed}")
-    aid = obj.get("id")
-    if not isinstance(aid, str) or not _ID_RE.match(aid):
-        raise _bad(BAD_MESSAGE, "id: expected an alert id")
+    aid = _alert_id(obj)
     until = obj.get("until_ms")
     if until is not None and (not isinstance(until, int) or isinstance(until, bool)):
         raise _bad(BAD_MESSAGE, "until_ms: expected epoch milliseconds (integer)")

@@ -358,6 +358,9 @@ class FeedServer:
             return self._subscribe(ws, msg)
         if isinstance(msg, proto.Action):
             return await self._action(msg)
+        if isinstance(msg, proto.History):
+            events = await self.store.history(msg.id)
+            return proto.dumps({"type": "history", "req": msg.req, "id": msg.id, "events": events})
         if isinstance(msg, proto.Metrics):
             return proto.dumps({"type": "metrics", "req": msg.req, "metrics": await self.metrics()})
         if isinstance(msg, proto.Ping):

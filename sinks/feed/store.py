@@ -204,6 +204,30 @@ class FeedStore:
     async def drop_due(self, aid: str) -> None:
         await self.r.zrem(self.due_key, aid)
 
+    async def history(
+        self, aid: str, *, scan: int = 50_000, limit: int = 200
+    ) -> list[dict[str, Any]]:
+        """The audit events of one alert, oldest first, from the newest ``scan`` entries."""
+        out: list[dict[str, Any]] = []
+        upto, seen = "+", 0
+        while seen < scan and len(out) < limit:
+            rows = await self.r.xrevrange(self.keys.audit, max=upto, min="-", count=1000)
+            if not rows:
+                break
+            seen += len(rows)
+            for sid, fields in rows:
+                try:
+                    ev = orjson.loads(fields.get(b"e", b""))
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(ev, dict) and ev.get("id") == aid:
+                    out.append({"aid": _str(sid), "event": ev})
+            if len(rows) < 1000:
+                break
+            upto = f"({_str(rows[-1][0])}"
+        out.reverse()
+        return out[-limit:]
+
     async def audit_events(self, count: int = 1000) -> AsyncIterator[dict[str, Any]]:
         """Every audit event in stream order (paged), skipping unreadable ones."""
         async for batch in self.page(self.keys.audit, "0-0", "+", count):

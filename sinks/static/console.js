@@ -157,7 +157,7 @@
         scheduleRender();
         break;
       case "lifecycle":
-        applyEvent(msg.event);
+        applyEvent(msg.event, msg.aid);
         state.aid = msg.aid;
         scheduleRender();
         scheduleMetrics();
@@ -171,6 +171,7 @@
         break;
       case "heartbeat":
         showLag(Date.now() - msg.ts_ms);
+        if (state.live) setConn("up", "已连接");
         break;
       case "ack":
         if (msg.id && state.alerts.has(msg.id)) {
@@ -181,6 +182,12 @@
         $("d-msg").textContent = "";
         break;
       case "metrics": renderMetrics(msg.metrics); break;
+      case "history": {
+        const rec = state.alerts.get(msg.id);
+        if (rec) for (const item of msg.events || []) rec.events.set(item.aid, item.event);
+        if (msg.id === state.selected) renderDetail();
+        break;
+      }
       case "error": $("d-msg").textContent = "操作未执行：" + msg.message; break;
       default: break;
     }
@@ -197,7 +204,7 @@
     if (!alert || !alert.id) return;
     const old = state.alerts.get(alert.id);
     if (old && old.alert.version > alert.version) return;  // stale repeat: ids and versions decide
-    const rec = old || { alert, wo: wo || { status: "new", rev: 0 }, timeline: [] };
+    const rec = old || { alert, wo: wo || { status: "new", rev: 0 }, timeline: [], events: new Map() };
     if (wo && (!old || wo.rev >= (rec.wo.rev || 0))) rec.wo = wo;
     if (!old || old.alert.version !== alert.version) {
       const what = !old ? "首次预警" : (alert.state === "resolved" ? "已解除" :
@@ -209,9 +216,10 @@
     if (isLive && !old && alert.level === "red" && rec.wo.status === "new") beep();
   }
 
-  function applyEvent(ev) {
+  function applyEvent(ev, aid) {
     const rec = state.alerts.get(ev.id);
     if (!rec) return;
+    rec.events.set(aid, ev);
     if ((rec.wo.rev || 0) < ev.rev) {
       rec.wo = {
         status: ev.to, dept: ev.dept, assignee: ev.assignee, deadline_ms: ev.deadline_ms,
@@ -219,11 +227,15 @@
         shelved_until: ev.until_ms || null,
       };
     }
+  }
+
+  function eventText(ev) {
     let text = (ACTION_ZH[ev.action] || ev.action) + " · " + (ev.actor || "");
-    if (ev.dept) text += " · " + ev.dept;
+    if (ev.dept && ev.action === "dispatch") text += " → " + ev.dept;
     if (ev.reason) text += " · 理由：" + ev.reason;
     if (ev.note) text += " · " + ev.note;
-    rec.timeline.push({ ts: ev.ts_ms, text });
+    if (ev.action === "escalate") text += ev.kind === "signoff" ? "（签收超时）" : "（办理超时）";
+    return text;
   }
 
   // -- rendering ----------------------------------------------------------------------------
@@ -384,6 +396,7 @@
   // -- detail and actions ---------------------------------------------------------------------
   function select(id) {
     state.selected = id;
+    send({ op: "history", id });  // the timeline from before this page was opened
     $("detail").hidden = false;
     $("d-msg").textContent = "";
     render();
@@ -418,7 +431,9 @@
     for (const b of document.querySelectorAll("#d-actions button")) b.disabled = !allowed.has(b.dataset.action);
     const tl = $("d-timeline");
     clear(tl);
-    for (const item of rec.timeline) {
+    const items = [...rec.timeline, ...[...rec.events.values()].map((ev) => ({ ts: ev.ts_ms, text: eventText(ev) }))];
+    items.sort((x, y) => x.ts - y.ts);
+    for (const item of items) {
       const li = el("li");
       li.appendChild(el("b", null, fmtTime(item.ts) + " "));
       li.appendChild(document.createTextNode(item.text));
@@ -499,7 +514,8 @@
     $("sound").addEventListener("click", () => {
       state.sound = !state.sound;
       if (state.sound && !state.audio) state.audio = new AudioContext();
-      $("sound").textContent = state.sound ? "🔔 提示音 开" : "🔕 提示音 关";
+      $("sound").textContent = state.sound ? "提示音 开" : "提示音 关";
+      $("sound").classList.toggle("on", state.sound);
       $("sound").setAttribute("aria-pressed", String(state.sound));
     });
     for (const b of document.querySelectorAll("#d-actions button")) b.addEventListener("click", () => act(b.dataset.action));
@@ -522,8 +538,12 @@
     } catch (e) { state.districts = []; }
     drawDistricts();
     connect();
-    setInterval(() => {  // ages tick; a silent feed shows as stale
-      render();
+    setInterval(() => {  // ages tick (in place: rows are not rebuilt under the pointer)
+      const now = Date.now();
+      for (const tr of $("rows").children) {
+        const rec = state.alerts.get(tr.dataset.id);
+        if (rec) tr.querySelector("td.age").textContent = fmtAge(now - rec.alert.first_ts);
+      }
       const hb = (state.config.heartbeat_s || 15) * 1000;
       if (state.ws && state.live && Date.now() - state.lastMsgMs > 2.5 * hb) setConn("wait", "无心跳");
     }, 1000);

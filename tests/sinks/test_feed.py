@@ -386,6 +386,18 @@ def test_actions_follow_the_state_machine_and_reach_every_feed_process(
             await officer.send(_send({"op": "metrics", "req": "m"}))
             m = (await recv_until(officer, "metrics"))[0]["metrics"]
             assert m["by_dept"]["生态环境局"]["closure_rate"] == 1.0
+            await officer.send(_send({"op": "history", "id": alert.id, "req": "h"}))
+            hist = (await recv_until(officer, "history"))[0]
+            assert [e["event"]["action"] for e in hist["events"]] == [
+                "dispatch",
+                "sign",
+                "handle",
+                "feedback",
+                "close",
+            ]
+            assert [e["aid"] for e in hist["events"]] == [
+                i.decode() for i, _ in redis_client.xrange(keys.audit)
+            ]
             await officer.close()
             await watcher.close()
 

@@ -320,7 +320,7 @@ _json = st.recursive(
 
 
 @given(
-    st.sampled_from(["auth", "subscribe", "action", "metrics", "ping", "x"]),
+    st.sampled_from(["auth", "subscribe", "action", "history", "metrics", "ping", "x"]),
     st.dictionaries(
         st.sampled_from(
             [
