@@ -28,7 +28,7 @@ from simulators.clock import DAY_MS, HOUR_MS, MINUTE_MS, TZ, local_hour, weekday
 from simulators.seeds import derive, entity_hash, py_rng
 from simulators.stream import Chunk
 
-__all__ = ["CATEGORIES", "HotlineStream", "Poi", "Ticket", "TicketWriter"]
+__all__ = ["CATEGORIES", "HotlineStream", "Poi", "Problem", "Ticket", "TicketWriter"]
 
 #: Category code -> Chinese name (the ``category`` field carries the code).
 CATEGORIES: Final[dict[str, str]] = {
@@ -79,53 +79,136 @@ _HOURLY: Final = (
 )
 _SLOTS: Final[dict[str, tuple[str, ...]]] = {
     "src": ("广场舞音响", "夜间施工机械", "餐饮店排风机", "装修电钻", "KTV音乐", "货车装卸"),
-    "time": ("每天晚上", "凌晨两三点", "今晚十点以后", "一大早六点", "这几天", "刚才"),
     "smell": ("化工异味", "刺鼻的气味", "臭鸡蛋味", "油漆味", "烧塑料的味道"),
     "feeling": ("头晕恶心", "呛得喘不过气", "窗户都不敢开", "眼睛刺痛", "孩子咳嗽"),
     "days": ("两", "三", "好几", "四五"),
 }
-TEMPLATES: Final[dict[str, tuple[str, ...]]] = {
+_TIME_NIGHT: Final = ("凌晨两三点", "今晚十点以后", "半夜", "每天晚上")
+_TIME_MORNING: Final = ("一大早六点", "早上", "每天早上", "这几天")
+_TIME_DAY: Final = ("刚才", "这几天", "今天一天", "每天")
+#: category -> problems -> paraphrases. One incident is one problem: the callers of a
+#: duplicate cluster use different paraphrases of the same problem (and the same ``src`` or
+#: ``smell``); tickets about different problems are not duplicates even at the same place.
+TEMPLATES: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
     "noise": (
-        "{place}{time}有{src}噪音，声音很大，严重影响休息，请相关部门尽快处理。",
-        "反映{place}附近{src}噪声扰民，{time}一直吵，老人小孩都睡不着。",
-        "来电人称{place}{src}太吵了，{time}还在响，希望管一管。",
-        "{place}{src}噪音扰民问题，{time}持续，多次反映未解决，要求处理。",
+        (
+            "{place}{time}有{src}噪音，声音很大，严重影响休息，请相关部门尽快处理。",
+            "反映{place}附近{src}噪声扰民，{time}一直吵，老人小孩都睡不着。",
+            "来电人称{place}{src}太吵了，{time}还在响，希望管一管。",
+            "{place}{src}噪音扰民问题，{time}持续，多次反映未解决，要求处理。",
+        ),
     ),
     "odor": (
-        "{place}附近闻到一股{smell}，{feeling}，怀疑有企业偷排，请环保部门查看。",
-        "来电反映{place}空气中有{smell}，{feeling}，已经持续一段时间了。",
-        "{place}{time}有刺鼻{smell}，{feeling}，请尽快派人检查。",
-        "市民反映{place}周边{smell}很重，{feeling}，不知道哪里排出来的。",
+        (
+            "{place}附近闻到一股{smell}，{feeling}，怀疑有企业偷排，请环保部门查看。",
+            "来电反映{place}空气中有{smell}，{feeling}，已经持续一段时间了。",
+            "{place}{time}有刺鼻{smell}，{feeling}，请尽快派人检查。",
+            "市民反映{place}周边{smell}很重，{feeling}，不知道哪里排出来的。",
+        ),
     ),
     "garbage": (
-        "{place}垃圾{days}天没人清运，堆成小山，臭气熏天。",
-        "反映{place}的垃圾桶满了没人收，周边卫生很差。",
-        "{place}有人乱倒建筑垃圾，影响通行，请处理。",
+        (
+            "{place}垃圾{days}天没人清运，堆成小山，臭气熏天。",
+            "反映{place}的垃圾桶满了没人收，周边卫生很差。",
+            "{place}生活垃圾好几天没拉走了，味道很大，请环卫处理。",
+        ),
+        (
+            "{place}有人乱倒建筑垃圾，影响通行，请处理。",
+            "反映{place}路边被倾倒了大量装修垃圾，没人管。",
+            "{place}夜里有车偷倒渣土垃圾，堆在路边。",
+        ),
     ),
     "traffic": (
-        "{place}{time}堵车严重，红绿灯时间不合理，建议调整。",
-        "来电称{place}路口车辆乱停乱放，造成拥堵。",
-        "{place}信号灯坏了，路口很乱，容易出事故。",
+        (
+            "{place}信号灯坏了，路口很乱，容易出事故。",
+            "反映{place}红绿灯不亮，车辆抢行很危险。",
+            "{place}路口红绿灯{time}一直黄闪，请尽快维修。",
+        ),
+        (
+            "来电称{place}路口车辆乱停乱放，造成拥堵。",
+            "{place}两边停满了车，公交车都过不去。",
+            "反映{place}违停严重，{time}堵得走不动。",
+        ),
     ),
     "construction": (
-        "{place}工地扬尘很大，没有洒水降尘，灰尘飘进家里。",
-        "反映{place}施工渣土车带泥上路，路面很脏。",
-        "{place}工地围挡破损，{time}扬尘严重。",
+        (
+            "{place}工地扬尘很大，没有洒水降尘，灰尘飘进家里。",
+            "反映{place}施工现场尘土飞扬，没有采取降尘措施。",
+            "{place}工地{time}灰很大，窗台上一层土，请管一管。",
+        ),
+        (
+            "反映{place}施工渣土车带泥上路，路面很脏。",
+            "{place}渣土车没有覆盖，一路撒土。",
+            "{place}工地出来的土方车把路面弄得全是泥。",
+        ),
     ),
     "water": (
-        "{place}{time}停水了，没有接到通知，请问什么时候恢复。",
-        "{place}自来水发黄有异味，不敢饮用。",
-        "{place}水压太低，高层用不上水。",
+        (
+            "{place}{time}停水了，没有接到通知，请问什么时候恢复。",
+            "反映{place}突然没水了，也没有停水通知。",
+            "{place}整栋楼都停水，{time}到现在还没来水。",
+        ),
+        (
+            "{place}自来水发黄有异味，不敢饮用。",
+            "反映{place}水龙头放出来的水浑浊发黄。",
+            "{place}自来水有股怪味，烧开了也有。",
+        ),
+        (
+            "{place}水压太低，高层用不上水。",
+            "反映{place}楼上水压不够，热水器都打不着火。",
+        ),
     ),
     "vending": (
-        "{place}有流动摊贩占道经营，{time}很乱，影响通行。",
-        "反映{place}附近夜市摊位占用人行道，油烟很大。",
+        (
+            "{place}有流动摊贩占道经营，{time}很乱，影响通行。",
+            "反映{place}路边摆摊卖菜的太多，把路都堵了。",
+            "{place}一到{time}就有小商贩占道，行人只能走机动车道。",
+        ),
+        (
+            "反映{place}附近夜市摊位占用人行道，油烟很大。",
+            "{place}烧烤摊每天晚上占道经营，油烟熏得没法开窗。",
+            "{place}路边夜宵摊位太多，油烟和垃圾都很严重。",
+        ),
     ),
     "streetlight": (
-        "{place}路灯不亮好几天了，晚上很黑，不安全。",
-        "{place}一排路灯{time}都不亮，请维修。",
+        (
+            "{place}路灯不亮好几天了，晚上很黑，不安全。",
+            "{place}一排路灯{time}都不亮，请维修。",
+            "反映{place}路灯坏了，晚上走路看不见。",
+        ),
     ),
 }
+
+
+def time_phrase(rng: random.Random, ts: int) -> str:
+    """A time expression that fits the hour the caller calls at."""
+    h = local_hour(ts)
+    if h >= 21.0 or h < 5.0:
+        return rng.choice(_TIME_NIGHT)
+    if h < 10.0:
+        return rng.choice(_TIME_MORNING)
+    return rng.choice(_TIME_DAY)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One concrete problem: category, which paraphrase family, and its fixed details."""
+
+    category: str
+    index: int
+    slots: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def draw(cls, rng: random.Random, category: str, index: int | None = None) -> Problem:
+        n = len(TEMPLATES[category])
+        i = rng.randrange(n) if index is None else index % n
+        slots = tuple(sorted((k, rng.choice(v)) for k, v in _SLOTS.items()))
+        return cls(category, i, slots)
+
+    def paraphrases(self) -> tuple[str, ...]:
+        return TEMPLATES[self.category][self.index]
+
+
 NIGHT_WORK_TEMPLATES: Final = (
     "{place}的{site}半夜还在施工，机器轰隆隆响，吵得根本睡不着，不是说停工了吗？",
     "反映{site}夜间违规施工，{place}这边{time}挖掘机一直在响，请执法部门查处。",
@@ -159,7 +242,7 @@ class Poi:
         if v == 3:
             return f"{self.community}{_GATES[self.building % len(_GATES)]}"
         if v == 4:
-            return f"{self.road}{self.number}号{self.community}旁边"
+            return f"{self.road}{self.number}号{self.community}"
         return f"{self.town}{self.road}附近"
 
 
@@ -219,24 +302,28 @@ class TicketWriter:
         return f"{derive(self.seed, 'caller', key):016x}"
 
     def text(
-        self, rng: random.Random, category: str, place: str, slots: dict[str, str] | None = None
+        self,
+        rng: random.Random,
+        problem: Problem,
+        place: str,
+        ts: int,
+        paraphrase: int | None = None,
     ) -> str:
-        tmpl = rng.choice(TEMPLATES[category])
-        fill = {k: rng.choice(v) for k, v in _SLOTS.items()}
-        fill.update(slots or {})
-        return tmpl.format(place=place, **fill)
+        forms = problem.paraphrases()
+        tmpl = forms[rng.randrange(len(forms)) if paraphrase is None else paraphrase % len(forms)]
+        return tmpl.format(place=place, time=time_phrase(rng, ts), **dict(problem.slots))
 
     def make(
         self,
         rng: random.Random,
         key: str,
         ts: int,
-        category: str,
+        problem: Problem,
         poi: Poi,
         *,
         jitter_m: float = 0.0,
         variant: int | None = None,
-        slots: dict[str, str] | None = None,
+        paraphrase: int | None = None,
         text: str | None = None,
         caller: str | None = None,
     ) -> Ticket:
@@ -246,12 +333,12 @@ class TicketWriter:
             a = rng.uniform(0, 2 * math.pi)
             lat, lon = offset(lat, lon, r * math.cos(a), r * math.sin(a))
         place = poi.describe(rng.randrange(6) if variant is None else variant)
-        body = text if text is not None else self.text(rng, category, place, slots)
+        body = text if text is not None else self.text(rng, problem, place, ts, paraphrase)
         return Ticket(
             ts=ts,
             id=self.ticket_id(ts, key),
             text=body,
-            category=category,
+            category=problem.category,
             lat=round(lat, 6),
             lon=round(lon, 6),
             caller=caller or self.caller(key),
@@ -292,7 +379,7 @@ def background(
             ):
                 break
         n += 1
-        tk = writer.make(rng, f"bg{n}", t, cat, writer.poi(rng, lat, lon))
+        tk = writer.make(rng, f"bg{n}", t, Problem.draw(rng, cat), writer.poi(rng, lat, lon))
         recent[cat] = [o for o in recent[cat] if t - o.ts < 3 * HOUR_MS or o.ts > t] + [tk]
         out.append(tk)
     return out

@@ -15,7 +15,7 @@ from citywatch.geo import haversine_m, offset
 from simulators.air import Episode, Fault, Plume, regional_wind
 from simulators.city import City, SpatialIndex
 from simulators.clock import HOUR_MS, MINUTE_MS, local_hour
-from simulators.hotline import CATEGORIES, Poi, Ticket, TicketWriter
+from simulators.hotline import CATEGORIES, TEMPLATES, Poi, Problem, Ticket, TicketWriter
 from simulators.labels import Label
 from simulators.scenario import Scenario
 from simulators.seeds import py_rng
@@ -420,8 +420,9 @@ class _Planner:
                 site=site_name,
                 time=rng.choice(("现在", "半夜十二点了", "这会儿")),
             )
+            noise = Problem.draw(rng, "noise")
             out.append(
-                self.writer.make(rng, self.key("night"), t, "noise", poi, jitter_m=200.0, text=text)
+                self.writer.make(rng, self.key("night"), t, noise, poi, jitter_m=200.0, text=text)
             )
         self.plan.tickets.extend(out)
         if len(out) >= 2:
@@ -449,22 +450,16 @@ class _Planner:
         )
 
     def cluster(
-        self, category: str, poi: Poi, t0: int, span_ms: int, n: int, jitter_m: float = 300.0
+        self, problem: Problem, poi: Poi, t0: int, span_ms: int, n: int, jitter_m: float = 300.0
     ) -> list[Ticket]:
+        """``n`` callers reporting one problem at one place, each in their own words."""
         rng = self.rng
         times = [t0, *sorted(t0 + rng.randrange(60000, max(span_ms, 120000)) for _ in range(n - 1))]
         variants = rng.sample(range(6), min(n, 6))
-        shared = {
-            k: rng.choice(v)
-            for k, v in (
-                ("src", ("广场舞音响", "夜间施工机械", "餐饮店排风机", "KTV音乐")),
-                ("smell", ("化工异味", "刺鼻的气味", "臭鸡蛋味", "油漆味")),
-            )
-        }
+        forms = rng.sample(range(len(problem.paraphrases())), len(problem.paraphrases()))
         out: list[Ticket] = []
         first_caller: str | None = None
         for j, t in enumerate(times):
-            slots = shared if rng.random() < 0.75 else None
             caller = None
             prefix = ""
             if j == n - 1 and n >= 3 and rng.random() < 0.3 and first_caller:
@@ -473,11 +468,11 @@ class _Planner:
                 rng,
                 self.key("dup"),
                 t,
-                category,
+                problem,
                 poi,
                 jitter_m=jitter_m,
                 variant=variants[j % len(variants)],
-                slots=slots,
+                paraphrase=forms[j % len(forms)],
                 caller=caller,
             )
             if prefix:
@@ -494,21 +489,28 @@ class _Planner:
             t0 = self.when(span, hours=(7.0, 23.0))
             cat = rng.choice(cats)
             poi = self.writer.poi(rng, *geo.sample(rng, urban=0.85))
-            tickets = self.cluster(cat, poi, t0, span, rng.randint(2, 5))
+            tickets = self.cluster(Problem.draw(rng, cat), poi, t0, span, rng.randint(2, 5))
             self.plan.tickets.extend(tickets)
             self.dup_label(tickets, cat, poi, 300.0)
         for k in range(sc.hard_negatives):
             t0 = self.when(30 * MINUTE_MS, hours=(8.0, 21.0))
             lat, lon = geo.sample(rng, urban=0.85)
             poi = self.writer.poi(rng, lat, lon)
-            if k % 2 == 0:  # same place, other problem
-                c1, c2 = rng.sample(cats, 2)
-                a = self.writer.make(rng, self.key("neg"), t0, c1, poi, jitter_m=60.0)
+            if k % 2 == 0:  # same place, other problem (half the time in the same category)
+                multi = [c for c in cats if len(TEMPLATES[c]) > 1]
+                if k % 4 == 0:
+                    c1 = rng.choice(multi)
+                    i1, i2 = rng.sample(range(len(TEMPLATES[c1])), 2)
+                    p1, p2 = Problem.draw(rng, c1, i1), Problem.draw(rng, c1, i2)
+                else:
+                    c1, c2 = rng.sample(cats, 2)
+                    p1, p2 = Problem.draw(rng, c1), Problem.draw(rng, c2)
+                a = self.writer.make(rng, self.key("neg"), t0, p1, poi, jitter_m=60.0)
                 b = self.writer.make(
                     rng,
                     self.key("neg"),
                     t0 + rng.randrange(60_000, 1_800_000),
-                    c2,
+                    p2,
                     poi,
                     jitter_m=60.0,
                 )
@@ -521,15 +523,14 @@ class _Planner:
                 lat2 = min(max(lat2, 31.61), 32.69)
                 lon2 = min(max(lon2, 120.21), 121.89)
                 poi2 = self.writer.poi(rng, lat2, lon2)
-                slots = {"src": "广场舞音响", "smell": "化工异味"}
-                a = self.writer.make(rng, self.key("neg"), t0, c1, poi, slots=slots)
+                same = Problem.draw(rng, c1)
+                a = self.writer.make(rng, self.key("neg"), t0, same, poi)
                 b = self.writer.make(
                     rng,
                     self.key("neg"),
                     t0 + rng.randrange(60_000, 1_800_000),
-                    c1,
+                    same,
                     poi2,
-                    slots=slots,
                 )
                 kind = "same_problem_other_place"
             self.plan.tickets.extend([a, b])
@@ -544,6 +545,7 @@ class _Planner:
             n = max(10, round(8 * base_per_h * d / HOUR_MS))
             places = SpatialIndex()
             tickets = []
+            problem = Problem.draw(rng, cat)  # one cause across the district
             for _ in range(n):
                 for _ in range(20):
                     lat, lon = geo.sample(rng, urban=0.6, district=spec.name)
@@ -552,7 +554,7 @@ class _Planner:
                 places.add(lat, lon)
                 poi = self.writer.poi(rng, lat, lon)
                 t = t0 + rng.randrange(0, d)
-                tickets.append(self.writer.make(rng, self.key("surge"), t, cat, poi))
+                tickets.append(self.writer.make(rng, self.key("surge"), t, problem, poi))
             tickets.sort(key=lambda x: x.ts)
             self.plan.tickets.extend(tickets)
             self.label(
@@ -623,7 +625,9 @@ class _Planner:
             )
             n = rng.randint(3, 4)
             first = t_spike + self.dur(5, 10, 1)
-            tickets = self.cluster("odor", poi, first, self.dur(20, 40, 4), n, jitter_m=600.0)
+            tickets = self.cluster(
+                Problem.draw(rng, "odor"), poi, first, self.dur(20, 40, 4), n, jitter_m=600.0
+            )
             self.plan.tickets.extend(tickets)
             self.dup_label(tickets, "odor", poi, 1000.0)
             self.label(

@@ -267,3 +267,33 @@ def test_incident_pieces_line_up_in_space_and_time(data: Decoded) -> None:
         to_truck = bearing_deg(p["lat"], p["lon"], truck.params["lat"], truck.params["lon"])
         diff = abs((statistics.median(winds) - to_truck + 180) % 360 - 180)
         assert diff < 40
+
+
+def test_background_tickets_never_duplicate_by_accident(day_data: Decoded) -> None:
+    planned: set[str] = set()
+    for lab in day_data.sim.labels:
+        planned.update(lab.params.get("tickets", ()))
+    for neg in day_data.sim.negatives:
+        planned.update(neg.get("tickets", ()))
+    tickets = sorted(day_data.hotline.values(), key=lambda t: t.ts)
+    assert len(tickets) > 100
+    for i, a in enumerate(tickets):
+        for b in tickets[i + 1 :]:
+            if b.ts - a.ts > 3 * 3_600_000:
+                break
+            if a.category != b.category or a.lat is None or b.lat is None:
+                continue
+            assert a.lon is not None
+            assert b.lon is not None
+            if haversine_m(a.lat, a.lon, b.lat, b.lon) < 1500:
+                assert a.ticket in planned or b.ticket in planned, (a, b)
+
+
+def test_hard_negatives_are_in_the_stream_and_unlabelled(day_data: Decoded) -> None:
+    labelled = {t for lab in day_data.sim.labels for t in lab.params.get("tickets", ())}
+    kinds = {n["kind"] for n in day_data.sim.negatives}
+    assert {"same_place_other_problem", "same_problem_other_place"} <= kinds
+    for neg in day_data.sim.negatives:
+        for t in neg.get("tickets", ()):
+            assert t in day_data.hotline
+            assert t not in labelled
