@@ -233,9 +233,13 @@ def prepare_recovery(opts: RunOptions) -> RunOptions:
         "source": opts.source,
         "scenario": opts.scenario,
         "seed": opts.seed,
+        "scale": opts.scale,
+        "dirty": opts.dirty,
+        "paths": list(opts.paths),
+        "kinds": list(opts.kinds),
         "flow": opts.flow,
         "domain": opts.domain,
-        "partitions": opts.partitions,
+        "partitions": opts.partitions or opts.processes,
     }
     if state.exists():
         saved = orjson.loads(state.read_bytes())
