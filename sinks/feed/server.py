@@ -466,10 +466,13 @@ class FeedServer:
     async def _sender(self, c: Client, sub: proto.Subscribe) -> None:
         ws = c.ws
         try:
-            if sub.since is None or await self.store.trimmed_past(self.keys.alerts, sub.since):
+            since = sub.since
+            if since is not None and sid_key(since) > sid_key(c.bound_a):
+                since = None  # ahead of this stream (Redis was reset?): start from a snapshot
+            if since is None or await self.store.trimmed_past(self.keys.alerts, since):
                 await self._send_snapshot(c)
             else:
-                async for batch in self.store.page(self.keys.alerts, sub.since, c.bound_a):
+                async for batch in self.store.page(self.keys.alerts, since, c.bound_a):
                     for sid, fields in batch:
                         meta = _json_field(fields, b"a")
                         if meta is not None and c.filter.matches(meta):

@@ -227,6 +227,11 @@ def test_since_older_than_the_trimmed_head_gets_a_snapshot(
             _live, before = await recv_until(ws, "live")
             assert [m["sid"] for m in before] == [k[0].decode() for k in kept[1:]]
             await ws.close()
+            # since from a stream that no longer exists (Redis was reset): a snapshot, not silence
+            ws = await connect_auth(srv)
+            await ws.send(_send({"op": "subscribe", "since": "99999999999999-0"}))
+            assert (await recv_json(ws))["type"] == "snapshot"
+            await ws.close()
 
     run(scenario())
 
