@@ -148,7 +148,9 @@ class FeedServer:
         self._server: Server | None = None
         self._files = _load_static(static_dir)
         self._registry_dir = registry_dir or settings.data_dir / "registry"
-        self._metrics_cache: tuple[int, dict[str, Any]] | None = None
+        #: (computed at ms, audit position, result); one computation at a time.
+        self._metrics_cache: tuple[int, str, dict[str, Any]] | None = None
+        self._metrics_lock = asyncio.Lock()
         self._closers: set[asyncio.Task[None]] = set()
         self._pending: dict[Client, list[bytes]] = {}
 
@@ -563,7 +565,6 @@ class FeedServer:
                         ev = _json_field(fields, b"e")
                         if ev is None:
                             continue
-                        self._metrics_cache = None
                         self._fanout(
                             "l", sid_key(aid), proto.lifecycle_message(aid, fields[b"e"]), ev
                         )
@@ -652,15 +653,23 @@ class FeedServer:
                 log.warning("feed: escalator: %s", exc)
 
     async def metrics(self) -> dict[str, Any]:
-        """Effectiveness metrics from the audit stream (cached until the next audit entry)."""
-        now = self.clock()
-        cached = self._metrics_cache
-        if cached is not None and now - cached[0] < 5_000:
-            return cached[1]
-        events = [ev async for ev in self.store.audit_events()]
-        result = compute_metrics(events, now_ms=now)
-        self._metrics_cache = (now, result)
-        return result
+        """Effectiveness metrics from the audit stream.
+
+        Recomputed when the audit stream moved (at most once a second, however many consoles
+        ask at once) or every 30 s (orders become overdue with time alone).
+        """
+        async with self._metrics_lock:
+            now = self.clock()
+            cached = self._metrics_cache
+            if cached is not None:
+                age = now - cached[0]
+                if age < 1_000 or (cached[1] == self.pos_l and age < 30_000):
+                    return cached[2]
+            pos = self.pos_l
+            events = [ev async for ev in self.store.audit_events()]
+            result = compute_metrics(events, now_ms=now)
+            self._metrics_cache = (now, pos, result)
+            return result
 
 
 # -- helpers ------------------------------------------------------------------------------

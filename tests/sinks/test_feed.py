@@ -236,6 +236,35 @@ def test_since_older_than_the_trimmed_head_gets_a_snapshot(
     run(scenario())
 
 
+def test_unreadable_stream_entries_are_skipped_live_and_in_backfill(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    keys = settings.keys
+
+    async def scenario() -> None:
+        async with running(feed_settings(settings)) as srv:
+            ws = await connect_auth(srv)
+            await ws.send(_send({"op": "subscribe"}))
+            live = (await recv_until(ws, "live"))[0]
+            redis_client.xadd(keys.alerts, {"a": b"{not json"})
+            redis_client.xadd(keys.alerts, {"x": b"no a field"})
+            redis_client.xadd(keys.alerts, {"a": b"[1, 2]"})
+            redis_client.xadd(keys.audit, {"e": b"\xff"})
+            good = write_alert(redis_client, keys, make_alert(1))
+            msg = await recv_json(ws)
+            assert (msg["type"], msg["sid"]) == ("alert", good)
+            await ws.close()
+            again = await connect_auth(srv)
+            await again.send(
+                _send({"op": "subscribe", "since": live["sid"], "audit_since": live["aid"]})
+            )
+            _, before = await recv_until(again, "live")
+            assert [m["sid"] for m in before] == [good]
+            await again.close()
+
+    run(scenario())
+
+
 # -- slow clients ---------------------------------------------------------------------------
 
 
