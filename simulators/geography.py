@@ -118,6 +118,9 @@ class Geography:
         self.specs = DISTRICTS
         self.districts = [District(name=d.name, code=d.code, rings=(d.ring,)) for d in DISTRICTS]
         self._weights = [d.weight for d in DISTRICTS]
+        self._centres = [
+            (d.center[0], d.center[1], 10.0 if d.weight >= 0.12 else 6.0) for d in DISTRICTS
+        ]
 
     def district_at(self, lat: float, lon: float) -> str:
         """Name of the district holding the point (the nearest centre if on an edge)."""
@@ -157,10 +160,10 @@ class Geography:
     def urbanness(self, lat: float, lon: float) -> float:
         """1 at a town centre falling to 0 about 8 km out (city core counts double)."""
         best = 0.0
-        for d in self.specs:
-            km = haversine_m(lat, lon, *d.center) / 1000.0
-            scale = 10.0 if d.weight >= 0.12 else 6.0
-            best = max(best, math.exp(-((km / scale) ** 2)))
+        kx = 111.32 * math.cos(math.radians(lat))
+        for clat, clon, scale in self._centres:
+            dy, dx = (lat - clat) * 111.32, (lon - clon) * kx
+            best = max(best, math.exp(-(dx * dx + dy * dy) / (scale * scale)))
         return best
 
     @staticmethod

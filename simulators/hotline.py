@@ -2,8 +2,8 @@
 
 Background tickets arrive with the day's rhythm (few at night, peaks late morning and
 afternoon; noise complaints shift to the evening), spread over the city with the population.
-Background tickets never accidentally duplicate one another: a ticket drawn within 1.5 km and
-3 hours of another of the same category is moved. So every real duplicate is a planned one:
+Background tickets never accidentally duplicate one another: a ticket drawn within 600 m and
+2 hours of another of the same category is moved. So every real duplicate is a planned one:
 
 - duplicate clusters: several callers (one sometimes calling twice) report one incident within
   minutes to an hour, in other words (other templates, other details) and naming the place
@@ -345,18 +345,48 @@ class TicketWriter:
         )
 
 
+#: Background tickets of one category are never this close in space and time: every closer
+#: pair involves a planned (labelled or hard-negative) ticket.
+BACKGROUND_GAP_M: Final = 600.0
+BACKGROUND_GAP_MS: Final = 2 * HOUR_MS
+_CELL: Final = 0.01  # degrees (about 1 km): 3 x 3 cells cover BACKGROUND_GAP_M
+
+
+class _Recent:
+    """Recent tickets per (category, cell), for the no-accidental-duplicate rule."""
+
+    def __init__(self) -> None:
+        self.cells: dict[tuple[str, int, int], list[tuple[int, float, float]]] = {}
+
+    def add(self, cat: str, ts: int, lat: float, lon: float) -> None:
+        key = (cat, int(lat / _CELL), int(lon / _CELL))
+        self.cells.setdefault(key, []).append((ts, lat, lon))
+
+    def clashes(self, cat: str, ts: int, lat: float, lon: float) -> bool:
+        r, c = int(lat / _CELL), int(lon / _CELL)
+        for dr in (-1, 0, 1):
+            for dc in (-1, 0, 1):
+                for t, la, lo in self.cells.get((cat, r + dr, c + dc), ()):
+                    if (
+                        abs(t - ts) < BACKGROUND_GAP_MS
+                        and haversine_m(lat, lon, la, lo) < BACKGROUND_GAP_M
+                    ):
+                        return True
+        return False
+
+
 def background(
     city: City, seed: int, start_ms: int, end_ms: int, avoid: list[Ticket]
 ) -> list[Ticket]:
-    """The day's ordinary tickets (no accidental duplicates among them or with ``avoid``)."""
+    """The run's ordinary tickets (no accidental duplicates among them or with ``avoid``)."""
     rng = py_rng(seed, "hotline-background")
     writer = TicketWriter(city, seed)
     per_day = city.profile.count("tickets_per_day", city.scale, 60)
     total_w = sum(_HOURLY)
     out: list[Ticket] = []
-    recent: dict[str, list[Ticket]] = {c: [] for c in CATEGORIES}
+    recent = _Recent()
     for old in avoid:
-        recent.setdefault(old.category, []).append(old)
+        recent.add(old.category, old.ts, old.lat, old.lon)
     cats = list(_SHARES)
     t = start_ms
     n = 0
@@ -371,16 +401,15 @@ def background(
         h = local_hour(t)
         weights = [_SHARES[c] * (3.0 if c == "noise" and (h >= 21 or h < 6) else 1.0) for c in cats]
         cat = rng.choices(cats, weights)[0]
-        for _ in range(8):
-            lat, lon = city.geo.sample(rng, urban=0.8)
-            if not any(
-                abs(o.ts - t) < 3 * HOUR_MS and haversine_m(lat, lon, o.lat, o.lon) < 1500
-                for o in recent[cat]
-            ):
+        for attempt in range(30):
+            lat, lon = city.geo.sample(rng, urban=0.8 if attempt < 10 else 0.0)
+            if not recent.clashes(cat, t, lat, lon):
                 break
+        else:
+            continue  # the city is saturated with this complaint right now: nobody calls
         n += 1
         tk = writer.make(rng, f"bg{n}", t, Problem.draw(rng, cat), writer.poi(rng, lat, lon))
-        recent[cat] = [o for o in recent[cat] if t - o.ts < 3 * HOUR_MS or o.ts > t] + [tk]
+        recent.add(cat, t, tk.lat, tk.lon)
         out.append(tk)
     return out
 

@@ -9,6 +9,7 @@ import pytest
 
 from citywatch.geo import haversine_m
 from simulators.aqi import aqi
+from simulators.hotline import BACKGROUND_GAP_M, BACKGROUND_GAP_MS
 from simulators.labels import Label
 from tests.simulators.conftest import Decoded
 
@@ -279,13 +280,13 @@ def test_background_tickets_never_duplicate_by_accident(day_data: Decoded) -> No
     assert len(tickets) > 100
     for i, a in enumerate(tickets):
         for b in tickets[i + 1 :]:
-            if b.ts - a.ts > 3 * 3_600_000:
+            if b.ts - a.ts >= BACKGROUND_GAP_MS:
                 break
             if a.category != b.category or a.lat is None or b.lat is None:
                 continue
             assert a.lon is not None
             assert b.lon is not None
-            if haversine_m(a.lat, a.lon, b.lat, b.lon) < 1500:
+            if haversine_m(a.lat, a.lon, b.lat, b.lon) < BACKGROUND_GAP_M:
                 assert a.ticket in planned or b.ticket in planned, (a, b)
 
 
