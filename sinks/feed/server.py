@@ -297,7 +297,14 @@ class FeedServer:
                 text=True,
             )
             async for raw in ws:
-                reply = await self._on_message(ws, raw, client)
+                try:
+                    reply = await self._on_message(ws, raw, client)
+                except aioredis.RedisError as exc:
+                    log.warning("feed: store error while answering a client: %s", exc)
+                    reply = proto.error("unavailable", "store unavailable, try again")
+                except Exception:  # one bad message must not end the connection or the server
+                    log.exception("feed: unexpected error while answering a client")
+                    reply = proto.error("internal", "internal error; the message was ignored")
                 if isinstance(reply, Client):
                     client = reply
                 elif reply is not None:

@@ -589,3 +589,56 @@ def test_serve_command_shuts_down_gracefully_on_sigterm(settings: Settings) -> N
         if proc.stderr:
             proc.stderr.close()
         assert TOKEN not in err
+
+
+# -- Redis goes away and comes back -------------------------------------------------------
+
+
+def test_redis_outage_gives_errors_and_the_feed_recovers(settings: Settings) -> None:
+    from citywatch.redisconn import EmbeddedRedis
+
+    server = EmbeddedRedis()
+    url = server.start()
+    port = server.port
+    s = feed_settings(settings.with_(redis_url=url))
+    alert = make_alert(1)
+
+    async def scenario() -> None:
+        r = redis.Redis.from_url(url)
+        async with running(s) as srv:
+            ws = await connect_auth(srv)
+            await ws.send(_send({"op": "subscribe"}))
+            await recv_until(ws, "live")
+            server.stop()
+            await ws.send(
+                _send(
+                    {
+                        "op": "action",
+                        "action": "dispatch",
+                        "id": alert.id,
+                        "dept": "公安局",
+                        "req": "1",
+                    }
+                )
+            )
+            assert (await recv_json(ws))["code"] == "unavailable"
+            await ws.send(_send({"op": "metrics", "req": "2"}))
+            assert (await recv_json(ws))["code"] == "unavailable"
+            await asyncio.sleep(0.3)  # the reader fails and backs off meanwhile
+            again = EmbeddedRedis(port=port)
+            again.start()
+            try:
+                r = redis.Redis.from_url(url)
+                sid = write_alert(r, s.keys, alert)  # a fresh server: the stream starts anew
+                msg = await recv_json(ws, timeout=10)
+                assert (msg["type"], msg["sid"]) == ("alert", sid)
+                assert srv.stats.reader_errors >= 1
+                await ws.close()
+            finally:
+                r.close()
+                again.stop()
+
+    try:
+        run(scenario(), timeout=40)
+    finally:
+        server.stop()
