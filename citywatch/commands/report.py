@@ -93,7 +93,9 @@ def format_report(metrics: dict[str, Any]) -> str:
         table = [header] + [[name, *(_cell(k, r[k]) for k, _ in _COLS)] for name, r in rows.items()]
         widths = [max(_width(row[i]) for row in table) for i in range(len(header))]
         for row in table:
-            lines.append("  ".join(_pad(c, w) for c, w in zip(row, widths, strict=True)))
+            lines.append("  ".join(_pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip())
+        if not rows:
+            lines.append("  (no work orders yet)")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
