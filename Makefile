@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
+PY_PATHS := citywatch models flows sinks simulators tests benchmarks
 
 .DEFAULT_GOAL := help
 .PHONY: help venv lint fmt test test-fast demo bench browser-deps clean
@@ -22,13 +23,13 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 lint: venv ## ruff + mypy --strict
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check $(PY_PATHS)
+	$(BIN)/ruff format --check $(PY_PATHS)
 	$(BIN)/mypy
 
 fmt: venv ## format and autofix
-	$(BIN)/ruff format .
-	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format $(PY_PATHS)
+	$(BIN)/ruff check --fix $(PY_PATHS)
 
 browser-deps: ## Debian's chromium for the console's browser test
 	@if [ ! -x $(CHROMIUM) ]; then \
