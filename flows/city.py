@@ -83,6 +83,10 @@ class Watermark:
         after = self.value()
         return after if after > before else None
 
+    def is_complete(self) -> bool:
+        """Every expected partition has ended (a finite input is fully read)."""
+        return self.expected > 0 and len(self.done) >= self.expected
+
     def value(self) -> int:
         if len(self.parts) < self.expected:
             return 0  # a partition has not ticked yet: its event time is unknown
@@ -107,6 +111,8 @@ class FlowConfig:
     tick_ms: int = 60_000
     #: The engine auto-resolves against watermark - grace (late data may still arrive).
     grace_ms: int = 660_000
+    #: The correlator and flood guard wait this long in event time for every path's items.
+    reorder_ms: int = 120_000
     #: Snapshot state for recovery; off = every snapshot is None (DESIGN §9).
     durable: bool = False
     flood_limit: int = 10
@@ -118,6 +124,42 @@ class FlowConfig:
 
 #: The correlator's single key: incidents join sources across the whole city.
 CITY = "c:city"
+
+
+class Reorder:
+    """Holds items until event time passes them by ``delay_ms``, then releases them sorted.
+
+    Stages fed by several upstream paths (the correlator: alerts from the engine, tickets from
+    the router; the flood guard: alerts from every engine shard) would otherwise depend on how
+    those paths interleave. Sorted by ``(ts, tiebreak)`` they see one order in every run, as
+    long as no path lags more than ``delay_ms`` of event time behind the watermark.
+    """
+
+    __slots__ = ("delay_ms", "items")
+
+    def __init__(self, delay_ms: int) -> None:
+        self.delay_ms = delay_ms
+        self.items: list[tuple[tuple[int, str, str, int], Any]] = []
+
+    def add(self, key: tuple[int, str, str, int], item: Any) -> None:
+        self.items.append((key, item))
+
+    def release(self, watermark_ms: int, *, flush: bool = False) -> list[Any]:
+        if not self.items:
+            return []
+        limit = watermark_ms - self.delay_ms
+        ready = self.items if flush else [x for x in self.items if x[0][0] <= limit]
+        if not ready:
+            return []
+        self.items = [] if flush else [x for x in self.items if x[0][0] > limit]
+        ready.sort(key=lambda x: x[0])
+        return [item for _, item in ready]
+
+
+def _order_key(item: Any) -> tuple[int, str, str, int]:
+    if type(item) is Alert:
+        return (item.last_ts, "a", item.id, item.version)
+    return (item.ts, "t", item.key, 0)
 
 
 def _crc(s: str) -> int:
@@ -141,9 +183,9 @@ def make_router(
 ) -> Callable[[list[Batch]], list[tuple[str, Any]]]:
     """The "route" step: group each batch's events by model shard, with ticks in order.
 
-    Keys: ``m:<model>#<shard>`` (event models), ``s:<model>#<shard>`` (signal models, ticks
-    only), ``e:<shard>`` (engine), ``a:<shard>`` (flood guard), ``c:city`` (correlator: hotline
-    tickets and ticks). Every value is a list.
+    Keys: ``m:<model>#<shard>`` (event models), ``e:<shard>`` (engine), ``a:<shard>`` (flood
+    guard), ``c:city`` (correlator: hotline tickets and ticks). Every value is a list. Signal
+    models get their ticks forwarded through the model shards that feed them.
     """
     by_kind: dict[str, list[Model]] = {}
     for m in models:
@@ -154,7 +196,6 @@ def make_router(
         ordered.append(CITY)
     others = [f"e:{s}" for s in range(cfg.engine_shards)]
     others += [f"a:{s}" for s in range(cfg.area_shards)]
-    others += [f"s:{m.name}#{s}" for m in models if _signal_rules(m) for s in range(cfg.shards)]
     tick_ms, shards = cfg.tick_ms, cfg.shards
 
     def route(batches: list[Batch]) -> list[tuple[str, Any]]:
@@ -178,7 +219,7 @@ def make_router(
                     k = m.route(ev)
                     if k is not None:
                         key = f"m:{m.name}#{_crc(k) % shards}"
-                        groups.setdefault(key, []).append((k, ev))
+                        groups.setdefault(key, []).append((k, ev, part))
                 if correlate and type(ev) is Hotline:
                     groups.setdefault(CITY, []).append(ev)
             if b.is_last:
@@ -196,17 +237,22 @@ def _signal_rules(m: Model) -> frozenset[str]:
 
 def make_to_signal_models(
     models: Sequence[Model], cfg: FlowConfig
-) -> Callable[[tuple[str, list[Signal]]], list[tuple[str, Any]]]:
+) -> Callable[[tuple[str, list[Any]]], list[tuple[str, Any]]]:
     """Signals of a signal model's ``signal_rules`` to its shards (a second model stage)."""
     wanted = [(m, _signal_rules(m)) for m in models if _signal_rules(m)]
     shards = cfg.shards
+    shard_keys = [f"s:{m.name}#{n}" for m, _ in wanted for n in range(shards)]
 
-    def to_signal_models(kv: tuple[str, list[Signal]]) -> list[tuple[str, Any]]:
+    def to_signal_models(kv: tuple[str, list[Any]]) -> list[tuple[str, Any]]:
         groups: dict[str, list[Any]] = {}
         for sig in kv[1]:
+            if type(sig) is Tick:
+                for key in shard_keys:
+                    groups.setdefault(key, []).append(sig)
+                continue
             for m, rules in wanted:
                 if sig.rule in rules:
-                    k = m.route(sig)  # type: ignore[arg-type]
+                    k = m.route(sig)
                     if k is not None:
                         groups.setdefault(f"s:{m.name}#{_crc(k) % shards}", []).append((k, sig))
         return list(groups.items())
@@ -220,12 +266,14 @@ def to_correlator(kv: tuple[str, list[Alert]]) -> list[tuple[str, Any]]:
     return [(CITY, alerts)] if alerts else []
 
 
-def make_to_engine(cfg: FlowConfig) -> Callable[[tuple[str, list[Signal]]], list[tuple[str, Any]]]:
+def make_to_engine(cfg: FlowConfig) -> Callable[[tuple[str, list[Any]]], list[tuple[str, Any]]]:
     n = cfg.engine_shards
 
-    def to_engine(kv: tuple[str, list[Signal]]) -> list[tuple[str, Any]]:
+    def to_engine(kv: tuple[str, list[Any]]) -> list[tuple[str, Any]]:
         groups: dict[str, list[Signal]] = {}
         for sig in kv[1]:
+            if type(sig) is Tick:
+                continue
             groups.setdefault(f"e:{_crc(str(sig.subject)) % n}", []).append(sig)
         return list(groups.items())
 
@@ -257,31 +305,81 @@ def stamp(items: list[tuple[str, list[Alert]]]) -> list[Alert]:
 class ModelShard(StatefulLogic[list[Any], list[Signal], bytes | None]):
     """One shard of one model: the per-entity states of the entities hashed to it."""
 
-    def __init__(self, model: Model, resume: bytes | None, durable: bool, partitions: int) -> None:
+    def __init__(
+        self,
+        model: Model,
+        resume: bytes | None,
+        durable: bool,
+        partitions: int,
+        *,
+        key: str = "",
+        forward_ticks: bool = False,
+        reorder: bool = False,
+    ) -> None:
         self.model = model
+        self.key = key
+        self.forward_ticks = forward_ticks
+        #: A signal model's input comes from many upstream shards: feed it in event-time order
+        #: up to the forwarded watermark (exact: every upstream shard has sent what precedes it).
+        self.reorder = Reorder(1) if reorder else None
         self.durable = durable
         self.wm = Watermark(partitions)
         self.states: dict[str, Any] = {}
+        #: Event models: the source partition each key's events come from, and each partition's
+        #: event time. ``on_watermark`` runs per key at its own partition's event time, which
+        #: does not depend on how partitions interleave (so runs are reproducible).
+        self.keys_of: dict[str, set[str]] = {}
+        self.part_of: dict[str, str] = {}
+        self.part_wm: dict[str, int] = {}
         if resume is not None:
-            self.wm, self.states = pickle.loads(resume)  # noqa: S301 - our own snapshot
+            (self.wm, self.states, self.reorder, self.keys_of, self.part_of, self.part_wm) = (
+                pickle.loads(resume)  # noqa: S301 - our own snapshot
+            )
         self.has_watermark = type(model).on_watermark is not Model.on_watermark
 
-    def on_item(self, value: list[Any]) -> tuple[Iterable[list[Signal]], bool]:
-        out: list[Signal] = []
+    def on_item(self, value: list[Any]) -> tuple[Iterable[list[Any]], bool]:
+        out: list[Any] = []
         model, states = self.model, self.states
         for item in value:
             if type(item) is Tick:
                 wm = self.wm.update(item)
-                if wm is not None and self.has_watermark:
-                    for st in states.values():
-                        out.extend(self._guard(model.on_watermark, st, wm))
+                if wm is not None and self.reorder is not None:
+                    flush = self.wm.is_complete()
+                    for key, ev in self.reorder.release(wm, flush=flush):
+                        out.extend(self._apply(key, ev))
+                if self.has_watermark:
+                    if self.reorder is not None:  # a signal model: the city-wide watermark
+                        if wm is not None:
+                            for st in states.values():
+                                out.extend(self._guard(model.on_watermark, st, wm))
+                    elif item.wm > self.part_wm.get(item.partition, 0):
+                        self.part_wm[item.partition] = item.wm
+                        for key in self.keys_of.get(item.partition, ()):
+                            out.extend(self._guard(model.on_watermark, states[key], item.wm))
+                if self.forward_ticks:
+                    # After this shard's signals, in order: the signal models downstream wait
+                    # for every upstream shard, so they see all signals before event time moves.
+                    out.append(Tick(item.wm, f"{item.partition}@{self.key}", item.is_end))
                 continue
-            key, ev = item
-            st = states.get(key)
-            if st is None:
-                st = states[key] = model.new_state(key)
-            out.extend(self._guard(model.update, st, ev))
+            if self.reorder is not None:
+                sig = item[1]
+                self.reorder.add((sig.ts, str(sig.subject), sig.rule, 0), item)
+                continue
+            key, ev, part = item
+            if self.part_of.get(key) != part:
+                old = self.part_of.get(key)
+                if old is not None:
+                    self.keys_of[old].discard(key)
+                self.part_of[key] = part
+                self.keys_of.setdefault(part, set()).add(key)
+            out.extend(self._apply(key, ev))
         return ([out] if out else []), StatefulLogic.RETAIN
+
+    def _apply(self, key: str, ev: Any) -> list[Signal]:
+        st = self.states.get(key)
+        if st is None:
+            st = self.states[key] = self.model.new_state(key)
+        return self._guard(self.model.update, st, ev)
 
     def _guard(
         self, fn: Callable[[Any, Any], list[Signal]], st: Any, arg: Event | int
@@ -295,11 +393,16 @@ class ModelShard(StatefulLogic[list[Any], list[Signal], bytes | None]):
     def snapshot(self) -> bytes | None:
         if not self.durable:
             return None
-        return pickle.dumps((self.wm, self.states), protocol=pickle.HIGHEST_PROTOCOL)
+        state = (self.wm, self.states, self.reorder, self.keys_of, self.part_of, self.part_wm)
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class EngineShard(StatefulLogic[Any, list[Alert], bytes | None]):
-    """One subject shard of the alert engine (or, with a flood guard, one area shard)."""
+    """One subject shard of the alert engine (or, with a flood guard, one area shard).
+
+    An area shard's input (new alerts of every engine shard) goes through a :class:`Reorder`
+    buffer, so the flood guard counts bursts in one order whatever the interleaving.
+    """
 
     def __init__(
         self,
@@ -308,25 +411,31 @@ class EngineShard(StatefulLogic[Any, list[Alert], bytes | None]):
         grace_ms: int,
         durable: bool,
         guard: FloodGuard | None = None,
+        reorder: Reorder | None = None,
     ) -> None:
         self.engine = engine
         self.wm = wm
         self.grace_ms = grace_ms
         self.durable = durable
         self.guard = guard
+        self.reorder = reorder or Reorder(0)
 
     def on_item(self, value: list[Any]) -> tuple[Iterable[list[Alert]], bool]:
         alerts: list[Alert] = []
-        engine = self.engine
+        engine, guard = self.engine, self.guard
         for item in value:
-            if type(item) is Tick:
+            t = type(item)
+            if t is Tick:
                 wm = self.wm.update(item)
                 if wm is not None:
+                    if guard is not None:
+                        for a in self.reorder.release(wm, flush=self.wm.is_complete()):
+                            alerts.extend(engine.on_signals(guard.observe(a)))
                     alerts.extend(engine.advance(wm - self.grace_ms))
-            elif type(item) is SilenceSet:
+            elif t is SilenceSet:
                 alerts.extend(engine.set_silences(item.silences))
-            elif self.guard is not None:
-                alerts.extend(engine.on_signals(self.guard.observe(item)))
+            elif guard is not None:
+                self.reorder.add((item.first_ts, item.id, "", item.version), item)
             else:
                 alerts.extend(engine.on_signal(item))
         return ([alerts] if alerts else []), StatefulLogic.RETAIN
@@ -334,46 +443,58 @@ class EngineShard(StatefulLogic[Any, list[Alert], bytes | None]):
     def snapshot(self) -> bytes | None:
         if not self.durable:
             return None
-        state = (self.engine.snapshot(), self.wm, self.guard)
+        state = (self.engine.snapshot(), self.wm, self.guard, self.reorder)
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class CorrelatorShard(StatefulLogic[list[Any], list[Alert], bytes | None]):
-    """The city-wide incident correlator (``models.incidents``) and its incidents' engine."""
+    """The city-wide incident correlator (``models.incidents``) and its incidents' engine.
+
+    Alerts (from the engine) and hotline tickets (from the router) arrive by different paths;
+    a :class:`Reorder` buffer feeds them to the correlator in event-time order.
+    """
 
     def __init__(
-        self, corr: Any, engine: AlertEngine, wm: Watermark, grace_ms: int, durable: bool
+        self,
+        corr: Any,
+        engine: AlertEngine,
+        wm: Watermark,
+        grace_ms: int,
+        durable: bool,
+        reorder: Reorder | None = None,
     ) -> None:
         self.corr = corr
         self.engine = engine
         self.wm = wm
         self.grace_ms = grace_ms
         self.durable = durable
+        self.reorder = reorder or Reorder(0)
 
     def on_item(self, value: list[Any]) -> tuple[Iterable[list[Alert]], bool]:
-        signals: list[Signal] = []
         alerts: list[Alert] = []
-        corr = self.corr
+        corr, engine = self.corr, self.engine
         for item in value:
-            t = type(item)
-            if t is Tick:
-                wm = self.wm.update(item)
-                if wm is not None:
-                    signals.extend(corr.advance(wm - self.grace_ms))
-                    alerts.extend(self.engine.on_signals(signals))
-                    signals = []
-                    alerts.extend(self.engine.advance(wm - self.grace_ms))
-            elif t is Alert:
-                signals.extend(corr.observe_alert(item))
-            else:
-                signals.extend(corr.observe_ticket(item))
-        alerts.extend(self.engine.on_signals(signals))
+            if type(item) is not Tick:
+                self.reorder.add(_order_key(item), item)
+                continue
+            wm = self.wm.update(item)
+            if wm is None:
+                continue
+            signals: list[Signal] = []
+            for x in self.reorder.release(wm, flush=self.wm.is_complete()):
+                if type(x) is Alert:
+                    signals.extend(corr.observe_alert(x))
+                else:
+                    signals.extend(corr.observe_ticket(x))
+            signals.extend(corr.advance(wm - self.grace_ms))
+            alerts.extend(engine.on_signals(signals))
+            alerts.extend(engine.advance(wm - self.grace_ms))
         return ([alerts] if alerts else []), StatefulLogic.RETAIN
 
     def snapshot(self) -> bytes | None:
         if not self.durable:
             return None
-        state = (self.corr, self.engine.snapshot(), self.wm)
+        state = (self.corr, self.engine.snapshot(), self.wm, self.reorder)
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -402,9 +523,23 @@ def build_flow(
     by_name = {m.name: m for m in models}
     engine_of = make_engine or (lambda snap: AlertEngine(snapshot=snap))
 
+    signal_rules = frozenset().union(*(_signal_rules(m) for m in models))
+    feeders = {m.name for m in models if m.kinds and m.name in signal_rules} or {
+        m.name for m in models if m.kinds
+    }
+    # Signal-model shards wait for every feeding shard's forwarded ticks of every partition.
+    fed_expected = cfg.partitions * len(feeders) * cfg.shards if cfg.partitions else 0
+
     def build_model_shard(key: str, resume: bytes | None) -> ModelShard:
-        model = by_name[key[2:].rsplit("#", 1)[0]]
-        return ModelShard(model, resume, cfg.durable, cfg.partitions)
+        name = key[2:].rsplit("#", 1)[0]
+        if key[0] == "s":
+            return ModelShard(
+                by_name[name], resume, cfg.durable, fed_expected, key=key, reorder=True
+            )
+        forward = bool(signal_rules) and name in feeders
+        return ModelShard(
+            by_name[name], resume, cfg.durable, cfg.partitions, key=key, forward_ticks=forward
+        )
 
     def shard_builder(with_guard: bool) -> Callable[[bytes | None], EngineShard]:
         def build(resume: bytes | None) -> EngineShard:
@@ -415,32 +550,31 @@ def build_flow(
                     else None
                 )
                 wm = Watermark(cfg.partitions)
-                return EngineShard(engine_of(None), wm, cfg.grace_ms, cfg.durable, guard)
-            snap, wm, guard = pickle.loads(resume)  # noqa: S301 - our own snapshot
-            return EngineShard(engine_of(snap), wm, cfg.grace_ms, cfg.durable, guard)
+                return EngineShard(
+                    engine_of(None), wm, cfg.grace_ms, cfg.durable, guard, Reorder(cfg.reorder_ms)
+                )
+            snap, wm, guard, reorder = pickle.loads(resume)  # noqa: S301 - our own snapshot
+            return EngineShard(engine_of(snap), wm, cfg.grace_ms, cfg.durable, guard, reorder)
 
         return build
 
     def build_correlator(resume: bytes | None) -> CorrelatorShard:
         if resume is None:
-            corr, snap, wm = make_correlator(), None, Watermark(cfg.partitions)  # type: ignore[misc]
+            corr, snap = make_correlator(), None  # type: ignore[misc]
+            wm, reorder = Watermark(cfg.partitions), Reorder(cfg.reorder_ms)
         else:
-            corr, snap, wm = pickle.loads(resume)  # noqa: S301 - our own snapshot
-        return CorrelatorShard(corr, engine_of(snap), wm, cfg.grace_ms, cfg.durable)
+            corr, snap, wm, reorder = pickle.loads(resume)  # noqa: S301 - our own snapshot
+        return CorrelatorShard(corr, engine_of(snap), wm, cfg.grace_ms, cfg.durable, reorder)
 
     correlate = make_correlator is not None
     flow = Dataflow(flow_id)
     batches = op.input("in", flow, source)
     accounting = op.flat_map_batch("account", batches, account)
     routed = op.flat_map_batch("route", batches, make_router(models, cfg, correlate=correlate))
-    split = _split_by_prefix(routed, "msea" + ("c" if correlate else ""))
+    split = _split_by_prefix(routed, "mea" + ("c" if correlate else ""))
     signals = _stateful_keyed("models", split["m"], build_model_shard)
     if any(_signal_rules(m) for m in models):
-        second_in = op.merge(
-            "signal_models_in",
-            op.flat_map("to_signal_models", signals, make_to_signal_models(models, cfg)),
-            split["s"],
-        )
+        second_in = op.flat_map("to_signal_models", signals, make_to_signal_models(models, cfg))
         second = _stateful_keyed("signal_models", second_in, build_model_shard)
         signals = op.merge("all_signals", signals, second)
     engine_in = op.merge(
