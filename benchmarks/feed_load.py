@@ -384,7 +384,7 @@ def main() -> None:
     ap.add_argument("--stalled", type=int, default=10)
     ap.add_argument("--alerts", type=int, default=200, help="alerts per burst")
     ap.add_argument("--rate", type=float, default=50.0, help="alerts per second in a burst")
-    ap.add_argument("--pad", type=int, default=600, help="bytes of evidence padding per alert")
+    ap.add_argument("--pad", type=int, default=1000, help="bytes of evidence padding per alert")
     ap.add_argument("--queue", type=int, default=64, help="per-client queue (CW_FEED_QUEUE)")
     ap.add_argument("--procs", type=int, default=2, help="client processes")
     ap.add_argument("--profile", help="write a cProfile of the server process to this file")

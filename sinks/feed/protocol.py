@@ -290,5 +290,23 @@ def alert_message(sid: str, alert_json: bytes) -> bytes:
     return b'{"type":"alert","sid":"' + sid.encode() + b'","alert":' + alert_json + b"}"
 
 
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, final, uncompressed text frame (RFC 6455 5.2), as a server sends it.
+
+    The feed frames a message once and writes the same bytes to every idle client.
+
+    >>> text_frame(b"hi")
+    b'\\x81\\x02hi'
+    """
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x81, n))
+    elif n < 65_536:
+        head = b"\x81\x7e" + n.to_bytes(2, "big")
+    else:
+        head = b"\x81\x7f" + n.to_bytes(8, "big")
+    return head + payload
+
+
 def lifecycle_message(aid: str, event_json: bytes) -> bytes:
     return b'{"type":"lifecycle","aid":"' + aid.encode() + b'","event":' + event_json + b"}"

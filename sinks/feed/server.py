@@ -75,8 +75,8 @@ DEFAULT_DEPARTMENTS: Final = (
 )
 _HOST_RE: Final = re.compile(r"^[A-Za-z0-9.\-\[\]:]{1,255}$")
 #: Kernel send buffer per client. Autotuning would let a stalled client soak up megabytes
-#: before its queue fills; with this, falling behind shows within ~100 KB.
-SEND_BUFFER_BYTES: Final = 65_536
+#: before its queue fills; with this, falling behind shows within ~60 KB.
+SEND_BUFFER_BYTES: Final = 32_768
 _EMPTY_GEOJSON: Final = b'{"type":"FeatureCollection","features":[]}'
 _Item = tuple[str, tuple[int, int] | None, bytes]  # (kind a|l|h, stream key, message)
 
@@ -424,19 +424,26 @@ class FeedServer:
         except asyncio.QueueFull:
             self._drop(client)
 
-    def _write(self, client: Client, msgs: list[bytes]) -> None:
-        """Frame ``msgs`` and write them with one syscall, as ``websockets.broadcast`` would
-        (without backpressure: only called while the socket is below its high-water mark)."""
+    def _write(
+        self, client: Client, msgs: list[bytes], frames: dict[int, bytes] | None = None
+    ) -> None:
+        """Write ``msgs`` to an idle client with one syscall, as ``websockets.broadcast`` would
+        (only called while the socket is below its high-water mark). Compression is off, so a
+        text frame is the same bytes for every client: ``frames`` caches them per batch."""
         ws = client.ws
         if client.dropped or ws.protocol.state is not State.OPEN:
             return
+        cache = {} if frames is None else frames
+        out = []
+        for msg in msgs:
+            frame = cache.get(id(msg))
+            if frame is None:
+                frame = cache[id(msg)] = proto.text_frame(msg)
+            out.append(frame)
         try:
-            for msg in msgs:
-                ws.protocol.send_text(msg)
-            data = ws.protocol.data_to_send()
-            ws.transport.writelines([d for d in data if d])
-            if not all(data):  # end of stream from the protocol: let websockets close it
-                ws.transport.close()
+            if ws.protocol.writes:  # frames websockets queued itself (a pong) go first
+                ws.send_data()
+            ws.transport.writelines(out)
         except Exception:  # a broken socket: the handler sees it and cleans up
             log.debug("feed: direct write failed", exc_info=True)
             self._drop(client)
@@ -448,8 +455,9 @@ class FeedServer:
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, {}
+        frames: dict[int, bytes] = {}  # id(message) -> frame; messages live through the loop
         for client, msgs in pending.items():
-            self._write(client, msgs)
+            self._write(client, msgs, frames)
 
     def _drop(self, client: Client) -> None:
         """Close a client that fell behind with 1013; it resumes with ``since``."""

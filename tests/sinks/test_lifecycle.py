@@ -275,6 +275,15 @@ def test_module_doctests() -> None:
         assert result.failed == 0, mod.__name__
 
 
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65_535, 65_536, 70_000])
+def test_text_frames_are_what_websockets_would_send(size: int) -> None:
+    from websockets.frames import OP_TEXT, Frame
+
+    payload = b"x" * size
+    expected = Frame(OP_TEXT, payload).serialize(mask=False, extensions=[])
+    assert protocol.text_frame(payload) == expected
+
+
 def test_action_messages_become_commands() -> None:
     msg = protocol.parse(
         orjson.dumps(
