@@ -163,7 +163,7 @@ class _Planner:
             s = self.station(avoid_districts=ep_d)
             d = self.dur(40, 90, 5)
             t0 = self.when(d)
-            peak = rng.uniform(150.0, 320.0)
+            peak = rng.uniform(60.0, 320.0)  # some plumes are subtle
             self.plan.plumes.append(Plume(s, t0, t0 + d, peak))
             self.label(
                 "air.spike",
@@ -361,7 +361,7 @@ class _Planner:
             # activity changes per minute window: align, and the last window's records
             # (at the window start plus each camera's phase) still belong to the label
             t0 = _ceil_minute(self.when(d, hours=(21.5, 1.0) if night else (8.0, 15.0)))
-            intensity = rng.uniform(0.6, 0.9)
+            intensity = rng.uniform(0.35, 0.9)  # some work is half-hearted or hidden
             self.plan.resumptions.append(Resumption(i, t0, t0 + d, intensity, night))
             tickets: list[str] = []
             if night and "hotline" in sc.kinds:

@@ -46,7 +46,7 @@ def test_spike_is_a_plume_at_its_station(data: Decoded) -> None:
             for r in rs
             if _inside(r.ts, lab) and r.pm25 is not None
         ]
-        assert max(during) > 3 * statistics.median(others) + 50, lab
+        assert max(during) > statistics.median(others) + 0.6 * lab.params["peak_ugm3"], lab
 
 
 def test_stuck_station_repeats_every_pollutant_exactly(data: Decoded) -> None:
@@ -194,7 +194,7 @@ def test_resumption_shows_machinery_and_power_under_an_order(demo_data: Decoded)
                     per_minute[(v.ts - lab.start_ms) // MIN][0] += v.persons
                     per_minute[(v.ts - lab.start_ms) // MIN][1] += v.machinery
         busy = sum(1 for p, m in per_minute.values() if m >= 1 or p >= 3)
-        assert busy >= 0.7 * len(per_minute), (lab, per_minute)
+        assert busy >= 0.4 * len(per_minute), (lab, per_minute)
         kw = [p.kw for m in site.meters for p in demo_data.power[m] if _inside(p.ts, lab, MIN)]
         before = [
             p.kw for m in site.meters for p in demo_data.power[m] if p.ts > lab.end_ms + 5 * MIN
