@@ -77,6 +77,9 @@ _HOST_RE: Final = re.compile(r"^[A-Za-z0-9.\-\[\]:]{1,255}$")
 #: Kernel send buffer per client. Autotuning would let a stalled client soak up megabytes
 #: before its queue fills; with this, falling behind shows within ~60 KB.
 SEND_BUFFER_BYTES: Final = 32_768
+#: At most this many messages go straight to one socket per reader batch; more wait in the
+#: client's bounded queue, so a burst cannot pile megabytes into every transport at once.
+DIRECT_BATCH_MAX: Final = 64
 _EMPTY_GEOJSON: Final = b'{"type":"FeatureCollection","features":[]}'
 _Item = tuple[str, tuple[int, int] | None, bytes]  # (kind a|l|h, stream key, message)
 
@@ -415,7 +418,10 @@ class FeedServer:
                     return
                 client.last_l = key
             if defer:
-                self._pending.setdefault(client, []).append(msg)
+                batch = self._pending.setdefault(client, [])
+                batch.append(msg)
+                if len(batch) >= DIRECT_BATCH_MAX:  # the rest of this batch waits in the queue
+                    client.idle = False
             else:
                 self._write(client, [msg])
             return
@@ -451,7 +457,7 @@ class FeedServer:
         self.stats.sent += len(msgs)
         if _paused(ws):  # over the write-buffer mark: the sender waits for the drain
             client.idle = False
-            client.queue.put_nowait(("d", None, b""))
+            self._offer(client, ("d", None, b""))
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, {}
@@ -554,7 +560,9 @@ class FeedServer:
         while True:
             try:
                 res = await self.store.read_live(
-                    {self.keys.alerts: self.pos_a, self.keys.audit: self.pos_l}, block_ms=1000
+                    {self.keys.alerts: self.pos_a, self.keys.audit: self.pos_l},
+                    block_ms=1000,
+                    count=500,
                 )
                 backoff = 0.1
             except aioredis.RedisError as exc:

@@ -265,6 +265,28 @@ def test_unreadable_stream_entries_are_skipped_live_and_in_backfill(
     run(scenario())
 
 
+def test_a_burst_in_one_read_arrives_complete_and_in_order(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    keys = settings.keys
+    payload = [make_alert(i).to_json() for i in range(300)]
+
+    async def scenario() -> None:
+        async with running(feed_settings(settings)) as srv:
+            ws = await connect_auth(srv)
+            await ws.send(_send({"op": "subscribe"}))
+            await recv_until(ws, "live")
+            pipe = redis_client.pipeline()
+            for js in payload:
+                pipe.xadd(keys.alerts, {"a": js})
+            sids = [s.decode() for s in pipe.execute()]
+            got = [(await recv_json(ws))["sid"] for _ in sids]
+            assert got == sids
+            await ws.close()
+
+    run(scenario())
+
+
 # -- slow clients ---------------------------------------------------------------------------
 
 
