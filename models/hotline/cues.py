@@ -17,7 +17,7 @@ with ``noise`` or ``construction``.
 ['chemical', 'night', 'smell']
 >>> sorted(extract_cues("工地夜间施工噪音太大"))
 ['construction', 'night', 'night_noise', 'noise']
->>> sorted(extract_cues("路口没有异味，但是扬尘很大"))
+>>> sorted(extract_cues("小区里没有异味，但是扬尘很大"))
 ['dust']
 """
 
@@ -28,6 +28,7 @@ from typing import Final
 
 __all__ = [
     "CUES",
+    "DOMAIN_CUES",
     "LEXICON",
     "TOPIC_CUES",
     "extract_cues",
@@ -38,18 +39,31 @@ __all__ = [
 LEXICON: Final[dict[str, tuple[str, ...]]] = {
     cue: tuple(words.split())
     for cue, words in {
+        # problems (the 小类 of a complaint taxonomy): what exactly is wrong
         "smell": "气味 异味 臭 刺鼻 难闻 怪味 味道 呛人 熏人 酸味 油漆味 焦味 闻到 油烟",
-        "chemical": "化工 危化品 危险品 化学品 化学 有毒 毒气 泄漏 泄露 槽罐车 罐车 油罐 溶剂 农药",
+        "chemical": "化工 危化品 危险品 化学品 化学 有毒 毒气 泄漏 泄露 槽罐车 罐车 油罐 溶剂 农药 偷排",
         "noise": "噪音 噪声 吵 轰鸣 扰民 响声 声音很大 声音大 鸣笛 喇叭 广场舞 敲打 切割声",
-        "construction": "施工 工地 打桩 挖掘机 搅拌 浇筑 装修 钻孔 机械作业 复工 开工 停工令 塔吊",
-        "dust": "扬尘 灰尘 粉尘 尘土 灰大 漫天 落灰 渣土",
+        "dust": "扬尘 灰尘 粉尘 尘土 灰很大 灰大 漫天 落灰 降尘 一层土",
+        "mud": "带泥 撒土 撒漏 遗撒 抛洒 全是泥 没有覆盖 未覆盖 路面很脏",
         "smoke": "冒烟 黑烟 浓烟 烟雾 焚烧 烧垃圾 秸秆 露天烧 烟尘",
-        "water": "污水 废水 排污 黑臭 河水 偷排 直排 水体 水面 发黑 河道",
-        "garbage": "垃圾 堆放 清运 杂物 堆积 垃圾桶 乱倒",
-        "traffic": "停车 堵车 拥堵 违停 红绿灯 信号灯 乱停 路口很乱",
-        "vending": "摊贩 摊位 占道经营 夜市 流动摊 出摊 占用人行道",
-        "supply": "停水 水压 自来水 供水 用不上水 水质 发黄 停电 停气",
-        "facility": "路灯 井盖 路面 坑洼 破损 漏水 不亮 损坏",
+        "water": "污水 废水 排污 黑臭 河水 直排 水体 水面 发黑 河道",
+        "uncollected": "没人清运 清运 没人收 没拉走 桶满 满了 堆成 堆积 好几天没",
+        "dumping": "乱倒 倾倒 偷倒 建筑垃圾 装修垃圾 渣土垃圾 乱扔",
+        "signal": "信号灯 红绿灯 黄闪",
+        "parking": "乱停 违停 停满 乱放 停车",
+        "congestion": "堵车 拥堵 堵得 堵死",
+        "vending": "摊贩 摆摊 小商贩 占道经营 流动摊 出摊",
+        "night_market": "夜市 烧烤摊 夜宵 大排档",
+        "outage": "停水 没水 来水 断水 停电 停气",
+        "pressure": "水压 用不上水 打不着火",
+        "water_quality": "发黄 浑浊 水质 不敢饮用 烧开",
+        "streetlight": "路灯",
+        "road": "井盖 坑洼 塌陷 破损",
+        # domains (the 大类): shared by several problems, weaker evidence
+        "construction": "施工 工地 打桩 挖掘机 搅拌 浇筑 装修 钻孔 机械作业 复工 开工 停工令 塔吊 渣土车 土方车",
+        "refuse": "垃圾",
+        "traffic": "路口 车辆 机动车 公交",
+        "supply": "自来水 供水 水龙头 热水器",
     }.items()
 }
 
@@ -60,6 +74,8 @@ _NEGATIONS: Final = ("没有", "没", "无", "不")
 CUES: Final[frozenset[str]] = frozenset((*LEXICON, "night", "night_noise"))
 #: Cues that say what the problem is (``night`` only says when).
 TOPIC_CUES: Final[frozenset[str]] = frozenset(LEXICON)
+#: Topic cues that name a domain shared by several problems (施工, 垃圾 ...), not a problem.
+DOMAIN_CUES: Final[frozenset[str]] = frozenset({"construction", "refuse", "traffic", "supply"})
 
 _BEIJING_OFFSET_MS: Final = 8 * 3_600_000
 

@@ -44,7 +44,7 @@ from typing import Final
 
 from citywatch.events import Hotline
 from citywatch.geo import GRID_DEG, grid_cell, haversine_m
-from models.hotline.cues import TOPIC_CUES, extract_cues
+from models.hotline.cues import DOMAIN_CUES, TOPIC_CUES, extract_cues
 from models.hotline.ngram import dice, shingles
 from models.hotline.validate import require
 
@@ -73,7 +73,7 @@ class DedupConfig:
     """
 
     window_ms: int = 3 * 3_600_000
-    radius_m: float = 1000.0
+    radius_m: float = 600.0
     n: int = 2
     threshold: float = 0.3
     cue_weight: float = 0.35
@@ -162,17 +162,20 @@ def similarity(
 ) -> float:
     """How likely ``a`` and ``b`` report the same problem, in [0, 1] (blocking checked apart).
 
-    ``s = (1 - w) * dice(bigrams) + w * jaccard(topic cues)`` (``w = cue_weight``; the text
-    part alone when either ticket has no topic cue); times ``disjoint_penalty`` when both
-    have topic cues and share none; plus ``category_bonus`` when both have the same category,
+    ``s = (1 - w) * dice(bigrams) + w * jaccard(problem cues)`` (``w = cue_weight``; domain
+    cues such as 施工 stand in when a side names no problem; the text part alone when a side
+    has no topic cue); times ``disjoint_penalty`` when both have cues and share none; plus ``category_bonus`` when both have the same category,
     times ``category_penalty`` when they differ; times ``1 - distance_weight * d / radius_m``
     for tickets ``d`` metres apart; plus ``same_caller_bonus`` for one caller calling again.
     Clipped to [0, 1].
     """
     s = dice(a.grams, b.grams)
-    if a.topics and b.topics:
-        common = len(a.topics & b.topics)
-        jac = common / len(a.topics | b.topics)
+    pa, pb = a.topics - DOMAIN_CUES, b.topics - DOMAIN_CUES
+    if not (pa and pb):  # no problem named on one side: compare domains (施工, 垃圾 ...)
+        pa, pb = a.topics, b.topics
+    if pa and pb:
+        common = len(pa & pb)
+        jac = common / len(pa | pb)
         s = (1.0 - cfg.cue_weight) * s + cfg.cue_weight * jac
         if common == 0:
             s *= cfg.disjoint_penalty

@@ -5,15 +5,19 @@ window of ``window_ms`` and asks how surprising that count is under the key's ba
 
 * The **baseline rate** of a key (tickets per day) is a Gamma posterior: the key's tickets
   *before* the window (exponentially forgotten, half-life ``half_life_days``), plus a prior
-  of ``prior_days`` days at the rate of the key's category pooled over districts (so a new
-  district/category pair starts at a sensible rate), floored at ``min_rate_per_day``.
+  of ``prior_days`` days at the rate the key would have if districts and categories were
+  independent (city rate x category share x district share, all from baseline tickets), so a
+  new district/category pair starts at a sensible rate; floored at ``min_rate_per_day``.
 * **Time of day**: the expected count in a window is the rate times the window's share of a
-  day's calls, from a 24-hour profile learned from all baseline tickets (Beijing time),
-  starting from :data:`DEFAULT_PROFILE` (few calls at night, peaks mid-morning).
+  day's calls, from a 24-hour profile (Beijing time) that starts as :data:`DEFAULT_PROFILE`
+  (few calls at night, peaks mid-morning) and learns from every *complete* day of baseline
+  tickets, pooled over keys.
 * **Tail**: the count's upper-tail probability under the negative binomial (Gamma-Poisson)
-  predictive, which is wider than a Poisson while the baseline is still uncertain.
+  predictive, which is wider than a Poisson while the baseline is still uncertain; the Gamma
+  shape is capped at ``max_shape`` (days differ: weather, holidays), so it never gets thin.
 
-A key starts surging when ``p <= alpha`` and ``count >= min_count``; it stops when
+A key starts surging when ``p <= alpha``, ``count >= min_count`` and ``count >= min_ratio *
+expected`` (practical, not only statistical, significance); it stops when
 ``p > release_alpha`` (hysteresis). Tickets counted while surging feed the baseline at weight
 ``surge_weight`` only, so a surge does not teach itself to be normal.
 
@@ -28,7 +32,7 @@ threshold, 1.0 at ``alpha**2``.
 ...         _ = det.update(t0 + day * 24 * hour + h * hour, "崇川区", "noise")
 >>> burst = [det.update(t0 + 3 * 24 * hour + i * 60_000, "崇川区", "noise") for i in range(8)]
 >>> [s is not None and s.active for s in burst]
-[False, False, False, False, True, True, True, True]
+[False, False, False, False, False, True, True, True]
 >>> burst[-1].key, burst[-1].count
 ('崇川区/noise', 8)
 """
@@ -131,6 +135,11 @@ class SurgeConfig:
     surge_weight: float = 0.2
     profile: tuple[float, ...] = DEFAULT_PROFILE
     profile_prior: float = 200.0
+    #: Practical significance: the count must also be this many times the expected count.
+    min_ratio: float = 3.0
+    #: Cap on the Gamma shape of the baseline rate: day-to-day variation (weather, holidays)
+    #: never lets the predictive tail get thinner than a rate known to about +-22%.
+    max_shape: float = 20.0
 
     def __post_init__(self) -> None:
         checks = (
@@ -144,6 +153,8 @@ class SurgeConfig:
             ("surge_weight", 0.0 <= self.surge_weight <= 1.0),
             ("profile", len(self.profile) == 24 and all(w > 0 for w in self.profile)),
             ("profile_prior", self.profile_prior > 0),
+            ("min_ratio", self.min_ratio >= 1.0),
+            ("max_shape", self.max_shape > 0),
         )
         require(self, checks)
 
@@ -180,10 +191,14 @@ class SurgeDetector:
         self.config = config or SurgeConfig()
         total = sum(self.config.profile)
         self._hour_n = [w / total * self.config.profile_prior for w in self.config.profile]
+        # Today's baseline tickets per hour: merged into the profile when the day is complete
+        # (a partial day would make the hours still to come look quiet).
+        self._today: list[float] = [0.0] * 24
+        self._today_day = -1
         self._keys: dict[str, _Key] = {}
-        self._cat_n: dict[str, float] = {}
-        self._cat_ts: dict[str, int] = {}
-        self._districts: set[str] = set()
+        # Forgotten baseline counts of the margins: "*" (all), "c:<category>", "d:<district>",
+        # as (count, event time it was decayed to).
+        self._margins: dict[str, tuple[float, int]] = {}
         self._exposure = 0.0  # forgotten day-equivalents of baseline history
         self._edge: int | None = None  # baseline history covers event time up to here
         self.watermark_ms = 0
@@ -219,44 +234,65 @@ class SurgeDetector:
         self._exposure = self._exposure * self._decay(span) + self._share(self._edge, edge, profile)
         self._edge = edge
 
-    def _fold(self, key: _Key, category: str, ts: int, weight: float) -> None:
+    def _fold(self, key: _Key, district: str, category: str, ts: int, weight: float) -> None:
         """Move one ticket (filed at ``ts``) from the window into the baseline history."""
         key.n = key.n * self._decay(ts - key.n_ts) + weight
         key.n_ts = max(key.n_ts, ts)
-        last = self._cat_ts.get(category, ts)
-        self._cat_n[category] = self._cat_n.get(category, 0.0) * self._decay(ts - last) + weight
-        self._cat_ts[category] = max(last, ts)
+        for m in ("*", f"c:{category}", f"d:{district}"):
+            n, last = self._margins.get(m, (0.0, ts))
+            self._margins[m] = (n * self._decay(ts - last) + weight, max(last, ts))
         if weight >= 1.0:
             local = ts + _BEIJING_OFFSET_MS
-            self._hour_n[(local // _HOUR_MS) % 24] += 1.0
+            day = local // _DAY_MS
+            if day > self._today_day:
+                if self._today_day >= 0 and day == self._today_day + 1:
+                    self._hour_n = [n + t for n, t in zip(self._hour_n, self._today, strict=True)]
+                self._today = [0.0] * 24
+                self._today_day = day
+            if day == self._today_day:
+                self._today[(local // _HOUR_MS) % 24] += 1.0
 
-    def _roll(self, k: _Key, category: str, now: int) -> None:
+    def _roll(self, key: str, k: _Key, now: int) -> None:
         horizon = now - self.config.window_ms
+        district, _, category = key.partition("/")
         while k.window and k.window[0][0] < horizon:
             ts, w = k.window.popleft()
-            self._fold(k, category, ts, w)
+            self._fold(k, district, category, ts, w)
 
     # -- scoring -----------------------------------------------------------------------------
 
-    def _expected(self, k: _Key, category: str, now: int) -> tuple[float, float]:
+    def _prior_rate(self, district: str, category: str) -> float:
+        """The key's rate per day if districts and categories were independent: the city's
+        rate times the category's share times the district's share (add-one smoothed)."""
+        total = self._margins.get("*", (0.0, 0))[0]
+        if self._exposure <= 0 or total <= 0:
+            return 0.0
+        n_cat = sum(1 for m in self._margins if m.startswith("c:"))
+        n_dist = sum(1 for m in self._margins if m.startswith("d:"))
+        cat = (self._margins.get(f"c:{category}", (0.0, 0))[0] + 1.0) / (total + n_cat + 1)
+        dist = (self._margins.get(f"d:{district}", (0.0, 0))[0] + 1.0) / (total + n_dist + 1)
+        return total / self._exposure * cat * dist
+
+    def _expected(self, k: _Key, key: str, now: int) -> tuple[float, float]:
         """(shape a, rate b) of the Gamma posterior of the key's rate per day."""
         cfg = self.config
         edge = self._edge if self._edge is not None else now
         exposure = self._exposure
         n = k.n * self._decay(edge - k.n_ts) if k.n_ts else 0.0
-        cat_n = self._cat_n.get(category, 0.0)
-        cat_rate = cat_n / exposure / max(1, len(self._districts)) if exposure > 0 else 0.0
-        prior_rate = max(cfg.min_rate_per_day, cat_rate)
+        district, _, category = key.partition("/")
+        prior_rate = max(cfg.min_rate_per_day, self._prior_rate(district, category))
         a = n + cfg.prior_days * prior_rate
         b = exposure + cfg.prior_days
         if a / b < cfg.min_rate_per_day:
             a = cfg.min_rate_per_day * b
+        if a > cfg.max_shape:
+            b *= cfg.max_shape / a
+            a = cfg.max_shape
         return a, b
 
     def _status(self, key: str, k: _Key, now: int) -> tuple[int, float, float]:
-        category = key.partition("/")[2]
         profile = self._profile()
-        a, b = self._expected(k, category, now)
+        a, b = self._expected(k, key, now)
         e = self._share(now - self.config.window_ms, now, profile)
         count = len(k.window)
         p_value = nbinom_sf(count, a, b / (b + e))
@@ -272,13 +308,12 @@ class SurgeDetector:
         """Count one ticket; returns the key's status if it is (or just stopped) surging."""
         cfg = self.config
         self.watermark_ms = max(self.watermark_ms, ts)
-        self._districts.add(district)
         key = f"{district}/{category}"
         k = self._keys.get(key)
         if k is None:
             k = self._keys[key] = _Key(n_ts=0)
         self._advance_edge(self.watermark_ms - cfg.window_ms, self._profile())
-        self._roll(k, category, self.watermark_ms)
+        self._roll(key, k, self.watermark_ms)
         k.window.append((ts, cfg.surge_weight if k.surging_since is not None else 1.0))
         count, expected, p_value = self._status(key, k, self.watermark_ms)
         return self._transition(key, k, ts, count, expected, p_value)
@@ -294,7 +329,7 @@ class SurgeDetector:
         for key, k in list(self._keys.items()):
             if k.surging_since is None and not k.window:
                 continue
-            self._roll(k, key.partition("/")[2], watermark_ms)
+            self._roll(key, k, watermark_ms)
             if k.surging_since is not None:
                 count, expected, p_value = self._status(key, k, watermark_ms)
                 st = self._transition(key, k, watermark_ms, count, expected, p_value)
@@ -308,7 +343,11 @@ class SurgeDetector:
         cfg = self.config
         district, _, category = key.partition("/")
         if k.surging_since is None:
-            if p_value <= cfg.alpha and count >= cfg.min_count:
+            if (
+                p_value <= cfg.alpha
+                and count >= cfg.min_count
+                and count >= cfg.min_ratio * expected
+            ):
                 k.surging_since = ts
                 # The tickets that made the surge should not teach the baseline either.
                 k.window = deque((t, min(w, cfg.surge_weight)) for t, w in k.window)
