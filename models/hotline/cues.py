@@ -41,7 +41,8 @@ LEXICON: Final[dict[str, tuple[str, ...]]] = {
     for cue, words in {
         # problems (the 小类 of a complaint taxonomy): what exactly is wrong
         "smell": "气味 异味 臭 刺鼻 难闻 怪味 味道 呛人 熏人 酸味 油漆味 焦味 闻到 油烟",
-        "chemical": "化工 危化品 危险品 化学品 化学 有毒 毒气 泄漏 泄露 槽罐车 罐车 油罐 溶剂 农药 偷排",
+        "chemical": "化工 危化品 危险品 化学品 化学 有毒 毒气 泄漏 泄露 槽罐车 罐车 油罐 "
+        "溶剂 农药 偷排",
         "noise": "噪音 噪声 吵 轰鸣 扰民 响声 声音很大 声音大 鸣笛 喇叭 广场舞 敲打 切割声",
         "dust": "扬尘 灰尘 粉尘 尘土 灰很大 灰大 漫天 落灰 降尘 一层土",
         "mud": "带泥 撒土 撒漏 遗撒 抛洒 全是泥 没有覆盖 未覆盖 路面很脏",
@@ -60,7 +61,8 @@ LEXICON: Final[dict[str, tuple[str, ...]]] = {
         "streetlight": "路灯",
         "road": "井盖 坑洼 塌陷 破损",
         # domains (the 大类): shared by several problems, weaker evidence
-        "construction": "施工 工地 打桩 挖掘机 搅拌 浇筑 装修 钻孔 机械作业 复工 开工 停工令 塔吊 渣土车 土方车",
+        "construction": "施工 工地 打桩 挖掘机 搅拌 浇筑 装修 钻孔 机械作业 复工 开工 停工令 "
+        "塔吊 渣土车 土方车",
         "refuse": "垃圾",
         "traffic": "路口 车辆 机动车 公交",
         "supply": "自来水 供水 水龙头 热水器",

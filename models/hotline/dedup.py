@@ -164,9 +164,10 @@ def similarity(
 
     ``s = (1 - w) * dice(bigrams) + w * jaccard(problem cues)`` (``w = cue_weight``; domain
     cues such as 施工 stand in when a side names no problem; the text part alone when a side
-    has no topic cue); times ``disjoint_penalty`` when both have cues and share none; plus ``category_bonus`` when both have the same category,
-    times ``category_penalty`` when they differ; times ``1 - distance_weight * d / radius_m``
-    for tickets ``d`` metres apart; plus ``same_caller_bonus`` for one caller calling again.
+    has no topic cue); times ``disjoint_penalty`` when both have cues and share none; plus
+    ``category_bonus`` when both have the same category, times ``category_penalty`` when they
+    differ; times ``1 - distance_weight * d / radius_m`` for tickets ``d`` metres apart; plus
+    ``same_caller_bonus`` for one caller calling again.
     Clipped to [0, 1].
     """
     s = dice(a.grams, b.grams)
