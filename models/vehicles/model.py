@@ -225,7 +225,7 @@ class DwellModel(Model):
                 else:
                     self._end_held(state, event.ts, event.un, out)
             if state.context is None:
-                state.start_ms = det.start_ms
+                state.start_ms = det.arrival_ms
                 self._locate(state)
         context = state.context or "unregistered"
         dwell_s = (det.last_ms - state.start_ms) / 1000.0

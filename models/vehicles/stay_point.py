@@ -111,7 +111,15 @@ class StayPointDetector(CompactSlots):
 
     ``update`` returns a :class:`Stop` when one is confirmed (open) or ends (closed), else None;
     ``in_stop``, ``start_ms``, ``last_ms`` and :meth:`centroid` describe the current stop.
-    State: 11 slots of numbers, ~200 bytes pickled with the parameters.
+
+    ``arrival_ms`` does not change what a stop is; it is a better estimate of when the vehicle
+    got there: the anchor time, or, when the previous candidate lasted at least T/2 and failed
+    before T on a fix still within R of that candidate's centre (a slow approach anchored it
+    short of the spot, and a jittered fix left its radius), that candidate's start. One step
+    back at most: less than T (the failed candidate) plus G (the step to the fix that ended
+    it) before the anchor.
+
+    State: 15 slots of numbers, ~220 bytes pickled with the parameters.
     """
 
     __slots__ = (
@@ -122,6 +130,7 @@ class StayPointDetector(CompactSlots):
         "_sy",
         "anchor_lat",
         "anchor_lon",
+        "arrival_ms",
         "dropped",
         "in_stop",
         "last_ms",
@@ -152,7 +161,8 @@ class StayPointDetector(CompactSlots):
         self._r2 = self.radius_m * self.radius_m
         # learned state
         self.last_ms = -1  # newest accepted fix; -1 before the first
-        self.start_ms = 0  # anchor time = stop arrival
+        self.start_ms = 0  # anchor time = the stop's first fix
+        self.arrival_ms = 0  # see the class docstring
         self.anchor_lat = 0.0
         self.anchor_lon = 0.0
         self._kx = 0.0  # metres per degree of longitude at the anchor
@@ -185,9 +195,24 @@ class StayPointDetector(CompactSlots):
                 self.in_stop = True
                 return self._stop(None, "")
             return None
-        ended = self._close(ts, "left") if self.in_stop else None
+        if self.in_stop:
+            ended = self._close(ts, "left")
+            self._anchor(ts, lat, lon)
+            return ended
+        # A candidate failed before T. If it lasted at least T/2 and this fix is still within R
+        # of its centre, the vehicle was standing there (a slow approach anchored the candidate
+        # short of the spot): remember when that candidate began, for ``arrival_ms``. (A
+        # vehicle merely driving slowly fails its candidates sooner, or leaves the centre.)
+        cy, cx = dy - self._sy / self._n, dx - self._sx / self._n
+        settling = (
+            2 * (self.last_ms - self.start_ms) >= self.min_duration_ms
+            and cy * cy + cx * cx <= self._r2
+        )
+        prev = self.start_ms
         self._anchor(ts, lat, lon)
-        return ended
+        if settling:
+            self.arrival_ms = prev
+        return None
 
     def flush(self, watermark_ms: int) -> Stop | None:
         """Close the stop if event time passed ``max_gap_s`` beyond the last fix (went dark)."""
@@ -221,6 +246,7 @@ class StayPointDetector(CompactSlots):
 
     def _anchor(self, ts: int, lat: float, lon: float) -> None:
         self.start_ms = ts
+        self.arrival_ms = ts
         self.last_ms = ts
         self.anchor_lat = lat
         self.anchor_lon = lon

@@ -242,3 +242,41 @@ def test_generated_trajectories_cover_every_case() -> None:
         dropped += det.dropped
     assert kinds == {"left", "gap", "flush"}
     assert dropped > 50
+
+
+# -- arrival_ms ------------------------------------------------------------------------------
+
+
+def test_arrival_survives_a_candidate_restarted_by_jitter_after_a_slow_approach() -> None:
+    det = StayPointDetector(R, T, G)
+    det.update(*north(0, -145))  # anchored short of the spot
+    for i in range(1, 16):
+        assert det.update(*north(10 * i, 0)) is None  # standing at the spot
+    det.update(*north(160, 8))  # 153 m from the anchor: the candidate (150 s < T) restarts
+    assert det.start_ms == T0 + 160_000
+    assert det.arrival_ms == T0
+    stop = None
+    for i in range(17, 40):
+        stop = det.update(*north(10 * i, 0)) or stop
+    assert stop is not None
+    assert stop.start_ms == T0 + 160_000  # what a stop is does not change
+    assert det.arrival_ms == T0
+
+
+def test_arrival_is_the_anchor_while_driving() -> None:
+    det = StayPointDetector(R, T, G)
+    for i in range(200):  # 15 km/h: candidates last ~40 s and fail
+        det.update(*north(10 * i, 41.7 * i))
+        assert det.arrival_ms == det.start_ms
+
+
+def test_arrival_is_less_than_t_plus_g_before_the_anchor() -> None:
+    earlier = 0
+    for seed in range(30):
+        det = StayPointDetector(R, T, G)
+        for f in generate(seed):
+            det.update(*f)
+            assert det.start_ms - det.min_duration_ms - det.max_gap_ms < det.arrival_ms
+            assert det.arrival_ms <= det.start_ms
+            earlier += det.arrival_ms < det.start_ms
+    assert earlier > 0

@@ -431,13 +431,13 @@ def test_workshop_state_is_bounded_and_pickles() -> None:
 
 
 def _approach_then_park(model: DwellModel, state: VehicleState, park_s: int) -> list[Signal]:
-    """First fix 145 m short of the school's centre, then parked at it; once the stop is
-    confirmed every 5th fix jitters 8 m past the centre: 153 m from the first fix (outside R)
-    but near the stop's centre. (Before confirmation such a fix restarts the candidate: the
-    detector's semantics, which bounds that delay by T.)"""
+    """First fix 145 m short of the school's centre, then parked at it; from 160 s on every
+    4th fix jitters 8 m past the centre: 153 m from the first fix (outside R) but near the
+    stop's centre. The first such fix restarts the candidate before T (the detector's
+    semantics; ``arrival_ms`` keeps the arrival), later ones end confirmed stops (held)."""
     out = model.update(state, gps(0, *offset(LAT0, LON0, -145, 0)))
     for i in range(1, park_s // 10 + 1):
-        north_m = 8 if i % 5 == 0 and i > 20 else 0
+        north_m = 8 if i % 4 == 0 and i >= 16 else 0
         out += model.update(state, gps(10 * i, *offset(LAT0, LON0, north_m, 0)))
     return out
 
