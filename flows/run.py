@@ -347,26 +347,43 @@ def cluster_addresses(processes: int, first_port: int = 0) -> list[str]:
             s.close()
 
 
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``CW_*`` variables that make ``Settings.load()`` in a worker equal ``settings``."""
+    env: dict[str, str] = {}
+    for f in dataclasses.fields(settings):
+        if f.name in ("extra", "redis_url"):
+            continue
+        value = getattr(settings, f.name)
+        if value is None:
+            text = ""
+        elif isinstance(value, tuple):
+            text = ",".join(str(v) for v in value)
+        else:
+            text = str(value)
+        env[f"CW_{f.name.upper()}"] = text
+    return env
+
+
 def _run_cluster(opts: RunOptions, settings: Settings, url: str) -> int:
     addresses = cluster_addresses(opts.processes, opts.first_port)
-    env = {**os.environ, "REDIS_URL": url, "CW_PREFIX": settings.prefix}
-    children = [
-        subprocess.Popen(  # noqa: S603 - our own module, fixed argv
-            [
-                sys.executable,
-                "-m",
-                "flows.worker",
-                "--options",
-                opts.to_json().decode(),
-                "--process-id",
-                str(i),
-                "--addresses",
-                ";".join(addresses),
-            ],
-            env=env,
-        )
-        for i in range(opts.processes)
-    ]
+    env = {**os.environ, **settings_env(settings), "REDIS_URL": url}
+    api_port = int(env.get("BYTEWAX_DATAFLOW_API_PORT", "3030"))
+    children = []
+    for i in range(opts.processes):
+        # Each process serves bytewax's API (when enabled) on its own port: 3030, 3031, ...
+        child_env = {**env, "BYTEWAX_DATAFLOW_API_PORT": str(api_port + i)}
+        argv = [
+            sys.executable,
+            "-m",
+            "flows.worker",
+            "--options",
+            opts.to_json().decode(),
+            "--process-id",
+            str(i),
+            "--addresses",
+            ";".join(addresses),
+        ]
+        children.append(subprocess.Popen(argv, env=child_env))  # noqa: S603 - our own module
 
     def forward(signum: int, frame: FrameType | None) -> None:
         for c in children:

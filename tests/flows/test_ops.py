@@ -107,3 +107,12 @@ def test_run_command_options_round_trip() -> None:
     assert RunOptions.from_json(opts.to_json()) == opts
     assert is_endless(opts)
     assert not is_endless(RunOptions(source="files"))
+
+
+def test_workers_get_the_parents_settings() -> None:
+    from flows.run import settings_env
+
+    s = Settings.load(env={}).with_(
+        prefix="x:", epoch_s=2.5, feed_tokens=("a", "b"), recovery_dir=None, metrics_port=9100
+    )
+    assert Settings.load(env=settings_env(s)) == s
