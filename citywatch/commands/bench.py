@@ -1,0 +1,430 @@
+"""``citywatch bench`` (``make bench``): the full city flow against 400M records a day.
+
+1. A Nantong-mix file set (the ``city-day`` scenario on the ``nantong`` profile: 65% video,
+   23% power, 11% gps, 0.7% air, hotline and orders) is generated once and cached under
+   ``var/bench/<parameters>/`` (part files + registry).
+2. The files are replayed at full speed through the real city flow (every registered model,
+   alert engine, incident correlator, Redis sink) in 1 and then in 2 worker processes
+   (``python -m flows.worker``, each reading its share of the part files), under a private
+   key prefix of ``REDIS_URL`` or an embedded Redis. The rate is records / wall time from
+   starting the workers until they exit (start-up included); the steady rate between 10% and
+   90% of the records (from the sink's ``records`` counter) is printed too.
+3. The plain-Python floor on the same files, in this process: read lines, decode with the
+   contract's ``EventDecoder``, route to the same registered models and update their state,
+   watermark ticks every minute. No bytewax, no engine, no sink. A second pass times each
+   record to split the cost per kind (decode and models).
+
+The last line is one JSON object::
+
+    {"records_per_s_1p", "records_per_s_2p", "floor_records_per_s", "ratio_to_floor",
+     "x_400m_per_day", "peak_rss_mb"}
+
+``ratio_to_floor`` compares like with like: the 1-process flow over the 1-process floor.
+``x_400m_per_day`` is the 2-process rate over 400M/86,400 s (4,630 records/s).
+``peak_rss_mb`` is the largest worker process of the flow runs (max RSS from ``wait4``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DAY_RATE", "add_arguments", "main", "run"]
+
+#: 400 million records a day, per second.
+DAY_RATE = 400e6 / 86_400
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--records", type=int, default=2_000_000, help="size of the file set")
+    p.add_argument("--scale", type=float, default=0.25, help="Nantong entity counts x SCALE")
+    p.add_argument(
+        "--seconds", type=int, help="event-time span of the file set (default: from --records)"
+    )
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--partitions", type=int, default=4, help="part files (source partitions)")
+    p.add_argument("--gzip", action="store_true", help="gzip the part files")
+    p.add_argument("--processes", default="1,2", help="flow process counts to run (default 1,2)")
+    p.add_argument("--no-floor", action="store_true", help="skip the plain-Python floor")
+    p.add_argument("--cache", type=Path, default=Path("var/bench"), help="file set cache")
+
+
+# -- the file set ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FileSet:
+    directory: Path
+    parts: list[str]
+    records: int
+    by_kind: dict[str, int]
+
+    @property
+    def registry(self) -> Path:
+        return self.directory / "registry"
+
+
+def file_set(args: argparse.Namespace, log: Any = print) -> FileSet:
+    """Generate (or reuse) the cached Nantong-mix files for these parameters."""
+    import orjson
+
+    from simulators import simulate
+    from simulators.output import FileSink, kind_of, write_truth
+
+    rate = sum(_profile_rates(args.scale).values())
+    seconds = args.seconds or max(60, math.ceil(args.records / rate / 60) * 60)
+    key = f"city-day-nantong-s{args.scale:g}-t{seconds}-seed{args.seed}-p{args.partitions}" + (
+        "-gz" if args.gzip else ""
+    )
+    d = args.cache / key
+    meta = d / "bench.json"
+    if meta.exists():
+        info = orjson.loads(meta.read_bytes())
+        log(f"bench: cached file set {d} ({info['records']:,} records)")
+        return FileSet(d, info["parts"], info["records"], info["by_kind"])
+    log(f"bench: generating {seconds} s of a Nantong-mix city at scale {args.scale:g} into {d}")
+    tmp = args.cache / f".{key}.{uuid.uuid4().hex[:6]}"
+    sim = simulate(
+        "city-day",
+        seed=args.seed,
+        scale=args.scale,
+        duration_s=seconds,
+        profile="nantong",
+        dirty=0.0,
+    )
+    write_truth(sim, tmp)
+    sink = FileSink(tmp, args.partitions, compress=args.gzip)
+    by_kind: dict[str, int] = defaultdict(int)
+    try:
+        for batch in sim.batches():
+            sink.write(batch)
+            for line in batch.lines:
+                by_kind[kind_of(line)] += 1
+    finally:
+        sink.close()
+    parts = [str(d / p.name) for p in sink.paths]
+    info = {
+        "records": sink.records,
+        "parts": parts,
+        "by_kind": dict(by_kind),
+        "seconds": seconds,
+        "scale": args.scale,
+        "seed": args.seed,
+    }
+    (tmp / "bench.json").write_bytes(orjson.dumps(info))
+    if d.exists():
+        shutil.rmtree(d)
+    tmp.rename(d)
+    return FileSet(d, parts, sink.records, dict(by_kind))
+
+
+def _profile_rates(scale: float) -> dict[str, float]:
+    from simulators import PROFILES
+
+    rates: dict[str, float] = PROFILES["nantong"].records_per_s(scale)
+    return rates
+
+
+# -- the flow runs -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRun:
+    processes: int
+    records: int
+    wall_s: float
+    steady_per_s: float | None
+    max_rss_mb: float
+    alerts: int
+
+    @property
+    def per_s(self) -> float:
+        return self.records / self.wall_s
+
+
+def run_flow(fs: FileSet, processes: int, url: str, prefix: str) -> FlowRun:
+    """Replay ``fs`` through the city flow in ``processes`` worker processes."""
+    import redis
+
+    from citywatch.keys import Keys
+    from flows.run import RunOptions, cluster_addresses
+
+    opts = RunOptions(
+        source="files",
+        paths=tuple(fs.parts),
+        registry_dir=str(fs.registry),
+        speed=None,
+        processes=processes,
+        run_id=f"bench{processes}",
+    )
+    keys = Keys(prefix)
+    client = redis.Redis.from_url(url)
+    addresses = cluster_addresses(processes)
+    env = {**os.environ, "REDIS_URL": url, "CW_PREFIX": prefix}
+    samples: list[tuple[float, int]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.2):
+            n = int(client.hget(keys.counts, "records") or 0)  # type: ignore[arg-type]
+            samples.append((time.perf_counter(), n))
+
+    t0 = time.perf_counter()
+    children = [
+        subprocess.Popen(  # noqa: S603 - our own module, fixed argv
+            [
+                sys.executable,
+                "-m",
+                "flows.worker",
+                "--options",
+                opts.to_json().decode(),
+                "--process-id",
+                str(i),
+                "--addresses",
+                ";".join(addresses),
+            ],
+            env=env,
+        )
+        for i in range(processes)
+    ]
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    rss_kb = 0
+    codes = []
+    try:
+        for c in children:
+            _, status, usage = os.wait4(c.pid, 0)
+            c.returncode = os.waitstatus_to_exitcode(status)
+            codes.append(c.returncode)
+            rss_kb = max(rss_kb, usage.ru_maxrss)
+    finally:
+        for c in children:
+            if c.returncode is None:
+                c.kill()
+                c.wait()
+        stop.set()
+        sampler.join()
+    wall = time.perf_counter() - t0
+    if any(codes):
+        msg = f"bench: a worker of the {processes}-process run exited with {codes}"
+        raise RuntimeError(msg)
+    done = int(client.hget(keys.counts, "records") or 0)  # type: ignore[arg-type]
+    alerts = int(client.xlen(keys.alerts))  # type: ignore[arg-type]
+    if done != fs.records:
+        msg = f"bench: the flow counted {done:,} records of {fs.records:,}"
+        raise RuntimeError(msg)
+    dead = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if dead:
+        client.delete(*dead)
+    client.close()
+    return FlowRun(processes, done, wall, _steady(samples, fs.records), rss_kb / 1024, alerts)
+
+
+def _steady(samples: list[tuple[float, int]], total: int) -> float | None:
+    """Records/s between the samples at 10% and 90% of ``total``."""
+    lo = next(((t, n) for t, n in samples if n >= 0.1 * total), None)
+    hi = next(((t, n) for t, n in samples if n >= 0.9 * total), None)
+    if lo is None or hi is None or hi[0] <= lo[0]:
+        return None
+    return (hi[1] - lo[1]) / (hi[0] - lo[0])
+
+
+# -- the floor ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Floor:
+    records: int
+    wall_s: float
+    decode_us: dict[str, float]
+    model_us: dict[str, float]
+    signals: int
+
+    @property
+    def per_s(self) -> float:
+        return self.records / self.wall_s
+
+
+def _lines(fs: FileSet) -> list[bytes]:
+    """All records, merged by time as the flow's watermark sees them (one partition each)."""
+    import gzip
+
+    out: list[bytes] = []
+    for p in fs.parts:
+        opener: Any = gzip.open if p.endswith(".gz") else open
+        with opener(p, "rb") as fh:
+            out += [line.rstrip(b"\n") for line in fh if line.strip()]
+    return out
+
+
+def floor(fs: FileSet) -> Floor:
+    """Decode + the registered models in a plain loop (see the module docstring)."""
+    from citywatch.events import DeadLetter, EventDecoder
+    from citywatch.registry import Registry
+    from citywatch.settings import Settings
+    from flows.registry import build_models
+    from models.base import Model
+
+    settings = Settings.load()
+    registry = Registry.load(fs.registry)
+    lines = _lines(fs)
+    # Per-entity order is what the models need; sort by ts (stable) like the flow's watermark.
+    from flows.replay import record_ts
+
+    lines.sort(key=lambda r: record_ts(r) or 0)
+
+    def one_pass(timed: bool) -> tuple[float, dict[str, float], dict[str, float], int]:
+        models = build_models(registry, settings)
+        by_kind: dict[str, list[Any]] = defaultdict(list)
+        for m in models:
+            for k in m.kinds:
+                by_kind[k].append(m)
+        ticking = [m for m in models if type(m).on_watermark is not Model.on_watermark]
+        states: list[dict[str, Any]] = [{} for _ in models]
+        index = {id(m): i for i, m in enumerate(models)}
+        dec = EventDecoder(settings.region_box, future_tolerance_ms=settings.future_tolerance_ms)
+        decode_ns: dict[str, int] = defaultdict(int)
+        model_ns: dict[str, int] = defaultdict(int)
+        signals = 0
+        tick_ms = 60_000
+        next_tick = 0
+        clock = time.perf_counter_ns
+        t0 = time.perf_counter()
+        for raw in lines:
+            a = clock() if timed else 0
+            ev = dec.decode(raw, "bench")
+            if type(ev) is DeadLetter:
+                continue
+            b = clock() if timed else 0
+            ts = ev.ts  # type: ignore[union-attr]
+            if ts >= next_tick:
+                wm = ts // tick_ms * tick_ms
+                for m in ticking:
+                    for st in states[index[id(m)]].values():
+                        signals += len(m.on_watermark(st, wm))
+                next_tick = wm + tick_ms
+            kind = ev.kind  # type: ignore[union-attr]
+            for m in by_kind.get(kind, ()):
+                key = m.route(ev)
+                if key is None:
+                    continue
+                sts = states[index[id(m)]]
+                st = sts.get(key)
+                if st is None:
+                    st = sts[key] = m.new_state(key)
+                signals += len(m.update(st, ev))
+            if timed:
+                c = clock()
+                decode_ns[kind] += b - a
+                model_ns[kind] += c - b
+        wall = time.perf_counter() - t0
+        return wall, dict(decode_ns), dict(model_ns), signals
+
+    wall, _, _, signals = one_pass(timed=False)
+    _, dns, mns, _ = one_pass(timed=True)
+    n = fs.by_kind
+    return Floor(
+        records=len(lines),
+        wall_s=wall,
+        decode_us={k: dns.get(k, 0) / 1000 / c for k, c in n.items() if c},
+        model_us={k: mns.get(k, 0) / 1000 / c for k, c in n.items() if c},
+        signals=signals,
+    )
+
+
+# -- the command -------------------------------------------------------------------------------
+
+
+def _machine() -> str:
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            cpu = next(
+                (ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "?"
+            )
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{os.cpu_count()} CPUs ({cpu}), load average {load:.2f}"
+
+
+def run(args: argparse.Namespace) -> int:
+    import orjson
+
+    from citywatch.redisconn import embedded_or_url
+    from citywatch.settings import Settings
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    try:
+        counts = sorted({int(x) for x in str(args.processes).split(",")})
+        if not counts or counts[0] < 1:
+            raise ValueError
+    except ValueError:
+        log(f"bench: --processes {args.processes!r} is not like 1,2")
+        return 2
+    if args.records < 1 or args.scale <= 0 or args.partitions < 1:
+        log("bench: --records, --scale and --partitions must be positive")
+        return 2
+    log(f"bench: {_machine()}")
+    fs = file_set(args, log)
+    kinds = ", ".join(f"{k} {v / fs.records:.1%}" for k, v in sorted(fs.by_kind.items()))
+    log(f"bench: {fs.records:,} records in {len(fs.parts)} part files ({kinds})")
+    settings = Settings.load(args.config)
+    runs: dict[int, FlowRun] = {}
+    with embedded_or_url(settings.redis_url) as url:
+        for n in counts:
+            prefix = f"cwbench:{uuid.uuid4().hex[:8]}:"
+            r = run_flow(fs, n, url, prefix)
+            runs[n] = r
+            steady = f"{r.steady_per_s:,.0f}/s" if r.steady_per_s else "-"
+            print(
+                f"flow {n}p: {r.records:,} records in {r.wall_s:.1f} s = {r.per_s:,.0f}/s "
+                f"({1e6 / r.per_s:.2f} µs/record; steady 10-90%: {steady}), "
+                f"{r.alerts:,} alert versions, max RSS {r.max_rss_mb:.0f} MB",
+                flush=True,
+            )
+    fl = None
+    if not args.no_floor:
+        fl = floor(fs)
+        print(
+            f"floor: {fl.records:,} records in {fl.wall_s:.1f} s = {fl.per_s:,.0f}/s "
+            f"({1e6 / fl.per_s:.2f} µs/record), {fl.signals:,} signals",
+            flush=True,
+        )
+        print(f"{'kind':8s} {'share':>7s} {'decode µs':>10s} {'models µs':>10s} {'total µs':>9s}")
+        for k in sorted(fs.by_kind, key=lambda k: -fs.by_kind[k]):
+            d, m = fl.decode_us.get(k, 0.0), fl.model_us.get(k, 0.0)
+            print(f"{k:8s} {fs.by_kind[k] / fs.records:7.1%} {d:10.2f} {m:10.2f} {d + m:9.2f}")
+    one = runs.get(1)
+    two = runs.get(2)
+    best = two or one
+    result = {
+        "records_per_s_1p": round(one.per_s) if one else None,
+        "records_per_s_2p": round(two.per_s) if two else None,
+        "floor_records_per_s": round(fl.per_s) if fl else None,
+        "ratio_to_floor": round(one.per_s / fl.per_s, 3) if one and fl else None,
+        "x_400m_per_day": round(best.per_s / DAY_RATE, 2) if best else None,
+        "peak_rss_mb": round(max(r.max_rss_mb for r in runs.values())) if runs else None,
+    }
+    print(orjson.dumps(result).decode(), flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n", 1)[0])
+    p.add_argument("--config", help="TOML settings file")
+    add_arguments(p)
+    return run(p.parse_args(argv))
