@@ -17,7 +17,8 @@ A *dwell* is a stop, or consecutive stops at one spot: a stop whose first fix wa
 (a slow approach) can end on a jittered fix that is outside the radius of that first fix but
 not of the stop's centre. Such a stop is *held*: if the next stop confirms within the radius
 of the held centre, the dwell goes on (same ``start_ms``, no clear); if the truck moves away
-first, the clear carries the held end time. See ``docs/models/vehicles.md``.
+first, the clear carries the held end time. The dwell clock starts at the detector's
+``arrival_ms``. See ``docs/models/vehicles.md``.
 
 The score is :meth:`DwellPolicy.score`: 0.5 at the context's first threshold rising to 1.0 at
 red. Evidence: ``context``, ``verdict``, ``ref`` (place or zone id), ``ref_m``, ``dwell_s``,
