@@ -47,15 +47,41 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    asyncio.run(_main(settings, args.registry))
+    asyncio.run(_main(settings, args.registry, _fallback_districts(settings, args.registry)))
     return 0
 
 
-async def _main(settings: Settings, registry: Path | None) -> None:
+def _fallback_districts(settings: Settings, registry: Path | None) -> bytes | None:
+    """The simulated Nantong outlines when no registry directory has a districts.geojson.
+
+    ``citywatch run`` on the simulator keeps its registry in memory, so the demo's console
+    would otherwise have a map without districts.
+    """
+    directory = registry or settings.data_dir / "registry"
+    if (directory / "districts.geojson").is_file():
+        return None
+    try:
+        from simulators.geography import Geography
+    except ImportError:
+        return None
+    import orjson
+
+    from citywatch.registry import districts_geojson
+
+    print(
+        f"citywatch serve: no {directory}/districts.geojson; showing the simulated Nantong "
+        "districts",
+        file=sys.stderr,
+        flush=True,
+    )
+    return orjson.dumps(districts_geojson(Geography().districts))
+
+
+async def _main(settings: Settings, registry: Path | None, districts: bytes | None) -> None:
     from sinks.feed.server import run as serve_feed
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await serve_feed(settings, registry_dir=registry, stop=stop)
+    await serve_feed(settings, registry_dir=registry, districts=districts, stop=stop)

@@ -130,6 +130,7 @@ class FeedServer:
         *,
         static_dir: Path = STATIC_DIR,
         registry_dir: Path | None = None,
+        districts: bytes | None = None,
         clock: Callable[[], int] = _now_ms,
         escalate_every_s: float = 1.0,
     ) -> None:
@@ -151,6 +152,8 @@ class FeedServer:
         self._server: Server | None = None
         self._files = _load_static(static_dir)
         self._registry_dir = registry_dir or settings.data_dir / "registry"
+        #: District outlines to serve when the registry directory has none.
+        self._districts_fallback = districts or _EMPTY_GEOJSON
         #: (computed at ms, audit position, result); one computation at a time.
         self._metrics_cache: tuple[int, str, dict[str, Any]] | None = None
         self._metrics_lock = asyncio.Lock()
@@ -216,9 +219,7 @@ class FeedServer:
             return self._file(request, path[len("/static/") :])
         if path == "/districts.geojson":
             geo = self._registry_dir / "districts.geojson"
-            body = (
-                geo.read_bytes() if geo.is_file() else b'{"type":"FeatureCollection","features":[]}'
-            )
+            body = geo.read_bytes() if geo.is_file() else self._districts_fallback
             return _response(http.HTTPStatus.OK, body, "application/geo+json")
         if path == "/config.json":
             return _response(
@@ -764,14 +765,18 @@ async def _close(ws: ServerConnection, code: int, reason: str) -> None:
 
 
 async def run(
-    settings: Settings, *, registry_dir: Path | None = None, stop: asyncio.Event | None = None
+    settings: Settings,
+    *,
+    registry_dir: Path | None = None,
+    districts: bytes | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
     """Serve until ``stop`` is set (the CLI sets it on SIGTERM/SIGINT)."""
     if not settings.redis_url:
         msg = "serve: redis_url is not set"
         raise ConfigError(msg)
     store = FeedStore.from_url(settings.redis_url, settings.keys)
-    server = FeedServer(settings, store, registry_dir=registry_dir)
+    server = FeedServer(settings, store, registry_dir=registry_dir, districts=districts)
     stop = stop or asyncio.Event()
     try:
         await server.start()

@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -569,7 +570,7 @@ def test_console_files_geojson_and_origin_check(settings: Settings, tmp_path: An
 # -- the process: SIGTERM closes clients with 1001 ------------------------------------------
 
 
-def test_serve_command_shuts_down_gracefully_on_sigterm(settings: Settings) -> None:
+def test_serve_command_shuts_down_gracefully_on_sigterm(settings: Settings, tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -578,6 +579,7 @@ def test_serve_command_shuts_down_gracefully_on_sigterm(settings: Settings) -> N
         "REDIS_URL": settings.redis_url or "",
         "CW_PREFIX": settings.prefix,
         "CW_FEED_TOKENS": TOKEN,
+        "CW_DATA_DIR": str(tmp_path),  # no registry there: the simulated districts are served
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "citywatch", "serve", "--port", str(port)],
@@ -597,6 +599,11 @@ def test_serve_command_shuts_down_gracefully_on_sigterm(settings: Settings) -> N
                 await asyncio.sleep(0.1)
         await ws.send(_send({"op": "auth", "token": TOKEN}))
         assert (await recv_json(ws))["type"] == "welcome"
+        status, _, body = await asyncio.to_thread(
+            _get, f"http://127.0.0.1:{port}/districts.geojson"
+        )
+        assert status == 200
+        assert len(orjson.loads(body)["features"]) == 10
         proc.send_signal(signal.SIGTERM)
         assert await _closed_code(ws) == 1001
 
