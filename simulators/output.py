@@ -9,6 +9,7 @@ stream, so merging the N files by time gives the same bytes whatever N is.
 from __future__ import annotations
 
 import gzip
+import operator
 import sys
 from collections import Counter
 from pathlib import Path
@@ -78,13 +79,17 @@ class FileSink:
         if self.partitions == 1:
             self.files[0].write(b"\n".join(batch.lines) + b"\n")
             return
-        parts = (np.array(batch.keys, dtype=np.int64) % self.partitions).tolist()
-        buckets: list[list[bytes]] = [[] for _ in range(self.partitions)]
-        for p, line in zip(parts, batch.lines, strict=True):
-            buckets[p].append(line)
-        for p, lines in enumerate(buckets):
-            if lines:
-                self.files[p].write(b"\n".join(lines) + b"\n")
+        parts = np.array(batch.keys, dtype=np.int64) % self.partitions
+        order = np.argsort(parts, kind="stable")  # stable: each partition keeps time order
+        ends = np.searchsorted(parts[order], np.arange(1, self.partitions + 1)).tolist()
+        ordered = (
+            operator.itemgetter(*order.tolist())(batch.lines) if len(order) > 1 else batch.lines
+        )
+        start = 0
+        for p, end in enumerate(ends):
+            if end > start:
+                self.files[p].write(b"\n".join(ordered[start:end]) + b"\n")
+            start = end
 
     def close(self) -> None:
         for f, raw in zip(self.files, self._raw, strict=True):

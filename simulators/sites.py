@@ -196,6 +196,25 @@ class VideoStream:
             )
             for c, s in zip(ids, self.site.tolist(), strict=True)
         ]
+        # cameras in phase order: each minute's records come out sorted, which makes the
+        # merge (a stable sort of already sorted runs) cheap
+        perm = np.argsort(self.phase, kind="stable")
+        for name in (
+            "site",
+            "is_site",
+            "gate",
+            "phase",
+            "people",
+            "traffic",
+            "site_people",
+            "site_mach",
+            "site_veh",
+            "sidx",
+        ):
+            setattr(self, name, getattr(self, name)[perm])
+        order = perm.tolist()
+        self.keys = [self.keys[i] for i in order]
+        self.tmpl = [self.tmpl[i] for i in order]
         self.plate_tmpl = {
             i: self.tmpl[i][:-1] + b',"plates":[%s]}' for i in np.flatnonzero(self.gate).tolist()
         }
@@ -283,6 +302,12 @@ class PowerStream:
             % (m.encode(), (b'"%s"' % site_ids[s].encode()) if s >= 0 else b"null")
             for m, s in zip(ids, self.site.tolist(), strict=True)
         ]
+        perm = np.argsort(self.phase, kind="stable")  # records of a minute come out sorted
+        for name in ("site", "is_site", "sidx", "idle", "work", "base", "pattern", "phase"):
+            setattr(self, name, getattr(self, name)[perm])
+        order = perm.tolist()
+        self.keys = [self.keys[i] for i in order]
+        self.tmpl = [self.tmpl[i] for i in order]
 
     def chunk(self, w0: int) -> Chunk:
         rng = np_rng(self.seed, "power", w0)

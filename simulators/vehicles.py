@@ -299,6 +299,8 @@ class VehicleStream:
         self._vidx = np.repeat(np.arange(len(self.ids), dtype=np.int64), _PER_MIN)
         self._kk = np.tile(np.arange(_PER_MIN, dtype=np.int64), len(self.ids)) * GPS_PERIOD_MS
         self._phase = np.repeat(np.array(self.phase, dtype=np.int64), _PER_MIN)
+        perm = np.argsort(self._phase + self._kk, kind="stable")  # fixes come out sorted
+        self._vidx, self._kk, self._phase = self._vidx[perm], self._kk[perm], self._phase[perm]
         self._cos = np.cos(np.radians(32.1))
 
     def chunk(self, w0: int) -> Chunk:
