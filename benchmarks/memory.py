@@ -8,7 +8,8 @@ contract's ``EventDecoder``, ``route`` -> per-key state -> ``update``, watermark
 minute, exactly what each model shard of the flow does. The simulator's own memory stays in
 the child, so this process holds what a flow worker holds for the models: the reference data,
 the model objects (indexes), the per-key states and the decoder (bytewax's own buffers and the
-alert engine are not included; the engine keeps one small track per open alert).
+alert engine are not included; the engine keeps one small track per open alert). The loop is
+``citywatch.commands.bench.ModelLoop``, the same one the benchmark's floor runs.
 
 Output: RSS after the hour, the per-model state count and pickled bytes per key, and the
 bytes per entity by entity kind (a model's pickled state divided by the entities it covers:
@@ -39,11 +40,11 @@ from typing import Any
 
 import orjson
 
+from citywatch.commands.bench import ModelLoop
 from citywatch.events import DeadLetter, EventDecoder
 from citywatch.registry import Registry
 from citywatch.settings import Settings
 from flows.registry import build_models
-from models.base import Model
 
 
 def rss_mb(field: str = "VmRSS") -> float:
@@ -106,17 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         models = build_models(registry, settings)
         gc.collect()
         rss_ref = rss_mb()
-        by_kind: dict[str, list[int]] = defaultdict(list)
-        for i, m in enumerate(models):
-            for k in m.kinds:
-                by_kind[k].append(i)
-        ticking = [
-            i for i, m in enumerate(models) if type(m).on_watermark is not Model.on_watermark
-        ]
-        states: list[dict[str, Any]] = [{} for _ in models]
+        loop = ModelLoop(models)
+        feed = loop.feed
         dec = EventDecoder(settings.region_box, future_tolerance_ms=settings.future_tolerance_ms)
-        n = dead = signals = 0
-        next_tick = 0
+        n = dead = 0
         t0 = time.perf_counter()
         for line in child.stdout:
             ev = dec.decode(line.rstrip(b"\n"), "memory")
@@ -124,22 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             if type(ev) is DeadLetter:
                 dead += 1
                 continue
-            ts = ev.ts  # type: ignore[union-attr]
-            if ts >= next_tick:
-                wm = ts // 60_000 * 60_000
-                for i in ticking:
-                    for st in states[i].values():
-                        signals += len(models[i].on_watermark(st, wm))
-                next_tick = wm + 60_000
-            for i in by_kind.get(ev.kind, ()):  # type: ignore[union-attr]
-                m = models[i]
-                key = m.route(ev)  # type: ignore[arg-type]
-                if key is None:
-                    continue
-                st = states[i].get(key)
-                if st is None:
-                    st = states[i][key] = m.new_state(key)
-                signals += len(m.update(st, ev))  # type: ignore[arg-type]
+            feed(ev)
         if child.wait() != 0:
             print(f"memory: the simulator exited with {child.returncode}", file=sys.stderr)
             return 1
@@ -149,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     ents = manifest["entities"]
     print(
         f"memory: {n:,} records ({dead} dead) over {args.minutes} simulated minutes in "
-        f"{dt:.0f} s, {signals:,} signals; entities: {ents}",
+        f"{dt:.0f} s, {loop.signals:,} signals; entities: {ents}",
         file=sys.stderr,
     )
     print(
@@ -164,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     per_entity: dict[str, float] = defaultdict(float)
     print(f"{'model':22s} {'states':>8s} {'bytes/state':>12s} {'total MB':>9s}")
-    for m, sts in zip(models, states, strict=True):
+    for m, sts in zip(models, loop.states, strict=True):
         mean, count = _pickled(sts, args.sample, rng)
         total = mean * count
         print(f"{m.name:22s} {count:8d} {mean:12.0f} {total / 2**20:9.1f}")

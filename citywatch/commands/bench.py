@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DAY_RATE", "add_arguments", "main", "run"]
+__all__ = ["DAY_RATE", "ModelLoop", "add_arguments", "floor", "main", "run"]
 
 #: 400 million records a day, per second.
 DAY_RATE = 400e6 / 86_400
@@ -268,68 +268,105 @@ def _lines(fs: FileSet) -> list[bytes]:
     return out
 
 
+class ModelLoop:
+    """The registered models in a plain loop: what the flow's model shards do, minus bytewax.
+
+    Events go to every model consuming their kind (``route`` -> per-key state -> ``update``);
+    event time reaching each minute calls ``on_watermark`` on every state of the models that
+    have one; signals go on to the signal models (those with ``signal_rules``, e.g. the
+    workshop ranking fed by dwell signals). ``states[i]`` holds model ``i``'s per-key states.
+    """
+
+    def __init__(self, models: list[Any], tick_ms: int = 60_000) -> None:
+        from models.base import Model
+
+        self.models = models
+        self.tick_ms = tick_ms
+        self.next_tick = 0
+        self.states: list[dict[str, Any]] = [{} for _ in models]
+        self.by_kind: dict[str, list[int]] = defaultdict(list)
+        for i, m in enumerate(models):
+            for k in m.kinds:
+                self.by_kind[k].append(i)
+        self.ticking = [
+            i for i, m in enumerate(models) if type(m).on_watermark is not Model.on_watermark
+        ]
+        self.second = [(i, frozenset(getattr(m, "signal_rules", ()))) for i, m in enumerate(models)]
+        self.second = [(i, rules) for i, rules in self.second if rules]
+        self.signals = 0
+
+    def feed(self, ev: Any) -> None:
+        if ev.ts >= self.next_tick:
+            wm = ev.ts // self.tick_ms * self.tick_ms
+            for i in self.ticking:
+                m = self.models[i]
+                for st in self.states[i].values():
+                    self._emit(m.on_watermark(st, wm))
+            self.next_tick = wm + self.tick_ms
+        for i in self.by_kind.get(ev.kind, ()):
+            self._apply(i, ev)
+
+    def _apply(self, i: int, item: Any) -> None:
+        m = self.models[i]
+        key = m.route(item)
+        if key is None:
+            return
+        sts = self.states[i]
+        st = sts.get(key)
+        if st is None:
+            st = sts[key] = m.new_state(key)
+        self._emit(m.update(st, item))
+
+    def _emit(self, signals: list[Any]) -> None:
+        if not signals:
+            return
+        self.signals += len(signals)
+        for sig in signals:
+            for i, rules in self.second:
+                if sig.rule in rules:
+                    self._apply(i, sig)
+
+
 def floor(fs: FileSet) -> Floor:
     """Decode + the registered models in a plain loop (see the module docstring)."""
     from citywatch.events import DeadLetter, EventDecoder
     from citywatch.registry import Registry
     from citywatch.settings import Settings
     from flows.registry import build_models
-    from models.base import Model
+    from flows.replay import record_ts
 
     settings = Settings.load()
     registry = Registry.load(fs.registry)
-    lines = _lines(fs)
     # Per-entity order is what the models need; sort by ts (stable) like the flow's watermark.
-    from flows.replay import record_ts
-
-    lines.sort(key=lambda r: record_ts(r) or 0)
+    lines = sorted(_lines(fs), key=lambda r: record_ts(r) or 0)
 
     def one_pass(timed: bool) -> tuple[float, dict[str, float], dict[str, float], int]:
-        models = build_models(registry, settings)
-        by_kind: dict[str, list[Any]] = defaultdict(list)
-        for m in models:
-            for k in m.kinds:
-                by_kind[k].append(m)
-        ticking = [m for m in models if type(m).on_watermark is not Model.on_watermark]
-        states: list[dict[str, Any]] = [{} for _ in models]
-        index = {id(m): i for i, m in enumerate(models)}
+        loop = ModelLoop(build_models(registry, settings))
+        feed = loop.feed
         dec = EventDecoder(settings.region_box, future_tolerance_ms=settings.future_tolerance_ms)
         decode_ns: dict[str, int] = defaultdict(int)
         model_ns: dict[str, int] = defaultdict(int)
-        signals = 0
-        tick_ms = 60_000
-        next_tick = 0
         clock = time.perf_counter_ns
         t0 = time.perf_counter()
-        for raw in lines:
-            a = clock() if timed else 0
-            ev = dec.decode(raw, "bench")
-            if type(ev) is DeadLetter:
-                continue
-            b = clock() if timed else 0
-            ts = ev.ts  # type: ignore[union-attr]
-            if ts >= next_tick:
-                wm = ts // tick_ms * tick_ms
-                for m in ticking:
-                    for st in states[index[id(m)]].values():
-                        signals += len(m.on_watermark(st, wm))
-                next_tick = wm + tick_ms
-            kind = ev.kind  # type: ignore[union-attr]
-            for m in by_kind.get(kind, ()):
-                key = m.route(ev)
-                if key is None:
+        if not timed:
+            for raw in lines:
+                ev = dec.decode(raw, "bench")
+                if type(ev) is not DeadLetter:
+                    feed(ev)
+        else:
+            for raw in lines:
+                a = clock()
+                ev = dec.decode(raw, "bench")
+                if type(ev) is DeadLetter:
                     continue
-                sts = states[index[id(m)]]
-                st = sts.get(key)
-                if st is None:
-                    st = sts[key] = m.new_state(key)
-                signals += len(m.update(st, ev))
-            if timed:
+                b = clock()
+                feed(ev)
                 c = clock()
+                kind = ev.kind  # type: ignore[union-attr]
                 decode_ns[kind] += b - a
                 model_ns[kind] += c - b
         wall = time.perf_counter() - t0
-        return wall, dict(decode_ns), dict(model_ns), signals
+        return wall, dict(decode_ns), dict(model_ns), loop.signals
 
     wall, _, _, signals = one_pass(timed=False)
     _, dns, mns, _ = one_pass(timed=True)
