@@ -401,15 +401,26 @@ def test_actions_follow_the_state_machine_and_reach_every_feed_process(
             await watcher.send(_send({"op": "subscribe", "levels": ["red"]}))
             await recv_until(watcher, "live")
 
+            # an action on a blue alert is not for the red-only watcher
+            blue = make_alert(2, level=Level.BLUE)
+            write_alert(redis_client, keys, blue)
+            await officer.send(
+                _send(
+                    {"op": "action", "id": blue.id, "action": "close", "reason": "误报", "req": "b"}
+                )
+            )
+            assert (await recv_until(officer, "ack"))[0]["req"] == "b"
+
             bad = await act(officer, "1", action="sign")
             assert bad["code"] == "illegal_transition"
             assert redis_client.hget(keys.alert(alert.id), "status") == b"new"
-            assert redis_client.xlen(keys.audit) == 0
+            assert redis_client.xlen(keys.audit) == 1  # only the blue one's close
 
             ok = await act(officer, "2", action="dispatch", dept="生态环境局")
             assert ok["type"] == "ack"
             assert ok["wo"]["status"] == "dispatched"
             ev = (await recv_until(watcher, "lifecycle"))[0]["event"]
+            assert ev["id"] == alert.id  # the blue alert's close never reached this watcher
             assert (ev["action"], ev["from"], ev["to"], ev["actor"]) == (
                 "dispatch",
                 "new",
@@ -434,6 +445,7 @@ def test_actions_follow_the_state_machine_and_reach_every_feed_process(
             assert h[b"rev"] == b"5"
             audit = [orjson.loads(f[b"e"]) for _, f in redis_client.xrange(keys.audit)]
             assert [e["to"] for e in audit] == [
+                "closed",  # the blue one
                 "dispatched",
                 "signed",
                 "handling",
@@ -454,7 +466,7 @@ def test_actions_follow_the_state_machine_and_reach_every_feed_process(
             ]
             assert [e["aid"] for e in hist["events"]] == [
                 i.decode() for i, _ in redis_client.xrange(keys.audit)
-            ]
+            ][1:]
             await officer.close()
             await watcher.close()
 
