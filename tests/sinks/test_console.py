@@ -164,6 +164,15 @@ def test_console_end_to_end(
             assert page.locator("img").count() == 0
             assert "blink" in (row.get_attribute("class") or "")
 
+            # filters hide and show rows without touching the subscription
+            page.uncheck('.f-level[value="red"]')
+            assert row.count() == 0
+            page.select_option("#f-rule", "vehicle.dwell")
+            assert page.locator("#rows tr").count() == 1
+            page.select_option("#f-rule", "")
+            page.check('.f-level[value="red"]')
+            assert page.locator("#rows tr").count() == 3
+
             row.click()
             page.wait_for_selector("#detail:not([hidden])")
             assert page.locator("#d-title").text_content() == XSS
