@@ -5,7 +5,8 @@ Each vehicle's itinerary is planned once from its own seed (``(seed, vehicle id)
 stops injected into it: it sleeps at its depot, on active days leaves between 06:00 and 09:00,
 loads and unloads at registered enterprises (25-70 min), sometimes refuels (8-20 min), waits at
 traffic lights in towns (15-80 s), crawls in rush hours, and returns to the depot. Fixes carry
-~6 m of jitter, a little speed noise, and gaps (tunnels, dead zones) while driving.
+~6 m of jitter (0.2 % are multipath outliers 80-250 m off), a little speed noise, and gaps
+(tunnels, dead zones) while driving.
 
 Injected stops (abnormal dwells near sensitive zones, at unregistered workshops, upwind of a
 station) are reached exactly at their planned arrival time: the vehicle waits at its depot
@@ -326,7 +327,11 @@ class VehicleStream:
         f = np.where(moving, (ts - t0) / np.maximum(1, t1 - t0), 0.0)
         lat = self._lat0[seg] + (self._lat1[seg] - self._lat0[seg]) * f
         lon = self._lon0[seg] + (self._lon1[seg] - self._lon0[seg]) * f
+        # ~6 m of noise, and now and then a multipath outlier 80-250 m off (a stop with one
+        # wild fix is still one stop)
         jitter = rng.normal(0.0, 6.0, (2, n))
+        wild = rng.random(n) < 0.002
+        jitter[:, wild] *= rng.uniform(13.0, 40.0, int(wild.sum()))
         lat = lat + jitter[0] / 111_320.0
         lon = lon + jitter[1] / (111_320.0 * np.cos(np.radians(lat)))
         creep = np.abs(rng.normal(0.0, 0.8, n)) * (rng.random(n) < 0.3)

