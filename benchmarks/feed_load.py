@@ -305,7 +305,8 @@ async def _phase(
         print(f"client process: {cpu_client:.2f} CPU s", file=sys.stderr)
     print(
         f"phase (stalled={stalled}): {time.monotonic() - t0:.1f} s wall, server "
-        f"{_cpu_s(server_pid) - cpu0:.2f} CPU s, {len(lat)} deliveries",
+        f"{_cpu_s(server_pid) - cpu0:.2f} CPU s, {len(lat)} deliveries, "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
         file=sys.stderr,
     )
     for p in procs:
