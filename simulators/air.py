@@ -302,60 +302,60 @@ class AirStream:
 
     # -- ground truth ------------------------------------------------------------------------
 
-    def exceedance_labels(self) -> list[Label]:
-        """Periods where the fault-free hourly AQI (HJ 633-2012) of a station exceeds 100."""
-        labels: list[Label] = []
+    def hourly_aqi(self) -> dict[int, list[tuple[int, int, str | None]]]:
+        """station index -> [(hour start, AQI, primary)] of the fault-free readings, for every
+        clock hour of the run with at least 45 valid minutes of each pollutant counted."""
+        out: dict[int, list[tuple[int, int, str | None]]] = {s: [] for s in range(len(self.ids))}
         h = self.start_ms - self.start_ms % HOUR_MS
-        runs: dict[int, list[tuple[int, int, str | None]]] = {}
-        open_runs: dict[int, list[tuple[int, int, str | None]]] = {}
         while h < self.end_ms:
             true, _ = self.hour(h)
             t = h + np.arange(60, dtype=np.int64)[None, :] * MINUTE_MS + self.phase[:, None]
             inside = (t >= self.start_ms) & (t < self.end_ms)
             means: dict[str, list[float | None]] = {}
             for ch in POLLUTANTS:
-                v = np.where(inside, true[ch], np.nan)
-                ok = ~np.isnan(v)
+                ok = inside & ~np.isnan(true[ch])
                 cnt = ok.sum(axis=1)
-                tot = np.where(ok, v, 0.0).sum(axis=1)
+                tot = np.where(ok, true[ch], 0.0).sum(axis=1)
                 means[ch] = [
                     float(tot[i] / cnt[i]) if cnt[i] >= 45 else None for i in range(len(cnt))
                 ]
-            for s in range(len(self.ids)):
+            for s in out:
                 value, primary = aqi({ch: means[ch][s] for ch in POLLUTANTS})
-                if value > 100:
-                    open_runs.setdefault(s, []).append((h, value, primary))
-                elif s in open_runs:
-                    runs.setdefault(s, []).extend([(-1, 0, None), *open_runs.pop(s)])
+                out[s].append((h, value, primary))
             h += HOUR_MS
-        for s, run in open_runs.items():
-            runs.setdefault(s, []).extend([(-1, 0, None), *run])
+        return out
+
+    def exceedance_labels(self) -> list[Label]:
+        """One label per run of consecutive clock hours whose fault-free AQI exceeds 100."""
+        labels: list[Label] = []
         reg = self.city.registry
-        for s in sorted(runs):
-            groups: list[list[tuple[int, int, str | None]]] = []
-            for item in runs[s]:
-                if item[0] == -1:
-                    groups.append([])
-                else:
-                    groups[-1].append(item)
+        for s, hours in self.hourly_aqi().items():
             st = reg.stations[self.ids[s]]
-            for g in groups:
-                worst = max(g, key=lambda x: x[1])
+            runs: list[list[tuple[int, int, str | None]]] = []
+            for item in hours:
+                if item[1] <= 100:
+                    continue
+                if runs and runs[-1][-1][0] + HOUR_MS == item[0]:
+                    runs[-1].append(item)
+                else:
+                    runs.append([item])
+            for run in runs:
+                worst = max(run, key=lambda x: x[1])
                 name, cls = category(worst[1])
                 labels.append(
                     Label(
                         rule="air.exceedance",
                         subject_kind="station",
                         subject_id=st.id,
-                        start_ms=max(g[0][0], self.start_ms),
-                        end_ms=min(g[-1][0] + HOUR_MS, self.end_ms),
+                        start_ms=max(run[0][0], self.start_ms),
+                        end_ms=min(run[-1][0] + HOUR_MS, self.end_ms),
                         params={
                             "category": name,
                             "class": cls,
                             "level": LEVEL_OF_CATEGORY[cls],
                             "aqi_max": worst[1],
                             "primary": worst[2],
-                            "hours": len(g),
+                            "hours": len(run),
                             "lat": st.lat,
                             "lon": st.lon,
                             "district": st.district,

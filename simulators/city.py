@@ -5,7 +5,6 @@ generators need (activity levels, schedules, workshops). Pure function of (seed,
 from __future__ import annotations
 
 import math
-import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Final
@@ -321,7 +320,3 @@ def build_city(seed: int, profile: Profile, scale: float) -> City:
         vehicle_ids=vehicle_ids,
         places_by_cat=places_by_cat,
     )
-
-
-def rng_for(city: City, *parts: object) -> random.Random:
-    return py_rng(city.seed, *parts)

@@ -19,12 +19,13 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 from citywatch.events import Hotline, encode
 from citywatch.geo import grid_id, haversine_m, offset
 from simulators.city import City
-from simulators.clock import DAY_MS, HOUR_MS, MINUTE_MS, TZ, local_hour, weekday
+from simulators.clock import HOUR_MS, MINUTE_MS, TZ, local_hour, weekday
 from simulators.seeds import derive, entity_hash, py_rng
 from simulators.stream import Chunk
 
@@ -293,8 +294,6 @@ class TicketWriter:
         )
 
     def ticket_id(self, ts: int, key: str) -> str:
-        from datetime import datetime
-
         day = datetime.fromtimestamp(ts / 1000, TZ).strftime("%Y%m%d")
         return f"{day}{derive(self.seed, 'ticket', key) % 10**10:010d}"
 
@@ -428,7 +427,6 @@ class HotlineStream:
         for tk in tickets:
             w = tk.ts - tk.ts % MINUTE_MS
             self.by_window.setdefault(w, Chunk()).add(tk.ts, entity_hash(tk.id), tk.encode())
-        _ = DAY_MS
 
     def chunk(self, w0: int) -> Chunk:
         return self.by_window.get(w0, Chunk())

@@ -7,7 +7,6 @@ the labels are known up front and the generators only execute the plan.
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -665,5 +664,4 @@ def make_plan(city: City, sc: Scenario, seed: int) -> Plan:
         p.hotline()
     if {"air", "gps", "hotline"} <= kinds:
         p.cross_source()
-    _ = random
     return p.plan

@@ -27,8 +27,8 @@ import numpy.typing as npt
 
 from citywatch.events import Order, encode
 from simulators.city import City
-from simulators.clock import DAY_MS, HOUR_MS, MINUTE_MS, TZ_OFFSET_MS, local_hour, weekday
-from simulators.seeds import derive, entity_hash, np_rng, py_rng
+from simulators.clock import DAY_MS, MINUTE_MS, TZ_OFFSET_MS, local_hour, weekday
+from simulators.seeds import entity_hash, np_rng, py_rng
 from simulators.stream import Chunk
 
 __all__ = [
@@ -402,7 +402,6 @@ class OrderStream:
             if start_ms <= ts < end_ms:
                 w = ts - ts % MINUTE_MS
                 self.by_window.setdefault(w, Chunk()).add(ts, entity_hash(city.sites[i].id), line)
-        _ = derive, HOUR_MS
 
     def chunk(self, w0: int) -> Chunk:
         return self.by_window.get(w0, Chunk())
