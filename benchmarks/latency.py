@@ -1,6 +1,7 @@
 """Alert latency at live pace: ingestion -> XADD to ``cw:alerts`` -> a websocket client.
 
-A Nantong-mix city (``city-day`` on the ``nantong`` profile at ``--scale``) is paced so records
+A Nantong-mix city (``city-day`` on the ``nantong`` profile at ``--scale``, from 08:00, with
+anomalies injected early: ``citywatch.commands.bench.busy_city``) is paced so records
 arrive at ``--rate`` per second (default 46,000 = 10x the 400M/day average) for ``--seconds``
 (default 120), through the real city flow (every registered model, the alert engine, the
 correlator, the Redis sink) in this process, while ``citywatch serve`` runs as its own process
@@ -52,6 +53,7 @@ import orjson
 import redis
 
 from citywatch.alerts import Alert
+from citywatch.commands.bench import busy_city
 from citywatch.redisconn import embedded_or_url
 from citywatch.settings import Settings
 from flows.replay import record_ts, run_in_process
@@ -60,18 +62,6 @@ from flows.sources import RawReader, RawSource
 from flows.sources.iterable import IterableSource
 
 TOKEN = "latency-bench-token"  # noqa: S105 - a loopback benchmark token
-#: Injected anomalies per run (x ``--anomalies``): alerts to measure, spread over the run.
-ANOMALIES = {
-    "air_spikes": 3,
-    "air_stuck": 1,
-    "air_range": 1,
-    "dwell_sensitive": 4,
-    "workshops_visited": 1,
-    "resumptions": 3,
-    "duplicate_clusters": 4,
-    "surges": 1,
-    "cross_source": 1,
-}
 
 
 # -- the timed source ----------------------------------------------------------------------------
@@ -234,7 +224,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=120, help="wall seconds of input")
     p.add_argument("--scale", type=float, default=0.25, help="Nantong population x SCALE")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--start", default="2026-11-02T08:00", help="event time to start at")
     p.add_argument("--anomalies", type=int, default=3, help="x the injected anomaly counts")
     p.add_argument("--client", nargs=3, metavar=("URL", "OUT", "READY"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -243,26 +232,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.rate <= 0 or args.seconds <= 0:
         p.error("--rate and --seconds must be positive")
 
-    from simulators import PROFILES, simulate
-    from simulators.clock import parse_start
+    from simulators import PROFILES
 
     event_rate = sum(PROFILES["nantong"].records_per_s(args.scale).values())
     speed = args.rate / event_rate
     duration_s = max(60, int(args.seconds * speed) + 1)
-    anomalies = {k: v * args.anomalies for k, v in ANOMALIES.items()}
-    sim = simulate(
-        "city-day",
-        seed=args.seed,
-        scale=args.scale,
-        profile="nantong",
-        start_ms=parse_start(args.start),
-        duration_s=duration_s,
-        dirty=0.0,
-        lead_s=min(300, duration_s // 4),
-        start_window_s=max(60, duration_s // 2),
-        time_scale=0.2,
-        **anomalies,
-    )
+    sim = busy_city(args.scale, duration_s, args.seed, anomalies=args.anomalies)
     print(
         f"latency: {event_rate:,.0f} records per event second at scale {args.scale:g}; "
         f"pace {speed:.2f}x for {args.rate:,.0f}/s over {args.seconds:g} s "
