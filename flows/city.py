@@ -44,7 +44,7 @@ from flows.sources import Batch, DecodingSource
 from flows.sources.silences import SilenceSet
 from models.alert_engine import AlertEngine, EngineSnapshot, FloodGuard
 from models.base import Model
-from sinks.redis_sink import IngestMark
+from sinks.redis_sink import Gauge, IngestMark
 
 __all__ = ["FlowConfig", "Tick", "build_flow"]
 
@@ -260,9 +260,9 @@ def make_to_signal_models(
     return to_signal_models
 
 
-def to_correlator(kv: tuple[str, list[Alert]]) -> list[tuple[str, Any]]:
+def to_correlator(kv: tuple[str, list[Any]]) -> list[tuple[str, Any]]:
     """Alerts the correlator can use (not its own incidents) to its single key."""
-    alerts = [a for a in kv[1] if a.rule != "incident.correlated"]
+    alerts = [a for a in kv[1] if type(a) is Alert and a.rule != "incident.correlated"]
     return [(CITY, alerts)] if alerts else []
 
 
@@ -280,12 +280,14 @@ def make_to_engine(cfg: FlowConfig) -> Callable[[tuple[str, list[Any]]], list[tu
     return to_engine
 
 
-def make_to_area(cfg: FlowConfig) -> Callable[[tuple[str, list[Alert]]], list[tuple[str, Any]]]:
+def make_to_area(cfg: FlowConfig) -> Callable[[tuple[str, list[Any]]], list[tuple[str, Any]]]:
     n = cfg.area_shards
 
-    def to_area(kv: tuple[str, list[Alert]]) -> list[tuple[str, Any]]:
+    def to_area(kv: tuple[str, list[Any]]) -> list[tuple[str, Any]]:
         groups: dict[str, list[Alert]] = {}
         for a in kv[1]:
+            if type(a) is not Alert:
+                continue
             if a.version == 1 and a.is_firing and a.rule != "incident.correlated":
                 groups.setdefault(f"a:{_crc(a.district or '') % n}", []).append(a)
         return list(groups.items())
@@ -293,10 +295,25 @@ def make_to_area(cfg: FlowConfig) -> Callable[[tuple[str, list[Alert]]], list[tu
     return to_area
 
 
-def stamp(items: list[tuple[str, list[Alert]]]) -> list[Alert]:
-    """Set ``emitted_ms`` (wall clock, for latency) on every alert version leaving the flow."""
+@dataclass(frozen=True, slots=True)
+class EngineStats:
+    """An engine shard's running totals (signals, inhibited, silenced, resolved)."""
+
+    stats: tuple[tuple[str, int], ...]
+
+
+def stamp(items: list[tuple[str, list[Any]]]) -> list[Any]:
+    """Set ``emitted_ms`` (wall clock, for latency) on every alert version leaving the flow;
+    turn engine totals into gauges keyed by their shard (absolute values: replay-safe)."""
     now_ms = int(time.time() * 1000)
-    return [a.evolve(emitted_ms=now_ms) for _, alerts in items for a in alerts]
+    out: list[Any] = []
+    for key, items_ in items:
+        for a in items_:
+            if type(a) is Alert:
+                out.append(a.evolve(emitted_ms=now_ms))
+            else:
+                out.append(Gauge({f"engine:{key}:{k}": v for k, v in a.stats}))
+    return out
 
 
 # -- stateful logic ----------------------------------------------------------------------------
@@ -419,6 +436,7 @@ class EngineShard(StatefulLogic[Any, list[Alert], bytes | None]):
         self.durable = durable
         self.guard = guard
         self.reorder = reorder or Reorder(0)
+        self.reported: tuple[tuple[str, int], ...] = ()
 
     def on_item(self, value: list[Any]) -> tuple[Iterable[list[Alert]], bool]:
         alerts: list[Alert] = []
@@ -432,6 +450,7 @@ class EngineShard(StatefulLogic[Any, list[Alert], bytes | None]):
                         for a in self.reorder.release(wm, flush=self.wm.is_complete()):
                             alerts.extend(engine.on_signals(guard.observe(a)))
                     alerts.extend(engine.advance(wm - self.grace_ms))
+                    alerts.extend(self._report())
             elif t is SilenceSet:
                 alerts.extend(engine.set_silences(item.silences))
             elif guard is not None:
@@ -439,6 +458,18 @@ class EngineShard(StatefulLogic[Any, list[Alert], bytes | None]):
             else:
                 alerts.extend(engine.on_signal(item))
         return ([alerts] if alerts else []), StatefulLogic.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[list[Alert]], bool]:
+        out = self._report()
+        return ([out] if out else []), StatefulLogic.RETAIN
+
+    def _report(self) -> list[Any]:
+        """The engine's totals when they changed since the last report (at ticks and at EOF)."""
+        stats = tuple(sorted(self.engine.stats.items()))
+        if stats == self.reported:
+            return []
+        self.reported = stats
+        return [EngineStats(stats)]
 
     def snapshot(self) -> bytes | None:
         if not self.durable:

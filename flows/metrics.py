@@ -3,7 +3,9 @@
 Counters come from Redis (written idempotently by the sink, summed over all processes):
 ``citywatch_records_total``, ``citywatch_input_total{kind}``,
 ``citywatch_deadletters_total{reason}``, ``citywatch_alerts_total{rule,level}``, and gauges
-``citywatch_event_time_lag_seconds`` and ``citywatch_watermark_ms``. Bytewax's own endpoint
+``citywatch_event_time_lag_seconds`` and ``citywatch_watermark_ms``, and the alert engine's
+``citywatch_engine_signals_total{outcome}`` (signals, inhibited, silenced, resolved; summed
+over the engine shards' ``engine:<shard>:<outcome>`` fields). Bytewax's own endpoint
 (``BYTEWAX_DATAFLOW_API_ENABLED=1``, port 3030) serves the dataflow's internals.
 """
 
@@ -42,8 +44,13 @@ def render(counts: dict[bytes, bytes]) -> str:
         types[name] = kind
         series.setdefault(name, []).append(line)
 
+    engine: dict[str, int] = {}
     for raw_field, raw_value in sorted(counts.items()):
         f, v = raw_field.decode(), raw_value.decode()
+        if f.startswith("engine:"):
+            stat = f.rsplit(":", 1)[1]
+            engine[stat] = engine.get(stat, 0) + int(v)
+            continue
         if f == "records":
             add("citywatch_records_total", "counter", f"citywatch_records_total {v}")
         elif f.startswith("in:"):
@@ -61,6 +68,9 @@ def render(counts: dict[bytes, bytes]) -> str:
             add(name, "gauge", f"{name} {int(v) / 1000}")
         elif f == "watermark_ms":
             add("citywatch_watermark_ms", "gauge", f"citywatch_watermark_ms {v}")
+    for stat, total in sorted(engine.items()):
+        name = "citywatch_engine_signals_total"
+        add(name, "counter", f'{name}{{outcome="{_esc(stat)}"}} {total}')
     lines: list[str] = []
     for name, rows in series.items():
         lines.append(f"# TYPE {name} {types[name]}")

@@ -36,7 +36,15 @@ from citywatch.alerts import Alert
 from citywatch.events import KINDS, DeadLetter
 from citywatch.keys import Keys
 
-__all__ = ["KIND_CODES", "NOT_COUNTED", "DeadRecord", "IngestMark", "RedisSink", "reason_class"]
+__all__ = [
+    "KIND_CODES",
+    "NOT_COUNTED",
+    "DeadRecord",
+    "Gauge",
+    "IngestMark",
+    "RedisSink",
+    "reason_class",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +75,13 @@ class IngestMark:
     start: int
     codes: bytes
     high_ts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Gauge:
+    """Absolute values for ``cw:counts`` fields (HSET: writing one twice changes nothing)."""
+
+    fields: dict[str, int]
 
 
 def reason_class(reason: str) -> str:
@@ -144,7 +159,7 @@ _TRANSIENT: Final = (
 
 
 class RedisSink(DynamicSink[Any]):
-    """Write :class:`Alert`, :class:`DeadRecord` and :class:`IngestMark` items idempotently.
+    """Write :class:`Alert`, :class:`DeadRecord`, :class:`IngestMark`, :class:`Gauge` idempotently.
 
     ``run_id`` scopes the offset high-water marks: a resumed run keeps its id (the flow stores it
     next to the recovery partitions), a fresh run gets a new one so its offsets start again.
@@ -258,6 +273,9 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
                     client=pipe,
                 )
                 newest = max(newest, item.high_ts)
+            elif isinstance(item, Gauge):
+                if item.fields:
+                    pipe.hset(k.counts, mapping=item.fields)
             else:
                 msg = f"redis sink: cannot write a {type(item).__name__}"
                 raise TypeError(msg)

@@ -8,15 +8,15 @@ import orjson
 import pytest
 import redis
 
-from citywatch.alerts import Level, Signal, Subject
+from citywatch.alerts import Alert, Level, Signal, Subject
 from citywatch.cli import build_parser
 from citywatch.settings import Settings
-from flows.city import EngineShard, Tick, Watermark
+from flows.city import EngineShard, EngineStats, Tick, Watermark
 from flows.metrics import serve_metrics
 from flows.run import RunOptions, is_endless
 from flows.sources.silences import SilenceSource, parse_silences
 from models.alert_engine import AlertEngine
-from sinks.redis_sink import IngestMark, RedisSink
+from sinks.redis_sink import Gauge, IngestMark, RedisSink
 
 pytestmark = pytest.mark.integration
 
@@ -51,8 +51,10 @@ def test_silences_are_read_from_redis_and_mute_the_engine(
     out, _ = shard.on_item([sig])
     assert list(out) == []
     out, _ = shard.on_item([Tick(10 * 60_000, "p")])
-    (alerts,) = out
-    assert [a.rule for a in alerts] == ["air.spike"]  # the silence expired: now it is shown
+    (items,) = out
+    assert [a.rule for a in items if type(a) is Alert] == ["air.spike"]  # the silence expired
+    (stats,) = [x for x in items if type(x) is EngineStats]
+    assert dict(stats.stats)["silenced"] == 1
 
 
 def test_parse_silences_skips_what_it_cannot_read() -> None:
@@ -63,7 +65,12 @@ def test_parse_silences_skips_what_it_cannot_read() -> None:
 def test_metrics_endpoint_serves_the_counts(settings: Settings) -> None:
     assert settings.redis_url is not None
     sink = RedisSink(settings.redis_url, settings.keys, run_id="m").build("o", 0, 1)
-    sink.write_batch([IngestMark("p", 0, bytes([0, 0, 1]), high_ts=1_000)])
+    sink.write_batch(
+        [
+            IngestMark("p", 0, bytes([0, 0, 1]), high_ts=1_000),
+            Gauge({"engine:e:0:inhibited": 2, "engine:e:1:inhibited": 3}),
+        ]
+    )
     sink.close()  # type: ignore[attr-defined]
     server = serve_metrics(settings.redis_url, settings.with_(metrics_port=0))
     try:
@@ -77,6 +84,7 @@ def test_metrics_endpoint_serves_the_counts(settings: Settings) -> None:
     assert 'citywatch_input_total{kind="gps"} 1' in body
     assert "citywatch_records_total 3" in body
     assert "citywatch_event_time_lag_seconds" in body
+    assert 'citywatch_engine_signals_total{outcome="inhibited"} 5' in body
 
 
 def test_run_command_options_round_trip() -> None:
