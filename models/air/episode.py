@@ -6,11 +6,17 @@ when, among its stations reporting healthy data, at least ``share_on`` are eleva
 than ``elevated`` and the median elevation is above ``elevated`` too, for ``for_steps``
 consecutive evaluations (one per ``step_ms`` of event time). It ends after ``clear_steps``
 evaluations below ``share_off``. One station rising alone never makes an episode: that is a
-local source, the job of the spike tracker.
+local source, the job of the spike tracker. An area with fewer than ``min_stations`` stations
+is judged with its *ring* too (the other areas' stations next to its own): its own stations
+must all be risen and at least ``ring_share`` of the ring with them, since a regional episode
+reaches past one small area while a plume does not.
 
 >>> ep = EpisodeDetector()
 >>> [ep.step(t * 60_000, [1.0] * 8, cfg=EpisodeConfig(for_steps=3)) for t in range(4)]
 [None, None, True, None]
+>>> small = EpisodeDetector()     # one station risen, its surroundings not: a local source
+>>> {small.step(t * 60_000, [1.0], ring=[0.0, 0.1, 1.0]) for t in range(30)}
+{None}
 >>> ep.share
 1.0
 """
@@ -32,6 +38,7 @@ class EpisodeConfig:
     share_off: float = 0.3
     #: fewest healthy reporting stations needed to judge an area
     min_stations: int = 3
+    ring_share: float = 0.5
     for_steps: int = 10
     clear_steps: int = 15
     step_ms: int = 60_000
@@ -57,21 +64,37 @@ class EpisodeDetector:
         return ts_ms >= self.last_step_ms + cfg.step_ms
 
     def step(
-        self, ts_ms: int, elevations: list[float], cfg: EpisodeConfig = DEFAULT_EPISODE
+        self,
+        ts_ms: int,
+        elevations: list[float],
+        cfg: EpisodeConfig = DEFAULT_EPISODE,
+        *,
+        ring: list[float] | None = None,
     ) -> bool | None:
-        """Evaluate the area from its healthy stations' elevations at ``ts_ms``."""
+        """Evaluate the area from its healthy stations' elevations at ``ts_ms``.
+
+        ``ring``: elevations of the stations around a small area (see the module docstring).
+        """
         self.last_step_ms = ts_ms
         n = len(elevations)
-        if n < cfg.min_stations:
+        if n == 0:
             self.share = 0.0
             self.median = 0.0
             rising = False
             calm = True
         else:
-            up = sum(1 for e in elevations if e > cfg.elevated)
+            thr = cfg.elevated
+            up = sum(1 for e in elevations if e > thr)
             self.share = up / n
             self.median = median(elevations)
-            rising = self.share >= cfg.share_on and self.median > cfg.elevated
+            rising = self.share >= cfg.share_on and self.median > thr
+            if rising and n < cfg.min_stations:
+                rising = (
+                    up == n
+                    and ring is not None
+                    and len(ring) > 0
+                    and sum(1 for e in ring if e > thr) >= cfg.ring_share * len(ring)
+                )
             calm = self.share < cfg.share_off
         if not self.active:
             self.streak = self.streak + 1 if rising else 0

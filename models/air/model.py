@@ -93,6 +93,11 @@ class AirConfig:
     range_m: int = 3
     range_n: int = 5
     range_clear: int = 10
+    #: PM2.5 above PM10 in ``inversion_m`` of the last ``inversion_n`` readings is a fault
+    #: (``air.range``, check pm25_gt_pm10); a single inverted reading is only SUSPECT
+    inversion_m: int = 15
+    inversion_n: int = 30
+    inversion_clear: int = 15
     stuck_clear: int = 3
     # neighbours
     k_neighbours: int = 6
@@ -105,17 +110,24 @@ class AirConfig:
     # local source (spike)
     spike_z: float = 4.0
     spike_z_off: float = 2.0
-    spike_min_excess: float = 25.0
+    spike_min_excess: float = 40.0
     spike_m: int = 3
     spike_n: int = 4
     spike_clear: int = 5
-    spike_half_life: float = 360.0
+    #: the local-source baseline follows the last hour or so: a plume rises within minutes,
+    #: a drifting gain over hours (and is the drift tracker's job)
+    spike_half_life: float = 60.0
     # drift
     drift_fast_half_life: float = 120.0
     drift_slow_half_life: float = 2880.0
-    drift_warmup: int = 360
+    drift_warmup: int = 90
+    drift_clip: float = 1.0
+    #: alarm on |fast - slow| of the log ratio to same-district neighbours ...
     drift_threshold: float = 0.25
-    drift_for: int = 30
+    #: ... or, for a station with no neighbour in its district, to the nearest ones (the
+    #: districts' own weather differs, so the ratio wanders more)
+    drift_threshold_far: float = 0.45
+    drift_for: int = 90
     drift_clear: int = 60
     # station anomaly for episodes and the regional check: the short-term log level relative
     # to the city reference (median of all stations), minus its own slow baseline
@@ -145,6 +157,8 @@ class StationState:
         "exc_level",
         "exc_streak",
         "fast",
+        "inv_hist",
+        "inv_on",
         "last_sent",
         "level_n",
         "muted",
@@ -170,6 +184,8 @@ class StationState:
         self.acc = AqiAccumulator()
         self.range_hist = 0
         self.range_on = False
+        self.inv_hist = 0
+        self.inv_on = False
         self.stuck_on = False
         self.stuck_ok = 0
         self.muted = False
@@ -192,6 +208,7 @@ class StationState:
             cfg.drift_fast_half_life,
             cfg.drift_slow_half_life,
             warmup=cfg.drift_warmup,
+            clip=cfg.drift_clip,
             threshold=cfg.drift_threshold,
         )
         self.drift_on = False
@@ -242,6 +259,12 @@ class AirModel(Model):
             self.stations.values(), k=cfg.k_neighbours, radius_m=cfg.radius_m, same_group=group
         )
         self._grid = {s.id: grid_id(s.lat, s.lon) for s in self.stations.values()}
+        # per district: the other districts' stations next to its own (the episode's ring)
+        ring: dict[str, set[str]] = {}
+        for sid, nbs in self.index.neighbours.items():
+            d = self.stations[sid].district
+            ring.setdefault(d, set()).update(n for n, _, _ in nbs if self.stations[n].district != d)
+        self._ring = {d: tuple(sorted(ids)) for d, ids in ring.items()}
         # per station: (neighbour id, bearing to it, whether it is in the same district)
         self._nbs = {
             sid: tuple(
@@ -257,6 +280,12 @@ class AirModel(Model):
             1.0 - 0.5 ** (1.0 / cfg.level_half_life),
             1.0 - 0.5 ** (1.0 / cfg.anomaly_half_life),
         )
+        self._range_window = (1 << cfg.range_n) - 1
+        self._range_clear = (1 << cfg.range_clear) - 1
+        self._range_keep = (1 << max(cfg.range_n, cfg.range_clear)) - 1
+        self._inv_window = (1 << cfg.inversion_n) - 1
+        self._inv_clear = (1 << cfg.inversion_clear) - 1
+        self._inv_keep = (1 << max(cfg.inversion_n, cfg.inversion_clear)) - 1
         self._fixed_table: BreakpointTable | None = None
         if cfg.table != "auto":
             from models.air.aqi import TABLES
@@ -298,42 +327,25 @@ class AirModel(Model):
         flags = res.flags
 
         # -- faults ---------------------------------------------------------------------------
-        mask = (1 << cfg.range_n) - 1
-        st.range_hist = ((st.range_hist << 1) | (1 if res.range_fail else 0)) & (
-            (1 << max(cfg.range_n, cfg.range_clear)) - 1
-        )
-        if not st.range_on and (st.range_hist & mask).bit_count() >= cfg.range_m:
-            st.range_on = True
-            out.append(
-                self._signal(
-                    st,
-                    sid,
-                    "air.range",
-                    ts,
-                    True,
-                    Level.YELLOW,
-                    1.0,
-                    "空气站数据超量程",
-                    {"channels": list(res.range_fail), "values": _vals(values, res.range_fail)},
-                )
-            )
-        elif st.range_on:
-            if st.range_hist & ((1 << cfg.range_clear) - 1) == 0:
-                st.range_on = False
-                out.append(self._clear(st, sid, "air.range", ts))
-            else:
-                out.extend(
-                    self._refresh(
-                        st,
-                        sid,
-                        "air.range",
-                        ts,
-                        Level.YELLOW,
-                        1.0,
-                        "空气站数据超量程",
-                        {"channels": list(res.range_fail)},
-                    )
-                )
+        was_range = "air.range" in st.last_sent
+        hist = ((st.range_hist << 1) | (1 if res.range_fail else 0)) & self._range_keep
+        st.range_hist = hist
+        if not st.range_on:
+            st.range_on = (hist & self._range_window).bit_count() >= cfg.range_m
+        elif hist & self._range_clear == 0:
+            st.range_on = False
+        hist = ((st.inv_hist << 1) | (1 if res.inverted else 0)) & self._inv_keep
+        st.inv_hist = hist
+        if not st.inv_on:
+            st.inv_on = (hist & self._inv_window).bit_count() >= cfg.inversion_m
+        elif hist & self._inv_clear == 0:
+            st.inv_on = False
+        # an inversion while PM2.5 drifts up is the drift's doing: one fault, one alert
+        if st.range_on or (st.inv_on and not st.drift_on):
+            if not was_range or ts - st.last_sent.get("air.range", ts) >= cfg.refresh_ms:
+                out.append(self._range_signal(st, sid, ts, values, res.range_fail, not was_range))
+        elif was_range:
+            out.append(self._clear(st, sid, "air.range", ts))
         if res.stuck:
             st.stuck_ok = 0
             if not st.stuck_on:
@@ -369,6 +381,8 @@ class AirModel(Model):
             if st.stuck_ok >= cfg.stuck_clear:
                 st.stuck_on = False
                 out.append(self._clear(st, sid, "air.stuck", ts))
+        # a persistent inversion is reported but does not mute: PM2.5 > PM10 is SUSPECT, the
+        # readings stay usable (most often the PM10 channel is the faulty one)
         muted = st.range_on or st.stuck_on
         if muted and not st.muted:
             out.extend(self._mute(st, sid, ts))
@@ -383,7 +397,7 @@ class AirModel(Model):
         for hour in st.acc.add(ts, clean):
             table = self._fixed_table or table_for(hour.start_ms)
             out.extend(self._exceedance(st, sid, ts, hourly_aqi(hour.means, table)))
-        if st.exc_level and not muted:
+        if st.exc_level and not muted and not st.drift_on:
             out.extend(
                 self._refresh(st, sid, "air.exceedance", ts, Level(st.exc_level), None, None, None)
             )
@@ -417,6 +431,8 @@ class AirModel(Model):
         tot = 0.0
         wind = event.wind_deg if event.wind_ms is not None and event.wind_ms >= 1.0 else None
         thr = cfg.episode.elevated
+        station = self.stations.get(sid)
+        district = station.district if station is not None else None
         max_age = cfg.max_age_ms
         warm = cfg.level_warmup
         for nid, bearing, same in self._nbs.get(sid, ()):
@@ -436,18 +452,24 @@ class AirModel(Model):
             tot += w
             if oa > thr:
                 up += w
-        if len(vals) >= cfg.min_neighbours:
+        if len(vals) >= cfg.min_neighbours and st.level_n >= cfg.level_warmup:
             nb_level = median(vals)
-            r = v - nb_level
-            # the rise compared with the neighbours' rise (same district first): a regional
-            # episode lifts them all, a local source lifts this station alone
-            comp = mates if len(mates) >= 2 else mates + others
-            if comp and st.level_n >= cfg.level_warmup:
-                spike_r = st.anomaly - median(comp)
+            # this station's anomaly against its neighbours' (district mates first: they share
+            # the district's weather). Both are net of each station's usual offset, so which
+            # neighbours happen to report does not shift it. A regional episode lifts them all;
+            # a local source lifts this station alone; a drifting gain walks it away slowly.
+            comp = mates or others
+            ep = state.episodes.get(district) if district is not None else None
+            # with no district mate to compare with, a rise while the district's episode is
+            # building or on is the episode's, not a local source nor a drift
+            vetoed = not mates and ep is not None and (ep.active or ep.streak > 0)
+            if comp and not vetoed:
+                rel_r = st.anomaly - median(comp)
                 share = up / tot if tot else 0.0
-                out.extend(self._local_source(st, sid, ts, pm25, spike_r, nb_level, share, event))
-            out.extend(self._drift(st, sid, ts, r))
-        station = self.stations.get(sid)
+                out.extend(self._local_source(st, sid, ts, pm25, rel_r, nb_level, share, event))
+                if not st.spike_on and not st.spike_hist:
+                    limit = cfg.drift_threshold if mates else cfg.drift_threshold_far
+                    out.extend(self._drift(st, sid, ts, rel_r, limit))
         if station is not None:
             ep = state.episodes.get(station.district)
             if ep is None or ts >= ep.last_step_ms + cfg.episode.step_ms:
@@ -486,7 +508,7 @@ class AirModel(Model):
                 return []
         st.exc_streak = 0
         st.exc_level = int(level)
-        if st.muted:
+        if st.muted or st.drift_on:
             return []
         evidence = {
             "aqi": aqi.aqi,
@@ -529,7 +551,7 @@ class AirModel(Model):
         st.spike_hist = ((st.spike_hist << 1) | (1 if hit else 0)) & ((1 << cfg.spike_n) - 1)
         out: list[Signal] = []
         if not st.spike_on:
-            if hit and st.spike_hist.bit_count() >= cfg.spike_m:
+            if hit and not st.drift_on and st.spike_hist.bit_count() >= cfg.spike_m:
                 st.spike_on = True
                 st.spike_quiet = 0
                 out.append(
@@ -582,18 +604,42 @@ class AirModel(Model):
             st, sid, "air.spike", ts, True, level, score, "疑似局地污染源", evidence
         )
 
-    def _drift(self, st: StationState, sid: str, ts: int, r: float) -> list[Signal]:
+    def _range_signal(
+        self,
+        st: StationState,
+        sid: str,
+        ts: int,
+        values: tuple[float | None, ...],
+        failing: tuple[str, ...],
+        first: bool,
+    ) -> Signal:
+        if st.range_on:
+            check, title = "gross_range", "空气站数据超出量程"
+            channels = list(failing)
+            evidence: dict[str, Any] = {"values": _vals(values, failing)}
+        else:
+            check, title = "pm25_gt_pm10", "空气站PM2.5持续高于PM10"
+            channels = ["pm25", "pm10"]
+            evidence = {"inverted_of_last": [st.inv_hist.bit_count(), self.cfg.inversion_n]}
+        evidence.update(check=check, channels=channels, first=first)
+        return self._signal(st, sid, "air.range", ts, True, Level.YELLOW, 1.0, title, evidence)
+
+    def _drift(
+        self, st: StationState, sid: str, ts: int, r: float, threshold: float
+    ) -> list[Signal]:
         cfg = self.cfg
         tr = st.drift
         d = tr.update(r, hold_slow=st.drift_on or st.spike_on)
         out: list[Signal] = []
         if not st.drift_on:
-            st.drift_streak = st.drift_streak + 1 if abs(d) > cfg.drift_threshold else 0
+            st.drift_streak = st.drift_streak + 1 if abs(d) > threshold else 0
             if st.drift_streak >= cfg.drift_for:
                 st.drift_on, st.drift_streak = True, 0
+                # a drifting PM2.5 reading no longer supports pollution alerts
+                out.extend(self._mute(st, sid, ts, drift=False))
                 out.append(self._drift_signal(st, sid, ts, d))
         else:
-            st.drift_streak = st.drift_streak + 1 if abs(d) < cfg.drift_threshold * 0.5 else 0
+            st.drift_streak = st.drift_streak + 1 if abs(d) < threshold * 0.6 else 0
             if st.drift_streak >= cfg.drift_clear:
                 st.drift_on, st.drift_streak = False, 0
                 out.append(self._clear(st, sid, "air.drift", ts))
@@ -625,14 +671,13 @@ class AirModel(Model):
         if ep is None:
             ep = state.episodes[district] = EpisodeDetector()
         cfg = self.cfg
-        elevations = []
-        for oid in self._by_district.get(district, ()):
-            o = state.stations.get(oid)
-            if o is None or o.muted or ts - o.v_ts > cfg.max_age_ms:
-                continue
-            if o.level_n >= cfg.level_warmup:
-                elevations.append(o.anomaly)
-        change = ep.step(ts, elevations, cfg.episode)
+        elevations = self._anomalies(state, self._by_district.get(district, ()), ts)
+        ring = (
+            self._anomalies(state, self._ring.get(district, ()), ts)
+            if len(elevations) < cfg.episode.min_stations
+            else None
+        )
+        change = ep.step(ts, elevations, cfg.episode, ring=ring)
         subject_id = district
         if change is False:
             return [
@@ -670,15 +715,27 @@ class AirModel(Model):
             ]
         return []
 
+    def _anomalies(self, state: AirState, ids: tuple[str, ...] | list[str], ts: int) -> list[float]:
+        cfg = self.cfg
+        out = []
+        for oid in ids:
+            o = state.stations.get(oid)
+            if o is None or o.muted or ts - o.v_ts > cfg.max_age_ms:
+                continue
+            if o.level_n >= cfg.level_warmup:
+                out.append(o.rel - o.rel_base)
+        return out
+
     # -- helpers -----------------------------------------------------------------------------
 
-    def _mute(self, st: StationState, sid: str, ts: int) -> list[Signal]:
+    def _mute(self, st: StationState, sid: str, ts: int, *, drift: bool = True) -> list[Signal]:
+        """Clear the station's pollution alerts (and its drift alert if ``drift``)."""
         out = []
         if st.spike_on:
             st.spike_on = False
             st.spike_hist = 0
             out.append(self._clear(st, sid, "air.spike", ts))
-        if st.drift_on:
+        if drift and st.drift_on:
             st.drift_on = False
             st.drift_streak = 0
             out.append(self._clear(st, sid, "air.drift", ts))

@@ -16,8 +16,8 @@ Tests, per channel (``pm25, pm10, no2, so2, o3, co``), in the order of the QARTO
 * **rate of change**: ``|x - previous|`` above ``roc_max`` per minute is SUSPECT.
 * **spike**: a robust z (:class:`models.robust_z.RobustZ` on ``log1p``) above ``spike_z`` is
   SUSPECT (only for ``spike_channels``: the test is a QC flag, not the local-source alert).
-* **PM2.5 > PM10** (beyond ``pm_tolerance``): both SUSPECT, not invalid (humid air, two
-  instruments).
+* **PM2.5 > PM10** (beyond ``pm_tolerance`` + ``pm_tolerance_rel`` of PM10): both SUSPECT,
+  not invalid (humid air, two instruments).
 
 A reading's channel flag is the worst of its tests; ``MISSING`` for None. FAIL readings are
 what the AQI and the cross-station models must not use; SUSPECT ones are used but shown.
@@ -70,7 +70,7 @@ class ChannelSpec:
 
 DEFAULT_SPECS: Final[tuple[ChannelSpec, ...]] = (
     ChannelSpec(-5.0, 1000.0, 500.0, 5.0, 150.0),  # pm25
-    ChannelSpec(-5.0, 2000.0, 800.0, 8.0, 300.0),  # pm10
+    ChannelSpec(-5.0, 1000.0, 800.0, 8.0, 300.0),  # pm10
     ChannelSpec(-5.0, 1000.0, 400.0, 5.0, 150.0),  # no2
     ChannelSpec(-5.0, 1000.0, 500.0, 10.0, 150.0),  # so2
     ChannelSpec(-5.0, 1000.0, 500.0, 20.0, 150.0),  # o3
@@ -93,7 +93,9 @@ class QcConfig:
     repeat_half_life: float = 240.0
     spike_channels: tuple[str, ...] = ("pm25", "pm10")
     spike_z: float = 8.0
-    pm_tolerance: float = 5.0
+    #: PM2.5 counts as above PM10 beyond ``pm_tolerance + pm_tolerance_rel * PM10``
+    pm_tolerance: float = 2.0
+    pm_tolerance_rel: float = 0.05
     #: highest learned repeat rate: the one whose improbable run is ``stuck_max_run``
     repeat_cap: float = field(init=False, repr=False, compare=False, default=0.0)
     repeat_rate: float = field(init=False, repr=False, compare=False, default=0.0)
@@ -264,7 +266,7 @@ class StationQC:
             and pm10 is not None
             and flags[0] < _FAIL
             and flags[1] < _FAIL
-            and pm25 > pm10 + cfg.pm_tolerance
+            and pm25 > pm10 * (1.0 + cfg.pm_tolerance_rel) + cfg.pm_tolerance
         )
         if inverted:
             flags[0] = flags[1] = _SUSPECT
