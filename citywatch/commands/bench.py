@@ -118,7 +118,7 @@ def file_set(args: argparse.Namespace, log: Any = print) -> FileSet:
 
     rate = sum(_profile_rates(args.scale).values())
     seconds = args.seconds or max(60, math.ceil(args.records / rate / 60) * 60)
-    key = f"city-day-nantong-s{args.scale:g}-t{seconds}-seed{args.seed}-p{args.partitions}" + (
+    key = f"city-busy-nantong-s{args.scale:g}-t{seconds}-seed{args.seed}-p{args.partitions}" + (
         "-gz" if args.gzip else ""
     )
     d = args.cache / key
