@@ -65,7 +65,8 @@ class _Planner:
 
     def when(self, dur_ms: int, hours: tuple[float, float] | None = None) -> int:
         """A start time for an anomaly lasting ``dur_ms``, inside the run."""
-        lo = self.S + self.sc.lead_s * 1000
+        # short runs keep their anomalies: the warm-up is at most a quarter of the run
+        lo = self.S + min(self.sc.lead_s, self.sc.duration_s // 4) * 1000
         if self.sc.start_window_s > 0:
             return lo + self.rng.randrange(0, self.sc.start_window_s * 1000)
         hi = max(lo, self.E - dur_ms - 10 * MINUTE_MS)

@@ -121,9 +121,47 @@ class Simulation:
                 )
         if "air" in self.scenario.kinds:
             labels += self.air.exceedance_labels()
+        labels = self._clip_tickets(labels)
         labels = [lab for lab in labels if lab.start_ms < self.end_ms]
         labels.sort(key=lambda x: (x.start_ms, x.rule, x.subject_id))
         return labels
+
+    def _clip_tickets(self, labels: list[Label]) -> list[Label]:
+        """Keep only tickets that are in the stream (a run may end before late callers call);
+        a duplicate cluster needs two of them, a surge five."""
+        present = {
+            t.id: t.ts
+            for t in self.plan.tickets
+            if "hotline" in self.scenario.kinds and self.start_ms <= t.ts < self.end_ms
+        }
+        out = []
+        for lab in labels:
+            if "tickets" not in lab.params:
+                out.append(lab)
+                continue
+            kept = [t for t in lab.params["tickets"] if t in present]
+            params = {**lab.params, "tickets": kept}
+            if lab.rule == "hotline.duplicate":
+                if len(kept) < 2:
+                    continue
+                params["size"] = len(kept)
+                lab = msgspec.structs.replace(
+                    lab,
+                    subject_id=kept[0],
+                    also=tuple(kept[1:]),
+                    start_ms=present[kept[0]],
+                    end_ms=present[kept[-1]],
+                    params=params,
+                )
+            elif lab.rule == "hotline.surge":
+                if len(kept) < 5:
+                    continue
+                params["count"] = len(kept)
+                lab = msgspec.structs.replace(lab, params=params)
+            else:
+                lab = msgspec.structs.replace(lab, params=params)
+            out.append(lab)
+        return out
 
     def entity_days(self) -> dict[str, float]:
         """Entity-days of each rule's subject population, for false alerts per entity-day."""
