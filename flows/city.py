@@ -2,24 +2,30 @@
 
 ::
 
-    input "in" (DecodingSource: Batch per read, decoded, lateness-checked, with offsets)
-      ├─ flat_map_batch "account" -> IngestMark + DeadRecord ───────────────────────┐
-      └─ flat_map_batch "route"   -> ("m:<model>#<shard>", [(key, event) | Tick, ...])
-                                     ("e:<shard>", Tick)  ("a:<shard>", Tick)
-           stateful "models"   per model shard: {entity key: model state}, on_watermark at ticks
-           flat_map "to_engine" -> ("e:<shard>", [signals])   (shard = crc32(subject))
-           stateful "engine"   per subject shard: AlertEngine (dedup, debounce, resolve, ...)
-           stateful "areas"    per area shard: FloodGuard + incident engine
-           flat_map_batch "stamp" -> alerts with emitted_ms = wall clock ─────────────┤
-                                                                      output "redis" ◄┘
+  input "in"  DecodingSource: one Batch per read (decoded, lateness-checked, with offsets)
+   ├─ flat_map_batch "account"  IngestMark + DeadRecords ──────────────────────────────────┐
+   └─ flat_map_batch "route"    m:<model>#<n>  [(key, event, partition) | Tick, ...]        │
+        │                       e:<n> / a:<n>  [Tick]      c:city  [Hotline | Tick, ...]    │
+        ▼                                                                                   │
+      stateful "models"         per model shard: {key: state}; update, on_watermark        │
+        ├─ stateful "signal_models"  models fed by signals (ticks forwarded, reordered)     │
+        ▼                                                                                   │
+      stateful "engine"         per subject shard: AlertEngine (+ silences from "silences") │
+        ├─ stateful "areas"     per area shard: FloodGuard -> incident engine               │
+        ├─ stateful "incidents" city-wide IncidentCorrelator (alerts + tickets, reordered)  │
+        ▼                                                                                   │
+      flat_map_batch "stamp"    emitted_ms = wall clock; engine totals -> Gauges ──────────┤
+                                                                        output "redis" ◄───┘
 
 Keys are strings; state is sharded (``shards`` per model, ``engine_shards``, ``area_shards``)
 so each key sees large batches and watermark ticks can reach every shard. Ticks are derived
 from each partition's event time at fixed multiples of ``tick_ms``, inside the ordered item
-lists, so a resumed run sees events and ticks in the same order as an uninterrupted one.
-Snapshots are cheap: engine tracks are immutable (a shallow copy), model shards pickle once per
-epoch, and with recovery off every snapshot is ``None``. Step ids are recovery keys: do not
-rename them. Changing shard counts needs a fresh recovery directory.
+lists, so a resumed run sees events and ticks in the same order as an uninterrupted one, and
+``on_watermark`` runs per key at its own partition's event time. Stages fed by several paths
+sort their input by event time (:class:`Reorder`). Snapshots are cheap: engine tracks are
+immutable (a shallow copy), model shards pickle once per epoch, and with recovery off every
+snapshot is ``None``. Step ids are recovery keys: do not rename them. Changing shard counts
+needs a fresh recovery directory. See ``docs/architecture.md``.
 """
 
 from __future__ import annotations
