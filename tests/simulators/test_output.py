@@ -144,3 +144,33 @@ def test_cli_lists_and_writes(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         _args(dirty="0.9")
     with pytest.raises(SystemExit):
         _args(duration="soon")
+
+
+_DIGEST = """
+import hashlib
+from simulators import simulate
+from simulators.labels import encode_labels
+s = simulate("demo", seed=3, duration_s=300, dirty=0.02)
+h = hashlib.sha256()
+for line in s.records():
+    h.update(line)
+h.update(encode_labels(s.labels))
+h.update(encode_labels(s.workshops))
+print(h.hexdigest())
+"""
+
+
+@pytest.mark.integration
+def test_same_bytes_in_other_processes_whatever_the_hash_seed() -> None:
+    import os
+    import subprocess
+    import sys
+
+    digests = set()
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        out = subprocess.run(
+            [sys.executable, "-c", _DIGEST], env=env, capture_output=True, check=True, timeout=120
+        )
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1
