@@ -228,6 +228,10 @@ def make_router(
                         groups.setdefault(key, []).append((k, ev, part))
                 if correlate and type(ev) is Hotline:
                     groups.setdefault(CITY, []).append(ev)
+            if b.high_ts > high:  # an idle live partition: event time follows the clock
+                if not high or b.high_ts // tick_ms > high // tick_ms:
+                    tick(Tick(b.high_ts // tick_ms * tick_ms, part))
+                high = b.high_ts
             if b.is_last:
                 tick(Tick(high // tick_ms * tick_ms, part, is_end=True))
             out.extend(groups.items())

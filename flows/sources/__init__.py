@@ -12,6 +12,7 @@ snapshot and a resumed run decides exactly as the uninterrupted one would.
 from __future__ import annotations
 
 import abc
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,18 @@ from citywatch.events import MAX_RAW_BYTES, DeadLetter, Event, EventDecoder, Reg
 from models.alert_engine import LatenessGate
 from sinks.redis_sink import KIND_CODES, NOT_COUNTED, DeadRecord
 
-__all__ = ["Batch", "DecodingSource", "PartitionState", "RawReader", "RawSource", "partition_of"]
+#: Seconds without input after which a live partition's event time follows the wall clock.
+IDLE_S = 5.0
+
+__all__ = [
+    "IDLE_S",
+    "Batch",
+    "DecodingSource",
+    "PartitionState",
+    "RawReader",
+    "RawSource",
+    "partition_of",
+]
 
 
 def partition_of(key: str, count: int) -> int:
@@ -33,7 +45,14 @@ def partition_of(key: str, count: int) -> int:
 
 
 class RawReader(abc.ABC):
-    """One open partition of a raw source."""
+    """One open partition of a raw source.
+
+    ``is_live``: records arrive about when they happen (Redis, MQTT). An idle live partition
+    lets its event time follow the wall clock (minus the lateness), so one quiet stream does
+    not hold back the watermark of the whole flow.
+    """
+
+    is_live: bool = False
 
     @abc.abstractmethod
     def read(self, max_n: int) -> list[bytes]:
@@ -120,6 +139,7 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
         )
         self.gate = LatenessGate(lateness_ms, state.high_ts if state else 0)
         self.ended = False
+        self.idle_since = time.monotonic()
 
     def next_batch(self) -> list[Batch]:
         if self.ended:
@@ -132,7 +152,8 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
             h = self.gate.high_ts
             return [Batch(self.name, self.seq, [], [], b"", h, h, is_last=True)]
         if not raws:
-            return []
+            return self._idle() if self.reader.is_live else []
+        self.idle_since = time.monotonic()
         events: list[Event] = []
         dead: list[DeadRecord] = []
         codes = bytearray(len(raws))
@@ -158,6 +179,18 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
             codes[i] = KIND_CODES[ev.kind]
         self.seq = seq + len(raws)
         return [Batch(self.name, seq, events, dead, bytes(codes), prev_high, self.gate.high_ts)]
+
+    def _idle(self) -> list[Batch]:
+        """A live partition quiet for IDLE_S: advance its event time to now - lateness."""
+        if time.monotonic() - self.idle_since < IDLE_S:
+            return []
+        self.idle_since = time.monotonic()
+        now_ms = int(time.time() * 1000) - self.gate.lateness_ms
+        prev = self.gate.high_ts
+        if now_ms <= prev:
+            return []
+        self.gate.high_ts = now_ms
+        return [Batch(self.name, self.seq, [], [], b"", prev, now_ms)]
 
     def next_awake(self) -> datetime | None:
         return self.reader.next_awake()

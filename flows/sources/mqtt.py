@@ -33,6 +33,8 @@ TOPIC = "cw/+/+/+"
 
 
 class _MqttReader(RawReader):
+    is_live = True
+
     def __init__(
         self, url: str, client_id: str, topic: str, idle_stop_s: float | None, clean: bool
     ) -> None:

@@ -30,6 +30,8 @@ _MAX_BACKOFF_S = 5.0
 
 
 class _StreamReader(RawReader):
+    is_live = True
+
     def __init__(
         self, client: redis.Redis, stream: str, last_id: str, idle_stop_s: float | None
     ) -> None:

@@ -97,3 +97,36 @@ def test_model_shard_runs_on_watermark_at_each_keys_own_partition_time() -> None
     resumed.on_item([Tick(T0 + 2 * MIN, "p0")])
     assert resumed.states["S1"] == [T0 + MIN, T0 + 2 * MIN]
     assert ModelShard(_Clock(), None, durable=False, partitions=1).snapshot() is None
+
+
+def test_an_idle_live_partition_follows_the_wall_clock(monkeypatch: Any) -> None:
+    import time
+
+    import flows.sources as sources
+    from flows.sources import DecodingSource, RawReader, RawSource
+
+    class Quiet(RawReader):
+        is_live = True
+
+        def read(self, max_n: int) -> list[bytes]:
+            return []
+
+        def position(self) -> None:
+            return None
+
+    class QuietSource(RawSource):
+        def list_parts(self) -> list[str]:
+            return ["q"]
+
+        def open(self, part: str, position: Any) -> RawReader:
+            return Quiet()
+
+    monkeypatch.setattr(sources, "IDLE_S", 0.0)
+    part = DecodingSource(QuietSource(), lateness_ms=60_000).build_part("in", "q", None)
+    (b,) = part.next_batch()
+    assert (b.events, b.prev_high_ts) == ([], 0)
+    assert abs(b.high_ts - (time.time() * 1000 - 60_000)) < 5_000
+    route = make_router([ToyExceedance()], FlowConfig(shards=1, engine_shards=1, area_shards=1))
+    ticks = [x for _, xs in route([b]) for x in xs if type(x) is Tick]
+    assert ticks
+    assert all(t.wm == b.high_ts // MIN * MIN for t in ticks)
