@@ -448,6 +448,8 @@ class FloodGuard:
     recent: dict[str, deque[tuple[int, str, str]]] = field(default_factory=dict)
     open_since: dict[str, int] = field(default_factory=dict)
     members: dict[str, list[str]] = field(default_factory=dict)
+    #: Alerts in the current burst of each area (``members`` keeps only the first ones).
+    sizes: dict[str, int] = field(default_factory=dict)
     last_new: dict[str, int] = field(default_factory=dict)
 
     def observe(self, alert: Alert) -> list[Signal]:
@@ -472,24 +474,27 @@ class FloodGuard:
                 return []
             start = q[0][0]
             self.open_since[area] = start
-            self.members[area] = [i for _, i, _ in q]
+            self.members[area] = [i for _, i, _ in q][: self.max_members]
+            self.sizes[area] = len(q)
         else:
-            self.members[area].append(alert.id)
-        members = self.members[area]
+            self.sizes[area] += 1
+            if len(self.members[area]) < self.max_members:
+                self.members[area].append(alert.id)
+        members, size = self.members[area], self.sizes[area]
         rules = sorted({r for _, _, r in q})
         return [
             Signal(
                 rule="incident.correlated",
                 subject=Subject("incident", f"flood:{area}:{start:x}"),
                 ts=alert.first_ts,
-                level=Level.ORANGE if len(members) < 3 * self.limit else Level.RED,
-                score=min(1.0, len(members) / (3 * self.limit)),
-                title=f"{area}告警激增：{len(members)}条/{self.window_ms // MINUTE_MS}分钟",
+                level=Level.ORANGE if size < 3 * self.limit else Level.RED,
+                score=min(1.0, size / (3 * self.limit)),
+                title=f"{area}告警激增：{size}条/{self.window_ms // MINUTE_MS}分钟",
                 evidence={
                     "reason": "flood",
                     "area": area,
-                    "alerts": len(members),
-                    "members": members[: self.max_members],
+                    "alerts": size,
+                    "members": list(members),
                     "rules": rules,
                 },
                 model="engine.flood@1",

@@ -197,6 +197,16 @@ def test_flood_guard_groups_a_burst_of_one_area() -> None:
     assert second.evidence["alerts"] == 12
     (inc,) = eng.on_signal(first)
     assert inc.district == "海门区"
+    # A long burst keeps counting but lists only the first max_members ids.
+    small = FloodGuard(limit=2, window_ms=10 * M, max_members=3)
+    last: list[Signal] = []
+    for i in range(8):
+        (a,) = eng.on_signal(
+            sig(ts=i * 1000, subject=Subject("station", f"B{i}"), district="启东市")
+        )
+        last = small.observe(a) or last
+    assert last[0].evidence["alerts"] == 8
+    assert len(last[0].evidence["members"]) == 3
     # Another district and a slow trickle never trigger it.
     quiet = FloodGuard(limit=10, window_ms=10 * M)
     for i in range(30):
