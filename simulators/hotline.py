@@ -275,8 +275,9 @@ class Ticket:
 class TicketWriter:
     """Builds tickets; ids and callers are hashes, so they never reveal which are planned."""
 
-    def __init__(self, city: City, seed: int) -> None:
-        self.city, self.seed = city, seed
+    def __init__(self, city: City, seed: int, salt: str = "") -> None:
+        # the salt (scenario and start) keeps ids of different runs apart
+        self.city, self.seed, self.salt = city, seed, salt
 
     def poi(self, rng: random.Random, lat: float, lon: float) -> Poi:
         geo = self.city.geo
@@ -295,10 +296,10 @@ class TicketWriter:
 
     def ticket_id(self, ts: int, key: str) -> str:
         day = datetime.fromtimestamp(ts / 1000, TZ).strftime("%Y%m%d")
-        return f"{day}{derive(self.seed, 'ticket', key) % 10**10:010d}"
+        return f"{day}{derive(self.seed, 'ticket', self.salt, key) % 10**10:010d}"
 
     def caller(self, key: str) -> str:
-        return f"{derive(self.seed, 'caller', key):016x}"
+        return f"{derive(self.seed, 'caller', self.salt, key):016x}"
 
     def text(
         self,
@@ -375,11 +376,11 @@ class _Recent:
 
 
 def background(
-    city: City, seed: int, start_ms: int, end_ms: int, avoid: list[Ticket]
+    city: City, seed: int, start_ms: int, end_ms: int, avoid: list[Ticket], salt: str = ""
 ) -> list[Ticket]:
     """The run's ordinary tickets (no accidental duplicates among them or with ``avoid``)."""
     rng = py_rng(seed, "hotline-background")
-    writer = TicketWriter(city, seed)
+    writer = TicketWriter(city, seed, salt)
     per_day = city.profile.count("tickets_per_day", city.scale, 60)
     total_w = sum(_HOURLY)
     out: list[Ticket] = []
@@ -417,10 +418,16 @@ class HotlineStream:
     kind = "hotline"
 
     def __init__(
-        self, city: City, seed: int, start_ms: int, end_ms: int, planned: list[Ticket]
+        self,
+        city: City,
+        seed: int,
+        start_ms: int,
+        end_ms: int,
+        planned: list[Ticket],
+        salt: str = "",
     ) -> None:
         tickets = [t for t in planned if start_ms <= t.ts < end_ms]
-        tickets += background(city, seed, start_ms, end_ms, tickets)
+        tickets += background(city, seed, start_ms, end_ms, tickets, salt)
         tickets.sort(key=lambda t: (t.ts, t.id))
         self.tickets = tickets
         self.by_window: dict[int, Chunk] = {}

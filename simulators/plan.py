@@ -49,7 +49,7 @@ class _Planner:
         self.rng = py_rng(seed, "plan")
         self.S, self.E = sc.start_ms, sc.end_ms
         self.plan = Plan()
-        self.writer = TicketWriter(city, seed)
+        self.writer = TicketWriter(city, seed, ticket_salt(sc))
         self.free_stations = list(range(len(city.station_ids)))
         self.rng.shuffle(self.free_stations)
         self.free_vehicles = list(city.vehicle_ids)
@@ -646,6 +646,11 @@ class _Planner:
                 rules=["air.spike", "hotline.duplicate", "vehicle.dwell"],
                 wind_from_deg=round(wdir, 1),
             )
+
+
+def ticket_salt(sc: Scenario) -> str:
+    """What keeps ticket ids of different runs (scenario, start) apart under one seed."""
+    return f"{sc.name}@{sc.start_ms}"
 
 
 def _ceil_minute(t: int) -> int:

@@ -18,7 +18,7 @@ from simulators.clock import MINUTE_MS
 from simulators.dirty import corrupt
 from simulators.hotline import HotlineStream
 from simulators.labels import Label, Workshop
-from simulators.plan import Plan, make_plan
+from simulators.plan import Plan, make_plan, ticket_salt
 from simulators.scenario import PROFILES, SCENARIOS, Scenario
 from simulators.seeds import py_rng
 from simulators.sites import OrderStream, PowerStream, SiteActivity, VideoStream
@@ -101,7 +101,7 @@ class Simulation:
         if "power" in kinds:
             gens["power"] = PowerStream(city, seed, s, e, activity)
         if "hotline" in kinds:
-            gens["hotline"] = HotlineStream(city, seed, s, e, plan.tickets)
+            gens["hotline"] = HotlineStream(city, seed, s, e, plan.tickets, ticket_salt(sc))
         return [gens[k] for k in _ORDER if k in gens]
 
     def _labels(self) -> list[Label]:
