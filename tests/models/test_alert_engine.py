@@ -6,6 +6,8 @@ import copy
 import pickle
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from citywatch.alerts import AlertState, Level, Signal, Subject, episode_id, fingerprint
 from models.alert_engine import (
@@ -224,3 +226,51 @@ def test_lateness_gate_counts_from_the_newest_seen() -> None:
     assert reason is not None
     assert reason.startswith("late:")
     assert g.high_ts == 100 * M
+
+
+_signal = st.tuples(
+    st.integers(0, 3),  # minutes since the previous signal
+    st.sampled_from(["air.spike", "air.stuck", "air.exceedance"]),
+    st.sampled_from(["S1", "S2"]),
+    st.booleans(),  # active
+    st.integers(1, 4),  # level
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_signal, max_size=60), st.integers(0, 60))
+def test_engine_invariants_on_random_signal_sequences(
+    steps: list[tuple[int, str, str, bool, int]], cut: int
+) -> None:
+    policies = {
+        "air.spike": RulePolicy(for_count=2, quiet_ms=5 * M, refresh_ms=2 * M),
+        "air.stuck": RulePolicy(quiet_ms=4 * M),
+        "air.exceedance": RulePolicy(quiet_ms=6 * M, inhibited_by=frozenset({"air.stuck"})),
+    }
+    signals, ts = [], 0
+    for gap, rule, sid, active, level in steps:
+        ts += gap * M
+        signals.append(
+            sig(rule, ts=ts, level=Level(level), subject=Subject("station", sid), active=active)
+        )
+    eng = AlertEngine(policies)
+    out = eng.on_signals(signals) + eng.advance(ts + 60 * M)
+    # Versions of each episode are 1, 2, 3, ... and nothing follows its resolve.
+    by_id: dict[str, list[int]] = {}
+    closed: set[str] = set()
+    for a in out:
+        assert a.id not in closed
+        by_id.setdefault(a.id, []).append(a.version)
+        if a.state is AlertState.RESOLVED:
+            closed.add(a.id)
+        assert a.first_ts <= a.last_ts
+    for versions in by_id.values():
+        assert versions == list(range(1, len(versions) + 1))
+    assert closed == set(by_id)  # everything resolves once event time has moved on
+    assert eng.tracks == {}
+    # A snapshot taken anywhere and restored continues identically.
+    k = min(cut, len(signals))
+    first = AlertEngine(policies)
+    part = first.on_signals(signals[:k])
+    again = AlertEngine(policies, snapshot=first.snapshot())
+    assert part + again.on_signals(signals[k:]) + again.advance(ts + 60 * M) == out
