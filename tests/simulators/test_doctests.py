@@ -10,9 +10,7 @@ import pytest
 
 import simulators
 
-MODULES = sorted(
-    m.name for m in pkgutil.iter_modules(simulators.__path__, prefix="simulators.")
-) + ["simulators"]
+MODULES = [*sorted(m.name for m in pkgutil.iter_modules(simulators.__path__, prefix="simulators.")), "simulators"]
 
 
 @pytest.mark.parametrize("name", MODULES)
