@@ -10,7 +10,8 @@ import pytest
 
 import simulators
 
-MODULES = [*sorted(m.name for m in pkgutil.iter_modules(simulators.__path__, prefix="simulators.")), "simulators"]
+SUBMODULES = pkgutil.iter_modules(simulators.__path__, prefix="simulators.")
+MODULES = ["simulators", *sorted(m.name for m in SUBMODULES)]
 
 
 @pytest.mark.parametrize("name", MODULES)
