@@ -10,8 +10,9 @@ verdict and level from context and dwell time. Signals (rule ``vehicle.dwell``, 
 * active, when the dwell passes its context's first threshold, on every level change, and every
   ``refresh_s`` while it stays (so the engine's quiet-period auto-resolve never fires on a truck
   that is still there; the engine dedups the repeats);
-* inactive (the clear) when the stop ends: a fix outside the radius, a gap in the fixes, or event
-  time passing ``max_gap_s`` beyond its last fix (:meth:`DwellModel.on_watermark`).
+* inactive (the clear) when the stop ends: a fix outside the radius confirmed by the next one
+  (a single outlier is dropped), a gap in the fixes, or event time passing ``max_gap_s``
+  beyond its last fix (:meth:`DwellModel.on_watermark`).
 
 A *dwell* is a stop, or consecutive stops at one spot: a stop whose first fix was off-centre
 (a slow approach) can end on a jittered fix that is outside the radius of that first fix but
@@ -46,9 +47,11 @@ Score: ``n/(n+2)`` for ``n`` distinct vehicles (0.5 at two vehicles).
 ...     out += model.update(state, Gps(ts=t0 + i * 10_000, vehicle="V1", lat=32.0, lon=120.9))
 >>> [(s.active, s.level.name, s.evidence["context"], s.evidence["dwell_s"]) for s in out]
 [(True, 'ORANGE', 'school', 600.0)]
->>> clear = model.update(state, Gps(ts=t0 + 700_000, vehicle="V1", lat=32.02, lon=120.9))
->>> (clear[0].active, clear[0].evidence["dwell_s"])
-(False, 700.0)
+>>> model.update(state, Gps(ts=t0 + 700_000, vehicle="V1", lat=32.02, lon=120.9))
+[]
+>>> clear = model.update(state, Gps(ts=t0 + 710_000, vehicle="V1", lat=32.021, lon=120.9))
+>>> (clear[0].active, clear[0].evidence["dwell_s"], clear[0].evidence["end_ms"] - t0)
+(False, 700.0, 700000)
 """
 
 from __future__ import annotations
@@ -200,7 +203,9 @@ class DwellModel(Model):
             if (
                 stop.closed_by == "left"
                 and state.context is not None
-                and planar_distance_m(stop.lat, stop.lon, event.lat, event.lon) <= self.radius_m
+                and det.start_ms == stop.end_ms  # anchored at the fix that ended it
+                and planar_distance_m(stop.lat, stop.lon, det.anchor_lat, det.anchor_lon)
+                <= self.radius_m
             ):
                 # Outside the radius of the stop's first fix but not of its centre: the first
                 # fix was off-centre (a slow approach). Hold the dwell until the next stop says

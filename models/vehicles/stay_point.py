@@ -9,6 +9,10 @@ Semantics (scikit-mobility's ``stay_locations``, made streaming):
 * The first fix farther than ``radius_m`` from the anchor ends the candidate or stop and becomes
   the anchor of the next candidate. A stop ended this way has ``end_ms`` = that fix's time (the
   leaving time, as scikit-mobility's ``leaving_datetime``) and ``closed_by="left"``.
+* Multipath outliers: a single fix outside the radius whose next fix (within ``max_gap_s``) is
+  back inside is dropped and counted in ``outliers`` (``drop_outliers=True``, the default), so
+  one bad fix neither ends a stop nor restarts a candidate. The price: an end is reported one
+  fix later (its ``end_ms`` is still the first fix outside).
 * Two consecutive fixes more than ``max_gap_s`` apart split the stop: it ends at the last fix
   before the gap (``closed_by="gap"``: we do not know when the vehicle left) and the fix after
   the gap anchors a new candidate. :meth:`StayPointDetector.flush` applies the same rule when
@@ -34,8 +38,10 @@ distance by millimetres, and they cost a few multiplications.
 [None, None, None, None, None]
 >>> det.update(t0 + 5 * 60_000, 32.0, 120.9)  # 300 s after the anchor: a stop
 Stop(start_ms=1767225600000, end_ms=None, lat=32.0, lon=120.9, n_fixes=6, closed_by='')
->>> det.update(t0 + 6 * 60_000, 32.01, 120.9).closed_by  # 1.1 km away: it left
-'left'
+>>> det.update(t0 + 6 * 60_000, 32.01, 120.9) is None  # 1.1 km away: an outlier?
+True
+>>> det.update(t0 + 7 * 60_000, 32.02, 120.9)  # still away: it left at the first fix outside
+Stop(start_ms=1767225600000, end_ms=1767225960000, lat=32.0, lon=120.9, n_fixes=6, closed_by='left')
 """
 
 from __future__ import annotations
@@ -108,6 +114,9 @@ class StayPointDetector(CompactSlots):
         T: a candidate becomes a stop once its fixes span this long.
     max_gap_s
         G: consecutive fixes farther apart than this split a stop.
+    drop_outliers
+        Drop a single fix outside R when the next fix (within G) is back inside (a multipath
+        excursion); the stop then ends one fix later. False: scikit-mobility's exact rule.
 
     ``update`` returns a :class:`Stop` when one is confirmed (open) or ends (closed), else None;
     ``in_stop``, ``start_ms``, ``last_ms`` and :meth:`centroid` describe the current stop.
@@ -119,23 +128,29 @@ class StayPointDetector(CompactSlots):
     back at most: less than T (the failed candidate) plus G (the step to the fix that ended
     it) before the anchor.
 
-    State: 15 slots of numbers, ~220 bytes pickled with the parameters.
+    ``dropped`` counts out-of-order fixes, ``outliers`` one-fix excursions dropped.
+    State: 20 slots of numbers, ~250 bytes pickled with the parameters.
     """
 
     __slots__ = (
         "_kx",
         "_n",
+        "_pend_lat",
+        "_pend_lon",
+        "_pend_ms",
         "_r2",
         "_sx",
         "_sy",
         "anchor_lat",
         "anchor_lon",
         "arrival_ms",
+        "drop_outliers",
         "dropped",
         "in_stop",
         "last_ms",
         "max_gap_ms",
         "min_duration_ms",
+        "outliers",
         "radius_m",
         "start_ms",
     )
@@ -145,6 +160,8 @@ class StayPointDetector(CompactSlots):
         radius_m: float = DEFAULT_RADIUS_M,
         min_duration_s: float = DEFAULT_MIN_DURATION_S,
         max_gap_s: float = DEFAULT_MAX_GAP_S,
+        *,
+        drop_outliers: bool = True,
     ) -> None:
         if not (radius_m > 0 and math.isfinite(radius_m)):
             msg = f"radius_m: must be a positive finite number, got {radius_m!r}"
@@ -158,6 +175,7 @@ class StayPointDetector(CompactSlots):
         self.radius_m = float(radius_m)
         self.min_duration_ms = round(min_duration_s * 1000)
         self.max_gap_ms = round(max_gap_s * 1000)
+        self.drop_outliers = bool(drop_outliers)
         self._r2 = self.radius_m * self.radius_m
         # learned state
         self.last_ms = -1  # newest accepted fix; -1 before the first
@@ -171,17 +189,33 @@ class StayPointDetector(CompactSlots):
         self._sx = 0.0
         self.in_stop = False
         self.dropped = 0
+        self.outliers = 0
+        self._pend_ms = -1  # a fix outside the radius waiting for the next one; -1 = none
+        self._pend_lat = 0.0
+        self._pend_lon = 0.0
 
     def update(self, ts: int, lat: float, lon: float) -> Stop | None:
-        """Feed one fix; return the stop it confirms or ends, else None."""
-        if ts <= self.last_ms:
+        """Feed one fix; return the stop it confirms or ends, else None.
+
+        A fix that both settles an ended stop and confirms the next one (only after a silence
+        of T right after leaving) returns the ended stop; ``in_stop`` shows the confirmation.
+        """
+        if ts <= self.last_ms or ts <= self._pend_ms:
             self.dropped += 1
             return None
         if self._n == 0:
             self._anchor(ts, lat, lon)
             return None
+        ended: Stop | None = None
+        if self._pend_ms >= 0:
+            if ts - self._pend_ms <= self.max_gap_ms and self._inside(lat, lon):
+                self.outliers += 1  # the fix outside was a one-fix excursion: forget it
+                self._pend_ms = -1
+            else:
+                ended = self._leave()  # it was real: the stop ended there
         if ts - self.last_ms > self.max_gap_ms:
-            ended = self._close(self.last_ms, "gap") if self.in_stop else None
+            if self.in_stop:
+                ended = self._close(self.last_ms, "gap")
             self._anchor(ts, lat, lon)
             return ended
         dy = (lat - self.anchor_lat) * M_PER_DEG_LAT
@@ -193,29 +227,21 @@ class StayPointDetector(CompactSlots):
             self.last_ms = ts
             if not self.in_stop and ts - self.start_ms >= self.min_duration_ms:
                 self.in_stop = True
-                return self._stop(None, "")
-            return None
-        if self.in_stop:
-            ended = self._close(ts, "left")
-            self._anchor(ts, lat, lon)
+                return ended if ended is not None else self._stop(None, "")
             return ended
-        # A candidate failed before T. If it lasted at least T/2 and this fix is still within R
-        # of its centre, the vehicle was standing there (a slow approach anchored the candidate
-        # short of the spot): remember when that candidate began, for ``arrival_ms``. (A
-        # vehicle merely driving slowly fails its candidates sooner, or leaves the centre.)
-        cy, cx = dy - self._sy / self._n, dx - self._sx / self._n
-        settling = (
-            2 * (self.last_ms - self.start_ms) >= self.min_duration_ms
-            and cy * cy + cx * cx <= self._r2
-        )
-        prev = self.start_ms
-        self._anchor(ts, lat, lon)
-        if settling:
-            self.arrival_ms = prev
-        return None
+        self._pend_ms, self._pend_lat, self._pend_lon = ts, lat, lon
+        if self.drop_outliers:
+            return ended  # decided by the next fix
+        return self._leave()
 
     def flush(self, watermark_ms: int) -> Stop | None:
-        """Close the stop if event time passed ``max_gap_s`` beyond the last fix (went dark)."""
+        """Settle what event time ``watermark_ms`` decides with no new fix (a vehicle gone dark).
+
+        A pending fix outside the radius with nothing after it for ``max_gap_s`` ends the stop
+        there (``"left"``); a stop with no fix for ``max_gap_s`` ends at its last fix (``"gap"``).
+        """
+        if self._pend_ms >= 0:
+            return self._leave() if watermark_ms - self._pend_ms > self.max_gap_ms else None
         if self.in_stop and watermark_ms - self.last_ms > self.max_gap_ms:
             ended = self._close(self.last_ms, "gap")
             self._n = 0
@@ -223,8 +249,12 @@ class StayPointDetector(CompactSlots):
         return None
 
     def close(self) -> Stop | None:
-        """End of the stream: close the current stop at its last fix (``closed_by="flush"``)."""
-        ended = self._close(self.last_ms, "flush") if self.in_stop else None
+        """End of the stream: a pending fix outside ends the stop (``"left"``), else it ends at
+        its last fix (``closed_by="flush"``)."""
+        if self._pend_ms >= 0:
+            ended = self._leave()
+        else:
+            ended = self._close(self.last_ms, "flush") if self.in_stop else None
         self._n = 0
         return ended
 
@@ -243,6 +273,35 @@ class StayPointDetector(CompactSlots):
         return self._n
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _inside(self, lat: float, lon: float) -> bool:
+        dy = (lat - self.anchor_lat) * M_PER_DEG_LAT
+        dx = (lon - self.anchor_lon) * self._kx
+        return dx * dx + dy * dy <= self._r2
+
+    def _leave(self) -> Stop | None:
+        """The pending fix outside the radius is real: end the stop (or candidate) there."""
+        ts, lat, lon = self._pend_ms, self._pend_lat, self._pend_lon
+        self._pend_ms = -1
+        if self.in_stop:
+            ended = self._close(ts, "left")
+            self._anchor(ts, lat, lon)
+            return ended
+        # A candidate failed before T. If it lasted at least T/2 and this fix is still within R
+        # of its centre, the vehicle was standing there (a slow approach anchored the candidate
+        # short of the spot): remember when that candidate began, for ``arrival_ms``. (A
+        # vehicle merely driving slowly fails its candidates sooner, or leaves the centre.)
+        cy = (lat - self.anchor_lat) * M_PER_DEG_LAT - self._sy / self._n
+        cx = (lon - self.anchor_lon) * self._kx - self._sx / self._n
+        settling = (
+            2 * (self.last_ms - self.start_ms) >= self.min_duration_ms
+            and cy * cy + cx * cx <= self._r2
+        )
+        prev = self.start_ms
+        self._anchor(ts, lat, lon)
+        if settling:
+            self.arrival_ms = prev
+        return None
 
     def _anchor(self, ts: int, lat: float, lon: float) -> None:
         self.start_ms = ts

@@ -23,7 +23,11 @@ def north(dt_s: float, metres: float) -> Fix:
 
 
 def run(fixes: list[Fix], det: StayPointDetector | None = None) -> list[RefStop]:
-    """Stream ``fixes`` and return the stops in the reference's shape (confirm time included)."""
+    """Stream ``fixes`` and return the stops in the reference's shape (confirm time included).
+
+    Confirmations are read from ``in_stop`` (a fix that ends one stop and confirms the next
+    returns only the ended one); every open Stop returned must match a confirmation.
+    """
     det = det or StayPointDetector(R, T, G)
     confirmed: dict[int, int] = {}
     out: list[RefStop] = []
@@ -44,13 +48,12 @@ def run(fixes: list[Fix], det: StayPointDetector | None = None) -> list[RefStop]
 
     for ts, lat, lon in fixes:
         s = det.update(ts, lat, lon)
-        if s is None:
-            continue
-        if s.end_ms is None:
-            assert s.start_ms not in confirmed
-            confirmed[s.start_ms] = ts
-        else:
+        if s is not None and s.end_ms is not None:
             closed(s)
+        if det.in_stop and det.start_ms not in confirmed:
+            confirmed[det.start_ms] = ts
+        if s is not None and s.end_ms is None:
+            assert confirmed[s.start_ms] == ts
     last = det.close()
     if last is not None:
         closed(last)
@@ -89,14 +92,36 @@ def test_shorter_than_t_is_no_stop() -> None:
 
 
 def test_radius_boundary_is_inclusive() -> None:
-    # A truck flickering between two spots R apart: one stop when R is inside, none when not.
+    # A truck flickering between two spots R apart: one stop when R is inside, none when not
+    # (scikit-mobility's rule, without outlier dropping).
+    raw = StayPointDetector(R, T, G, drop_outliers=False)
     inside = [north(10 * i, (i % 2) * (R - 0.01)) for i in range(20)] + [north(200, 1000)]
-    got = run(inside)
+    got = run(inside, raw)
     assert [(s.start_ms, s.n_fixes) for s in got] == [(T0, 20)]
-    same(got, reference_stops(inside, R, T, G))
+    same(got, reference_stops(inside, R, T, G, drop_outliers=False))
     outside = [north(10 * i, (i % 2) * (R + 0.01)) for i in range(20)]
-    assert run(outside) == []  # every fix leaves the previous anchor's radius
-    assert reference_stops(outside, R, T, G) == []
+    assert run(outside, StayPointDetector(R, T, G, drop_outliers=False)) == []
+    assert reference_stops(outside, R, T, G, drop_outliers=False) == []
+
+
+def test_boundary_with_outlier_dropping_needs_two_fixes_outside() -> None:
+    stay = [north(10 * i, (i % 2) * (R - 0.01)) for i in range(20)]
+    got = run([*stay, north(200, R + 0.01), north(210, R + 0.01)])
+    assert [(s.n_fixes, s.end_ms, s.closed_by) for s in got] == [(20, T0 + 200_000, "left")]
+    # one fix just outside, then back just inside: an outlier, the stop goes on
+    got = run([*stay, north(200, R + 0.01), north(210, R - 0.01)])
+    assert [(s.n_fixes, s.end_ms, s.closed_by) for s in got] == [(21, T0 + 210_000, "flush")]
+
+
+def test_a_single_multipath_fix_neither_ends_a_stop_nor_restarts_a_candidate() -> None:
+    det = StayPointDetector(R, T, G)
+    fixes = [north(10 * i, 0) for i in range(10)] + [north(100, 230)]  # 230 m glitch, at 100 s
+    fixes += [north(10 * i, 0) for i in range(11, 40)] + [north(400, 240)]  # again at 400 s
+    fixes += [north(10 * i, 0) for i in range(41, 60)]
+    got = run(fixes, det)
+    assert [(s.start_ms, s.confirm_ms, s.n_fixes) for s in got] == [(T0, T0 + 180_000, 58)]
+    assert det.outliers == 2
+    same(got, reference_stops(fixes, R, T, G))
 
 
 def test_gap_splits_a_stop_and_ends_it_at_the_last_fix_before() -> None:
@@ -108,6 +133,24 @@ def test_gap_splits_a_stop_and_ends_it_at_the_last_fix_before() -> None:
         (891_000, 1_181_000, "flush"),
     ]
     same(got, reference_stops(fixes, R, T, G))
+
+
+def test_a_fix_outside_then_a_gap_ends_the_stop_at_that_fix() -> None:
+    fixes = [at(10 * i) for i in range(30)] + [at(300, 500), at(300 + 601, 0)]
+    got = run(fixes)
+    assert [(s.end_ms, s.closed_by) for s in got] == [(T0 + 300_000, "left")]
+    same(got, reference_stops(fixes, R, T, G))
+
+
+def test_flush_settles_a_pending_fix_outside() -> None:
+    det = StayPointDetector(R, T, G)
+    for i in range(30):
+        det.update(*at(10 * i))
+    assert det.update(*at(300, 500)) is None
+    assert det.flush(T0 + 900_000) is None  # exactly G after the pending fix
+    stop = det.flush(T0 + 900_001)
+    assert stop is not None
+    assert (stop.end_ms, stop.closed_by) == (T0 + 300_000, "left")
 
 
 def test_gap_of_exactly_g_does_not_split() -> None:
@@ -173,11 +216,12 @@ def test_bad_parameters_are_rejected_by_name(kwargs: dict[str, float], field: st
 
 
 @pytest.mark.parametrize("seed", range(60))
-def test_matches_batch_reference_on_generated_trajectories(seed: int) -> None:
+@pytest.mark.parametrize("drop", [True, False])
+def test_matches_batch_reference_on_generated_trajectories(seed: int, drop: bool) -> None:
     fixes = generate(seed)
-    expected = reference_stops(fixes, R, T, G)
+    expected = reference_stops(fixes, R, T, G, drop_outliers=drop)
     assert expected, "the generator makes stops"
-    same(run(fixes), expected)
+    same(run(fixes, StayPointDetector(R, T, G, drop_outliers=drop)), expected)
 
 
 @pytest.mark.parametrize(("r", "t", "g"), [(50.0, 60.0, 120.0), (300.0, 900.0, 1800.0)])
@@ -235,13 +279,15 @@ def test_state_is_small() -> None:
 def test_generated_trajectories_cover_every_case() -> None:
     """Guard for the generator: the reference comparison exercises gaps, leaves, drops."""
     kinds: set[str] = set()
-    dropped = 0
+    dropped = outliers = 0
     for seed in range(60):
         det = StayPointDetector(R, T, G)
         kinds.update(s.closed_by for s in run(generate(seed), det))
         dropped += det.dropped
+        outliers += det.outliers
     assert kinds == {"left", "gap", "flush"}
     assert dropped > 50
+    assert outliers > 20
 
 
 # -- arrival_ms ------------------------------------------------------------------------------
@@ -252,11 +298,12 @@ def test_arrival_survives_a_candidate_restarted_by_jitter_after_a_slow_approach(
     det.update(*north(0, -145))  # anchored short of the spot
     for i in range(1, 16):
         assert det.update(*north(10 * i, 0)) is None  # standing at the spot
-    det.update(*north(160, 8))  # 153 m from the anchor: the candidate (150 s < T) restarts
+    det.update(*north(160, 8))  # 153 m from the anchor, twice: not an outlier,
+    det.update(*north(170, 8))  # so the candidate (150 s < T) restarts at 160 s
     assert det.start_ms == T0 + 160_000
     assert det.arrival_ms == T0
     stop = None
-    for i in range(17, 40):
+    for i in range(18, 40):
         stop = det.update(*north(10 * i, 0)) or stop
     assert stop is not None
     assert stop.start_ms == T0 + 160_000  # what a stop is does not change

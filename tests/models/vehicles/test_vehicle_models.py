@@ -140,13 +140,14 @@ def test_fires_while_stopped_escalates_refreshes_and_resolves_on_leaving() -> No
     assert out[-1].score == 1.0
     assert out[0].lat == pytest.approx(LAT0, abs=2e-4)
     assert out[0].grid is not None
-    clear = model.update(state, gps(2410, 32.03, 120.9))
+    assert model.update(state, gps(2410, 32.03, 120.9)) == []  # an outlier, or gone?
+    clear = model.update(state, gps(2420, 32.031, 120.9))  # gone, since the fix before
     assert len(clear) == 1
     assert not clear[0].active
     assert clear[0].level == Level.RED
     assert clear[0].evidence["dwell_s"] == 2410.0
     assert clear[0].evidence["closed_by"] == "left"
-    assert model.update(state, gps(2420, 32.04, 120.9)) == []
+    assert model.update(state, gps(2430, 32.04, 120.9)) == []
 
 
 @pytest.mark.parametrize(("lat", "lon"), [(DEPOT.lat, DEPOT.lon), (32.2, 120.9)])
@@ -431,13 +432,12 @@ def test_workshop_state_is_bounded_and_pickles() -> None:
 
 
 def _approach_then_park(model: DwellModel, state: VehicleState, park_s: int) -> list[Signal]:
-    """First fix 145 m short of the school's centre, then parked at it; from 160 s on every
-    4th fix jitters 8 m past the centre: 153 m from the first fix (outside R) but near the
-    stop's centre. The first such fix restarts the candidate before T (the detector's
-    semantics; ``arrival_ms`` keeps the arrival), later ones end confirmed stops (held)."""
+    """First fix 145 m short of the school's centre, then parked at it; at 200 and 210 s two
+    fixes jitter 8 m past the centre: 153 m from the first fix (outside R, and two of them, so
+    no outlier) but near the stop's centre. The confirmed stop ends there and is held."""
     out = model.update(state, gps(0, *offset(LAT0, LON0, -145, 0)))
     for i in range(1, park_s // 10 + 1):
-        north_m = 8 if i % 4 == 0 and i >= 16 else 0
+        north_m = 8 if i in (20, 21) else 0
         out += model.update(state, gps(10 * i, *offset(LAT0, LON0, north_m, 0)))
     return out
 
@@ -464,12 +464,14 @@ def test_a_held_stop_is_cleared_when_the_truck_leaves_before_the_next_stop() -> 
     for i in range(1, 70):
         out += model.update(state, gps(10 * i, LAT0, LON0))
     assert [s.active for s in out] == [True]
-    out = model.update(state, gps(700, *offset(LAT0, LON0, 10, 0)))  # 155 m from the first fix
+    # 155 m from the first fix, twice (not an outlier): the stop ends, held
+    out = model.update(state, gps(700, *offset(LAT0, LON0, 10, 0)))
+    out += model.update(state, gps(710, *offset(LAT0, LON0, 10, 0)))
     assert out == []  # held: it may still be parked
     assert state.held_end_ms == T0 + 700_000
     left = []
     for k in range(1, 6):
-        left += model.update(state, gps(700 + 10 * k, *offset(LAT0, LON0, 10 + 42.0 * k, 0)))
+        left += model.update(state, gps(710 + 10 * k, *offset(LAT0, LON0, 10 + 42.0 * k, 0)))
     assert [(s.active, s.evidence["end_ms"], s.evidence["closed_by"]) for s in left] == [
         (False, T0 + 700_000, "left")
     ]
@@ -483,8 +485,10 @@ def test_a_held_stop_is_cleared_by_the_watermark_when_the_truck_goes_dark() -> N
     for i in range(1, 70):
         model.update(state, gps(10 * i, LAT0, LON0))
     assert model.update(state, gps(700, *offset(LAT0, LON0, 10, 0))) == []
-    assert model.on_watermark(state, T0 + 1_300_000) == []
-    gone = model.on_watermark(state, T0 + 1_300_001)
+    assert model.update(state, gps(710, *offset(LAT0, LON0, 10, 0))) == []
+    assert state.held_end_ms == T0 + 700_000
+    assert model.on_watermark(state, T0 + 1_310_000) == []
+    gone = model.on_watermark(state, T0 + 1_310_001)
     assert [(s.active, s.evidence["end_ms"]) for s in gone] == [(False, T0 + 700_000)]
 
 

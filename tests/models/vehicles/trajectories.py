@@ -25,37 +25,54 @@ class RefStop:
     lon: float
 
 
-def reference_stops(fixes: list[Fix], radius_m: float, min_s: float, gap_s: float) -> list[RefStop]:
+def reference_stops(
+    fixes: list[Fix], radius_m: float, min_s: float, gap_s: float, *, drop_outliers: bool = True
+) -> list[RefStop]:
     """Batch stay points: greedy segments of fixes within R of the segment's first fix.
 
     Written independently of the detector: whole-trajectory scans, haversine distances.
-    Out-of-order and duplicate fixes (ts <= the newest kept) are dropped first. A segment at the
-    end of the data that is a stop is reported as closed by "flush" at its last fix.
+    Out-of-order and duplicate fixes (ts <= the newest kept) are dropped first. With
+    ``drop_outliers`` a fix outside R is skipped when the next fix (within G of it) is back
+    within R. A segment at the end of the data that is a stop is reported as closed by "flush"
+    at its last fix.
     """
     clean: list[Fix] = []
     for f in fixes:
         if not clean or f[0] > clean[-1][0]:
             clean.append(f)
     out: list[RefStop] = []
-    i, n = 0, len(clean)
+    n = len(clean)
     min_ms, gap_ms = round(min_s * 1000), round(gap_s * 1000)
+
+    def near(a: int, b: int) -> bool:
+        return haversine_m(clean[a][1], clean[a][2], clean[b][1], clean[b][2]) <= radius_m
+
+    i = 0
     while i < n:
+        members = [i]
         j = i + 1
-        while (
-            j < n
-            and clean[j][0] - clean[j - 1][0] <= gap_ms
-            and haversine_m(clean[i][1], clean[i][2], clean[j][1], clean[j][2]) <= radius_m
-        ):
+        by = "flush"
+        while j < n:
+            if clean[j][0] - clean[members[-1]][0] > gap_ms:
+                by = "gap"
+                break
+            if near(i, j):
+                members.append(j)
+            elif (
+                drop_outliers
+                and j + 1 < n
+                and clean[j + 1][0] - clean[j][0] <= gap_ms
+                and near(i, j + 1)
+            ):
+                pass  # a one-fix excursion
+            else:
+                by = "left"
+                break
             j += 1
-        seg = clean[i:j]
+        seg = [clean[k] for k in members]
         if seg[-1][0] - seg[0][0] >= min_ms:
             confirm = next(f[0] for f in seg if f[0] - seg[0][0] >= min_ms)
-            if j == n:
-                end, by = seg[-1][0], "flush"
-            elif clean[j][0] - clean[j - 1][0] > gap_ms:
-                end, by = seg[-1][0], "gap"
-            else:
-                end, by = clean[j][0], "left"
+            end = clean[j][0] if by == "left" else seg[-1][0]
             lat = sum(f[1] for f in seg) / len(seg)
             lon = sum(f[2] for f in seg) / len(seg)
             out.append(RefStop(seg[0][0], confirm, end, by, len(seg), lat, lon))
