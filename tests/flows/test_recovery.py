@@ -62,3 +62,48 @@ def test_kill_9_and_resume_equals_an_uninterrupted_run(
     got = stream_versions(redis_client, crash.keys)
     assert len(got) == len(set(got)) == len(stream_versions(redis_client, ref.keys))
     assert counts(redis_client, crash.keys) == counts(redis_client, ref.keys)
+
+
+@pytest.mark.slow
+def test_real_models_kill_9_and_resume_equals_an_uninterrupted_run(
+    tmp_path: Path, settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Every registered model's state must survive snapshot and resume (pickle, no state kept
+    on the model object): the demo killed twice ends as an uninterrupted demo."""
+    from flows.run import run_city
+    from tests.flows.real_run import options
+
+    assert settings.redis_url is not None
+    ref = settings.with_(prefix=settings.prefix + "ref:")
+    assert run_city(ref, options(None, None)) == 0
+    expected = final_alerts(redis_client, ref.keys)
+    assert expected
+
+    crash = settings.with_(prefix=settings.prefix + "crash:")
+    directory = tmp_path / "rec"
+    argv = [
+        sys.executable,
+        "-m",
+        "tests.flows.real_run",
+        settings.redis_url,
+        crash.prefix,
+        str(directory),
+        "600",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for delay in (3.0, 3.0):
+        proc = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    assert final_alerts(redis_client, crash.keys) != expected
+    argv[-1] = "100000"
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert final_alerts(redis_client, crash.keys) == expected
+    got = stream_versions(redis_client, crash.keys)
+    assert len(got) == len(set(got)) == len(stream_versions(redis_client, ref.keys))
+    c_ref, c_crash = counts(redis_client, ref.keys), counts(redis_client, crash.keys)
+    assert c_crash["records"] == c_ref["records"]
