@@ -161,7 +161,7 @@ class _Planner:
         ep_d = tuple(d for e in self.plan.episodes for d in e.districts)
         for _ in range(sc.air_spikes):
             s = self.station(avoid_districts=ep_d)
-            d = self.dur(40, 90, 5)
+            d = self.dur(40, 90, 10)
             t0 = self.when(d)
             peak = rng.uniform(60.0, 320.0)  # some plumes are subtle
             self.plan.plumes.append(Plume(s, t0, t0 + d, peak))
@@ -177,15 +177,17 @@ class _Planner:
                 **self.station_params(s),
             )
         faults = (
-            ("stuck", sc.air_stuck, (120, 300)),
-            ("drift", sc.air_drift, (360, 720)),
-            ("range", sc.air_range, (20, 60)),
-            ("inversion", sc.air_inversion, (60, 180)),
+            # (minutes lo, hi, floor): floors keep compressed (demo) faults long enough for
+            # run-length and persistence tests to fire
+            ("stuck", sc.air_stuck, (120, 300, 30)),
+            ("drift", sc.air_drift, (360, 720, 30)),
+            ("range", sc.air_range, (20, 60, 10)),
+            ("inversion", sc.air_inversion, (60, 180, 20)),
         )
-        for kind, n, (lo, hi) in faults:
+        for kind, n, (lo, hi, floor) in faults:
             for _ in range(n):
                 s = self.station()
-                d = self.dur(lo, hi, 10)
+                d = self.dur(lo, hi, floor)
                 t0 = self.when(d)
                 p = self.station_params(s)
                 if kind == "stuck":
