@@ -138,12 +138,14 @@ def partition_key(registry: Registry) -> KeyOf:
     return key_of
 
 
-def make_raw_source(opts: RunOptions, settings: Settings, url: str, spec: Any) -> RawSource:
+def make_raw_source(
+    opts: RunOptions, settings: Settings, url: str, spec: Any, registry: Registry | None = None
+) -> RawSource:
     parts = opts.partitions or opts.processes
     if opts.source == "sim":
         from flows.sources.sim import sim_source
 
-        key_of = partition_key(spec.build().registry) if parts > 1 else None
+        key_of = partition_key(registry or spec.build().registry) if parts > 1 else None
         return sim_source(spec, partitions=parts, speed=opts.speed, key_of=key_of)
     if opts.source == "files":
         from flows.sources.files import FileSource
@@ -177,7 +179,7 @@ def build_city_flow(
     """
     registry, spec = load_registry(opts, settings)
     models = build_models(registry, settings, domain=opts.domain)
-    raw = raw or make_raw_source(opts, settings, url, spec)
+    raw = raw or make_raw_source(opts, settings, url, spec, registry)
     source = DecodingSource(
         raw,
         region=settings.region_box,
