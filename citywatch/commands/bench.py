@@ -8,8 +8,9 @@
    alert engine, incident correlator, Redis sink) in 1 and then in 2 worker processes
    (``python -m flows.worker``, each reading its share of the part files), under a private
    key prefix of ``REDIS_URL`` or an embedded Redis. The rate is records / wall time from
-   starting the workers until they exit (start-up included); the steady rate between 10% and
-   90% of the records (from the sink's ``records`` counter) is printed too.
+   starting the workers until they exit (start-up included). The start-up (spawn to the first
+   record counted by the sink: imports, reference data, models, cluster connection) and the
+   rate after it are printed too.
 3. The plain-Python floor on the same files, in this process: read lines, decode with the
    contract's ``EventDecoder``, route to the same registered models and update their state,
    watermark ticks every minute. No bytewax, no engine, no sink. A second pass times each
@@ -171,7 +172,6 @@ class FlowRun:
     processes: int
     records: int
     wall_s: float
-    steady_per_s: float | None
     #: Spawn to the first record counted by the sink (imports, reference data, models, cluster).
     startup_s: float | None
     max_rss_mb: float
@@ -258,18 +258,7 @@ def run_flow(fs: FileSet, processes: int, url: str, prefix: str) -> FlowRun:
         client.delete(*dead)
     client.close()
     first = next((t - t0 for t, n in samples if n > 0), None)
-    return FlowRun(
-        processes, done, wall, _steady(samples, fs.records), first, rss_kb / 1024, alerts
-    )
-
-
-def _steady(samples: list[tuple[float, int]], total: int) -> float | None:
-    """Records/s between the samples at 10% and 90% of ``total``."""
-    lo = next(((t, n) for t, n in samples if n >= 0.1 * total), None)
-    hi = next(((t, n) for t, n in samples if n >= 0.9 * total), None)
-    if lo is None or hi is None or hi[0] <= lo[0]:
-        return None
-    return (hi[1] - lo[1]) / (hi[0] - lo[0])
+    return FlowRun(processes, done, wall, first, rss_kb / 1024, alerts)
 
 
 # -- the floor ---------------------------------------------------------------------------------
@@ -458,11 +447,11 @@ def run(args: argparse.Namespace) -> int:
             prefix = f"cwbench:{uuid.uuid4().hex[:8]}:"
             r = run_flow(fs, n, url, prefix)
             runs[n] = r
-            steady = f"{r.steady_per_s:,.0f}/s" if r.steady_per_s else "-"
+            warm = r.records / (r.wall_s - r.startup_s) if r.startup_s else float("nan")
             print(
                 f"flow {n}p: {r.records:,} records in {r.wall_s:.1f} s = {r.per_s:,.0f}/s "
-                f"({1e6 / r.per_s:.2f} µs/record; steady 10-90%: {steady}; start-up "
-                f"{r.startup_s or float('nan'):.1f} s), "
+                f"({1e6 / r.per_s:.2f} µs/record; start-up {r.startup_s or float('nan'):.1f} s, "
+                f"{warm:,.0f}/s after it), "
                 f"{r.alerts:,} alert versions, max RSS {r.max_rss_mb:.0f} MB",
                 flush=True,
             )
