@@ -311,7 +311,13 @@ async def _phase(
     )
     for p in procs:
         p.join(10)
-    dropped = _health(port)["dropped_slow"] - dropped_before
+    health = _health(port)
+    dropped = health["dropped_slow"] - dropped_before
+    print(
+        f"server gc so far: {health['gc_runs']} runs, {health['gc_pause_ms_total']:.0f} ms, "
+        f"longest {health['gc_pause_ms_max']:.1f} ms",
+        file=sys.stderr,
+    )
     seen_closed = 0
     for c in stuck:  # read again: the server must have closed it (1013, or aborted)
         if c.transport is not None:

@@ -22,10 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import gc
 import hmac
 import http
 import logging
 import mimetypes
+import os
 import re
 import socket
 import time
@@ -117,6 +119,9 @@ class Stats:
     actions: int = 0
     escalations: int = 0
     reader_errors: int = 0
+    gc_runs: int = 0
+    gc_pause_ms_total: float = 0.0
+    gc_pause_ms_max: float = 0.0
     started_ms: int = field(default_factory=_now_ms)
 
 
@@ -159,6 +164,7 @@ class FeedServer:
         self._metrics_lock = asyncio.Lock()
         self._closers: set[asyncio.Task[None]] = set()
         self._pending: dict[Client, list[bytes]] = {}
+        self._last_entry_s = 0.0
 
     # -- lifecycle of the service ---------------------------------------------------------
 
@@ -593,6 +599,16 @@ class FeedServer:
                             "l", sid_key(aid), proto.lifecycle_message(aid, fields[b"e"]), ev
                         )
             self._flush()  # one write per client for the whole batch
+            if res:
+                self._last_entry_s = time.monotonic()
+
+    async def collect_when_idle(self, every_s: float = 1.0, quiet_s: float = 1.0) -> None:
+        """Run the young-generation GC while the streams are quiet, so that the automatic
+        collections (thresholds raised by :func:`_tune_gc`) rarely land inside a burst."""
+        while True:
+            await asyncio.sleep(every_s)
+            if time.monotonic() - self._last_entry_s >= quiet_s and gc.get_count()[0] > 1_000:
+                gc.collect(1)
 
     async def _heartbeats(self) -> None:
         while True:
@@ -764,6 +780,33 @@ async def _close(ws: ServerConnection, code: int, reason: str) -> None:
         ws.transport.abort()  # its buffers are full: the close frame cannot get through
 
 
+def _tune_gc(stats: Stats, *, tune: bool = True) -> None:
+    """Fewer cyclic-GC pauses inside bursts, for a process holding thousands of connections.
+
+    With the default thresholds the 1,000-client benchmark saw ~560 collections, 1-4 s of
+    pauses in all and single pauses of 0.3-2 s on a loaded machine; with start-up objects
+    frozen, thresholds raised and young collections moved to quiet moments
+    (:meth:`FeedServer.collect_when_idle`), a handful. ``/healthz`` reports the pauses
+    (``gc_runs``, ``gc_pause_ms_total``, ``gc_pause_ms_max``). ``CW_FEED_GC_DEFAULT=1`` keeps
+    Python's defaults, for comparison.
+    """
+    started: list[float] = [0.0]
+
+    def measure(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+            return
+        pause_ms = (time.perf_counter() - started[0]) * 1000.0
+        stats.gc_runs += 1
+        stats.gc_pause_ms_total += pause_ms
+        stats.gc_pause_ms_max = max(stats.gc_pause_ms_max, pause_ms)
+
+    gc.callbacks.append(measure)
+    if tune:
+        gc.freeze()
+        gc.set_threshold(100_000, 50, 100)
+
+
 async def run(
     settings: Settings,
     *,
@@ -778,9 +821,16 @@ async def run(
     store = FeedStore.from_url(settings.redis_url, settings.keys)
     server = FeedServer(settings, store, registry_dir=registry_dir, districts=districts)
     stop = stop or asyncio.Event()
+    collector: asyncio.Task[None] | None = None
     try:
         await server.start()
+        tune = os.environ.get("CW_FEED_GC_DEFAULT") != "1"
+        _tune_gc(server.stats, tune=tune)
+        if tune:
+            collector = asyncio.create_task(server.collect_when_idle())
         await stop.wait()
     finally:
+        if collector is not None:
+            collector.cancel()
         await server.stop()
         await store.close()
