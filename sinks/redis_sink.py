@@ -85,14 +85,19 @@ class Gauge:
 
 
 def reason_class(reason: str) -> str:
-    """The counter class of a dead-letter reason: its field or leading word (``pm25``, ``late``).
+    """The counter class of a dead-letter reason: the field it names, else its kind.
 
-    >>> reason_class("pm25: expected `float | null`, got `str`"), reason_class("invalid JSON: x")
-    ('pm25', 'invalid_json')
+    >>> [reason_class(r) for r in ("pm25: expected `float | null`, got `str`",
+    ...     "invalid JSON: x", "expected `object`, got `array`", "late: ts 5 is 700.0 s behind",
+    ...     "lat/lon: (1, 2) outside the configured region")]
+    ['pm25', 'invalid_json', 'schema', 'late', 'lat/lon']
     """
-    head = reason.split(":", 1)[0].strip().lower()
-    cls = "".join(c if c.isalnum() or c in "._/" else "_" for c in head)[:40]
-    return cls or "other"
+    head = reason.split(":", 1)[0].strip() if ":" in reason else ""
+    if head and all(c.isalnum() or c in "._/[]" for c in head):
+        return head.lower()[:40]
+    if head:
+        return "".join(c if c.isalnum() else "_" for c in head.lower())[:40]
+    return "schema"
 
 
 _ALERT_LUA: Final = """
