@@ -165,6 +165,8 @@ class FeedServer:
         self._closers: set[asyncio.Task[None]] = set()
         self._pending: dict[Client, list[bytes]] = {}
         self._last_entry_s = 0.0
+        self._snapshot_lock = asyncio.Lock()
+        self._snapshot_cache: tuple[tuple[str, str], float, list[dict[str, Any]]] | None = None
 
     # -- lifecycle of the service ---------------------------------------------------------
 
@@ -542,21 +544,37 @@ class FeedServer:
             log.warning("feed: backfill failed (%s); closing so the client retries", exc)
             await _close(ws, 1011, "backfill failed, retry")
 
+    async def _snapshot_items(self, bound: tuple[str, str]) -> list[dict[str, Any]]:
+        """Open alerts with their work orders, read at or after the positions ``bound``.
+
+        Shared by every client registered at the same positions (a reconnect storm after a
+        restart reads Redis once, not once per console); a client registered later, after
+        the streams moved, reads afresh so nothing between the positions is lost.
+        """
+        async with self._snapshot_lock:
+            cached = self._snapshot_cache
+            if cached is not None and cached[0] == bound and time.monotonic() - cached[1] < 5.0:
+                return cached[2]
+            ids = await self.store.open_ids()
+            items: list[dict[str, Any]] = []
+            for start in range(0, len(ids), 500):
+                items.extend(await self.store.load(ids[start : start + 500]))
+            self._snapshot_cache = (bound, time.monotonic(), items)
+            return items
+
     async def _send_snapshot(self, c: Client) -> None:
-        ids = await self.store.open_ids()
+        items = await self._snapshot_items((c.bound_a, c.bound_l))
+        mine = [i for i in items if c.filter.matches(i["alert"])]
         chunk = 200
-        for start in range(0, max(len(ids), 1), chunk):
-            items = await self.store.load(ids[start : start + chunk])
-            items = [i for i in items if c.filter.matches(i["alert"])]
-            more = start + chunk < len(ids)
+        for start in range(0, max(len(mine), 1), chunk):
             await c.ws.send(
                 proto.dumps(
                     {
                         "type": "snapshot",
                         "sid": c.bound_a,
                         "aid": c.bound_l,
-                        "alerts": items,
-                        "more": more,
+                        "alerts": mine[start : start + chunk],
+                        "more": start + chunk < len(mine),
                     }
                 ),
                 text=True,

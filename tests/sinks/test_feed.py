@@ -167,6 +167,34 @@ def test_snapshot_has_open_alerts_with_their_work_orders(
     run(scenario())
 
 
+def test_snapshots_shared_by_clients_never_miss_a_newer_alert(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    keys = settings.keys
+    write_alert(redis_client, keys, make_alert(1))
+
+    async def snapshot_ids(srv: Any) -> set[str]:
+        ws = await connect_auth(srv)
+        await ws.send(_send({"op": "subscribe"}))
+        seen: set[str] = set()
+        while (msg := await recv_json(ws))["type"] != "live":
+            assert msg["type"] == "snapshot"
+            seen |= {i["alert"]["id"] for i in msg["alerts"]}
+        await ws.close()
+        return seen
+
+    async def scenario() -> None:
+        async with running(feed_settings(settings)) as srv:
+            first = await asyncio.gather(*(snapshot_ids(srv) for _ in range(5)))
+            assert all(s == {make_alert(1).id} for s in first)
+            sid = write_alert(redis_client, keys, make_alert(2))
+            while srv.pos_a != sid:  # the reader has seen it: the positions moved
+                await asyncio.sleep(0.01)
+            assert await snapshot_ids(srv) == {make_alert(1).id, make_alert(2).id}
+
+    run(scenario())
+
+
 def test_backfill_across_reconnect_has_no_gap_and_no_duplicate(
     settings: Settings, redis_client: redis.Redis
 ) -> None:
