@@ -3,10 +3,11 @@ and fuel stations.
 
 Each vehicle's itinerary is planned once from its own seed (``(seed, vehicle id)``) and the
 stops injected into it: it sleeps at its depot, on active days leaves between 06:00 and 09:00,
-loads and unloads at registered enterprises (25-70 min), sometimes refuels (8-20 min), waits at
-traffic lights in towns (15-80 s), crawls in rush hours, and returns to the depot. Fixes carry
-~6 m of jitter (0.2 % are multipath outliers 80-250 m off), a little speed noise, and gaps
-(tunnels, dead zones) while driving.
+loads and unloads at registered enterprises (25-70 min), sometimes queues 8-25 min at an
+enterprise's gate just outside its registered radius first, sometimes refuels (8-20 min), waits
+at traffic lights in towns (15-80 s), crawls in rush hours and now and then through a jam
+(4-9 km/h), and returns to the depot. Fixes carry ~6 m of jitter (0.2 % are multipath outliers
+80-250 m off), a little speed noise, and gaps (tunnels, dead zones) while driving.
 
 Injected stops (abnormal dwells near sensitive zones, at unregistered workshops, upwind of a
 station) are reached exactly at their planned arrival time: the vehicle waits at its depot
@@ -118,6 +119,8 @@ class _Builder:
                 h = local_hour(t)
                 if weekday(t) < 5 and (7.0 <= h < 9.0 or 17.0 <= h < 19.0):
                     speed *= rng.uniform(0.35, 0.65)
+                if dist < 1500.0 and rng.random() < 0.04:
+                    speed = rng.uniform(4.0, 9.0)  # a jam: crawling, not a stop
             else:
                 speed = rng.uniform(52.0, 68.0)
             cuts = [0.0]
@@ -219,7 +222,11 @@ def plan_vehicle(
                     if local_hour(b.now) > 17.5 or b.now - day > DAY_MS - 5 * 3_600_000:
                         break
                     for dwell in ((25, 70), (20, 60)):
-                        b.drive(_inside(rng.choice(enterprises), rng))
+                        ent = rng.choice(enterprises)
+                        if rng.random() < 0.25:  # queue at the gate, just outside the fence
+                            b.drive(_at_gate(ent, rng))
+                            b.stay(b.now + rng.randrange(8, 25) * MINUTE_MS)
+                        b.drive(_inside(ent, rng))
                         b.stay(b.now + rng.randrange(*dwell) * MINUTE_MS)
                     if rng.random() < 0.3:
                         b.drive(_inside(rng.choice(fuels), rng))
@@ -235,6 +242,13 @@ def plan_vehicle(
 def _inside(place: Place, rng: random.Random) -> tuple[float, float]:
     """A parking spot inside a registered place's radius."""
     r = place.radius_m * 0.5 * math.sqrt(rng.random())
+    a = rng.uniform(0, 2 * math.pi)
+    return offset(place.lat, place.lon, r * math.cos(a), r * math.sin(a))
+
+
+def _at_gate(place: Place, rng: random.Random) -> tuple[float, float]:
+    """Where trucks queue: on the road just outside a place's radius (1.15-1.5 x)."""
+    r = place.radius_m * rng.uniform(1.15, 1.5)
     a = rng.uniform(0, 2 * math.pi)
     return offset(place.lat, place.lon, r * math.cos(a), r * math.sin(a))
 
