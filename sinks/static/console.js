@@ -44,7 +44,7 @@
     ws: null, backoff: 500, lastMsgMs: 0,
     config: { region: { lat_min: 31.6, lat_max: 32.7, lon_min: 120.2, lon_max: 121.9 },
               departments: [], heartbeat_s: 15 },
-    districts: [], sound: false, audio: null, req: 0, live: false,
+    districts: [], sound: false, audio: null, req: 0, live: false, inSnapshot: false,
   };
 
   // -- small DOM helpers (text only) --------------------------------------------------------
@@ -108,6 +108,7 @@
     const ws = new WebSocket(proto + location.host + "/feed");
     state.ws = ws;
     state.live = false;
+    state.inSnapshot = false;
     ws.onopen = () => {
       ws.send(JSON.stringify({ op: "auth", token: tok }));
       const sub = { op: "subscribe", since: state.sid };
@@ -145,7 +146,8 @@
     switch (msg.type) {
       case "welcome": break;
       case "snapshot":
-        if (!msg.more) state.alerts.clear();  // a fresh picture replaces what we had
+        if (!state.inSnapshot) state.alerts.clear();  // a fresh picture replaces what we had
+        state.inSnapshot = Boolean(msg.more);          // it may come in several chunks
         for (const item of msg.alerts || []) upsert(item.alert, item.wo, false);
         state.sid = msg.sid; state.aid = msg.aid;
         render();

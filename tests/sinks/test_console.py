@@ -219,3 +219,24 @@ def _wait_redis(r: redis.Redis, key: str, status: bytes, timeout: float = 3.0) -
     while r.hget(key, "status") != status:
         assert time.monotonic() - t0 < timeout, f"{key} never became {status!r}"
         time.sleep(0.02)
+
+
+def test_console_loads_a_snapshot_in_several_chunks(
+    settings: Settings, redis_client: redis.Redis, feed_port: int
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    n = 450  # the server sends snapshots in chunks of 200
+    for i in range(n):
+        write_alert(redis_client, settings.keys, make_alert(1000 + i, level=Level.BLUE))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{feed_port}/#token={TOKEN}")
+            page.wait_for_selector("#conn.up", timeout=10_000)
+            page.wait_for_function(
+                f"() => document.querySelectorAll('#rows tr').length === {n}", timeout=5_000
+            )
+        finally:
+            browser.close()
