@@ -247,8 +247,8 @@ def _inside(place: Place, rng: random.Random) -> tuple[float, float]:
 
 
 def _at_gate(place: Place, rng: random.Random) -> tuple[float, float]:
-    """Where trucks queue: on the road just outside a place's radius (1.15-1.5 x)."""
-    r = place.radius_m * rng.uniform(1.15, 1.5)
+    """Where trucks queue: on the road 20-100 m outside a place's registered radius."""
+    r = place.radius_m + rng.uniform(20.0, 100.0)
     a = rng.uniform(0, 2 * math.pi)
     return offset(place.lat, place.lon, r * math.cos(a), r * math.sin(a))
 

@@ -159,8 +159,8 @@ def test_trucks_drive_at_road_speeds_and_stop_at_registered_places() -> None:
                 j += 1
             if fs[j].ts - fs[i].ts >= 8 * 60_000:
                 p = min(places, key=lambda p: haversine_m(fs[i].lat, fs[i].lon, p.lat, p.lon))
-                # inside, or queueing at the gate just outside (1.5 x radius)
-                assert haversine_m(fs[i].lat, fs[i].lon, p.lat, p.lon) <= 1.5 * p.radius_m + 30
+                # inside, or queueing at the gate just outside (up to 100 m, plus jitter)
+                assert haversine_m(fs[i].lat, fs[i].lon, p.lat, p.lon) <= p.radius_m + 130
                 cats[p.category] += 1
             i = j + 1
     assert cats["enterprise"] > 0
