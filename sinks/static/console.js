@@ -471,10 +471,15 @@
     if (metricsTimer) return;
     metricsTimer = setTimeout(() => { metricsTimer = null; requestMetrics(); }, 2000);
   }
+  let lastMetrics = null;
   function renderMetrics(m) {
+    if (!m) return;
+    lastMetrics = m;
+    const group = $("m-group").value;
+    $("m-head").textContent = group === "by_district" ? "区县" : "部门";
     const body = $("m-rows");
     clear(body);
-    const rows = [["合计", m.total], ...Object.entries(m.by_dept || {})];
+    const rows = [["合计", m.total], ...Object.entries(m[group] || {})];
     for (const [name, r] of rows) {
       const tr = el("tr");
       for (const v of [name, r.dispatched, fmtDur(r.signoff_ms_median), fmtDur(r.handling_ms_median),
@@ -523,6 +528,7 @@
     for (const b of document.querySelectorAll("#d-actions button")) b.addEventListener("click", () => act(b.dataset.action));
     for (const f of document.querySelectorAll(".filters input, .filters select")) f.addEventListener("change", render);
     $("m-refresh").addEventListener("click", requestMetrics);
+    $("m-group").addEventListener("change", () => renderMetrics(lastMetrics));
     $("login-form").addEventListener("submit", (e) => {
       e.preventDefault();
       sessionStorage.setItem("cw-token", $("token").value);

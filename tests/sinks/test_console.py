@@ -195,7 +195,13 @@ def test_console_end_to_end(
             page.wait_for_function(
                 "() => document.querySelectorAll('#d-timeline li').length >= 3", timeout=2_000
             )
-            page.wait_for_selector("#m-rows tr", timeout=5_000)
+            page.wait_for_function(  # the dispatch is counted for its department and district
+                "() => document.querySelector('#m-rows').textContent.includes('生态环境局')",
+                timeout=5_000,
+            )
+            page.select_option("#m-group", "by_district")
+            assert page.locator("#m-rows", has_text="崇川区").count() == 1
+            assert page.locator("#m-head").text_content() == "区县"
             page.wait_for_function(
                 "() => !document.querySelector('#lag').textContent.includes('–')", timeout=3_000
             )
