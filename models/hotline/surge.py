@@ -32,7 +32,7 @@ threshold, 1.0 at ``alpha**2``.
 ...         _ = det.update(t0 + day * 24 * hour + h * hour, "崇川区", "noise")
 >>> burst = [det.update(t0 + 3 * 24 * hour + i * 60_000, "崇川区", "noise") for i in range(8)]
 >>> [s is not None and s.active for s in burst]
-[False, False, False, False, False, True, True, True]
+[False, False, False, False, True, True, True, True]
 >>> burst[-1].key, burst[-1].count
 ('崇川区/noise', 8)
 """
@@ -46,7 +46,14 @@ from typing import Final
 
 from models.hotline.validate import require
 
-__all__ = ["DEFAULT_PROFILE", "SurgeConfig", "SurgeDetector", "SurgeStatus", "nbinom_sf"]
+__all__ = [
+    "DEFAULT_PROFILE",
+    "NOISE_PROFILE",
+    "SurgeConfig",
+    "SurgeDetector",
+    "SurgeStatus",
+    "nbinom_sf",
+]
 
 _HOUR_MS: Final = 3_600_000
 _DAY_MS: Final = 86_400_000
@@ -80,6 +87,38 @@ DEFAULT_PROFILE: Final[tuple[float, ...]] = tuple(
         3.0,
         1.9,
         1.2,
+    )
+)
+
+
+#: Noise complaints come in the evening and at night (people at home, trying to sleep).
+NOISE_PROFILE: Final[tuple[float, ...]] = tuple(
+    w / 100.0
+    for w in (
+        3.0,
+        2.0,
+        1.5,
+        1.0,
+        0.8,
+        1.0,
+        1.5,
+        2.5,
+        4.0,
+        5.0,
+        5.2,
+        5.0,
+        4.0,
+        4.2,
+        4.6,
+        4.6,
+        4.4,
+        4.2,
+        4.0,
+        5.0,
+        6.5,
+        8.0,
+        8.5,
+        6.0,
     )
 )
 
@@ -134,7 +173,11 @@ class SurgeConfig:
     min_rate_per_day: float = 1.0
     surge_weight: float = 0.2
     profile: tuple[float, ...] = DEFAULT_PROFILE
+    #: Categories whose calls keep other hours than ``profile`` (fixed, not learned).
+    category_profiles: tuple[tuple[str, tuple[float, ...]], ...] = (("noise", NOISE_PROFILE),)
     profile_prior: float = 200.0
+    #: Pseudo-tickets per category and per district smoothing their shares in the prior.
+    share_pseudo: float = 5.0
     #: Practical significance: the count must also be this many times the expected count.
     min_ratio: float = 3.0
     #: Cap on the Gamma shape of the baseline rate: day-to-day variation (weather, holidays)
@@ -152,8 +195,13 @@ class SurgeConfig:
             ("min_rate_per_day", self.min_rate_per_day > 0),
             ("surge_weight", 0.0 <= self.surge_weight <= 1.0),
             ("profile", len(self.profile) == 24 and all(w > 0 for w in self.profile)),
+            (
+                "category_profiles",
+                all(len(p) == 24 and all(w > 0 for w in p) for _, p in self.category_profiles),
+            ),
             ("profile_prior", self.profile_prior > 0),
             ("min_ratio", self.min_ratio >= 1.0),
+            ("share_pseudo", self.share_pseudo > 0),
             ("max_shape", self.max_shape > 0),
         )
         require(self, checks)
@@ -200,6 +248,12 @@ class SurgeDetector:
         # as (count, event time it was decayed to).
         self._margins: dict[str, tuple[float, int]] = {}
         self._exposure = 0.0  # forgotten day-equivalents of baseline history
+        self._fixed = {
+            c: [w / sum(p) for w in p] for c, p in self.config.category_profiles
+        }  # category -> its own fixed profile
+        self._cat_exposure = dict.fromkeys(self._fixed, 0.0)
+        # Tickets still inside the window, in arrival order, to fold into the margins on time.
+        self._pending: deque[tuple[int, str, str, float]] = deque()
         self._edge: int | None = None  # baseline history covers event time up to here
         self.watermark_ms = 0
 
@@ -225,22 +279,29 @@ class SurgeDetector:
         return 0.5 ** (dt_ms / (self.config.half_life_days * _DAY_MS)) if dt_ms > 0 else 1.0
 
     def _advance_edge(self, edge: int, profile: list[float]) -> None:
-        if self._edge is None:
-            self._edge = edge
+        if self._edge is None:  # history starts with the first ticket, not a window earlier
+            self._edge = max(edge, self.watermark_ms)
             return
         if edge <= self._edge:
             return
         span = edge - self._edge
-        self._exposure = self._exposure * self._decay(span) + self._share(self._edge, edge, profile)
+        decay = self._decay(span)
+        self._exposure = self._exposure * decay + self._share(self._edge, edge, profile)
+        for c, fixed in self._fixed.items():
+            self._cat_exposure[c] = self._cat_exposure[c] * decay + self._share(
+                self._edge, edge, fixed
+            )
         self._edge = edge
+        while self._pending and self._pending[0][0] < edge:
+            ts, district, category, weight = self._pending.popleft()
+            for m in ("*", f"c:{category}", f"d:{district}"):
+                n, last = self._margins.get(m, (0.0, ts))
+                self._margins[m] = (n * self._decay(ts - last) + weight, max(last, ts))
 
     def _fold(self, key: _Key, district: str, category: str, ts: int, weight: float) -> None:
         """Move one ticket (filed at ``ts``) from the window into the baseline history."""
         key.n = key.n * self._decay(ts - key.n_ts) + weight
         key.n_ts = max(key.n_ts, ts)
-        for m in ("*", f"c:{category}", f"d:{district}"):
-            n, last = self._margins.get(m, (0.0, ts))
-            self._margins[m] = (n * self._decay(ts - last) + weight, max(last, ts))
         if weight >= 1.0:
             local = ts + _BEIJING_OFFSET_MS
             day = local // _DAY_MS
@@ -263,23 +324,27 @@ class SurgeDetector:
 
     def _prior_rate(self, district: str, category: str) -> float:
         """The key's rate per day if districts and categories were independent: the city's
-        rate times the category's share times the district's share (add-one smoothed)."""
+        rate times the category's share times the district's share (each smoothed with
+        ``share_pseudo`` pseudo-tickets, so a few early tickets do not decide them)."""
         total = self._margins.get("*", (0.0, 0))[0]
         if self._exposure <= 0 or total <= 0:
             return 0.0
         n_cat = sum(1 for m in self._margins if m.startswith("c:"))
         n_dist = sum(1 for m in self._margins if m.startswith("d:"))
-        cat = (self._margins.get(f"c:{category}", (0.0, 0))[0] + 1.0) / (total + n_cat + 1)
-        dist = (self._margins.get(f"d:{district}", (0.0, 0))[0] + 1.0) / (total + n_dist + 1)
+        k = self.config.share_pseudo
+        cat_n = self._margins.get(f"c:{category}", (0.0, 0))[0]
+        dist_n = self._margins.get(f"d:{district}", (0.0, 0))[0]
+        cat = (cat_n + k) / (total + k * (n_cat + 1))
+        dist = (dist_n + k) / (total + k * (n_dist + 1))
         return total / self._exposure * cat * dist
 
     def _expected(self, k: _Key, key: str, now: int) -> tuple[float, float]:
         """(shape a, rate b) of the Gamma posterior of the key's rate per day."""
         cfg = self.config
         edge = self._edge if self._edge is not None else now
-        exposure = self._exposure
-        n = k.n * self._decay(edge - k.n_ts) if k.n_ts else 0.0
         district, _, category = key.partition("/")
+        exposure = self._cat_exposure.get(category, self._exposure)
+        n = k.n * self._decay(edge - k.n_ts) if k.n_ts else 0.0
         prior_rate = max(cfg.min_rate_per_day, self._prior_rate(district, category))
         a = n + cfg.prior_days * prior_rate
         b = exposure + cfg.prior_days
@@ -291,7 +356,8 @@ class SurgeDetector:
         return a, b
 
     def _status(self, key: str, k: _Key, now: int) -> tuple[int, float, float]:
-        profile = self._profile()
+        category = key.partition("/")[2]
+        profile = self._fixed.get(category) or self._profile()
         a, b = self._expected(k, key, now)
         e = self._share(now - self.config.window_ms, now, profile)
         count = len(k.window)
@@ -314,7 +380,9 @@ class SurgeDetector:
             k = self._keys[key] = _Key(n_ts=0)
         self._advance_edge(self.watermark_ms - cfg.window_ms, self._profile())
         self._roll(key, k, self.watermark_ms)
-        k.window.append((ts, cfg.surge_weight if k.surging_since is not None else 1.0))
+        weight = cfg.surge_weight if k.surging_since is not None else 1.0
+        k.window.append((ts, weight))
+        self._pending.append((ts, district, category, weight))
         count, expected, p_value = self._status(key, k, self.watermark_ms)
         return self._transition(key, k, ts, count, expected, p_value)
 
