@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import os
 import signal
@@ -75,8 +76,15 @@ class ScheduleLog:
         self.anchor: tuple[float, int] | None = None
         self.records = 0
         self.max_lag_ms = 0.0
+        #: Per read: (newest ts read, wall ms of the read, how late it was against schedule).
+        self.reads: list[tuple[int, float, float]] = []
         self.first_wall: float | None = None
         self.last_wall = 0.0
+
+    def read_ms(self, ts: int) -> float | None:
+        """Wall ms of the read that delivered the record with event time ``ts``."""
+        i = bisect.bisect_left(self.reads, (ts, -1.0, -1.0))
+        return self.reads[i][1] if i < len(self.reads) else None
 
     def scheduled_ms(self, ts: int) -> float:
         assert self.anchor is not None
@@ -101,7 +109,9 @@ class _TimedReader(RawReader):
                     log.first_wall = now_ms
             last = record_ts(out[-1])
             if last is not None and log.anchor is not None:
-                log.max_lag_ms = max(log.max_lag_ms, now_ms - log.scheduled_ms(last))
+                lag = now_ms - log.scheduled_ms(last)
+                log.max_lag_ms = max(log.max_lag_ms, lag)
+                log.reads.append((last, now_ms, lag))
             log.records += len(out)
             log.last_wall = time.time() * 1000.0
         return out
@@ -308,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     cause: dict[tuple[str, int], float] = {}
     to_redis: list[float] = []
     to_emit: list[float] = []
+    in_flow: list[float] = []
     per_rule: dict[str, list[float]] = defaultdict(list)
     for sid, fields in entries:
         a = Alert.from_json(fields[b"a"])
@@ -318,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
         cause[(a.id, a.version)] = ingest
         to_redis.append(xadd_ms - ingest)
         to_emit.append(a.emitted_ms - ingest)
+        read = log.read_ms(a.last_ts)
+        if read is not None:
+            in_flow.append(a.emitted_ms - read)
         per_rule[a.rule].append(xadd_ms - ingest)
     to_client = [now - cause[(i, v)] for now, i, v in received if (i, v) in cause]
     for rule, xs in sorted(per_rule.items()):
@@ -326,6 +340,13 @@ def main(argv: list[str] | None = None) -> int:
             f"p99 {_quantile(xs, 0.99):8.0f} ms max {max(xs):8.0f} ms",
             file=sys.stderr,
         )
+    lags = [lag for _, _, lag in log.reads]
+    print(
+        f"latency: source reads behind schedule p50 {_r(_quantile(lags, 0.5))} ms, "
+        f"p99 {_r(_quantile(lags, 0.99))} ms; read -> emitted_ms (inside the flow) "
+        f"p50 {_r(_quantile(in_flow, 0.5))} ms, p99 {_r(_quantile(in_flow, 0.99))} ms",
+        file=sys.stderr,
+    )
     print(
         f"latency: ingestion -> emitted_ms p50 {_r(_quantile(to_emit, 0.5))} ms, "
         f"p99 {_r(_quantile(to_emit, 0.99))} ms; client matched {len(to_client)} of "
