@@ -62,6 +62,10 @@ from sinks.feed.store import FeedStore
 __all__ = ["STATIC_DIR", "FeedServer", "run"]
 
 log = logging.getLogger("citywatch.feed")
+#: websockets logs every frame's content at DEBUG, the auth message (the token) included.
+#: Its logger for the feed never goes below INFO, whatever the CLI's verbosity.
+_WS_LOG = logging.getLogger("citywatch.feed.websockets")
+_WS_LOG.setLevel(logging.INFO)
 
 STATIC_DIR: Final = Path(__file__).resolve().parent.parent / "static"
 DEFAULT_DEPARTMENTS: Final = (
@@ -195,6 +199,7 @@ class FeedServer:
             ping_timeout=max(self.settings.feed_heartbeat_s * 2, 10.0),
             close_timeout=2.0,
             server_header=None,
+            logger=_WS_LOG,
         )
         self._tasks = [
             asyncio.create_task(self._reader(), name="feed-reader"),

@@ -4,6 +4,7 @@ the closed loop over the socket, HTTP on the same port, shutdown."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -54,7 +55,10 @@ async def _closed_code(ws: Any, timeout: float = 5.0) -> int | None:
 
 
 @pytest.mark.parametrize("how", ["none", "wrong", "slow", "not_auth", "garbage"])
-def test_auth_failures_close_1008(settings: Settings, how: str) -> None:
+def test_auth_failures_close_1008(
+    settings: Settings, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     s = feed_settings(settings, feed_auth_timeout_s=0.3)
 
     async def scenario() -> None:
@@ -72,6 +76,11 @@ def test_auth_failures_close_1008(settings: Settings, how: str) -> None:
                 await ws.send("{{{")
             assert await _closed_code(ws) == 1008
             assert srv.stats.auth_failed == 1
+            server_logs = [
+                r.getMessage() for r in caplog.records if not r.name.startswith("websockets.client")
+            ]  # the test's own client may log what it sends; the server never logs a token
+            assert server_logs
+            assert not any(TOKEN in line for line in server_logs)
             # the server still serves a good client afterwards
             ok = await connect_auth(srv)
             await ok.close()
@@ -85,6 +94,26 @@ def test_any_configured_token_authenticates(settings: Settings) -> None:
             ws = await connect_auth(srv, token="another-token")  # noqa: S106
             await ws.send(_send({"op": "ping", "req": 7}))
             assert (await recv_json(ws))["type"] == "pong"
+            await ws.close()
+
+    run(scenario())
+
+
+def test_heartbeats_carry_time_and_stream_heads(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    async def scenario() -> None:
+        async with running(feed_settings(settings, feed_heartbeat_s=0.1)) as srv:
+            ws = await connect_auth(srv)
+            await ws.send(_send({"op": "subscribe"}))
+            await recv_until(ws, "live")
+            sid = write_alert(redis_client, settings.keys, make_alert(1))
+            while True:
+                hb = (await recv_until(ws, "heartbeat"))[0]
+                if hb["sid"] == sid:
+                    break
+            assert abs(hb["ts_ms"] - time.time() * 1000) < 5_000
+            assert hb["aid"] == "0-0"
             await ws.close()
 
     run(scenario())
