@@ -364,7 +364,8 @@ class _Planner:
             # (at the window start plus each camera's phase) still belong to the label
             t0 = _ceil_minute(self.when(d, hours=(21.5, 1.0) if night else (8.0, 15.0)))
             intensity = rng.uniform(0.35, 0.9)  # some work is half-hearted or hidden
-            self.plan.resumptions.append(Resumption(i, t0, t0 + d, intensity, night))
+            covered = k % 3 == 2  # every third crew covers the cameras: power tells
+            self.plan.resumptions.append(Resumption(i, t0, t0 + d, intensity, night, covered))
             tickets: list[str] = []
             if night and "hotline" in sc.kinds:
                 tickets = self.night_complaints(site.name, site.lat, site.lon, t0, d)
@@ -375,6 +376,7 @@ class _Planner:
                 t0,
                 t0 + d + MINUTE_MS,
                 night=night,
+                cameras_covered=covered,
                 intensity=round(intensity, 2),
                 lat=site.lat,
                 lon=site.lon,

@@ -53,13 +53,15 @@ REASONS: Final = (
 
 @dataclass(frozen=True, slots=True)
 class Resumption:
-    """A suspended site works anyway in [t0, t1) at ``intensity`` of a normal day."""
+    """A suspended site works anyway in [t0, t1) at ``intensity`` of a normal day; with
+    ``covered`` its cameras see nothing (lens covered): only power and complaints tell."""
 
     site: int
     t0: int
     t1: int
     intensity: float
     night: bool = False
+    covered: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,10 @@ class SiteActivity:
             if t >= sp.t:
                 susp[sp.site] = True
         return susp  # type: ignore[no-any-return]
+
+    def covered_at(self, t: int) -> list[int]:
+        """Sites whose cameras are covered at ``t``."""
+        return [r.site for r in self.resumptions if r.covered and r.t0 <= t < r.t1]
 
     def at(self, t: int) -> Arr:
         h = local_hour(t)
@@ -235,6 +241,10 @@ class VideoStream:
         lam_p = np.where(self.is_site, self.site_people * a + 0.08, self.people * people_m)
         lam_v = np.where(self.is_site, self.site_veh * a, self.traffic * traffic_m)
         lam_m = np.where(self.is_site, self.site_mach * a, 0.0)
+        covered = self.activity.covered_at(w0)
+        if covered:
+            blind = self.is_site & np.isin(self.sidx, covered)
+            lam_p, lam_v, lam_m = (np.where(blind, 0.0, x) for x in (lam_p, lam_v, lam_m))
         persons = rng.poisson(lam_p)
         vehicles = rng.poisson(lam_v)
         machinery = rng.poisson(lam_m) + (rng.random(self.n) < 0.0015)
