@@ -96,6 +96,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="XADD records to cw:in:{kind}[:{partition}] (URL or REDIS_URL/settings)",
     )
     parser.add_argument("--prefix", default=None, help="Redis key prefix (settings default cw:)")
+    parser.add_argument(
+        "--maxlen",
+        type=int,
+        default=2_000_000,
+        help="approximate MAXLEN of each input stream (0: no trimming; default 2,000,000)",
+    )
     parser.add_argument("--stdout", action="store_true", help="write records to stdout")
     parser.add_argument("--pace", default="max", help="max, realtime or Nx (e.g. 10x)")
     parser.add_argument("--dirty", type=_fraction, help="fraction of malformed records to mix in")
@@ -166,7 +172,9 @@ def run(args: argparse.Namespace) -> int:
             return 2
         client = redis.Redis.from_url(url)
         prefix = args.prefix if args.prefix is not None else settings.prefix
-        sinks.append(RedisSink(client, prefix=prefix, partitions=args.partitions))
+        sinks.append(
+            RedisSink(client, prefix=prefix, partitions=args.partitions, maxlen=args.maxlen or None)
+        )
     t0 = time.perf_counter()
     n = 0
     try:
