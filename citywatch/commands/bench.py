@@ -94,6 +94,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--processes", default="1,2", help="flow process counts to run (default 1,2)")
     p.add_argument("--no-floor", action="store_true", help="skip the plain-Python floor")
     p.add_argument("--cache", type=Path, default=Path("var/bench"), help="file set cache")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE",
+        help="instead: run the 1-process flow in this process under cProfile, save the stats "
+        "to FILE and print the top functions",
+    )
 
 
 # -- the file set ------------------------------------------------------------------------------
@@ -259,6 +266,36 @@ def run_flow(fs: FileSet, processes: int, url: str, prefix: str) -> FlowRun:
     client.close()
     first = next((t - t0 for t, n in samples if n > 0), None)
     return FlowRun(processes, done, wall, first, rss_kb / 1024, alerts)
+
+
+def profile_flow(fs: FileSet, url: str, prefix: str, out: Path, top: int = 30) -> None:
+    """The 1-process flow in this process under cProfile (bytewax calls our Python steps on
+    this thread, so their cost shows; the Rust runtime's own time is what is left over)."""
+    import cProfile
+    import pstats
+
+    from bytewax.testing import run_main
+
+    from citywatch.settings import Settings
+    from flows.run import RunOptions, build_city_flow
+
+    settings = Settings.load().with_(redis_url=url, prefix=prefix)
+    opts = RunOptions(
+        source="files", paths=tuple(fs.parts), registry_dir=str(fs.registry), speed=None,
+        run_id="profile",
+    )  # fmt: skip
+    flow = build_city_flow(opts, settings, url)
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    run_main(flow)  # type: ignore[no-untyped-call]
+    prof.disable()
+    wall = time.perf_counter() - t0
+    prof.dump_stats(out)
+    print(f"profile: {fs.records:,} records in {wall:.1f} s under cProfile -> {out}")
+    stats = pstats.Stats(prof)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
 
 
 # -- the floor ---------------------------------------------------------------------------------
@@ -441,6 +478,20 @@ def run(args: argparse.Namespace) -> int:
     kinds = ", ".join(f"{k} {v / fs.records:.1%}" for k, v in sorted(fs.by_kind.items()))
     log(f"bench: {fs.records:,} records in {len(fs.parts)} part files ({kinds})")
     settings = Settings.load(args.config)
+    if args.profile:
+        with embedded_or_url(settings.redis_url) as url:
+            prefix = f"cwbench:{uuid.uuid4().hex[:8]}:"
+            try:
+                profile_flow(fs, url, prefix, args.profile)
+            finally:
+                import redis
+
+                client = redis.Redis.from_url(url)
+                keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+                if keys:
+                    client.delete(*keys)
+                client.close()
+        return 0
     runs: dict[int, FlowRun] = {}
     with embedded_or_url(settings.redis_url) as url:
         for n in counts:
