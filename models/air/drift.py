@@ -7,6 +7,10 @@ log ratio ``r = log1p(x) - median(log1p(neighbours))`` has a station-specific bu
 of ``r``; ``d = fast - slow`` is near 0 for a healthy station and grows with drift
 (DESIGN §7: AUC 0.80 on real data, against 0.49 for a single-station z-score).
 
+The slow mean is a running mean until its half-life takes over and, once warmed up, learns
+only while the fast mean stays within ``band`` of it, so a drift walking away is not absorbed
+into its own reference (and is frozen entirely with ``hold_slow``).
+
 Updates are clipped at ``clip`` around the slow mean, so a local plume of an hour (a few
 large residuals) hardly moves ``fast``. Score: ``d**2 / (d**2 + threshold**2)`` (0.5 at the
 threshold); 0.0 until ``warmup`` residuals were seen.
@@ -30,7 +34,17 @@ __all__ = ["DriftTracker"]
 class DriftTracker:
     """Fast and slow EWMAs of a log ratio (half-lives in readings)."""
 
-    __slots__ = ("_af", "_as", "clip", "fast", "n", "slow", "threshold", "warmup")
+    __slots__ = (
+        "_af",
+        "_as",
+        "band",
+        "clip",
+        "fast",
+        "n",
+        "slow",
+        "threshold",
+        "warmup",
+    )
 
     def __init__(
         self,
@@ -40,6 +54,7 @@ class DriftTracker:
         warmup: int = 360,
         clip: float = 0.5,
         threshold: float = 0.2,
+        band: float | None = None,
     ) -> None:
         if not 0 < fast_half_life < slow_half_life:
             msg = (
@@ -50,6 +65,7 @@ class DriftTracker:
         self._af = 1.0 - 0.5 ** (1.0 / fast_half_life)
         self._as = 1.0 - 0.5 ** (1.0 / slow_half_life)
         self.warmup = warmup
+        self.band = band
         self.clip = clip
         self.threshold = threshold
         self.fast = 0.0
@@ -81,9 +97,13 @@ class DriftTracker:
             r = lo
         elif r > hi:
             r = hi
-        a_s = self._as if n > self.warmup else max(self._as, 1.0 / n)
         a_f = self._af if n > self.warmup else max(self._af, 1.0 / n)
         self.fast += a_f * (r - self.fast)
-        if not hold_slow:
+        # the slow mean is a running mean until its half-life takes over, and after warm-up it
+        # learns only while the fast mean stays within ``band`` of it: a drift walking away
+        # is not absorbed into its own reference
+        a_s = max(self._as, 1.0 / n)
+        in_band = self.band is None or n <= self.warmup or abs(self.fast - self.slow) < self.band
+        if not hold_slow and in_band:
             self.slow += a_s * (r - self.slow)
         return self.fast - self.slow if n >= self.warmup else 0.0

@@ -108,7 +108,7 @@ class AirConfig:
     exceed_hours: int = 1
     clear_hours: int = 1
     # local source (spike)
-    spike_z: float = 4.0
+    spike_z: float = 3.5
     spike_z_off: float = 2.0
     spike_min_excess: float = 40.0
     spike_m: int = 3
@@ -127,7 +127,9 @@ class AirConfig:
     #: ... or, for a station with no neighbour in its district, to the nearest ones (the
     #: districts' own weather differs, so the ratio wanders more)
     drift_threshold_far: float = 0.45
-    drift_for: int = 90
+    #: the slow reference learns only while the fast mean is within this of it
+    drift_band: float = 0.2
+    drift_for: int = 60
     drift_clear: int = 60
     # station anomaly for episodes and the regional check: the short-term log level relative
     # to the city reference (median of all stations), minus its own slow baseline
@@ -167,6 +169,7 @@ class StationState:
         "range_on",
         "rel",
         "rel_base",
+        "rel_r",
         "resid",
         "spike_hist",
         "spike_on",
@@ -198,6 +201,8 @@ class StationState:
         self.fast = 0.0
         self.rel = 0.0
         self.rel_base = 0.0
+        #: the last anomaly relative to the neighbours' (local source and drift input)
+        self.rel_r = 0.0
         self.level_n = 0
         # residual to the neighbour median: robust baseline and scale
         self.resid = RobustZ(cfg.spike_half_life, warmup=60, clip=2.0, min_scale=0.08)
@@ -209,6 +214,7 @@ class StationState:
             cfg.drift_slow_half_life,
             warmup=cfg.drift_warmup,
             clip=cfg.drift_clip,
+            band=cfg.drift_band,
             threshold=cfg.drift_threshold,
         )
         self.drift_on = False
@@ -340,8 +346,13 @@ class AirModel(Model):
             st.inv_on = (hist & self._inv_window).bit_count() >= cfg.inversion_m
         elif hist & self._inv_clear == 0:
             st.inv_on = False
-        # an inversion while PM2.5 drifts up is the drift's doing: one fault, one alert
-        if st.range_on or (st.inv_on and not st.drift_on):
+        # PM2.5 > PM10 means one of the two channels is wrong. When PM2.5 itself stands well
+        # above the neighbours' (or drifts), the PM2.5 channel reads high: that is the drift
+        # tracker's finding, not a PM10 fault; otherwise report the inversion.
+        inv_alarm = st.inv_on and (
+            was_range or (res.inverted and not st.drift_on and st.rel_r < cfg.drift_threshold)
+        )
+        if st.range_on or inv_alarm:
             if not was_range or ts - st.last_sent.get("air.range", ts) >= cfg.refresh_ms:
                 out.append(self._range_signal(st, sid, ts, values, res.range_fail, not was_range))
         elif was_range:
@@ -427,33 +438,18 @@ class AirModel(Model):
         vals: list[float] = []
         mates: list[float] = []
         others: list[float] = []
-        up = 0.0
-        tot = 0.0
-        wind = event.wind_deg if event.wind_ms is not None and event.wind_ms >= 1.0 else None
-        thr = cfg.episode.elevated
         station = self.stations.get(sid)
         district = station.district if station is not None else None
         max_age = cfg.max_age_ms
         warm = cfg.level_warmup
-        for nid, bearing, same in self._nbs.get(sid, ()):
+        for nid, _bearing, same in self._nbs.get(sid, ()):
             o = stations.get(nid)
             if o is None or o.muted or ts - o.v_ts > max_age:
                 continue
             vals.append(o.v)
-            if o.level_n < warm:
-                continue
-            oa = o.rel - o.rel_base
-            (mates if same else others).append(oa)
-            w = 1.0
-            if wind is not None:
-                diff = abs((bearing - wind + 180.0) % 360.0 - 180.0)
-                if diff <= 45.0:
-                    w = 2.0  # the neighbour lies upwind: what it breathes reaches us next
-            tot += w
-            if oa > thr:
-                up += w
-        if len(vals) >= cfg.min_neighbours and st.level_n >= cfg.level_warmup:
-            nb_level = median(vals)
+            if o.level_n >= warm:
+                (mates if same else others).append(o.rel - o.rel_base)
+        if len(vals) >= cfg.min_neighbours and st.level_n >= warm:
             # this station's anomaly against its neighbours' (district mates first: they share
             # the district's weather). Both are net of each station's usual offset, so which
             # neighbours happen to report does not shift it. A regional episode lifts them all;
@@ -464,10 +460,11 @@ class AirModel(Model):
             # building or on is the episode's, not a local source nor a drift
             vetoed = not mates and ep is not None and (ep.active or ep.streak > 0)
             if comp and not vetoed:
-                rel_r = st.anomaly - median(comp)
-                share = up / tot if tot else 0.0
-                out.extend(self._local_source(st, sid, ts, pm25, rel_r, nb_level, share, event))
-                if not st.spike_on and not st.spike_hist:
+                rel_r = st.rel_r = st.anomaly - median(comp)
+                if st.spike_on or st.spike_hist or st.resid.z_of(rel_r) > cfg.spike_z:
+                    out.extend(self._local_source(state, st, sid, ts, pm25, rel_r, vals, event))
+                else:
+                    st.resid.learn_value(rel_r)
                     limit = cfg.drift_threshold if mates else cfg.drift_threshold_far
                     out.extend(self._drift(st, sid, ts, rel_r, limit))
         if station is not None:
@@ -534,19 +531,21 @@ class AirModel(Model):
 
     def _local_source(
         self,
+        state: AirState,
         st: StationState,
         sid: str,
         ts: int,
         pm25: float,
         r: float,
-        nb_level: float,
-        regional_share: float,
+        vals: list[float],
         event: Air,
     ) -> list[Signal]:
+        """The local-source tracker; called only while it has something to do (else the
+        caller just lets the baseline learn)."""
         cfg = self.cfg
         det = st.resid
         z = det.z_of(r)
-        excess = pm25 - math.expm1(nb_level)
+        excess = pm25 - math.expm1(median(vals))
         hit = z > cfg.spike_z and excess > cfg.spike_min_excess
         st.spike_hist = ((st.spike_hist << 1) | (1 if hit else 0)) & ((1 << cfg.spike_n) - 1)
         out: list[Signal] = []
@@ -554,9 +553,8 @@ class AirModel(Model):
             if hit and not st.drift_on and st.spike_hist.bit_count() >= cfg.spike_m:
                 st.spike_on = True
                 st.spike_quiet = 0
-                out.append(
-                    self._spike_signal(st, sid, ts, z, excess, pm25, regional_share, event, True)
-                )
+                share = self._neighbours_elevated(state, sid, ts, event)
+                out.append(self._spike_signal(st, sid, ts, z, excess, pm25, share, event, True))
             elif not hit:
                 det.learn_value(r)
         else:
@@ -569,12 +567,28 @@ class AirModel(Model):
             else:
                 st.spike_quiet = 0
                 if ts - st.last_sent.get("air.spike", 0) >= cfg.refresh_ms:
+                    share = self._neighbours_elevated(state, sid, ts, event)
                     out.append(
-                        self._spike_signal(
-                            st, sid, ts, z, excess, pm25, regional_share, event, False
-                        )
+                        self._spike_signal(st, sid, ts, z, excess, pm25, share, event, False)
                     )
         return out
+
+    def _neighbours_elevated(self, state: AirState, sid: str, ts: int, event: Air) -> float:
+        """Share of fresh neighbours whose anomaly is up too, upwind ones counting double."""
+        cfg = self.cfg
+        wind = event.wind_deg if event.wind_ms is not None and event.wind_ms >= 1.0 else None
+        up = tot = 0.0
+        for nid, bearing, _same in self._nbs.get(sid, ()):
+            o = state.stations.get(nid)
+            if o is None or o.muted or ts - o.v_ts > cfg.max_age_ms:
+                continue
+            w = 1.0
+            if wind is not None and abs((bearing - wind + 180.0) % 360.0 - 180.0) <= 45.0:
+                w = 2.0  # the neighbour lies upwind: what it breathes reaches us next
+            tot += w
+            if o.rel - o.rel_base > cfg.episode.elevated:
+                up += w
+        return up / tot if tot else 0.0
 
     def _spike_signal(
         self,

@@ -104,7 +104,8 @@ def test_drift_against_neighbours() -> None:
     _, _, sigs = run(drift, minutes=DAY + 6 * 60)
     starts = firsts(sigs, "air.drift")
     assert [sid for sid, _ in starts] == ["S03"]
-    assert starts[0][1] < 600 + 9 * 60  # the gain is +80% by then: drift is found late
+    # found late: the fast mean lags and the shift must clear a station's natural wander
+    assert starts[0][1] < 600 + 10 * 60
     d = next(s for s in sigs if s.rule == "air.drift")
     assert d.evidence["direction"] == "up"
 
