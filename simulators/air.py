@@ -39,6 +39,8 @@ __all__ = ["AirStream", "Episode", "Fault", "Plume", "regional_wind"]
 Arr = npt.NDArray[np.float64]
 POLLUTANTS: Final = ("pm25", "pm10", "no2", "so2", "o3", "co")
 CHANNELS: Final = (*POLLUTANTS, "temp_c", "rh", "wind_ms", "wind_deg")
+#: What freezes in a stuck fault: the whole analyser rack, or the optical PM counter alone.
+STUCK_CHANNELS: Final[dict[str, tuple[str, ...]]] = {"all": POLLUTANTS, "pm": ("pm25", "pm10")}
 _PERIODS_H: Final = np.array([7.3, 13.1, 29.0, 57.0])
 _STATION_PERIODS_H: Final = np.array([2.1, 4.7, 9.4])
 
@@ -67,7 +69,8 @@ class Episode:
 
 @dataclass(frozen=True, slots=True)
 class Fault:
-    """A sensor fault on the measured values: stuck, drift, range, inversion."""
+    """A sensor fault on the measured values: stuck (``channel`` "all" or "pm"), drift,
+    range, inversion."""
 
     station: int
     kind: str
@@ -243,7 +246,7 @@ class AirStream:
                 continue
             if f.kind == "stuck":
                 frozen = self._frozen(f)
-                for ch in POLLUTANTS:
+                for ch in STUCK_CHANNELS[f.channel]:
                     meas[ch][s, cols] = frozen[ch]
             elif f.kind == "range":
                 rng = np_rng(self.seed, "air-fault", f.station, f.t0, h0)

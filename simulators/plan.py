@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from citywatch.geo import haversine_m, offset
-from simulators.air import Episode, Fault, Plume, regional_wind
+from simulators.air import STUCK_CHANNELS, Episode, Fault, Plume, regional_wind
 from simulators.city import City, SpatialIndex
 from simulators.clock import HOUR_MS, MINUTE_MS, local_hour
 from simulators.hotline import CATEGORIES, TEMPLATES, Poi, Problem, Ticket, TicketWriter
@@ -191,14 +191,15 @@ class _Planner:
                 t0 = self.when(d)
                 p = self.station_params(s)
                 if kind == "stuck":
-                    f = Fault(s, "stuck", t0, t0 + d)
+                    which = "all" if rng.random() < 0.5 else "pm"
+                    f = Fault(s, "stuck", t0, t0 + d, which)
                     self.label(
                         "air.stuck",
                         "station",
                         ids[s],
                         t0,
                         t0 + d,
-                        channels=["pm25", "pm10", "no2", "so2", "o3", "co"],
+                        channels=list(STUCK_CHANNELS[which]),
                         level="blue",
                         **p,
                     )
