@@ -64,7 +64,14 @@ from citywatch.alerts import Level, Signal, Subject
 from citywatch.events import Air, Event
 from citywatch.geo import grid_id
 from citywatch.registry import Registry, Station
-from models.air.aqi import AqiAccumulator, AqiResult, BreakpointTable, hourly_aqi, table_for
+from models.air.aqi import (
+    AqiAccumulator,
+    AqiResult,
+    BreakpointTable,
+    category_of,
+    hourly_aqi,
+    table_for,
+)
 from models.air.drift import DriftTracker
 from models.air.episode import DEFAULT_EPISODE, EpisodeConfig, EpisodeDetector
 from models.air.neighbours import NeighbourIndex, median
@@ -156,6 +163,7 @@ class StationState:
         "drift",
         "drift_on",
         "drift_streak",
+        "exc_aqi",
         "exc_level",
         "exc_streak",
         "fast",
@@ -193,6 +201,7 @@ class StationState:
         self.stuck_ok = 0
         self.muted = False
         self.exc_level = 0  # 0 = off, else the alert level value
+        self.exc_aqi = 0  # the last hourly AQI (for refreshed signals)
         self.exc_streak = 0
         # latest usable log1p(PM2.5) and its time, for neighbours
         self.v = 0.0
@@ -409,8 +418,18 @@ class AirModel(Model):
             table = self._fixed_table or table_for(hour.start_ms)
             out.extend(self._exceedance(st, sid, ts, hourly_aqi(hour.means, table)))
         if st.exc_level and not muted and not st.drift_on:
+            aqi = st.exc_aqi
             out.extend(
-                self._refresh(st, sid, "air.exceedance", ts, Level(st.exc_level), None, None, None)
+                self._refresh(
+                    st,
+                    sid,
+                    "air.exceedance",
+                    ts,
+                    Level(st.exc_level),
+                    min(1.0, aqi / 500),
+                    f"空气质量{category_of(aqi).name_zh}(AQI {aqi})",
+                    {"aqi": aqi, "category": category_of(aqi).name_zh},
+                )
             )
 
         # -- cross-station ----------------------------------------------------------------------
@@ -505,6 +524,7 @@ class AirModel(Model):
                 return []
         st.exc_streak = 0
         st.exc_level = int(level)
+        st.exc_aqi = aqi.aqi
         if st.muted or st.drift_on:
             return []
         evidence = {

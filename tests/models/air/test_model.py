@@ -176,6 +176,9 @@ def test_exceedance_follows_the_hourly_aqi_and_its_table() -> None:
     assert first.evidence["primary"] == ["pm25"]
     assert first.level.colour == "yellow"
     assert 660 <= minute(first) <= 661  # at the close of the first polluted hour
+    # refreshed while it lasts, every version with its AQI and title
+    assert len(ex) > 12
+    assert all(s.evidence["aqi"] > 100 and s.title.startswith("空气质量") for s in ex)
     _, _, sigs12 = run(polluted, cfg=AirConfig(table="HJ 633-2012"))
     assert not [s for s in sigs12 if s.rule == "air.exceedance"]
 
