@@ -14,6 +14,12 @@ HOUR = 3_600_000
 #: (text a, text b, category a, category b): the same problem told twice, in other words.
 DUPLICATES = [
     (
+        "和平路工地的渣土车没有覆盖，一路撒土",
+        "和平路那边土方车把路面弄得全是泥",
+        "construction",
+        "construction",
+    ),
+    (
         "通富路与青年路交叉口有人焚烧垃圾，浓烟很大",
         "青年路通富路路口那边在烧垃圾，黑烟呛人",
         "smoke",
@@ -43,6 +49,18 @@ DUPLICATES = [
 
 #: Same place, different problem: they share the address, not the complaint.
 NEAR_MISSES = [
+    (
+        "幸福小区3栋整栋楼都停水了，到现在还没来水",
+        "幸福小区3栋水压太低，高层用不上水",
+        "water",
+        "water",
+    ),
+    (
+        "人民路工地扬尘很大，灰尘飘进家里",
+        "人民路工地出来的渣土车带泥上路，路面很脏",
+        "construction",
+        "construction",
+    ),
     ("星湖花园东门外工地夜间施工噪音扰民", "星湖花园东门外路灯坏了一个多月", "noise", "facility"),
     ("人民路菜场门口垃圾堆放没人清运", "人民路菜场门口车辆乱停占道严重", "garbage", "traffic"),
     ("濠河边上河水发黑发臭", "濠河边上路面坑洼破损", "water", "facility"),

@@ -113,3 +113,28 @@ def test_clone_mid_stream_gives_identical_statuses() -> None:
 def test_config_is_validated(bad: dict) -> None:  # type: ignore[type-arg]
     with pytest.raises(ValueError, match=next(iter(bad))):
         SurgeConfig(**bad)
+
+
+def test_unseen_key_in_a_busy_city_borrows_the_city_rate() -> None:
+    """A district/category never seen before starts at city rate x shares, not at the floor."""
+    cfg = SurgeConfig(min_count=1, min_ratio=1.0, alpha=1e-3)
+    det = SurgeDetector(cfg)
+    rng = random.Random(5)
+    districts = ["A区", "B区", "C区", "D区"]
+    cats = ["noise", "garbage", "traffic", "water"]
+    evs = []
+    for day in range(2):  # ~40 tickets a day per key, except B区/water: never
+        for d in districts:
+            for c in cats:
+                if (d, c) == ("B区", "water"):
+                    continue
+                evs += [(T0 + day * DAY + rng.randrange(0, 10 * HOUR), d, c) for _ in range(40)]
+    for e in sorted(evs):
+        det.update(*e)
+    t = T0 + 2 * DAY + HOUR
+    out = [det.update(t + i * 10 * MIN, "B区", "water") for i in range(4)]
+    assert out == [None] * 4  # 4 in an hour is ordinary where keys get ~40 a day
+    floor_only = SurgeDetector(cfg)
+    floor_only.update(T0, "B区", "water")  # no city at all: the floor of 1 a day applies
+    late = [floor_only.update(t + i * 10 * MIN, "B区", "water") for i in range(4)]
+    assert any(s is not None and s.active for s in late)
