@@ -213,9 +213,10 @@ class FeedServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-        for t in self._tasks:
+        tasks = [*self._tasks, *self._closers]
+        for t in tasks:
             t.cancel()
-        for t in self._tasks:
+        for t in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         self._tasks = []
