@@ -159,10 +159,12 @@ class AirStream:
         st = _smooth(self.st_phase, _STATION_PERIODS_H, t_h)
         load = np.exp(0.28 * g[0][None, :] + 0.14 * dist) * self.pollution
         ep = np.ones((n, 60))
+        calm = np.ones((n, 60))  # episodes come with stagnant air: the wind drops
         for e in self.episodes:
             ramp = np.interp(t, [e.t0, e.t_full, e.t_fade, e.t1], [0.0, 1.0, 1.0, 0.0])
             mask = np.isin(self.district, e.districts)
             ep[mask] *= 1.0 + (e.factor - 1.0) * ramp[None, :]
+            calm[mask] *= 1.0 - 0.55 * ramp[None, :]
         rush_wd = _bump(hod, 8.0, 1.2) + 0.9 * _bump(hod, 18.0, 1.5)
         rush = (1 - weekend) * rush_wd + weekend * 0.5 * _bump(hod, 11.0, 3.0)
         di_pm = (
@@ -194,7 +196,7 @@ class AirStream:
         temp = temp + self.t_off[:, None] + rng.normal(0.0, 0.2, (n, 60))
         rh = 72.0 - 14.0 * np.cos(2 * np.pi * (hod - 14.5) / 24)[None, :] + 6.0 * g[2][None, :]
         rh = np.clip(rh + rng.normal(0.0, 2.0, (n, 60)), 25.0, 100.0)
-        wind = np.maximum(0.3, 2.6 + 1.3 * g[3])[None, :] * self.exposure[:, None]
+        wind = np.maximum(0.3, 2.6 + 1.3 * g[3])[None, :] * self.exposure[:, None] * calm
         wind = np.clip(wind * np.exp(rng.normal(0.0, 0.15, (n, 60))), 0.0, 30.0)
         wdir = (35.0 + 80.0 * g[4])[None, :] + rng.normal(0.0, 12.0, (n, 60))
         out = {

@@ -126,6 +126,12 @@ def test_episode_raises_its_districts_above_the_rest(data: Decoded) -> None:
         assert inside
         assert outside
         assert statistics.median(inside) > 1.8 * statistics.median(outside), (inside, outside)
+        wind: dict[bool, list[float]] = {True: [], False: []}
+        for sid, rows in data.air.items():
+            wind[reg.stations[sid].district in covered] += [
+                r.wind_ms for r in rows if abs(r.ts - mid) < 10 * MIN and r.wind_ms is not None
+            ]
+        assert statistics.mean(wind[True]) < 0.75 * statistics.mean(wind[False])  # stagnation
 
 
 def test_exceedance_labels_match_hourly_aqi_of_the_readings(day_data: Decoded) -> None:
