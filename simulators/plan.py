@@ -81,6 +81,10 @@ class _Planner:
         return self.rng.randrange(lo, hi + 1)
 
     def station(self, *, avoid_districts: tuple[int, ...] = ()) -> int:
+        """A station no other anomaly uses (outside ``avoid_districts`` when possible)."""
+        if not self.free_stations:
+            msg = "plan: more air anomalies than stations; raise the scale or lower the counts"
+            raise ValueError(msg)
         for i, s in enumerate(self.free_stations):
             if self.city.station_district[s] not in avoid_districts:
                 return self.free_stations.pop(i)

@@ -150,3 +150,16 @@ def test_every_scenario_runs_clean(name: str, duration_s: int) -> None:
     assert bool(planned) == (sim.scenario.total_anomalies() > 0), name
     for lab in sim.labels:
         assert sim.start_ms <= lab.start_ms <= lab.end_ms <= sim.end_ms, lab
+
+
+def test_bad_knobs_fail_with_a_clear_message() -> None:
+    with pytest.raises(ValueError, match="more air anomalies than stations"):
+        simulate("air-faults", duration_s=600, air_spikes=50)
+    with pytest.raises(KeyError, match="unknown"):
+        simulate("no-such-scenario")
+    with pytest.raises(ValueError, match="profile"):
+        simulate("demo", profile="paris")
+    with pytest.raises(ValueError, match="dirty"):
+        simulate("demo", dirty=0.7)
+    with pytest.raises(TypeError):
+        simulate("demo", no_such_knob=1)
