@@ -395,7 +395,7 @@ def run(args: argparse.Namespace) -> int:
                         scale=args.scale,
                         duration_s=args.duration,
                     )
-                except CitywatchError as exc:
+                except (CitywatchError, ValueError) as exc:  # bad --scale, --duration, ...
                     print(f"evaluate: {exc}", file=sys.stderr)
                     return 2
                 print(
