@@ -2,9 +2,11 @@
 
 A stop's *context* is where it is (:class:`models.vehicles.spatial.Context`): at a registered
 place (enterprise, depot, fuel station), inside a sensitive zone (school, hospital, residential
-area, water source), or at neither ("unregistered": the kind of spot a workshop is). A registered
-place wins over a zone it lies in: a chemical plant next to a housing estate is still where the
-truck is supposed to stop. The :class:`DwellPolicy` maps a context and a dwell duration to a
+area, water source), at a place's *gate* (outside its radius but within twice it: trucks queue
+there before they are let in), or at none ("unregistered": the kind of spot a workshop is).
+Precedence in that order: a chemical plant next to a housing estate is still where the truck is
+supposed to stop, but a queue that reaches a school is a queue by a school. The
+:class:`DwellPolicy` maps a context and a dwell duration to a
 :class:`Verdict` and a warning :class:`~citywatch.alerts.Level`.
 
 Default thresholds (seconds of dwell since arrival; ``None`` = never):
@@ -15,6 +17,7 @@ context        suspicious    abnormal     red     why
 enterprise     --            --           --      loading/unloading is the job
 depot          --            --           --      trucks live there
 fuel           1 h           --           --      a long stay at a pump is odd, not a hazard
+gate           45 min        90 min       3 h     queueing outside a place (up to 2x radius)
 school         --            10 min       30 min  children; evacuation is slow
 water          --            10 min       30 min  a leak poisons a water source
 hospital       --            15 min       45 min
@@ -80,6 +83,7 @@ DEFAULT_THRESHOLDS: Final[Mapping[str, Thresholds]] = {
     "enterprise": Thresholds(),
     "depot": Thresholds(),
     "fuel": Thresholds(suspicious_s=60 * _MIN),
+    "gate": Thresholds(suspicious_s=45 * _MIN, abnormal_s=90 * _MIN, red_s=180 * _MIN),
     "school": Thresholds(abnormal_s=10 * _MIN, red_s=30 * _MIN),
     "water": Thresholds(abnormal_s=10 * _MIN, red_s=30 * _MIN),
     "hospital": Thresholds(abnormal_s=15 * _MIN, red_s=45 * _MIN),
@@ -90,11 +94,16 @@ CONTEXTS: Final[tuple[str, ...]] = tuple(DEFAULT_THRESHOLDS)
 
 
 def context_key(ctx: Context) -> tuple[str, str | None, float | None]:
-    """(context name, id of the place or zone, distance to its centre in m) for a lookup."""
+    """(context name, id of the place or zone, distance to its centre in m) for a lookup.
+
+    Precedence: at a registered place, in a sensitive zone, at a place's gate, unregistered.
+    """
     if ctx.place is not None:
         return ctx.place.category, ctx.place.id, ctx.place_m
     if ctx.zone is not None:
         return ctx.zone.category, ctx.zone.id, ctx.zone_m
+    if ctx.gate is not None:
+        return "gate", ctx.gate.id, ctx.gate_m
     return "unregistered", None, None
 
 

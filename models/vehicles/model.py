@@ -84,6 +84,7 @@ WORKSHOP_RULE: Final = "vehicle.workshop"
 _WORKSHOP_KEY: Final = "city"
 _CONTEXT_ZH: Final = {
     "fuel": "加油站",
+    "gate": "企业门口",
     "school": "学校",
     "water": "水源地",
     "hospital": "医院",
@@ -154,6 +155,8 @@ class DwellModel(Model):
         Re-signal an ongoing dwell this often (keep it below the engine's quiet period).
     margin_m
         Added to place and zone radii for the context lookup (GPS error of the stop centre).
+    gate_factor
+        A stop outside a place but within this many times its radius is at its gate.
     """
 
     name: ClassVar[str] = DWELL_RULE
@@ -170,6 +173,7 @@ class DwellModel(Model):
         policy: DwellPolicy | None = None,
         refresh_s: float = 300.0,
         margin_m: float = 30.0,
+        gate_factor: float = 2.0,
     ) -> None:
         if not (refresh_s > 0 and math.isfinite(refresh_s)):
             msg = f"refresh_s: must be a positive finite number, got {refresh_s!r}"
@@ -182,7 +186,10 @@ class DwellModel(Model):
         self.refresh_ms = round(refresh_s * 1000)
         self.registry = registry
         self.index = PlaceIndex(
-            registry.places.values(), registry.zones.values(), margin_m=margin_m
+            registry.places.values(),
+            registry.zones.values(),
+            margin_m=margin_m,
+            gate_factor=gate_factor,
         )
 
     def route(self, event: Event) -> str | None:
@@ -214,15 +221,15 @@ class DwellModel(Model):
                 state.held_lat, state.held_lon, state.held_n = stop.lat, stop.lon, stop.n_fixes
             else:
                 self._end(state, stop, event.ts, event.un, out)
-        elif state.held_end_ms and (
-            det.start_ms != state.held_end_ms
-            or planar_distance_m(state.held_lat, state.held_lon, event.lat, event.lon)
-            > self.radius_m
-        ):
-            self._end_held(state, event.ts, event.un, out)  # it did leave
+        elif state.held_end_ms and det.start_ms != state.held_end_ms:
+            # The candidate that began at the held end failed (the detector has filtered
+            # outliers by now): the truck did leave.
+            self._end_held(state, event.ts, event.un, out)
         if not det.in_stop:
-            return out
-        if det.start_ms != state.stop_ms:  # a stop not accounted for yet
+            if not state.held_end_ms:
+                return out
+            # Held: by hypothesis the truck is still there, so its dwell clock keeps running.
+        elif det.start_ms != state.stop_ms:  # a stop not accounted for yet
             state.stop_ms = det.start_ms
             if state.held_end_ms:
                 lat, lon = det.centroid()
@@ -384,7 +391,10 @@ class WorkshopModel(Model):
     def route(self, event: Event | Signal) -> str | None:
         if type(event) is not Signal or event.rule != DWELL_RULE:
             return None
-        if event.evidence.get("registered") or event.lat is None or event.lon is None:
+        ev = event.evidence
+        if ev.get("registered") or ev.get("context") == "gate":
+            return None  # queues at a registered place's gate are that place's business
+        if event.lat is None or event.lon is None:
             return None
         return _WORKSHOP_KEY
 

@@ -16,6 +16,9 @@ stop, not per fix.
 'school'
 >>> idx.lookup(32.3, 121.3).place is None
 True
+>>> idx.lookup(32.002, 120.9).gate.id  # 222 m: outside the 150-m place, in its gate band
+'E1'
+
 """
 
 from __future__ import annotations
@@ -37,15 +40,19 @@ _M_PER_DEG: Final = EARTH_R_M * math.pi / 180.0
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What surrounds a point: the nearest registered place and sensitive zone containing it.
+    """What surrounds a point: the nearest registered place and sensitive zone containing it,
+    and the nearest place whose *gate band* it is in (outside the place, within
+    ``gate_factor`` x its radius: where trucks queue before they are let in).
 
-    ``place``/``zone`` are None when the point is inside none; distances are to their centres.
+    ``place``/``zone``/``gate`` are None when there is none; distances are to their centres.
     """
 
     place: Place | None = None
     place_m: float = math.inf
     zone: Zone | None = None
     zone_m: float = math.inf
+    gate: Place | None = None
+    gate_m: float = math.inf
 
 
 def _dist_m(lat0: float, lon0: float, lat: float, lon: float) -> float:
@@ -68,15 +75,20 @@ class PlaceIndex:
         zones: Iterable[Zone] = (),
         *,
         margin_m: float = 0.0,
+        gate_factor: float = 2.0,
     ) -> None:
         if not (margin_m >= 0 and math.isfinite(margin_m)):
             msg = f"margin_m: must be a finite number >= 0, got {margin_m!r}"
             raise ValueError(msg)
+        if not (gate_factor >= 1 and math.isfinite(gate_factor)):
+            msg = f"gate_factor: must be a finite number >= 1, got {gate_factor!r}"
+            raise ValueError(msg)
         self.margin_m = float(margin_m)
+        self.gate_factor = float(gate_factor)
         self._places: dict[tuple[int, int], list[Place]] = {}
         self._zones: dict[tuple[int, int], list[Zone]] = {}
         for p in places:
-            self._add(self._places, p, p.lat, p.lon, p.radius_m)
+            self._add(self._places, p, p.lat, p.lon, p.radius_m * self.gate_factor)
         for z in zones:
             self._add(self._zones, z, z.lat, z.lon, z.radius_m)
 
@@ -102,19 +114,24 @@ class PlaceIndex:
                 buckets.setdefault((r, c), []).append(item)  # type: ignore[arg-type]
 
     def lookup(self, lat: float, lon: float) -> Context:
-        """The nearest place and the nearest zone whose circle contains the point."""
+        """The nearest place, zone and gate band containing the point."""
         key = self.cell(lat, lon)
+        margin = self.margin_m
         place, place_m = None, math.inf
+        gate, gate_m = None, math.inf
         for p in self._places.get(key, ()):
             d = _dist_m(p.lat, p.lon, lat, lon)
-            if d <= p.radius_m + self.margin_m and d < place_m:
-                place, place_m = p, d
+            if d <= p.radius_m + margin:
+                if d < place_m:
+                    place, place_m = p, d
+            elif d <= p.radius_m * self.gate_factor + margin and d < gate_m:
+                gate, gate_m = p, d
         zone, zone_m = None, math.inf
         for z in self._zones.get(key, ()):
             d = _dist_m(z.lat, z.lon, lat, lon)
-            if d <= z.radius_m + self.margin_m and d < zone_m:
+            if d <= z.radius_m + margin and d < zone_m:
                 zone, zone_m = z, d
-        return Context(place, place_m, zone, zone_m)
+        return Context(place, place_m, zone, zone_m, gate, gate_m)
 
     def __len__(self) -> int:
         ids = {id(x) for cell in self._places.values() for x in cell}

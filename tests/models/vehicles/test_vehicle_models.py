@@ -522,3 +522,49 @@ def test_workshop_top_is_re_reported_so_quiet_days_do_not_resolve_it() -> None:
     assert [(s.active, s.evidence["rank"], s.evidence["vehicles"]) for s in again] == [(True, 1, 2)]
     with pytest.raises(ValueError, match="refresh_s"):
         WorkshopModel(REG, refresh_s=0)
+
+
+# -- gates: queues outside a registered place -------------------------------------------------
+
+
+def test_a_queue_at_an_enterprise_gate_is_not_an_unregistered_dwell() -> None:
+    gate = offset(PLANT.lat, PLANT.lon, 0, 1.4 * PLANT.radius_m)  # 350 m east, outside
+    reg = Registry(places={"P-ENT": PLANT})  # no residential zone here
+    model = DwellModel(reg, refresh_s=3600)
+    state = model.new_state("V1")
+    assert park(model, state, *gate, minutes=30, jitter_m=6) == []  # a 30-min queue: normal
+    out = park(model, state, *gate, minutes=50, start_s=1810, jitter_m=6)
+    assert [(s.evidence["context"], s.evidence["ref"], s.level) for s in out] == [
+        ("gate", "P-ENT", Level.BLUE)
+    ]
+    assert WorkshopModel(reg).route(out[0]) is None  # a gate is the place's business
+
+
+def test_context_precedence_place_zone_gate_unregistered() -> None:
+    school = Zone(id="Z", name="小学", lat=32.0, lon=121.0, category="school", radius_m=300)
+    plant = Place(id="P", name="厂", lat=32.0, lon=121.005, category="enterprise", radius_m=250)
+    idx = PlaceIndex([plant], [school], gate_factor=2.0)
+    # 470 m west of the plant (its gate band) and 0 m from the school: the school wins
+    assert context_key(idx.lookup(32.0, 121.0))[:2] == ("school", "Z")
+    # east of the plant, 400 m out: its gate
+    assert context_key(idx.lookup(*offset(32.0, 121.005, 0, 400)))[:2] == ("gate", "P")
+    assert context_key(idx.lookup(*offset(32.0, 121.005, 0, 100)))[:2] == ("enterprise", "P")
+    assert context_key(idx.lookup(*offset(32.0, 121.005, 0, 520)))[0] == "unregistered"
+    with pytest.raises(ValueError, match="gate_factor"):
+        PlaceIndex([], [], gate_factor=0.5)
+
+
+def test_a_held_dwell_keeps_its_clock_and_ignores_an_outlier() -> None:
+    model = DwellModel(REG, refresh_s=3600)
+    state = model.new_state("V1")
+    out = model.update(state, gps(0, *offset(LAT0, LON0, -145, 0)))
+    for i in range(1, 90):
+        north_m = {50: 8.0, 51: 8.0, 56: 230.0}.get(i, 0.0)  # held at 500 s; outlier at 560 s
+        out += model.update(state, gps(10 * i, *offset(LAT0, LON0, north_m, 0)))
+    # the school's 10-min threshold passes at 600 s while the stop is held: signalled on time
+    assert [((s.ts - T0) // 1000, s.active, s.evidence["start_ms"]) for s in out] == [
+        (600, True, T0)
+    ]
+    assert state.held_end_ms == 0  # the next stop (from 500 s) confirmed at the same spot
+    assert state.start_ms == T0
+    assert state.det.outliers == 1
