@@ -44,6 +44,11 @@ LEXICON: Final[dict[str, tuple[str, ...]]] = {
         "chemical": "化工 危化品 危险品 化学品 化学 有毒 毒气 泄漏 泄露 槽罐车 罐车 油罐 "
         "溶剂 农药 偷排",
         "noise": "噪音 噪声 吵 轰鸣 扰民 响声 声音很大 声音大 鸣笛 喇叭 广场舞 敲打 切割声",
+        # noise by source (social life, construction, loading, equipment), as 12345 sorts it
+        "noise_music": "广场舞 音响 音乐 ktv 唱歌 卡拉ok 喇叭",
+        "noise_machinery": "施工机械 打桩 电钻 切割 挖掘机 机器",
+        "noise_loading": "装卸 卸货 货车",
+        "noise_fan": "排风机 风机 空调外机 冷却塔",
         "dust": "扬尘 灰尘 粉尘 尘土 灰很大 灰大 漫天 落灰 降尘 一层土",
         "mud": "带泥 撒土 撒漏 遗撒 抛洒 全是泥 没有覆盖 未覆盖 路面很脏",
         "smoke": "冒烟 黑烟 浓烟 烟雾 焚烧 烧垃圾 秸秆 露天烧 烟尘",
@@ -52,7 +57,6 @@ LEXICON: Final[dict[str, tuple[str, ...]]] = {
         "dumping": "乱倒 倾倒 偷倒 建筑垃圾 装修垃圾 渣土垃圾 乱扔",
         "signal": "信号灯 红绿灯 黄闪",
         "parking": "乱停 违停 停满 乱放 停车",
-        "congestion": "堵车 拥堵 堵得 堵死",
         "vending": "摊贩 摆摊 小商贩 占道经营 流动摊 出摊",
         "night_market": "夜市 烧烤摊 夜宵 大排档",
         "outage": "停水 没水 来水 断水 停电 停气",
@@ -60,11 +64,12 @@ LEXICON: Final[dict[str, tuple[str, ...]]] = {
         "water_quality": "发黄 浑浊 水质 不敢饮用 烧开",
         "streetlight": "路灯",
         "road": "井盖 坑洼 塌陷 破损",
-        # domains (the 大类): shared by several problems, weaker evidence
+        # domains (the 大类) and symptoms: shared by several problems, weaker evidence
         "construction": "施工 工地 打桩 挖掘机 搅拌 浇筑 装修 钻孔 机械作业 复工 开工 停工令 "
         "塔吊 渣土车 土方车",
         "refuse": "垃圾",
         "traffic": "路口 车辆 机动车 公交",
+        "congestion": "堵车 拥堵 堵得 堵死",
         "supply": "自来水 供水 水龙头 热水器",
     }.items()
 }
@@ -77,7 +82,9 @@ CUES: Final[frozenset[str]] = frozenset((*LEXICON, "night", "night_noise"))
 #: Cues that say what the problem is (``night`` only says when).
 TOPIC_CUES: Final[frozenset[str]] = frozenset(LEXICON)
 #: Topic cues that name a domain shared by several problems (施工, 垃圾 ...), not a problem.
-DOMAIN_CUES: Final[frozenset[str]] = frozenset({"construction", "refuse", "traffic", "supply"})
+DOMAIN_CUES: Final[frozenset[str]] = frozenset(
+    {"construction", "refuse", "traffic", "congestion", "supply"}
+)
 
 _BEIJING_OFFSET_MS: Final = 8 * 3_600_000
 
