@@ -31,7 +31,7 @@ channel holding, when the order is lifted, or when it expires. Methods return a
 >>> st.apply_order(t0 - 3_600_000, "suspend", None, cfg)
 <Change.NONE: 0>
 >>> [st.observe_video(t0 + i * 60_000, 6, 1, 1, cfg).name for i in range(1, 4)]
-['FIRE', 'UPDATE', 'UPDATE']
+['NONE', 'FIRE', 'UPDATE']
 >>> st.apply_order(t0 + 300_000, "lift", None, cfg).name, st.clear_reason
 ('CLEAR', 'order lifted')
 """
@@ -69,8 +69,8 @@ class ResumptionConfig:
     """
 
     window_s: int = 60
-    m: int = 3
-    n: int = 5
+    m: int = 4
+    n: int = 6
     min_persons: int = 3
     min_machinery: int = 1
     weight_vehicle: float = 1.0
@@ -78,7 +78,7 @@ class ResumptionConfig:
     person_cap: int = 50
     cusum_mu0: float = 0.5
     cusum_k: float = 1.5
-    cusum_h: float = 8.0
+    cusum_h: float = 12.0
     cusum_alpha: float = 0.05
     cusum_mu_max: float = 2.0
     power_rel: float = 0.5
