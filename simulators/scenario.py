@@ -108,20 +108,29 @@ class Scenario:
     cross_source: int = 0
     #: Fraction of malformed records mixed into ``records()`` (0 = none).
     dirty: float = 0.0
+    #: Multiplies every anomaly count (and hard negatives, lifts, new suspensions): more
+    #: labels for evaluations at large scale. Counts above 0 stay at least 1.
+    anomaly_scale: float = 1.0
 
     def with_(self, **changes: Any) -> Scenario:
         """A copy with ``changes`` applied; unknown knobs raise ``TypeError``."""
         return replace(self, **changes)
 
     def total_anomalies(self) -> int:
-        skip = {"visits_per_workshop", "lifts", "new_suspensions", "hard_negatives"}
-        return sum(
-            int(getattr(self, f.name))
-            for f in fields(self)
-            if f.type == "int"
-            and f.name not in skip
-            and f.name not in {"start_ms", "duration_s", "lead_s", "start_window_s"}
-        )
+        """Injected anomalies planned (before ``anomaly_scale``)."""
+        skip = {"lifts", "new_suspensions", "hard_negatives"}
+        return sum(int(getattr(self, name)) for name in _COUNTS if name not in skip)
+
+    def counts_scaled(self) -> Scenario:
+        """This scenario with every count multiplied by ``anomaly_scale``."""
+        if self.anomaly_scale == 1.0:
+            return self
+        f = self.anomaly_scale
+        changes = {}
+        for name in _COUNTS:
+            n = int(getattr(self, name))
+            changes[name] = max(1, round(n * f)) if n > 0 and f > 0 else 0
+        return self.with_(**changes)
 
     @property
     def end_ms(self) -> int:
@@ -137,6 +146,26 @@ class Scenario:
             and getattr(self, f.name) != getattr(base, f.name)
         }
 
+
+#: The knobs that count anomalies (and hard negatives) per run.
+_COUNTS: Final = (
+    "air_spikes",
+    "air_episodes",
+    "air_stuck",
+    "air_drift",
+    "air_range",
+    "air_inversion",
+    "dwell_sensitive",
+    "workshops_visited",
+    "resumptions",
+    "night_resumptions",
+    "lifts",
+    "new_suspensions",
+    "duplicate_clusters",
+    "hard_negatives",
+    "surges",
+    "cross_source",
+)
 
 _ALL: Final = dict(
     air_spikes=2,

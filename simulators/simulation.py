@@ -61,7 +61,7 @@ class Simulation:
         self.start_ms = scenario.start_ms
         self.end_ms = scenario.end_ms
         self.city: City = build_city(seed, PROFILES[scenario.profile], scenario.scale)
-        self.plan: Plan = make_plan(self.city, scenario, seed)
+        self.plan: Plan = make_plan(self.city, scenario.counts_scaled(), seed)
         self.generators: list[Generator] = self._generators()
         self.labels: list[Label] = self._labels()
         self.workshops: list[Workshop] = list(self.city.workshops)

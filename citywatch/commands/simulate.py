@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_arguments", "parse_duration", "run"]
+__all__ = ["add_arguments", "parse_duration", "parse_knobs", "run"]
 
 
 def parse_duration(text: str) -> int:
@@ -40,6 +40,36 @@ def parse_duration(text: str) -> int:
         msg = f"duration: {text!r} is not a positive duration like 3600, 30m, 2h or 1d"
         raise argparse.ArgumentTypeError(msg)
     return round(value)
+
+
+def parse_knobs(items: list[str]) -> dict[str, Any]:
+    """``["knob=value", ...]`` -> typed overrides of :class:`simulators.Scenario` fields."""
+    import dataclasses
+
+    from simulators import Scenario
+
+    types = {f.name: str(f.type) for f in dataclasses.fields(Scenario)}
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in types or name in {"name", "description"}:
+            msg = f"--set {item!r}: expected KNOB=VALUE with a knob of {sorted(types)}"
+            raise ValueError(msg)
+        kind = types[name]
+        try:
+            if kind == "int":
+                out[name] = int(raw)
+            elif kind == "float":
+                out[name] = float(raw)
+            elif kind.startswith("tuple"):
+                out[name] = tuple(x.strip() for x in raw.split(",") if x.strip())
+            else:
+                out[name] = raw
+        except ValueError as exc:
+            msg = f"--set {item!r}: {name} expects {kind}"
+            raise ValueError(msg) from exc
+    return out
 
 
 def _fraction(text: str) -> float:
@@ -105,6 +135,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stdout", action="store_true", help="write records to stdout")
     parser.add_argument("--pace", default="max", help="max, realtime or Nx (e.g. 10x)")
     parser.add_argument("--dirty", type=_fraction, help="fraction of malformed records to mix in")
+    parser.add_argument(
+        "--anomaly-scale", type=float, help="multiply every anomaly count (more labels)"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KNOB=VALUE",
+        help="override any scenario knob, e.g. --set duplicate_clusters=40 --set kinds=air,gps",
+    )
 
 
 def _list() -> int:
@@ -135,9 +175,15 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"simulate: {exc}", file=sys.stderr)
         return 2
-    overrides: dict[str, Any] = {}
+    try:
+        overrides = parse_knobs(args.set)
+    except ValueError as exc:
+        print(f"simulate: {exc}", file=sys.stderr)
+        return 2
     if args.profile:
         overrides["profile"] = args.profile
+    if args.anomaly_scale is not None:
+        overrides["anomaly_scale"] = args.anomaly_scale
     try:
         sim = simulate(
             args.scenario,

@@ -174,3 +174,36 @@ def test_same_bytes_in_other_processes_whatever_the_hash_seed() -> None:
         )
         digests.add(out.stdout.strip())
     assert len(digests) == 1
+
+
+def test_cli_set_and_anomaly_scale(tmp_path: Path) -> None:
+    assert cmd.parse_knobs(["duplicate_clusters=3", "kinds=air,gps", "pollution=1.5"]) == {
+        "duplicate_clusters": 3,
+        "kinds": ("air", "gps"),
+        "pollution": 1.5,
+    }
+    with pytest.raises(ValueError, match="KNOB=VALUE"):
+        cmd.parse_knobs(["nonsense=1"])
+    with pytest.raises(ValueError, match="expects int"):
+        cmd.parse_knobs(["surges=many"])
+    parser = argparse.ArgumentParser()
+    cmd.add_arguments(parser)
+    args = parser.parse_args(
+        [
+            "--scenario",
+            "hotline",
+            "--duration",
+            "4h",
+            "--out",
+            str(tmp_path),
+            "--set",
+            "duplicate_clusters=2",
+            "--anomaly-scale",
+            "3",
+        ]
+    )
+    assert cmd.run(args) == 0
+    labels = decode_labels((tmp_path / "labels.jsonl").read_bytes())
+    assert sum(lab.rule == "hotline.duplicate" for lab in labels) == 6
+    args = parser.parse_args(["--scenario", "hotline", "--out", str(tmp_path), "--set", "x"])
+    assert cmd.run(args) == 2
