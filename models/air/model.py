@@ -136,6 +136,10 @@ class AirConfig:
     drift_threshold_far: float = 0.45
     #: the slow reference learns only while the fast mean is within this of it
     drift_band: float = 0.2
+    #: channel-ratio drift: log(PM2.5/PM10) against the neighbours' (one channel drifting;
+    #: the station's own weather and the city's cancel in the ratio)
+    ratio_drift_threshold: float = 0.12
+    ratio_half_life: float = 10.0
     drift_for: int = 60
     drift_clear: int = 60
     # station anomaly for episodes and the regional check: the short-term log level relative
@@ -172,9 +176,13 @@ class StationState:
         "last_sent",
         "level_n",
         "muted",
+        "q",
+        "q_n",
+        "q_ts",
         "qc",
         "range_hist",
         "range_on",
+        "ratio_drift",
         "rel",
         "rel_base",
         "rel_r",
@@ -225,6 +233,18 @@ class StationState:
             clip=cfg.drift_clip,
             band=cfg.drift_band,
             threshold=cfg.drift_threshold,
+        )
+        # short-term log(PM2.5/PM10) and its drift against the neighbours'
+        self.q = 0.0
+        self.q_n = 0
+        self.q_ts = -(10**15)
+        self.ratio_drift = DriftTracker(
+            cfg.drift_fast_half_life,
+            cfg.drift_slow_half_life,
+            warmup=cfg.drift_warmup,
+            clip=cfg.drift_clip,
+            threshold=cfg.ratio_drift_threshold,
+            band=cfg.ratio_drift_threshold * 0.5,
         )
         self.drift_on = False
         self.drift_streak = 0
@@ -301,6 +321,7 @@ class AirModel(Model):
         self._inv_window = (1 << cfg.inversion_n) - 1
         self._inv_clear = (1 << cfg.inversion_clear) - 1
         self._inv_keep = (1 << max(cfg.inversion_n, cfg.inversion_clear)) - 1
+        self._a_ratio = 1.0 - 0.5 ** (1.0 / cfg.ratio_half_life)
         self._fixed_table: BreakpointTable | None = None
         if cfg.table != "auto":
             from models.air.aqi import TABLES
@@ -454,7 +475,15 @@ class AirModel(Model):
             else:
                 c = cfg.anomaly_clip
                 st.rel_base += a_base * (c if e > c else -c if e < -c else e)
+        pm10 = clean[1]
+        if pm10 is not None and pm10 > 0.0 and not st.inv_on and not res.inverted:
+            q = v - math.log1p(pm10)
+            qn = st.q_n + 1
+            st.q_n = qn
+            st.q = q if qn == 1 else st.q + (self._a_ratio if qn > 10 else 1.0 / qn) * (q - st.q)
+            st.q_ts = ts
         vals: list[float] = []
+        qs: list[float] = []
         mates: list[float] = []
         others: list[float] = []
         station = self.stations.get(sid)
@@ -468,6 +497,8 @@ class AirModel(Model):
             vals.append(o.v)
             if o.level_n >= warm:
                 (mates if same else others).append(o.rel - o.rel_base)
+                if ts - o.q_ts <= max_age and not o.drift_on:
+                    qs.append(o.q)
         if len(vals) >= cfg.min_neighbours and st.level_n >= warm:
             # this station's anomaly against its neighbours' (district mates first: they share
             # the district's weather). Both are net of each station's usual offset, so which
@@ -479,13 +510,18 @@ class AirModel(Model):
             # building or on is the episode's, not a local source nor a drift
             vetoed = not mates and ep is not None and (ep.active or ep.streak > 0)
             if comp and not vetoed:
-                rel_r = st.rel_r = st.anomaly - median(comp)
+                rel_r = st.rel_r = st.rel - st.rel_base - median(comp)
                 if st.spike_on or st.spike_hist or st.resid.z_of(rel_r) > cfg.spike_z:
                     out.extend(self._local_source(state, st, sid, ts, pm25, rel_r, vals, event))
                 else:
                     st.resid.learn_value(rel_r)
                     limit = cfg.drift_threshold if mates else cfg.drift_threshold_far
-                    out.extend(self._drift(st, sid, ts, rel_r, limit))
+                    rq = (
+                        st.q - median(qs)
+                        if len(qs) >= cfg.min_neighbours and ts - st.q_ts <= max_age
+                        else None
+                    )
+                    out.extend(self._drift(st, sid, ts, rel_r, limit, rq))
         if station is not None:
             ep = state.episodes.get(station.district)
             if ep is None or ts >= ep.last_step_ms + cfg.episode.step_ms:
@@ -659,34 +695,45 @@ class AirModel(Model):
         return self._signal(st, sid, "air.range", ts, True, Level.YELLOW, 1.0, title, evidence)
 
     def _drift(
-        self, st: StationState, sid: str, ts: int, r: float, threshold: float
+        self, st: StationState, sid: str, ts: int, r: float, threshold: float, rq: float | None
     ) -> list[Signal]:
+        """Two views of a drifting gain: the level against the neighbours' (``r``) and the
+        PM2.5/PM10 ratio against theirs (``rq``: one channel drifting); either alarms."""
         cfg = self.cfg
-        tr = st.drift
-        d = tr.update(r, hold_slow=st.drift_on or st.spike_on)
+        hold = st.drift_on or st.spike_on
+        d = st.drift.update(r, hold_slow=hold)
+        dq = st.ratio_drift.update(rq, hold_slow=hold) if rq is not None else 0.0
+        rthr = cfg.ratio_drift_threshold
         out: list[Signal] = []
         if not st.drift_on:
-            st.drift_streak = st.drift_streak + 1 if abs(d) > threshold else 0
+            beyond = abs(d) > threshold or abs(dq) > rthr
+            st.drift_streak = st.drift_streak + 1 if beyond else 0
             if st.drift_streak >= cfg.drift_for:
                 st.drift_on, st.drift_streak = True, 0
                 # a drifting PM2.5 reading no longer supports pollution alerts
                 out.extend(self._mute(st, sid, ts, drift=False))
-                out.append(self._drift_signal(st, sid, ts, d))
+                out.append(self._drift_signal(st, sid, ts, d, dq))
         else:
-            st.drift_streak = st.drift_streak + 1 if abs(d) < threshold * 0.6 else 0
+            within = abs(d) < threshold * 0.6 and abs(dq) < rthr * 0.6
+            st.drift_streak = st.drift_streak + 1 if within else 0
             if st.drift_streak >= cfg.drift_clear:
                 st.drift_on, st.drift_streak = False, 0
                 out.append(self._clear(st, sid, "air.drift", ts))
             elif ts - st.last_sent.get("air.drift", 0) >= cfg.refresh_ms:
-                out.append(self._drift_signal(st, sid, ts, d))
+                out.append(self._drift_signal(st, sid, ts, d, dq))
         return out
 
-    def _drift_signal(self, st: StationState, sid: str, ts: int, d: float) -> Signal:
+    def _drift_signal(self, st: StationState, sid: str, ts: int, d: float, dq: float) -> Signal:
         st.last_sent["air.drift"] = ts
+        cfg = self.cfg
+        by_ratio = abs(dq) / cfg.ratio_drift_threshold > abs(d) / cfg.drift_threshold
+        shift = dq if by_ratio else d
         evidence = {
+            "basis": "pm25/pm10 ratio vs neighbours" if by_ratio else "level vs neighbours",
             "log_ratio_shift": round(d, 3),
-            "ratio": round(math.exp(d), 3),
-            "direction": "up" if d > 0 else "down",
+            "pm_ratio_shift": round(dq, 3),
+            "ratio": round(math.exp(shift), 3),
+            "direction": "up" if shift > 0 else "down",
         }
         return self._signal(
             st,
@@ -695,7 +742,7 @@ class AirModel(Model):
             ts,
             True,
             Level.BLUE,
-            st.drift.score(),
+            max(st.drift.score(), st.ratio_drift.score()),
             "空气站读数相对周边站点漂移",
             evidence,
         )

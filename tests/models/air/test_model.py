@@ -104,10 +104,28 @@ def test_drift_against_neighbours() -> None:
     _, _, sigs = run(drift, minutes=DAY + 6 * 60)
     starts = firsts(sigs, "air.drift")
     assert [sid for sid, _ in starts] == ["S03"]
-    # found late: the fast mean lags and the shift must clear a station's natural wander
-    assert starts[0][1] < 600 + 10 * 60
+    # PM2.5 alone drifts, so its ratio to PM10 (against the neighbours') shows it first
+    assert starts[0][1] < 600 + 6 * 60
     d = next(s for s in sigs if s.rule == "air.drift")
     assert d.evidence["direction"] == "up"
+    assert d.evidence["basis"] == "pm25/pm10 ratio vs neighbours"
+
+
+def test_drift_of_both_channels_is_seen_against_the_neighbours_level() -> None:
+    def drift(m: int, s: int, v: list[float | None]) -> list[float | None]:
+        if s == 3 and m >= 600:
+            g = 1 + 0.1 * (m - 600) / 60
+            v[0] = float(round((v[0] or 0) * g))
+            v[1] = float(round((v[1] or 0) * g))
+        return v
+
+    _, _, sigs = run(drift, minutes=DAY + 6 * 60)
+    starts = firsts(sigs, "air.drift")
+    assert [sid for sid, _ in starts] == ["S03"]
+    # found later: the level must clear a station's natural wander against its neighbours
+    assert starts[0][1] < 600 + 10 * 60
+    d = next(s for s in sigs if s.rule == "air.drift")
+    assert d.evidence["basis"] == "level vs neighbours"
 
 
 def test_stuck_station_fires_stuck_and_is_muted() -> None:
