@@ -14,8 +14,8 @@ air.exceedance station         the station's hourly AQI is above 100 (轻度 yel
 air.spike      station         a local source: the station's PM2.5 stands above the median
                                of its neighbours far more than usual, while the neighbours
                                (upwind ones first) do not rise with it
-air.drift      station         the log ratio to the neighbour median walks away from its
-                               long-run value (fast-minus-slow EWMA)
+air.drift      station         the station's level, or its PM2.5/PM10 ratio, walks away from
+                               the neighbours' over hours (fast-minus-slow EWMAs)
 air.episode    district        most healthy stations of the district rise together
 ============== =============== ===========================================================
 
@@ -29,7 +29,7 @@ Routing. Cross-station logic needs many stations at once, so the model keys its 
 ``"air"`` (2,000 stations at one reading a minute are 33 readings/s: one worker is plenty);
 ``partition="district"`` keys by ``"air:{district}"`` and restricts neighbours to the same
 district, for a flow that wants to spread air over workers. Per-station state is a small
-slotted object inside the area state (about 1.3 KiB pickled, see :meth:`station_state_bytes`).
+slotted object inside the area state (about 1.75 KiB pickled, see :meth:`station_state_bytes`).
 
 Signals are emitted on every change and then re-sent every ``refresh_ms`` of event time
 while a condition holds, so the engine's quiet-period auto-resolve never ends a live alert;
