@@ -12,10 +12,10 @@ must all be risen and at least ``ring_share`` of the ring with them, since a reg
 reaches past one small area while a plume does not.
 
 >>> ep = EpisodeDetector()
->>> [ep.step(t * 60_000, [1.0] * 8, cfg=EpisodeConfig(for_steps=3)) for t in range(4)]
+>>> [ep.step(t * 120_000, [1.0] * 8, cfg=EpisodeConfig(for_steps=3)) for t in range(4)]
 [None, None, True, None]
 >>> small = EpisodeDetector()     # one station risen, its surroundings not: a local source
->>> {small.step(t * 60_000, [1.0], ring=[0.0, 0.1, 1.0]) for t in range(30)}
+>>> {small.step(t * 120_000, [1.0], ring=[0.0, 0.1, 1.0]) for t in range(30)}
 {None}
 >>> ep.share
 1.0
@@ -39,9 +39,11 @@ class EpisodeConfig:
     #: fewest healthy reporting stations needed to judge an area
     min_stations: int = 3
     ring_share: float = 0.5
-    for_steps: int = 10
-    clear_steps: int = 15
-    step_ms: int = 60_000
+    #: one evaluation per area every ``step_ms``; fires after ``for_steps`` rising ones (10 min),
+    #: clears after ``clear_steps`` calm ones (16 min)
+    for_steps: int = 5
+    clear_steps: int = 8
+    step_ms: int = 120_000
 
 
 DEFAULT_EPISODE = EpisodeConfig()

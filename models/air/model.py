@@ -510,7 +510,8 @@ class AirModel(Model):
             # building or on is the episode's, not a local source nor a drift
             vetoed = not mates and ep is not None and (ep.active or ep.streak > 0)
             if comp and not vetoed:
-                rel_r = st.rel_r = st.rel - st.rel_base - median(comp)
+                comp_level = median(comp)
+                rel_r = st.rel_r = st.rel - st.rel_base - comp_level
                 if st.spike_on or st.spike_hist or st.resid.z_of(rel_r) > cfg.spike_z:
                     out.extend(self._local_source(state, st, sid, ts, pm25, rel_r, vals, event))
                 else:
@@ -521,7 +522,10 @@ class AirModel(Model):
                         if len(qs) >= cfg.min_neighbours and ts - st.q_ts <= max_age
                         else None
                     )
-                    out.extend(self._drift(st, sid, ts, rel_r, limit, rq))
+                    # neighbours of other districts caught in an episode of their own would
+                    # make this station look as if it drifted down: the level view waits
+                    level_ok = bool(mates) or abs(comp_level) < cfg.episode.elevated * 0.5
+                    out.extend(self._drift(st, sid, ts, rel_r, limit, rq, level_ok))
         if station is not None:
             ep = state.episodes.get(station.district)
             if ep is None or ts >= ep.last_step_ms + cfg.episode.step_ms:
@@ -695,13 +699,20 @@ class AirModel(Model):
         return self._signal(st, sid, "air.range", ts, True, Level.YELLOW, 1.0, title, evidence)
 
     def _drift(
-        self, st: StationState, sid: str, ts: int, r: float, threshold: float, rq: float | None
+        self,
+        st: StationState,
+        sid: str,
+        ts: int,
+        r: float,
+        threshold: float,
+        rq: float | None,
+        level_ok: bool = True,
     ) -> list[Signal]:
         """Two views of a drifting gain: the level against the neighbours' (``r``) and the
         PM2.5/PM10 ratio against theirs (``rq``: one channel drifting); either alarms."""
         cfg = self.cfg
         hold = st.drift_on or st.spike_on
-        d = st.drift.update(r, hold_slow=hold)
+        d = st.drift.update(r, hold_slow=hold) if level_ok else st.drift.deviation
         dq = st.ratio_drift.update(rq, hold_slow=hold) if rq is not None else 0.0
         rthr = cfg.ratio_drift_threshold
         out: list[Signal] = []
