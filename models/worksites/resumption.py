@@ -400,10 +400,17 @@ class SiteState:
                 return Change.UPDATE
             return Change.NONE
         if self.firing and slot - hit >= cfg.quiet_windows:
-            self.firing = False
-            self.clear_reason = "activity stopped"
-            return Change.CLEAR
+            return self._quiet("activity stopped")
         return Change.NONE
+
+    def _quiet(self, reason: str) -> Change:
+        """Resolve an episode that went quiet; the next one needs fresh CUSUM evidence."""
+        self.firing = False
+        self.clear_reason = reason
+        # The capped statistic drains slowly (about mu + k per window): left as it is, a guard
+        # walking by just after the clear would re-open the episode.
+        self.cusum.s = 0.0
+        return Change.CLEAR
 
     def tick(self, watermark_ms: int, cfg: ResumptionConfig) -> Change:
         """Event time reached ``watermark_ms`` with no record: expire or go quiet."""
@@ -412,9 +419,7 @@ class SiteState:
             return expired
         slot = watermark_ms // cfg.window_ms
         if slot - max(self.video_hit_slot, self.power_hit_slot) >= cfg.quiet_windows:
-            self.firing = False
-            self.clear_reason = "activity stopped (no data)"
-            return Change.CLEAR
+            return self._quiet("activity stopped (no data)")
         return Change.NONE
 
     @property

@@ -74,6 +74,20 @@ def test_resumption_mid_order_fires_fast_and_clears_when_work_stops(harness: Har
     assert stop <= clear.ts <= stop + 7 * MIN
 
 
+def test_a_guard_right_after_the_clear_does_not_reopen_the_episode(harness: Harness) -> None:
+    """Found on simulator seed 104: the drained-but-high CUSUM re-fired on 2 persons."""
+    # a long closed period teaches a near-zero baseline, so the capped CUSUM drains slowly
+    stream = [suspend(T0), *(video(T0 + i * MIN + 1000) for i in range(60))]
+    stream += working(T0 + 60 * MIN, 60, persons=20, machinery=2, kw=None)
+    stream += [video(T0 + (120 + i) * MIN + 1000) for i in range(8)]  # clear at window 126
+    stream += [video(T0 + (128 + i) * MIN + 1000, persons=2) for i in range(2)]
+    stream += [video(T0 + (130 + i) * MIN + 1000) for i in range(10)]
+    sigs = harness.feed(stream)
+    (clear,) = clears(sigs)
+    assert clear.ts < T0 + 128 * MIN
+    assert all(s.ts <= clear.ts for s in active(sigs))
+
+
 def test_quiet_closed_site_with_guards_and_flicker_never_fires(harness: Harness) -> None:
     stream: list = [suspend(T0)]
     for i in range(600):
