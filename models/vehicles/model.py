@@ -57,6 +57,7 @@ Score: ``n/(n+2)`` for ``n`` distinct vehicles (0.5 at two vehicles).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any, ClassVar, Final
 
 from citywatch.alerts import Level, Signal, Subject
@@ -64,7 +65,7 @@ from citywatch.events import Event, Gps
 from citywatch.geo import grid_id
 from citywatch.registry import Registry
 from models.base import Model
-from models.vehicles.dwell import DwellPolicy, Verdict, context_key
+from models.vehicles.dwell import CONTEXTS, DwellPolicy, Verdict, context_key
 from models.vehicles.slots import CompactSlots
 from models.vehicles.spatial import PlaceIndex
 from models.vehicles.stay_point import (
@@ -354,7 +355,11 @@ class WorkshopModel(Model):
 
     Input is the ``vehicle.dwell`` signals of :class:`DwellModel` (``signal_rules``), not
     events: the flow feeds each dwell signal to :meth:`route` and, when it returns a key, to
-    :meth:`update` with that key's state. Only dwells away from registered places count.
+    :meth:`update` with that key's state. Only dwells whose context is in ``contexts`` count:
+    by default ``unregistered`` (no registered place, gate or sensitive zone there). Dwells in
+    sensitive zones are alerted as such already; several trucks dwelling at one school is a
+    hotspot, not a workshop (add ``"residential"`` to look for workshops in villages, at the
+    price of such hotspots among the candidates).
     """
 
     name: ClassVar[str] = WORKSHOP_RULE
@@ -373,6 +378,7 @@ class WorkshopModel(Model):
         max_candidates: int = 20_000,
         max_open_s: float = 86_400.0,
         refresh_s: float = 6 * 3600.0,
+        contexts: Iterable[str] = ("unregistered",),
     ) -> None:
         WorkshopRanker(
             join_m=join_m, top_k=top_k, min_vehicles=min_vehicles, max_candidates=max_candidates
@@ -387,13 +393,17 @@ class WorkshopModel(Model):
             msg = f"refresh_s: must be a positive finite number, got {refresh_s!r}"
             raise ValueError(msg)
         self.refresh_ms = round(refresh_s * 1000)
+        self.contexts = frozenset(contexts)
+        unknown = self.contexts - set(CONTEXTS)
+        if unknown:
+            msg = f"contexts: unknown {sorted(unknown)}, expected some of {', '.join(CONTEXTS)}"
+            raise ValueError(msg)
 
     def route(self, event: Event | Signal) -> str | None:
         if type(event) is not Signal or event.rule != DWELL_RULE:
             return None
-        ev = event.evidence
-        if ev.get("registered") or ev.get("context") == "gate":
-            return None  # queues at a registered place's gate are that place's business
+        if event.evidence.get("context") not in self.contexts:
+            return None
         if event.lat is None or event.lon is None:
             return None
         return _WORKSHOP_KEY

@@ -326,7 +326,7 @@ def dwell(
     lon: float,
     *,
     active: bool = True,
-    registered: bool = False,
+    context: str = "unregistered",
 ) -> Signal:
     return Signal(
         rule="vehicle.dwell",
@@ -338,7 +338,8 @@ def dwell(
         evidence={
             "start_ms": T0 + round(start_s * 1000),
             "dwell_s": ts_s - start_s,
-            "registered": registered,
+            "context": context,
+            "registered": context in ("enterprise", "depot", "fuel"),
         },
     )
 
@@ -347,7 +348,12 @@ def test_workshop_routes_only_unregistered_dwell_signals() -> None:
     model = WorkshopModel(REG)
     assert model.route(gps(0, LAT0, LON0)) is None
     assert model.route(dwell("V1", 0, 900, LAT0, LON0)) == "city"
-    assert model.route(dwell("V1", 0, 900, LAT0, LON0, registered=True)) is None
+    for context in ("enterprise", "gate", "school", "residential"):
+        assert model.route(dwell("V1", 0, 900, LAT0, LON0, context=context)) is None
+    villages = WorkshopModel(REG, contexts=("unregistered", "residential"))
+    assert villages.route(dwell("V1", 0, 900, LAT0, LON0, context="residential")) == "city"
+    with pytest.raises(ValueError, match="contexts"):
+        WorkshopModel(REG, contexts=("moon",))
     other = Signal("air.spike", Subject("station", "S"), T0, lat=LAT0, lon=LON0)
     assert model.route(other) is None
     no_place = Signal("vehicle.dwell", Subject("vehicle", "V"), T0, evidence={"start_ms": T0})
