@@ -38,7 +38,7 @@ from citywatch.registry import Registry
 from citywatch.settings import Settings
 from flows.city import FlowConfig, build_flow
 from flows.registry import build_models
-from flows.sources import DecodingSource, RawSource
+from flows.sources import DecodingSource, RawSource, stop_on_signals
 from flows.sources.iterable import KeyOf, peek
 from flows.sources.silences import SilenceSource
 from models.alert_engine import AlertEngine, EngineSnapshot
@@ -278,14 +278,15 @@ def execute(
         if opts.recovery_dir
         else None
     )
-    cli_main(  # type: ignore[no-untyped-call]
-        flow,
-        workers_per_process=1,
-        process_id=proc_id,
-        addresses=addresses,
-        epoch_interval=timedelta(seconds=settings.epoch_s),
-        recovery_config=recovery,
-    )
+    with stop_on_signals():
+        cli_main(  # type: ignore[no-untyped-call]
+            flow,
+            workers_per_process=1,
+            process_id=proc_id,
+            addresses=addresses,
+            epoch_interval=timedelta(seconds=settings.epoch_s),
+            recovery_config=recovery,
+        )
 
 
 @contextlib.contextmanager

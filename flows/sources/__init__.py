@@ -12,7 +12,11 @@ snapshot and a resumed run decides exactly as the uninterrupted one would.
 from __future__ import annotations
 
 import abc
+import contextlib
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,15 +30,48 @@ from sinks.redis_sink import KIND_CODES, NOT_COUNTED, DeadRecord
 #: Seconds without input after which a live partition's event time follows the wall clock.
 IDLE_S = 5.0
 
+#: Set to stop reading: every partition ends at its next batch and the flow completes cleanly.
+STOP = threading.Event()
+
 __all__ = [
     "IDLE_S",
+    "STOP",
     "Batch",
     "DecodingSource",
     "PartitionState",
     "RawReader",
     "RawSource",
     "partition_of",
+    "stop_on_signals",
 ]
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """While running: the first SIGINT/SIGTERM stops reading so the flow ends cleanly; a
+    second one is a hard stop (KeyboardInterrupt). Restores the previous handlers after.
+
+    Bytewax polls Python's signal handlers between batches; a handler that only sets a flag
+    lets the sources end their partitions, the sink's last batch lands, and the recovery
+    snapshot keeps the read positions, instead of the panic a KeyboardInterrupt causes.
+    Outside the main thread (signals cannot be handled there) it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if STOP.is_set():
+            raise KeyboardInterrupt
+        STOP.set()
+
+    STOP.clear()
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def partition_of(key: str, count: int) -> int:
@@ -142,7 +179,9 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
         self.idle_since = time.monotonic()
 
     def next_batch(self) -> list[Batch]:
-        if self.ended:
+        if self.ended or STOP.is_set():
+            # A requested stop ends the partition without an end-of-input batch: its event
+            # time is not complete, and a resumed run (--recovery) continues from here.
             raise StopIteration
         try:
             raws = self.reader.read(self.batch_size)
