@@ -197,6 +197,15 @@ def encode(event: Event) -> bytes:
     return _ENCODER.encode(event)
 
 
+def _utf8_reason(raw: bytes) -> str:
+    """The dead-letter reason for invalid UTF-8 (offset within the record), or ``""``."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8: invalid byte at offset {exc.start}"
+    return ""
+
+
 def _reason(exc: msgspec.ValidationError | msgspec.DecodeError) -> str:
     text = str(exc)
     if isinstance(exc, msgspec.ValidationError):
@@ -253,10 +262,15 @@ class EventDecoder:
             event = self._decoder.decode(raw)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             return DeadLetter(raw[:MAX_RAW_BYTES], source, self._explain(raw, exc))
-        except UnicodeDecodeError as exc:
-            return DeadLetter(
-                raw[:MAX_RAW_BYTES], source, f"not UTF-8: invalid byte at offset {exc.start}"
-            )
+        except UnicodeDecodeError:
+            return DeadLetter(raw[:MAX_RAW_BYTES], source, _utf8_reason(raw))
+        # msgspec skips unknown keys and their values without checking them: a record with
+        # invalid UTF-8 there would pass and silently lose data. ASCII (most records) is valid
+        # UTF-8 by construction; anything else is checked in full.
+        if not raw.isascii():
+            bad_utf8 = _utf8_reason(raw)
+            if bad_utf8:
+                return DeadLetter(raw[:MAX_RAW_BYTES], source, bad_utf8)
         reason = self._check(event)
         if reason is not None:
             return DeadLetter(raw[:MAX_RAW_BYTES], source, reason)
@@ -277,10 +291,9 @@ class EventDecoder:
 
     def _explain(self, raw: bytes, exc: msgspec.ValidationError | msgspec.DecodeError) -> str:
         if isinstance(exc, msgspec.DecodeError):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as uexc:
-                return f"not UTF-8: invalid byte at offset {uexc.start}"
+            reason = _utf8_reason(raw)
+            if reason:
+                return reason
             if not raw.strip():
                 return "invalid JSON: empty record"
         return _reason(exc)

@@ -50,6 +50,22 @@ class Keys:
         """Hash of active silences: id -> JSON (matcher, until, reason, author)."""
         return f"{self.prefix}silences"
 
+    @property
+    def sink_hw(self) -> str:
+        """Hash: per (run, source partition) the highest record offset the sink has counted,
+        so a replay after a crash never counts input twice."""
+        return f"{self.prefix}sink:hw"
+
+    @property
+    def wo_due(self) -> str:
+        """Sorted set: alert id -> when its work order must be looked at again (deadlines)."""
+        return f"{self.prefix}wo:due"
+
+    @property
+    def wo_active(self) -> str:
+        """Sorted set: ids of work orders neither new nor closed."""
+        return f"{self.prefix}wo:active"
+
     def inbound(self, kind: str, partition: int | None = None) -> str:
         """Input stream for production runs: ``cw:in:{kind}`` or ``cw:in:{kind}:{partition}``."""
         base = f"{self.prefix}in:{kind}"

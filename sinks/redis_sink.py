@@ -204,7 +204,7 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
         self._alert = self.client.register_script(_ALERT_LUA)
         self._dead = self.client.register_script(_DEAD_LUA)
         self._ingest = self.client.register_script(_INGEST_LUA)
-        self.hw_key = f"{cfg.keys.prefix}sink:hw"
+        self.hw_key = cfg.keys.sink_hw
         self.outages = 0
 
     def write_batch(self, items: list[Any]) -> None:

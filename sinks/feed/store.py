@@ -64,8 +64,8 @@ class FeedStore:
     def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
         self.r = client
         self.keys = keys
-        self.due_key = f"{keys.prefix}wo:due"
-        self.active_key = f"{keys.prefix}wo:active"
+        self.due_key = keys.wo_due
+        self.active_key = keys.wo_active
         self._apply = client.register_script(_APPLY)
 
     @classmethod

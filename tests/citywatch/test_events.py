@@ -252,6 +252,9 @@ MALFORMED: list[tuple[bytes, str]] = [
     ),
     (b'{"kind":"air","ts":1767225600000,"station":"S\xff1"}', "not UTF-8: invalid byte at offset"),
     (b"\xff\xfe\x00\x00", "not UTF-8"),
+    # msgspec skips unknown keys unchecked: invalid UTF-8 there must still dead-letter
+    (b'{"kind":"air","ts":1767225600000,"station":"S1","pm1\xff0":64}', "offset 52"),
+    (b'{"kind":"air","ts":1767225600000,"station":"S1","note":"\xc3\x28"}', "offset 56"),
     (b'\xef\xbb\xbf{"kind":"air"}', "invalid JSON"),
     (b'{"kind":"air","ts":1767225600000,"station":"S1"}garbage', "invalid JSON"),
     (
