@@ -121,6 +121,8 @@ class AirConfig:
     spike_m: int = 3
     spike_n: int = 4
     spike_clear: int = 5
+    #: an isolated station's rise is not a local source while this share of the city is up
+    isolated_regional_share: float = 0.2
     #: the local-source baseline follows the last hour or so: a plume rises within minutes,
     #: a drifting gain over hours (and is the drift tracker's job)
     spike_half_life: float = 60.0
@@ -265,7 +267,7 @@ class StationState:
 class AirState:
     """State of one area key: its stations and its districts' episode detectors."""
 
-    __slots__ = ("episodes", "ref", "ref_next_ms", "stations")
+    __slots__ = ("city_up", "episodes", "ref", "ref_next_ms", "stations")
 
     def __init__(self) -> None:
         self.stations: dict[str, StationState] = {}
@@ -273,6 +275,8 @@ class AirState:
         #: city reference: a low quantile of healthy stations' short-term log levels
         self.ref: float | None = None
         self.ref_next_ms = 0
+        #: share of the city's stations whose anomaly is up (regional context for isolated ones)
+        self.city_up = 0.0
 
 
 _LEVEL_OF_CATEGORY: Final = {3: Level.YELLOW, 4: Level.ORANGE, 5: Level.RED, 6: Level.RED}
@@ -499,7 +503,17 @@ class AirModel(Model):
                 (mates if same else others).append(o.rel - o.rel_base)
                 if ts - o.q_ts <= max_age and not o.drift_on:
                     qs.append(o.q)
-        if len(vals) >= cfg.min_neighbours and st.level_n >= warm:
+        if not self._nbs.get(sid) and st.level_n >= warm and state.ref is not None:
+            # an isolated station (no neighbour within reach) can only be compared with the
+            # city: a local source is its anomaly, unless much of the city is up as well
+            if state.city_up < cfg.isolated_regional_share:
+                rel_r = st.rel_r = st.rel - st.rel_base
+                if st.spike_on or st.spike_hist or st.resid.z_of(rel_r) > cfg.spike_z:
+                    usual = [state.ref + st.rel_base]
+                    out.extend(self._local_source(state, st, sid, ts, pm25, rel_r, usual, event))
+                else:
+                    st.resid.learn_value(rel_r)
+        elif len(vals) >= cfg.min_neighbours and st.level_n >= warm:
             # this station's anomaly against its neighbours' (district mates first: they share
             # the district's weather). Both are net of each station's usual offset, so which
             # neighbours happen to report does not shift it. A regional episode lifts them all;
@@ -534,14 +548,18 @@ class AirModel(Model):
 
     def _update_reference(self, state: AirState, ts: int) -> None:
         cfg = self.cfg
-        levels = [
-            o.fast
+        fresh = [
+            o
             for o in state.stations.values()
             if not o.muted and ts - o.v_ts <= cfg.max_age_ms and o.level_n >= 5
         ]
-        if len(levels) >= 3:
-            levels.sort()
+        if len(fresh) >= 3:
+            levels = sorted(o.fast for o in fresh)
             state.ref = levels[int(cfg.reference_quantile * (len(levels) - 1))]
+            thr = cfg.episode.elevated
+            warm = [o for o in fresh if o.level_n >= cfg.level_warmup]
+            up = sum(1 for o in warm if o.rel - o.rel_base > thr)
+            state.city_up = up / len(warm) if warm else 0.0
         state.ref_next_ms = ts - ts % MINUTE_MS + MINUTE_MS
 
     # -- parts -----------------------------------------------------------------------------

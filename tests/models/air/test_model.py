@@ -319,3 +319,23 @@ def test_a_single_station_city_still_runs_qc_and_aqi() -> None:
         )
     rules = {s.rule for s in sigs}
     assert rules == {"air.exceedance", "air.range"}
+
+
+def test_isolated_station_is_compared_with_the_city() -> None:
+    reg = make_registry()
+    reg.stations["FAR"] = Station(id="FAR", lat=32.6, lon=121.8, district="海边")  # > 80 km away
+    m = AirModel(reg)
+    assert m.index.of("FAR") == ()
+    state = m.new_state("air")
+    sigs: list[Signal] = []
+    for ev in stream(DAY):
+        sigs += m.update(state, ev)
+        if ev.station == "S00":
+            minute_ = (ev.ts - T0) // MIN
+            pm = (ev.pm25 or 0) * 1.1 + (150.0 if 700 <= minute_ < 760 else 0.0)
+            far = Air(ts=ev.ts + 500, station="FAR", pm25=pm + minute_ % 3, pm10=pm * 1.8 + 5)
+            sigs += m.update(state, far)
+    assert firsts(sigs, "air.spike") == [("FAR", pytest.approx(703, abs=4))]
+    others = [s for s in sigs if s.rule != "air.spike"]
+    # the plume's hours are also an exceedance there; nothing else anywhere
+    assert {(s.rule, s.subject.id) for s in others} <= {("air.exceedance", "FAR")}
