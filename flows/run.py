@@ -68,6 +68,9 @@ class RunOptions:
     start_ms: int | None = None
     #: Pacing factor for the simulator (1.0 = live); None = as fast as possible.
     speed: float | None = 1.0
+    #: Live simulator: start the simulated time this many seconds before now and replay them
+    #: at once, then go on at ``speed`` (the demo shows alerts straight away).
+    preroll_s: float = 0.0
     paths: tuple[str, ...] = ()
     registry_dir: str | None = None
     #: Redis input: stream kinds to read (``cw:in:{kind}`` and ``cw:in:{kind}:*``).
@@ -146,7 +149,12 @@ def make_raw_source(
         from flows.sources.sim import sim_source
 
         key_of = partition_key(registry or spec.build().registry) if parts > 1 else None
-        return sim_source(spec, partitions=parts, speed=opts.speed, key_of=key_of)
+        anchor_ts = None
+        if opts.speed is not None and opts.start_ms is not None and opts.preroll_s > 0:
+            anchor_ts = opts.start_ms + int(opts.preroll_s * 1000)
+        return sim_source(
+            spec, partitions=parts, speed=opts.speed, key_of=key_of, anchor_ts=anchor_ts
+        )
     if opts.source == "files":
         from flows.sources.files import FileSource
 
@@ -315,8 +323,10 @@ def run_city(settings: Settings, opts: RunOptions | None = None, **changes: Any)
         msg = f"processes: must be >= 1, got {opts.processes}"
         raise ConfigError(msg)
     if opts.source == "sim" and opts.speed is not None and opts.start_ms is None:
-        # A live demo shows alerts "now": start the simulated day at the current second.
-        opts = dataclasses.replace(opts, start_ms=int(time.time()) * 1000)
+        # A live demo shows alerts "now": start the simulated day at the current second
+        # (minus the pre-roll, which is replayed at once).
+        start_s = int(time.time() - max(0.0, opts.preroll_s))
+        opts = dataclasses.replace(opts, start_ms=start_s * 1000)
     opts = prepare_recovery(opts)
     with _redis_url(settings) as url:
         from flows.metrics import serve_metrics

@@ -1,31 +1,28 @@
 """``citywatch demo``: the whole system on one machine, until Ctrl-C.
 
-Redis is ``REDIS_URL`` or, when unset, a private embedded redis-server. The demo then starts the
-city dataflow (``citywatch run`` on the ``demo`` scenario at live pace) and the feed service with
-the console (``citywatch serve``) as child processes, prints the console URL, and prints live
-counts from Redis every few seconds. Parts that have not landed yet are replaced by a plain
-ingest loop (generated events decoded, counts and dead letters written to Redis).
+Redis is ``REDIS_URL`` or, when unset, a private embedded redis-server. The demo starts the feed
+service with the console (``citywatch serve``) and the city dataflow (``citywatch run`` on the
+``demo`` scenario at live pace) as child processes, prints the console URL, and prints live
+counts from Redis every few seconds. The simulated hour starts a few minutes in the past
+(``--preroll``) and those minutes are replayed at once, so alerts are on screen straight away;
+when a scenario ends, the next seed starts, so the demo can run for a whole shift.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import os
-import random
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from types import FrameType
 from typing import cast
 
-import orjson
 import redis
 
-from citywatch.events import DeadLetter, EventDecoder
 from citywatch.keys import Keys
 from citywatch.redisconn import connect, embedded_or_url, redact
 from citywatch.settings import Settings
@@ -35,24 +32,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", default="demo", help="simulator scenario (default: demo)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--speed", default="1x", help="pace: 1x (live), 10x, ... or max")
+    p.add_argument(
+        "--preroll",
+        type=float,
+        default=900.0,
+        metavar="S",
+        help="start the simulated hour S seconds ago and replay them at once (default 900)",
+    )
     p.add_argument("--port", type=int, help="console/feed port (default: settings feed_port)")
     p.add_argument("--every", type=float, default=3.0, help="seconds between count lines")
     p.add_argument(
         "--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)"
     )
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        free: int = s.getsockname()[1]
-        return free
-
-
-def _has(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
 
 
 class _Stop:
@@ -73,51 +64,65 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     with embedded_or_url(settings.redis_url) as url:
         embedded = settings.redis_url is None
-        print(
-            f"citywatch demo: Redis {'embedded at ' if embedded else 'at '}{redact(url)}",
-            flush=True,
-        )
+        where = "embedded at " if embedded else "at "
+        print(f"citywatch demo: Redis {where}{redact(url)}", flush=True)
         env = {**os.environ, "REDIS_URL": url, "CW_PREFIX": settings.prefix}
-        children: list[subprocess.Popen[bytes]] = []
+        serve = _spawn(["serve", "--port", str(port)], env)
+        flow: subprocess.Popen[bytes] | None = None
         try:
-            if _has("citywatch.commands.serve"):
-                children.append(_spawn(["serve", "--port", str(port)], env))
-                print(f"citywatch demo: console at http://{settings.feed_host}:{port}/", flush=True)
-                print(
-                    f"citywatch demo: token {settings.feed_tokens[0]!r} (see CW_FEED_TOKENS)",
-                    flush=True,
-                )
-            else:
-                print("citywatch demo: console not built yet (issue #8)", flush=True)
+            print(f"citywatch demo: console at http://{settings.feed_host}:{port}/", flush=True)
+            print(
+                f"citywatch demo: token {settings.feed_tokens[0]!r} (see CW_FEED_TOKENS)",
+                flush=True,
+            )
             client = connect(url)
-            ingest = None
-            if _has("citywatch.commands.run"):
-                children.append(
-                    _spawn(
-                        [
-                            "run",
-                            "--scenario",
-                            args.scenario,
-                            "--seed",
-                            str(args.seed),
-                            "--speed",
-                            args.speed,
-                        ],
-                        env,
+            seed = args.seed
+            started = time.monotonic()
+            next_line = started
+            while not stop.requested:
+                if args.duration is not None and time.monotonic() - started >= args.duration:
+                    break
+                if serve.poll() is not None:
+                    print(
+                        f"citywatch demo: the feed exited ({serve.returncode}); stopping",
+                        flush=True,
                     )
-                )
-            else:
-                print(
-                    "citywatch demo: dataflow not built yet (issue #7): plain ingest loop",
-                    flush=True,
-                )
-                ingest = _IngestLoop(client, settings)
-            _watch(client, settings.keys, children, ingest, stop, args.every, args.duration)
+                    return 1
+                if flow is None or flow.poll() == 0:
+                    if flow is not None:
+                        seed += 1
+                        print(f"citywatch demo: scenario done; next seed {seed}", flush=True)
+                    flow = _spawn(_run_argv(args, seed), env)
+                elif flow.returncode is not None:
+                    print(
+                        f"citywatch demo: the flow exited ({flow.returncode}); stopping", flush=True
+                    )
+                    return 1
+                time.sleep(0.2)
+                if time.monotonic() >= next_line:
+                    next_line += args.every
+                    with contextlib.suppress(redis.RedisError):
+                        print(_counts_line(client, settings.keys), flush=True)
         finally:
-            for child in children:
-                _terminate(child)
+            for child in (flow, serve):
+                if child is not None:
+                    _terminate(child)
     print("citywatch demo: stopped", flush=True)
     return 0
+
+
+def _run_argv(args: argparse.Namespace, seed: int) -> list[str]:
+    argv = ["run", "--scenario", args.scenario, "--seed", str(seed), "--speed", args.speed]
+    if args.speed not in ("max", "0"):
+        argv += ["--preroll", str(args.preroll)]
+    return argv
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free: int = s.getsockname()[1]
+        return free
 
 
 def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -128,41 +133,10 @@ def _terminate(child: subprocess.Popen[bytes]) -> None:
     if child.poll() is None:
         child.send_signal(signal.SIGTERM)
         try:
-            child.wait(10)
+            child.wait(15)
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
-
-
-def _watch(
-    client: redis.Redis,
-    keys: Keys,
-    children: list[subprocess.Popen[bytes]],
-    ingest: _IngestLoop | None,
-    stop: _Stop,
-    every: float,
-    duration: float | None,
-) -> None:
-    started = time.monotonic()
-    next_line = started
-    while not stop.requested:
-        if duration is not None and time.monotonic() - started >= duration:
-            return
-        for child in children:
-            if child.poll() is not None:
-                print(
-                    f"citywatch demo: a part exited with code {child.returncode}; stopping",
-                    flush=True,
-                )
-                return
-        if ingest is not None:
-            ingest.step()
-        else:
-            time.sleep(0.2)
-        if time.monotonic() >= next_line:
-            next_line += every
-            with contextlib.suppress(redis.RedisError):
-                print(_counts_line(client, keys), flush=True)
 
 
 def _counts_line(client: redis.Redis, keys: Keys) -> str:
@@ -176,51 +150,3 @@ def _counts_line(client: redis.Redis, keys: Keys) -> str:
         f"records {records:>9,}  dead letters {dead:>6,}  alert changes {alerts:>6,}  "
         f"firing {firing:>4,}"
     )
-
-
-class _IngestLoop:
-    """Stand-in until the dataflow lands: decode generated events, count, dead-letter."""
-
-    def __init__(self, client: redis.Redis, settings: Settings) -> None:
-        self.client = client
-        self.keys = settings.keys
-        self.decoder = EventDecoder(
-            settings.region_box, future_tolerance_ms=settings.future_tolerance_ms
-        )
-        self.records = _records(random.Random(1))
-
-    def step(self) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        for _ in range(200):
-            raw = next(self.records)
-            out = self.decoder.decode(raw, "demo")
-            if isinstance(out, DeadLetter):
-                pipe.xadd(
-                    self.keys.deadletter,
-                    {"raw": out.raw, "source": out.source, "reason": out.reason},
-                    maxlen=10_000,
-                    approximate=True,
-                )
-                pipe.hincrby(self.keys.counts, f"dead:{out.reason.split(':')[0]}", 1)
-            else:
-                pipe.hincrby(self.keys.counts, f"in:{out.kind}", 1)
-        pipe.execute()
-        time.sleep(0.1)
-
-
-def _records(r: random.Random) -> Iterator[bytes]:
-    ts = int(time.time() * 1000)
-    while True:
-        ts += 50
-        if r.random() < 0.01:
-            yield b'{"kind":"air","ts":' + str(ts).encode() + b',"station":"S1","pm25":"high"}'
-            continue
-        yield orjson.dumps(
-            {
-                "kind": "air",
-                "ts": ts,
-                "station": f"S{r.randrange(50):03d}",
-                "pm25": round(r.uniform(5, 120), 1),
-                "pm10": round(r.uniform(10, 200), 1),
-            }
-        )

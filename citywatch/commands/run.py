@@ -33,6 +33,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--speed", default="1x", help="simulator pace: 1x (live), 10x, ... or max (default: 1x)"
     )
     p.add_argument(
+        "--preroll",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="live simulator: start S seconds in the past and replay them at once (default 0)",
+    )
+    p.add_argument(
         "--files",
         nargs="+",
         default=[],
@@ -97,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         scale=args.scale,
         dirty=args.dirty,
         speed=speed,
+        preroll_s=args.preroll,
         paths=tuple(args.files),
         registry_dir=args.registry,
         kinds=tuple(args.kinds),

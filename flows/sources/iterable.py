@@ -100,8 +100,10 @@ class _IterReader(RawReader):
         speed: float | None,
         clock: Callable[[], float],
         key_of: KeyOf,
+        anchor_ts: int | None = None,
     ) -> None:
         self.index, self.count, self.speed, self.clock = index, count, speed, clock
+        self.anchor_ts = anchor_ts
         self.key_of = key_of
         self.it = self._mine(records)
         for _ in itertools.islice(self.it, skip):
@@ -137,7 +139,9 @@ class _IterReader(RawReader):
             raw, ts = self.pending
             if self.speed is not None and ts is not None:
                 if self.anchor is None:
-                    self.anchor = (now, ts)
+                    # Pacing starts at the first record, or at ``anchor_ts`` when given:
+                    # records before it (a pre-roll) are due at once.
+                    self.anchor = (now, ts if self.anchor_ts is None else max(ts, self.anchor_ts))
                 due_ts = self.anchor[1] + (now - self.anchor[0]) * 1000.0 * self.speed
                 if ts > due_ts:
                     wait_s = min(1.0, (ts - due_ts) / 1000.0 / self.speed)
@@ -167,6 +171,7 @@ class IterableSource(RawSource):
         name: str = "iter",
         clock: Callable[[], float] = time.monotonic,
         key_of: KeyOf | None = None,
+        anchor_ts: int | None = None,
     ) -> None:
         self.key_of = key_of or peek
         if partitions < 1:
@@ -177,6 +182,8 @@ class IterableSource(RawSource):
         self.speed = speed
         self.name = name
         self.clock = clock
+        #: Paced: the event time due when reading starts (records before it come at once).
+        self.anchor_ts = anchor_ts
 
     def list_parts(self) -> list[str]:
         return [f"{self.name}:{i}/{self.partitions}" for i in range(self.partitions)]
@@ -191,4 +198,5 @@ class IterableSource(RawSource):
             self.speed,
             self.clock,
             self.key_of,
+            self.anchor_ts,
         )

@@ -35,8 +35,18 @@ class SimSpec:
 
 
 def sim_source(
-    spec: SimSpec, *, partitions: int = 1, speed: float | None = None, key_of: KeyOf | None = None
+    spec: SimSpec,
+    *,
+    partitions: int = 1,
+    speed: float | None = None,
+    key_of: KeyOf | None = None,
+    anchor_ts: int | None = None,
 ) -> IterableSource:
     return IterableSource(
-        spec.records, partitions=partitions, speed=speed, name="sim", key_of=key_of
+        spec.records,
+        partitions=partitions,
+        speed=speed,
+        name="sim",
+        key_of=key_of,
+        anchor_ts=anchor_ts,
     )

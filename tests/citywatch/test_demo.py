@@ -1,4 +1,4 @@
-"""`citywatch demo` comes up on an embedded Redis, shows live counts and stops cleanly."""
+"""`citywatch demo` comes up on an embedded Redis, shows alerts at once and stops cleanly."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ import pytest
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_demo_runs_on_embedded_redis_and_stops_on_ctrl_c() -> None:
+def test_demo_shows_alerts_on_embedded_redis_and_stops_on_ctrl_c() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CW_REDIS_URL")}
     env["CW_FEED_PORT"] = "0"  # any free port
     proc = subprocess.Popen(
-        [sys.executable, "-m", "citywatch", "demo", "--every", "1", "--speed", "max"],
+        [sys.executable, "-m", "citywatch", "demo", "--every", "1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env,
@@ -32,7 +32,7 @@ def test_demo_runs_on_embedded_redis_and_stops_on_ctrl_c() -> None:
         if not line:
             break
         lines.append(line)
-        m = re.search(r"records\s+([\d,]+)", line)
+        m = re.search(r"alert changes\s+([\d,]+)", line)
         if m and int(m.group(1).replace(",", "")) > 0:
             break
     proc.send_signal(signal.SIGINT)
@@ -41,5 +41,9 @@ def test_demo_runs_on_embedded_redis_and_stops_on_ctrl_c() -> None:
     assert proc.returncode == 0, text
     assert "Redis embedded at redis://127.0.0.1:" in text
     assert any(re.search(r"records\s+[1-9]", ln) for ln in lines), text
+    # the pre-roll puts alerts on screen straight away, at live pace
+    assert any(re.search(r"alert changes\s+[1-9]", ln) for ln in lines), text
+    assert "console at http://127.0.0.1:" in text
     assert "Traceback" not in text
+    assert "panicked" not in text
     assert "citywatch demo: stopped" in text

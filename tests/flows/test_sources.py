@@ -142,3 +142,17 @@ def test_iterable_source_partitions_by_entity_and_paces() -> None:
     assert parse_speed("max") is None
     with pytest.raises(ValueError, match="speed"):
         parse_speed("fast")
+
+
+def test_preroll_replays_records_before_the_anchor_at_once_then_paces() -> None:
+    recs = scenario(stations=5, minutes=4)  # minutes 0..3, 60 s apart
+    first_ts = int(recs[0].split(b'"ts":')[1].split(b",")[0])
+    now = [50.0]
+    live = IterableSource(
+        lambda: iter(recs), speed=1.0, clock=lambda: now[0], anchor_ts=first_ts + 120_000
+    )
+    r = live.open(live.list_parts()[0], None)
+    assert len(r.read(1000)) == 15  # minutes 0, 1 and 2 are at or before the anchor
+    assert r.read(1000) == []  # minute 3 is due 60 s of wall time later
+    now[0] += 60.0
+    assert len(r.read(1000)) == 5
