@@ -34,6 +34,7 @@ import orjson
 from bytewax.dataflow import Dataflow
 
 from citywatch.errors import ConfigError
+from citywatch.partitioning import partition_key as partition_key_of
 from citywatch.registry import Registry
 from citywatch.settings import Settings
 from flows.city import FlowConfig, build_flow
@@ -124,10 +125,9 @@ def load_registry(opts: RunOptions, settings: Settings) -> tuple[Registry, Any]:
 def partition_key(registry: Registry) -> KeyOf:
     """Partition raw records so each model's state key sees its records in one partition.
 
-    A pure function of the record and the reference data (never of model state): air by the
-    station's district (the air model keys by district: neighbours, episodes), a work site's
-    cameras, meters and orders by site, every hotline ticket together (dedup and surge look
-    at the whole city), vehicles by vehicle. Undecodable records go by position.
+    The rule of ``citywatch.partitioning`` (the simulator writes files and streams by it too):
+    a pure function of the record and the reference data, never of model state. Undecodable
+    records go by position.
     """
     district = {s.id: s.district for s in registry.stations.values()}
 
@@ -135,7 +135,7 @@ def partition_key(registry: Registry) -> KeyOf:
         key, ts = peek(raw)
         if key is not None and key.startswith("station:"):
             sid = key.removeprefix("station:")
-            return f"district:{district.get(sid, sid)}", ts
+            return partition_key_of("air", sid, district=district.get(sid)), ts
         return key, ts
 
     return key_of

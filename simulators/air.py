@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from citywatch.events import Air, encode
+from citywatch.partitioning import partition_key
 from simulators.aqi import LEVEL_OF_CATEGORY, aqi, category
 from simulators.city import City
 from simulators.clock import DAY_MS, HOUR_MS, MINUTE_MS, TZ_OFFSET_MS
@@ -123,6 +124,11 @@ class AirStream:
         self.ids = city.station_ids
         n = len(self.ids)
         self.hashes = [entity_hash(s) for s in self.ids]
+        stations = city.registry.stations
+        # Partitioned as the flow keys air: by district (citywatch.partitioning).
+        self.part_keys = [
+            entity_hash(partition_key("air", s, district=stations[s].district)) for s in self.ids
+        ]
         self.int_phase = [h % MINUTE_MS for h in self.hashes]
         self.phase = np.array(self.int_phase, dtype=np.int64)
         self.district = np.array(city.station_district, dtype=np.int64)
@@ -302,7 +308,7 @@ class AirStream:
             if ts < self.start_ms or ts >= self.end_ms:
                 continue
             vals = {ch: _num(cols[ch][s]) for ch in CHANNELS}
-            out.add(ts, self.hashes[s], encode(Air(ts=ts, station=sid, **vals)))
+            out.add(ts, self.part_keys[s], encode(Air(ts=ts, station=sid, **vals)))
         return out
 
     # -- ground truth ------------------------------------------------------------------------

@@ -24,10 +24,14 @@ from typing import Final
 
 from citywatch.events import Hotline, encode
 from citywatch.geo import grid_id, haversine_m, offset
+from citywatch.partitioning import partition_key
 from simulators.city import City
 from simulators.clock import HOUR_MS, MINUTE_MS, TZ, local_hour, weekday
 from simulators.seeds import derive, entity_hash, py_rng
 from simulators.stream import Chunk
+
+#: Every ticket travels in one partition (citywatch.partitioning).
+HOTLINE_KEY = entity_hash(partition_key("hotline", ""))
 
 __all__ = ["CATEGORIES", "HotlineStream", "Poi", "Problem", "Ticket", "TicketWriter"]
 
@@ -433,7 +437,7 @@ class HotlineStream:
         self.by_window: dict[int, Chunk] = {}
         for tk in tickets:
             w = tk.ts - tk.ts % MINUTE_MS
-            self.by_window.setdefault(w, Chunk()).add(tk.ts, entity_hash(tk.id), tk.encode())
+            self.by_window.setdefault(w, Chunk()).add(tk.ts, HOTLINE_KEY, tk.encode())
 
     def chunk(self, w0: int) -> Chunk:
         return self.by_window.get(w0, Chunk())

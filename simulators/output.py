@@ -1,8 +1,9 @@
 """Where a run goes: JSONL partition files (optionally gzip), Redis Streams, stdout; and the
 ground truth next to it (labels, workshops, hard negatives, registry, manifest).
 
-Partitioning is by entity: a record goes to partition ``crc32(entity id) % N``, so one
-entity's records stay in order in one file. Each file is a subsequence of the single merged
+Partitioning follows ``citywatch.partitioning``: a record goes to ``crc32(partition key) % N``
+(air by its station's district, a site's cameras, meters and orders by site, every ticket
+together, vehicles by vehicle), so every model key's records stay in order in one file. Each file is a subsequence of the single merged
 stream, so merging the N files by time gives the same bytes whatever N is.
 """
 

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from citywatch.events import Order, encode
+from citywatch.partitioning import partition_key
 from simulators.city import City
 from simulators.clock import DAY_MS, MINUTE_MS, TZ_OFFSET_MS, local_hour, weekday
 from simulators.seeds import entity_hash, np_rng, py_rng
@@ -182,9 +183,13 @@ class VideoStream:
         self.is_site = self.site >= 0
         self.gate = city.camera_gate
         hashes = [entity_hash(c) for c in ids]
-        self.keys = hashes
-        self.phase = np.array([h % MINUTE_MS for h in hashes], dtype=np.int64)
         site_ids = [s.id for s in city.sites]
+        # A site's cameras go with its meters and orders (citywatch.partitioning).
+        self.keys = [
+            entity_hash(partition_key("video", c, site=site_ids[i] if i >= 0 else None))
+            for c, i in zip(ids, self.site.tolist(), strict=True)
+        ]
+        self.phase = np.array([h % MINUTE_MS for h in hashes], dtype=np.int64)
         self.people = city.camera_people
         self.traffic = city.camera_traffic
         machines = np.array([s.machines for s in city.sites])
@@ -304,9 +309,13 @@ class PowerStream:
         self.work = np.where(self.is_site, work[self.sidx], 0.0)
         self.base = city.meter_kw
         self.pattern = city.meter_pattern
-        self.keys = [entity_hash(m) for m in ids]
-        self.phase = np.array([h % MINUTE_MS for h in self.keys], dtype=np.int64)
+        hashes = [entity_hash(m) for m in ids]
         site_ids = [s.id for s in city.sites]
+        self.keys = [
+            entity_hash(partition_key("power", m, site=site_ids[i] if i >= 0 else None))
+            for m, i in zip(ids, self.site.tolist(), strict=True)
+        ]
+        self.phase = np.array([h % MINUTE_MS for h in hashes], dtype=np.int64)
         self.tmpl = [
             b'{"kind":"power","meter":"%s","site":%s,"ts":%%d,"kw":%%.1f}'
             % (m.encode(), (b'"%s"' % site_ids[s].encode()) if s >= 0 else b"null")

@@ -24,6 +24,7 @@ from typing import Any
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from citywatch.events import MAX_RAW_BYTES, DeadLetter, Event, EventDecoder, Region
+from citywatch.partitioning import partition_of
 from models.alert_engine import LatenessGate
 from sinks.redis_sink import KIND_CODES, NOT_COUNTED, DeadRecord
 
@@ -72,13 +73,6 @@ def stop_on_signals() -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-def partition_of(key: str, count: int) -> int:
-    """A stable partition number for an entity key (crc32; never Python's salted ``hash``)."""
-    import zlib
-
-    return zlib.crc32(key.encode()) % count
 
 
 class RawReader(abc.ABC):

@@ -1,4 +1,4 @@
-"""The simulator as a source: ``simulate(...).records()`` partitioned by entity, paced or not."""
+"""The simulator as a source: ``simulate(...).records()``, partitioned and paced or not."""
 
 from __future__ import annotations
 

@@ -12,12 +12,12 @@ import redis
 
 from citywatch.commands import simulate as cmd
 from citywatch.keys import Keys
+from citywatch.partitioning import partition_key, partition_of
 from citywatch.registry import Registry
 from simulators import simulate
 from simulators.labels import decode_labels
 from simulators.output import FileSink, RedisSink, StdoutSink, kind_of, write_truth
 from simulators.replay import paced, parse_pace
-from simulators.seeds import partition_of
 from simulators.simulation import Batch
 
 
@@ -35,28 +35,40 @@ def _lines(path: Path) -> list[bytes]:
     return data.splitlines()
 
 
-def _entity(line: bytes) -> str:
+def _partition_key(line: bytes, registry: Registry) -> str:
     import orjson
 
     d = orjson.loads(line)
-    for k in ("station", "vehicle", "camera", "meter", "ticket", "site"):
-        if k in d:
-            return str(d[k])
-    raise AssertionError(line)
+    field = {
+        "air": "station",
+        "gps": "vehicle",
+        "video": "camera",
+        "power": "meter",
+        "hotline": "ticket",
+        "order": "site",
+    }[d["kind"]]
+    district = registry.stations[d["station"]].district if d["kind"] == "air" else None
+    return partition_key(d["kind"], d[field], site=d.get("site"), district=district)
 
 
-def test_partitions_split_one_stream_by_entity(tmp_path: Path) -> None:
+def test_partitions_split_one_stream_by_the_contract_rule(tmp_path: Path) -> None:
     one = _lines(_write(tmp_path / "one", 1)[0])
     paths = _write(tmp_path / "three", 3)
     parts = [_lines(p) for p in paths]
+    registry = simulate("demo", seed=2, duration_s=240).registry
     assert sorted(one) == sorted(line for p in parts for line in p)
+    kinds_per_part = []
     for i, lines in enumerate(parts):
         assert lines
-        assert all(partition_of(_entity(x), 3) == i for x in lines)
+        # citywatch.partitioning: air by district, a site's cameras/meters/orders by site,
+        # every ticket together, vehicles by vehicle: each model key sees one partition
+        assert all(partition_of(_partition_key(x, registry), 3) == i for x in lines)
+        kinds_per_part.append({x.split(b'"kind":"')[1].split(b'"')[0] for x in lines})
         # each partition is the single stream's subsequence, in the same order
         pos = {line: n for n, line in enumerate(one)}
         idx = [pos[x] for x in lines]
         assert idx == sorted(idx)
+    assert sum(b"hotline" in k for k in kinds_per_part) <= 1
 
 
 def test_output_is_byte_identical_across_runs_and_gzip_is_reproducible(tmp_path: Path) -> None:
