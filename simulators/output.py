@@ -3,8 +3,9 @@ ground truth next to it (labels, workshops, hard negatives, registry, manifest).
 
 Partitioning follows ``citywatch.partitioning``: a record goes to ``crc32(partition key) % N``
 (air by its station's district, a site's cameras, meters and orders by site, every ticket
-together, vehicles by vehicle), so every model key's records stay in order in one file. Each file is a subsequence of the single merged
-stream, so merging the N files by time gives the same bytes whatever N is.
+together, vehicles by vehicle), so every model key's records stay in order in one file. Each
+file is a subsequence of the single merged stream, so merging the N files by time gives the
+same bytes whatever N is.
 """
 
 from __future__ import annotations

@@ -115,7 +115,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=parse_duration, help="e.g. 3600, 30m, 2h, 1d")
     parser.add_argument("--out", type=Path, help="directory for truth and partition files")
     parser.add_argument(
-        "--partitions", type=_positive_int, default=1, help="files/streams, split by citywatch.partitioning"
+        "--partitions",
+        type=_positive_int,
+        default=1,
+        help="files/streams, split by the partitioning rule",
     )
     parser.add_argument("--gzip", action="store_true", help="gzip the partition files")
     parser.add_argument(
