@@ -214,7 +214,7 @@ class WorksiteResumption(Model):
                 grid=grid,
             )
         slot = ts // cfg.window_ms
-        channels = st.channels(slot)
+        channels = st.channels(slot, cfg)
         video = any(c.startswith("video") for c in channels)
         power = "power" in channels
         night = cfg.is_night(ts)

@@ -14,7 +14,8 @@ cameras, since their fields of view overlap):
   activity (a crew with machines) that persistence would take ``m`` windows to confirm;
 * ``power``: the site's draw (sum of its meters' latest kW) above its idle baseline (the
   registry's ``idle_kw``, else the minimum of the order's first readings) by ``power_rel``
-  and ``power_abs_kw`` for ``power_for_s`` seconds.
+  and ``power_abs_kw`` for ``power_for_s`` seconds. It holds until a reading says otherwise
+  (lost readings do not end it) or, with no reading at all, for ``stale_windows``.
 
 Records of the first ``settle_s`` after a new order are ignored: a site gets that long to
 wind down (crews leave, machines are secured) before work counts as resumption. Standing
@@ -88,6 +89,7 @@ class ResumptionConfig:
     settle_s: int = 2400
     startup_s: int = 300
     quiet_windows: int = 5
+    stale_windows: int = 10
     night_start_h: int = 22
     night_end_h: int = 6
     tz_offset_h: int = 8
@@ -102,6 +104,7 @@ class ResumptionConfig:
             "person_cap": self.person_cap,
             "power_learn_n": self.power_learn_n,
             "quiet_windows": self.quiet_windows,
+            "stale_windows": self.stale_windows,
         }
         for name, value in ints.items():
             if value < 1:
@@ -207,6 +210,7 @@ class SiteState:
         "persist",
         "persons",
         "power_hit_slot",
+        "power_seen_slot",
         "site",
         "slot",
         "total_kw",
@@ -242,7 +246,7 @@ class SiteState:
         self.above_since = -1
         self.firing = False
         self.first_ts = 0
-        self.video_hit_slot = self.power_hit_slot = -(10**9)
+        self.video_hit_slot = self.power_hit_slot = self.power_seen_slot = -(10**9)
         self.video_how = 0
         self.last_emit_slot = -1
 
@@ -342,9 +346,12 @@ class SiteState:
             return expired
         self.last_ts = max(self.last_ts, ts)
         slot = ts // cfg.window_ms
-        if kw is None or not math.isfinite(kw):
-            return self._fuse(ts, slot, cfg)
+        if kw is None or not math.isfinite(kw) or slot < self.power_seen_slot:
+            # missing, or late (a newer window was read already): it must not overwrite the
+            # meter's newer value nor break the current run
+            return self._fuse(ts, max(slot, self.power_seen_slot), cfg)
         self.meters[meter] = float(kw)
+        self.power_seen_slot = slot
         total = sum(self.meters.values())
         self.total_kw = total
         if self.idle_kw < 0.0 and self.learn_n < cfg.power_learn_n:
@@ -374,7 +381,7 @@ class SiteState:
 
     # -- fusion ------------------------------------------------------------------------------
 
-    def channels(self, slot: int) -> list[str]:
+    def channels(self, slot: int, cfg: ResumptionConfig) -> list[str]:
         """Channels that held in window ``slot`` or the one before."""
         out = []
         if slot - self.video_hit_slot <= 1:
@@ -382,12 +389,21 @@ class SiteState:
                 out.append("video_persistence")
             if self.video_how & 2:
                 out.append("video_cusum")
-        if slot - self.power_hit_slot <= 1:
+        if slot - self.power_hit_slot <= 1 or self._power_sustained(slot, cfg):
             out.append("power")
         return out
 
+    def _power_sustained(self, slot: int, cfg: ResumptionConfig) -> bool:
+        """The meters' last word was "working", and it is recent: lost readings do not end it."""
+        seen = self.power_seen_slot
+        return self.power_hit_slot == seen and slot - seen <= cfg.stale_windows
+
+    def _last_hit(self, slot: int, cfg: ResumptionConfig) -> int:
+        power = slot if self._power_sustained(slot, cfg) else self.power_hit_slot
+        return max(self.video_hit_slot, power)
+
     def _fuse(self, ts: int, slot: int, cfg: ResumptionConfig) -> Change:
-        hit = max(self.video_hit_slot, self.power_hit_slot)
+        hit = self._last_hit(slot, cfg)
         if slot - hit <= 0:
             if not self.firing:
                 self.firing = True
@@ -418,7 +434,7 @@ class SiteState:
         if expired or not self.firing:
             return expired
         slot = watermark_ms // cfg.window_ms
-        if slot - max(self.video_hit_slot, self.power_hit_slot) >= cfg.quiet_windows:
+        if slot - self._last_hit(slot, cfg) >= cfg.quiet_windows:
             return self._quiet("activity stopped (no data)")
         return Change.NONE
 

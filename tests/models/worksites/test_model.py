@@ -282,3 +282,44 @@ def test_standing_orders_at_start_up_get_no_wind_down() -> None:
     assert fired
     assert fired[0].ts <= T0 + 3 * MIN
     assert model.gate.first_ms == T0
+
+
+def test_lost_meter_readings_do_not_split_a_power_only_episode(harness: Harness) -> None:
+    stream = [suspend(T0)]
+    for i in range(60):
+        ts = T0 + i * MIN
+        stream.append(video(ts + 1000))  # cameras covered: zeros
+        if i < 40 and not (10 <= i < 17 or 25 <= i < 31):  # two 6-7 minute meter outages
+            stream.append(power(ts + 2000, 5.0 if i < 3 else 60.0))
+        elif i >= 40:
+            stream.append(power(ts + 2000, 5.0))
+    sigs = harness.feed(stream)
+    assert len([s for s in sigs if s.active and s.ts == s.evidence["since_ts"]]) == 1
+    assert all("power" in s.evidence["channels"] for s in active(sigs))
+    (clear,) = clears(sigs)
+    assert T0 + 40 * MIN <= clear.ts <= T0 + 47 * MIN  # resolved by readings back at idle
+
+
+def test_a_meter_gone_silent_while_high_resolves_after_stale_and_quiet_windows(
+    harness: Harness,
+) -> None:
+    stream = [suspend(T0)]
+    for i in range(40):
+        stream.append(video(T0 + i * MIN + 1000))
+        if i < 10:
+            stream.append(power(T0 + i * MIN + 2000, 60.0))
+    (clear,) = clears(harness.feed(stream))
+    # held while the last word is "working" and recent (stale_windows = 10), then quiet
+    assert T0 + (9 + 10) * MIN < clear.ts <= T0 + (9 + 10 + 2) * MIN
+
+
+def test_late_meter_readings_do_not_break_a_power_run(harness: Harness) -> None:
+    stream = [suspend(T0), *(power(T0 + i * MIN + 2000, 60.0) for i in range(10))]
+    stream.insert(6, power(T0 + 2000, 5.0))  # a stale idle reading delivered late
+    stream += [video(T0 + i * MIN + 1000) for i in range(10, 14)]
+    sigs = harness.feed(stream)
+    assert clears(sigs) == []
+    assert len([s for s in sigs if s.active and s.ts == s.evidence["since_ts"]]) == 1
+    assert all(s.evidence["channels"] == ["power"] for s in sigs)
+    assert [(s.ts - T0) // MIN for s in sigs] == list(range(2, 14))  # one update per window
+    assert sigs[-1].evidence["power_above_s"] >= 13 * 60  # the run never broke
