@@ -322,4 +322,4 @@ def test_late_meter_readings_do_not_break_a_power_run(harness: Harness) -> None:
     assert len([s for s in sigs if s.active and s.ts == s.evidence["since_ts"]]) == 1
     assert all(s.evidence["channels"] == ["power"] for s in sigs)
     assert [(s.ts - T0) // MIN for s in sigs] == list(range(2, 14))  # one update per window
-    assert sigs[-1].evidence["power_above_s"] >= 13 * 60  # the run never broke
+    assert sigs[-1].evidence["power_above_s"] >= 12 * 60  # the run never broke (old: 479)
