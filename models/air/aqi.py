@@ -338,6 +338,16 @@ class AqiAccumulator:
                 counts[i] += 1
         return closed
 
+    def flush(self, now_ms: int) -> list[HourMean]:
+        """Close the open hour once event time ``now_ms`` is past its end (a station that
+        stops reporting, or the end of a replay); later readings of that hour are ignored."""
+        hour = now_ms // HOUR_MS
+        if self.hour < 0 or hour <= self.hour:
+            return []
+        closed = [self._close_hour(hour)]
+        self.hour = hour
+        return closed
+
     def _close_hour(self, next_hour: int) -> HourMean:
         means: dict[str, float] = {}
         for i, p in enumerate(POLLUTANTS):

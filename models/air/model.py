@@ -65,6 +65,7 @@ from citywatch.events import Air, Event
 from citywatch.geo import grid_id
 from citywatch.registry import Registry, Station
 from models.air.aqi import (
+    HOUR_MS,
     AqiAccumulator,
     AqiResult,
     BreakpointTable,
@@ -113,6 +114,8 @@ class AirConfig:
     max_age_ms: int = 5 * MINUTE_MS
     # exceedance
     exceed_hours: int = 1
+    #: ``on_watermark`` closes an hour this long after its end if no reading did
+    hour_grace_ms: int = 2 * MINUTE_MS
     clear_hours: int = 1
     # local source (spike)
     spike_z: float = 3.5
@@ -561,6 +564,20 @@ class AirModel(Model):
             up = sum(1 for o in warm if o.rel - o.rel_base > thr)
             state.city_up = up / len(warm) if warm else 0.0
         state.ref_next_ms = ts - ts % MINUTE_MS + MINUTE_MS
+
+    def on_watermark(self, state: AirState, watermark_ms: int) -> list[Signal]:
+        """Close hours nobody's next reading closed: the hour of a station gone quiet, the last
+        hour of a replay. ``hour_grace_ms`` after an hour's end, its mean is final."""
+        out: list[Signal] = []
+        cutoff = watermark_ms - self.cfg.hour_grace_ms
+        for sid, st in state.stations.items():
+            if st.acc.hour >= 0 and cutoff // HOUR_MS > st.acc.hour:
+                for hour in st.acc.flush(cutoff):
+                    table = self._fixed_table or table_for(hour.start_ms)
+                    out.extend(
+                        self._exceedance(st, sid, watermark_ms, hourly_aqi(hour.means, table))
+                    )
+        return out
 
     # -- parts -----------------------------------------------------------------------------
 

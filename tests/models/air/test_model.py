@@ -339,3 +339,18 @@ def test_isolated_station_is_compared_with_the_city() -> None:
     others = [s for s in sigs if s.rule != "air.spike"]
     # the plume's hours are also an exceedance there; nothing else anywhere
     assert {(s.rule, s.subject.id) for s in others} <= {("air.exceedance", "FAR")}
+
+
+def test_on_watermark_closes_the_hour_no_reading_closed() -> None:
+    def last_hour(m: int, s: int, v: list[float | None]) -> list[float | None]:
+        if m >= 1380:
+            v[0] = 90.0 + m % 3
+            v[1] = 150.0 + m % 4
+        return v
+
+    m, state, sigs = run(last_hour, minutes=DAY)
+    assert not [s for s in sigs if s.rule == "air.exceedance"]  # the hour is still open
+    assert m.on_watermark(state, T0 + DAY * MIN) == []  # within the grace period
+    closed = m.on_watermark(state, T0 + DAY * MIN + 3 * MIN)
+    assert {s.subject.id for s in closed if s.rule == "air.exceedance"} == set(state.stations)
+    assert m.on_watermark(state, T0 + DAY * MIN + 4 * MIN) == []  # closed once
