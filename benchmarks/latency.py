@@ -81,7 +81,7 @@ class ScheduleLog:
         self.anchor: tuple[float, int] | None = None
         self.records = 0
         self.max_lag_ms = 0.0
-        #: Per read: (newest ts read, wall ms of the read, how late it was against schedule).
+        #: Per read: (newest ts read, wall ms of the read, how late it came for its oldest).
         self.reads: list[tuple[int, float, float]] = []
         self.first_wall: float | None = None
         self.last_wall = 0.0
@@ -114,9 +114,10 @@ class _TimedReader(RawReader):
                 if ts is not None:
                     log.anchor = (now_ms, ts)
                     log.first_wall = now_ms
-            last = record_ts(out[-1])
-            if last is not None and log.anchor is not None:
-                lag = now_ms - log.scheduled_ms(last)
+            first, last = record_ts(out[0]), record_ts(out[-1])
+            if first is not None and last is not None and log.anchor is not None:
+                # The oldest record of the read waited longest: how late the read came for it.
+                lag = now_ms - log.scheduled_ms(first)
                 log.max_lag_ms = max(log.max_lag_ms, lag)
                 log.reads.append((last, now_ms, lag))
             for r in out:
