@@ -337,14 +337,24 @@ class AirStream:
         return out
 
     def exceedance_labels(self) -> list[Label]:
-        """One label per run of consecutive clock hours whose fault-free AQI exceeds 100."""
+        """One label per run of consecutive clock hours whose fault-free AQI exceeds 100.
+
+        Hours that overlap a stuck or gross-range fault of the station are left out: issue 4
+        has such faults mute the station's pollution alerts, so a correct model reports none.
+        """
         labels: list[Label] = []
         reg = self.city.registry
+        muted: dict[int, list[tuple[int, int]]] = {}
+        for f in self.faults:
+            if f.kind in ("stuck", "range"):
+                muted.setdefault(f.station, []).append((f.t0, f.t1))
         for s, hours in self.hourly_aqi().items():
             st = reg.stations[self.ids[s]]
             runs: list[list[tuple[int, int, str | None]]] = []
             for item in hours:
                 if item[1] <= 100:
+                    continue
+                if any(t0 < item[0] + HOUR_MS and item[0] < t1 for t0, t1 in muted.get(s, ())):
                     continue
                 if runs and runs[-1][-1][0] + HOUR_MS == item[0]:
                     runs[-1].append(item)

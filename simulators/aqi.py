@@ -37,8 +37,8 @@ _CATEGORIES: Final = (
     (200, "中度污染", 4),
     (300, "重度污染", 5),
 )
-#: Suggested alert level of an exceedance by AQI category (3 轻度 .. 6 严重).
-LEVEL_OF_CATEGORY: Final = {3: "blue", 4: "yellow", 5: "orange", 6: "red"}
+#: Alert level of an exceedance by AQI category (轻度 yellow, 中度 orange, 重度 and 严重 red).
+LEVEL_OF_CATEGORY: Final = {3: "yellow", 4: "orange", 5: "red", 6: "red"}
 
 
 def iaqi(pollutant: str, conc: float) -> int:
