@@ -70,11 +70,7 @@ def run(args: argparse.Namespace) -> int:
         serve = _spawn(["serve", "--port", str(port)], env)
         flow: subprocess.Popen[bytes] | None = None
         try:
-            print(f"citywatch demo: console at http://{settings.feed_host}:{port}/", flush=True)
-            print(
-                f"citywatch demo: token {settings.feed_tokens[0]!r} (see CW_FEED_TOKENS)",
-                flush=True,
-            )
+            print(f"citywatch demo: console at {_console_url(settings, port)}", flush=True)
             client = connect(url)
             seed = args.seed
             started = time.monotonic()
@@ -109,6 +105,15 @@ def run(args: argparse.Namespace) -> int:
                     _terminate(child)
     print("citywatch demo: stopped", flush=True)
     return 0
+
+
+def _console_url(settings: Settings, port: int) -> str:
+    """The console URL; with the built-in development token it logs straight in (the token
+    rides in the fragment, which browsers never send). A configured token is never printed."""
+    url = f"http://{settings.feed_host}:{port}/"
+    if settings.feed_tokens == Settings().feed_tokens:
+        return f"{url}#token={settings.feed_tokens[0]}"
+    return f"{url} (log in with a token from CW_FEED_TOKENS)"
 
 
 def _run_argv(args: argparse.Namespace, seed: int) -> list[str]:
