@@ -241,8 +241,7 @@ def make_router(
 
 
 def _signal_rules(m: Model) -> frozenset[str]:
-    rules: frozenset[str] = getattr(m, "signal_rules", frozenset())
-    return rules
+    return m.signal_rules
 
 
 def make_to_signal_models(

@@ -40,6 +40,11 @@ class Model(abc.ABC):
 
     Subclasses set ``name`` (dotted, e.g. ``"air.qc"``), ``version`` and ``kinds`` (the event
     kinds it consumes). ``route`` returns the state key for an event, or None to skip it.
+
+    A *second-stage* model consumes other models' findings instead of events: it sets
+    ``signal_rules`` (e.g. ``{"vehicle.dwell"}``) and an empty ``kinds``, and its ``route`` and
+    ``update`` receive those :class:`Signal` values (the workshop ranking does this). The flow
+    delivers them in event-time order behind a city-wide watermark.
     ``update`` may mutate ``state`` and returns the signals this event causes.
     ``on_watermark`` lets time-driven models act when event time advances with no event for
     that key (e.g. a gap closes a stop); the default does nothing.
@@ -48,6 +53,8 @@ class Model(abc.ABC):
     name: ClassVar[str]
     version: ClassVar[str] = "1"
     kinds: ClassVar[frozenset[str]]
+    #: Rules of other models' signals this model consumes (a second stage); empty for most.
+    signal_rules: ClassVar[frozenset[str]] = frozenset()
 
     @property
     def model_id(self) -> str:
