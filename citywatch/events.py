@@ -74,12 +74,9 @@ Plate = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 class _Base(msgspec.Struct, frozen=True, tag_field="kind", kw_only=True):
     ts: Ts
 
+    #: The record's kind, the tag it is decoded from (a class attribute: read on hot paths).
+    kind: ClassVar[str] = ""
     KEY_FIELD: ClassVar[str] = ""
-
-    @property
-    def kind(self) -> str:
-        """The record's kind, the tag it was decoded from."""
-        return self.__struct_config__.tag  # type: ignore[return-value]
 
     @property
     def key(self) -> str:
@@ -90,6 +87,7 @@ class _Base(msgspec.Struct, frozen=True, tag_field="kind", kw_only=True):
 class Air(_Base, frozen=True, tag="air"):
     """One reading of an air-quality station; concentrations in µg/m³, ``co`` in mg/m³."""
 
+    kind: ClassVar[str] = "air"
     KEY_FIELD: ClassVar[str] = "station"
     station: Id
     pm25: Conc | None = None
@@ -107,6 +105,7 @@ class Air(_Base, frozen=True, tag="air"):
 class Gps(_Base, frozen=True, tag="gps"):
     """One fix of a hazmat vehicle; ``un`` is the UN number of its cargo."""
 
+    kind: ClassVar[str] = "gps"
     KEY_FIELD: ClassVar[str] = "vehicle"
     vehicle: Id
     lat: Lat
@@ -120,6 +119,7 @@ class Gps(_Base, frozen=True, tag="gps"):
 class Video(_Base, frozen=True, tag="video"):
     """Counts a camera's analytics saw in one window; ``site`` is null for street cameras."""
 
+    kind: ClassVar[str] = "video"
     KEY_FIELD: ClassVar[str] = "camera"
     camera: Id
     site: Id | None = None
@@ -133,6 +133,7 @@ class Video(_Base, frozen=True, tag="video"):
 class Power(_Base, frozen=True, tag="power"):
     """One reading of a power meter at a site or enterprise, in kW."""
 
+    kind: ClassVar[str] = "power"
     KEY_FIELD: ClassVar[str] = "meter"
     meter: Id
     site: Id | None = None
@@ -142,6 +143,7 @@ class Power(_Base, frozen=True, tag="power"):
 class Hotline(_Base, frozen=True, tag="hotline"):
     """A 12345 citizen-hotline ticket; ``caller`` is hashed upstream."""
 
+    kind: ClassVar[str] = "hotline"
     KEY_FIELD: ClassVar[str] = "ticket"
     ticket: Id
     text: Text
@@ -155,6 +157,7 @@ class Hotline(_Base, frozen=True, tag="hotline"):
 class Order(_Base, frozen=True, tag="order"):
     """A suspension order issued (``suspend``) or lifted (``lift``) for a work site."""
 
+    kind: ClassVar[str] = "order"
     KEY_FIELD: ClassVar[str] = "site"
     site: Id
     action: Literal["suspend", "lift"]

@@ -332,3 +332,9 @@ def test_events_are_frozen() -> None:
     ev = Air(ts=T0, station="S1")
     with pytest.raises(AttributeError):
         ev.pm25 = 3.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("cls", [Air, Gps, Video, Power, Hotline, Order])
+def test_kind_attribute_is_the_decoding_tag(cls: type) -> None:
+    assert cls.kind == cls.__struct_config__.tag  # type: ignore[attr-defined]
+    assert cls.kind in KINDS
