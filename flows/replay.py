@@ -23,13 +23,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
 from bytewax.dataflow import Dataflow
 
-from citywatch.errors import ConfigError
 from citywatch.settings import Settings
 from flows.run import RunOptions, build_city_flow
 from flows.sources import RawReader, RawSource
@@ -40,39 +38,9 @@ __all__ = [
     "ReplaySource",
     "build_replay_flow",
     "progress_line",
-    "record_files",
     "record_ts",
     "run_in_process",
 ]
-
-#: What ``citywatch simulate --out DIR`` writes next to its records: truth, not input.
-_TRUTH_FILES = frozenset({"labels.jsonl", "workshops.jsonl", "negatives.jsonl"})
-
-
-def record_files(paths: list[str]) -> list[str]:
-    """``paths`` with every directory narrowed to its record files.
-
-    A simulator output directory holds ``part-*.jsonl[.gz]`` plus the ground truth
-    (``labels.jsonl``, ...); the truth must not be replayed as input.
-    """
-    out: list[str] = []
-    for p in paths:
-        d = Path(p)
-        if d.is_dir():
-            files = sorted(
-                str(f)
-                for f in d.iterdir()
-                if f.is_file()
-                and f.name.endswith((".jsonl", ".jsonl.gz"))
-                and f.name not in _TRUTH_FILES
-            )
-            if not files:
-                msg = f"files: no .jsonl or .jsonl.gz record file in directory {p!r}"
-                raise ConfigError(msg)
-            out += files
-        else:
-            out.append(p)
-    return out
 
 
 def record_ts(raw: bytes) -> int | None:
@@ -280,7 +248,7 @@ class ReplaySource(RawSource):
         if from_ms is not None and to_ms is not None and from_ms >= to_ms:
             msg = f"window: --from {from_ms} is not before --to {to_ms}"
             raise ValueError(msg)
-        self.files = FileSource(record_files(paths))
+        self.files = FileSource(paths)
         self.pacer = _Pacer(speed, clock) if speed else None
         self.from_ms = from_ms
         self.to_ms = to_ms

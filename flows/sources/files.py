@@ -19,13 +19,32 @@ from flows.sources import RawReader, RawSource
 __all__ = ["FileSource", "expand_paths"]
 
 
+#: What ``citywatch simulate --out DIR`` writes next to its records: truth, not input.
+TRUTH_FILES = frozenset({"labels.jsonl", "workshops.jsonl", "negatives.jsonl"})
+
+
 def expand_paths(paths: list[str]) -> list[str]:
-    """Files, directories and globs -> a sorted, de-duplicated list of files."""
+    """Files, directories and globs -> a sorted, de-duplicated list of record files.
+
+    A directory means its ``.jsonl``/``.jsonl.gz`` files except the ground truth a simulator
+    output directory keeps beside its ``part-*`` files (``labels.jsonl``, ...): the truth must
+    never be read as input. A file named explicitly is taken as it is.
+    """
     out: set[str] = set()
     for p in paths:
         path = Path(p)
         if path.is_dir():
-            out.update(str(f) for f in path.iterdir() if f.name.endswith((".jsonl", ".jsonl.gz")))
+            files = [
+                str(f)
+                for f in path.iterdir()
+                if f.is_file()
+                and f.name.endswith((".jsonl", ".jsonl.gz"))
+                and f.name not in TRUTH_FILES
+            ]
+            if not files:
+                msg = f"files: no .jsonl or .jsonl.gz record file in directory {p!r}"
+                raise ConfigError(msg)
+            out.update(files)
         elif path.is_file():
             out.add(str(path))
         else:

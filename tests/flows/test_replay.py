@@ -10,7 +10,8 @@ import redis
 
 from citywatch.cli import main
 from citywatch.settings import Settings
-from flows.replay import Progress, ReplaySource, progress_line, record_files, record_ts
+from flows.replay import Progress, ReplaySource, progress_line, record_ts
+from flows.sources.files import expand_paths
 from tests.flows.conftest import counts
 
 MIN = 60_000
@@ -58,7 +59,7 @@ def test_record_ts_reads_the_field_without_parsing_and_falls_back() -> None:
 
 
 def test_directory_means_its_record_files_not_the_truth(sim_dir: Path) -> None:
-    files = record_files([str(sim_dir)])
+    files = expand_paths([str(sim_dir)])
     assert [Path(f).name for f in files] == ["part-000.jsonl.gz", "part-001.jsonl.gz"]
     assert (sim_dir / "labels.jsonl").exists()
 

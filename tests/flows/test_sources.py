@@ -156,3 +156,16 @@ def test_preroll_replays_records_before_the_anchor_at_once_then_paces() -> None:
     assert r.read(1000) == []  # minute 3 is due 60 s of wall time later
     now[0] += 60.0
     assert len(r.read(1000)) == 5
+
+
+def test_a_directory_of_truth_alone_is_an_error(tmp_path: Path) -> None:
+    from citywatch.errors import ConfigError
+    from flows.sources.files import expand_paths
+
+    (tmp_path / "labels.jsonl").write_bytes(b'{"rule":"air.spike"}\n')
+    with pytest.raises(ConfigError, match=r"no \.jsonl or \.jsonl\.gz record file"):
+        expand_paths([str(tmp_path)])
+    (tmp_path / "part-000.jsonl").write_bytes(b"{}\n")
+    assert expand_paths([str(tmp_path)]) == [str(tmp_path / "part-000.jsonl")]
+    # a file named explicitly is taken as it is
+    assert expand_paths([str(tmp_path / "labels.jsonl")]) == [str(tmp_path / "labels.jsonl")]
