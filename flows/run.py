@@ -377,12 +377,13 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _run_cluster(opts: RunOptions, settings: Settings, url: str) -> int:
-    addresses = cluster_addresses(opts.processes, opts.first_port)
-    env = {**os.environ, **settings_env(settings), "REDIS_URL": url}
+def start_workers(
+    opts: RunOptions, env: dict[str, str], addresses: list[str]
+) -> list[subprocess.Popen[bytes]]:
+    """Start one ``flows.worker`` process per address (this host's share of a cluster)."""
     api_port = int(env.get("BYTEWAX_DATAFLOW_API_PORT", "3030"))
     children = []
-    for i in range(opts.processes):
+    for i in range(len(addresses)):
         # Each process serves bytewax's API (when enabled) on its own port: 3030, 3031, ...
         child_env = {**env, "BYTEWAX_DATAFLOW_API_PORT": str(api_port + i)}
         argv = [
@@ -397,6 +398,13 @@ def _run_cluster(opts: RunOptions, settings: Settings, url: str) -> int:
             ";".join(addresses),
         ]
         children.append(subprocess.Popen(argv, env=child_env))  # noqa: S603 - our own module
+    return children
+
+
+def _run_cluster(opts: RunOptions, settings: Settings, url: str) -> int:
+    addresses = cluster_addresses(opts.processes, opts.first_port)
+    env = {**os.environ, **settings_env(settings), "REDIS_URL": url}
+    children = start_workers(opts, env, addresses)
 
     def forward(signum: int, frame: FrameType | None) -> None:
         for c in children:

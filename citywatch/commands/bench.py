@@ -32,7 +32,6 @@ import argparse
 import math
 import os
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -194,7 +193,7 @@ def run_flow(fs: FileSet, processes: int, url: str, prefix: str) -> FlowRun:
     import redis
 
     from citywatch.keys import Keys
-    from flows.run import RunOptions, cluster_addresses
+    from flows.run import RunOptions, cluster_addresses, start_workers
 
     opts = RunOptions(
         source="files",
@@ -217,23 +216,7 @@ def run_flow(fs: FileSet, processes: int, url: str, prefix: str) -> FlowRun:
             samples.append((time.perf_counter(), n))
 
     t0 = time.perf_counter()
-    children = [
-        subprocess.Popen(  # noqa: S603 - our own module, fixed argv
-            [
-                sys.executable,
-                "-m",
-                "flows.worker",
-                "--options",
-                opts.to_json().decode(),
-                "--process-id",
-                str(i),
-                "--addresses",
-                ";".join(addresses),
-            ],
-            env=env,
-        )
-        for i in range(processes)
-    ]
+    children = start_workers(opts, env, addresses)
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     rss_kb = 0
