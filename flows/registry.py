@@ -18,6 +18,7 @@ from models.base import Model
 from models.hotline.model import HotlineModel
 from models.vehicles.model import DwellModel, WorkshopModel
 from models.worksites.model import WorksiteResumption
+from models.worksites.resumption import ResumptionConfig
 
 __all__ = ["DOMAINS", "MODELS", "Registration", "build_models"]
 
@@ -32,7 +33,13 @@ MODELS: Sequence[Registration] = (
     Registration("air", lambda reg, s: AirModel(reg)),
     Registration("vehicles", lambda reg, s: DwellModel(reg)),
     Registration("vehicles", lambda reg, s: WorkshopModel(reg)),
-    Registration("worksites", lambda reg, s: WorksiteResumption(reg)),
+    # Noise complaints travel in the city-wide hotline partition, not the site's, so the flow
+    # leaves their corroboration to the incident correlator (ordered behind the city-wide
+    # watermark) rather than let a site's level depend on cross-partition arrival order.
+    Registration(
+        "worksites",
+        lambda reg, s: WorksiteResumption(reg, ResumptionConfig(complaint_radius_m=0.0)),
+    ),
     Registration("hotline", lambda reg, s: HotlineModel(reg)),
 )
 

@@ -111,7 +111,7 @@ class WorksiteResumption(Model):
         if cls is Order:
             self.gate.apply(event)  # type: ignore[arg-type]
             return event.site  # type: ignore[union-attr]
-        if cls is Hotline and self.gate.until:
+        if cls is Hotline and self.gate.until and self.config.complaint_radius_m > 0:
             return self._complaint_site(event)  # type: ignore[arg-type]
         return None
 
