@@ -26,7 +26,6 @@ precision, recall, F1, delay quantiles, false alerts per entity-day and alerts p
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import inspect
 import tempfile
@@ -181,21 +180,17 @@ def _with_overrides(
     return Registration(reg.domain, factory)
 
 
-@contextlib.contextmanager
-def registered(config: EvalConfig, extra: Sequence[Registration] = ()) -> Iterator[set[str]]:
-    """``flows.registry.MODELS`` plus ``extra``, with ``config.models`` applied, for the block.
+def registered(
+    config: EvalConfig, extra: Sequence[Registration] = ()
+) -> tuple[tuple[Registration, ...], set[str]]:
+    """``flows.registry.MODELS`` plus ``extra``, with ``config.models`` applied.
 
-    Yields the set of model names whose overrides were applied (filled as models are built).
+    Returns the registrations for ``build_city_flow`` and the set of model names whose
+    overrides were applied (filled as the flow builds its models). Nothing global changes.
     """
-    before = flows.registry.MODELS
     used: set[str] = set()
-    flows.registry.MODELS = tuple(
-        _with_overrides(r, config.models, used) for r in (*before, *extra)
-    )
-    try:
-        yield used
-    finally:
-        flows.registry.MODELS = before
+    regs = tuple(_with_overrides(r, config.models, used) for r in (*flows.registry.MODELS, *extra))
+    return regs, used
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,8 +264,8 @@ def run_scenario(
                 flow=dict(cfg.flow),
             )
             raw = IterableSource(records, name="sim")
-            with registered(cfg, extra) as used:
-                flow = build_city_flow(opts, s, url, raw=raw)
+            regs, used = registered(cfg, extra)
+            flow = build_city_flow(opts, s, url, raw=raw, registrations=regs)
             unknown = sorted(set(cfg.models) - used)
             if unknown:
                 msg = f"compare: [models] names no registered model: {', '.join(unknown)}"

@@ -48,10 +48,18 @@ DOMAINS = ("air", "vehicles", "worksites", "hotline")
 
 
 def build_models(
-    registry: Registry, settings: Settings, *, domain: str | None = None
+    registry: Registry,
+    settings: Settings,
+    *,
+    domain: str | None = None,
+    registrations: Sequence[Registration] | None = None,
 ) -> list[Model]:
-    """Instantiate the registered models (of one ``domain``, or all)."""
+    """Instantiate the registered models (of one ``domain``, or all).
+
+    ``registrations`` replaces :data:`MODELS` for this call (evaluation with overrides, tests).
+    """
     if domain is not None and domain not in DOMAINS:
         msg = f"domain: {domain!r} is not one of {', '.join(DOMAINS)}"
         raise ConfigError(msg)
-    return [r.factory(registry, settings) for r in MODELS if domain in (None, r.domain)]
+    regs = MODELS if registrations is None else registrations
+    return [r.factory(registry, settings) for r in regs if domain in (None, r.domain)]

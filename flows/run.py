@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -38,7 +38,7 @@ from citywatch.partitioning import partition_key as partition_key_of
 from citywatch.registry import Registry
 from citywatch.settings import Settings
 from flows.city import FlowConfig, build_flow
-from flows.registry import build_models
+from flows.registry import Registration, build_models
 from flows.sources import DecodingSource, RawSource, stop_on_signals
 from flows.sources.iterable import KeyOf, peek
 from flows.sources.silences import SilenceSource
@@ -178,15 +178,21 @@ def make_raw_source(
 
 
 def build_city_flow(
-    opts: RunOptions, settings: Settings, url: str, *, raw: RawSource | None = None
+    opts: RunOptions,
+    settings: Settings,
+    url: str,
+    *,
+    raw: RawSource | None = None,
+    registrations: Sequence[Registration] | None = None,
 ) -> Dataflow:
     """The real city flow for ``opts``: source, registered models, engine, Redis sink.
 
     ``raw`` replaces the source ``opts`` names (replays, tests); the registry still comes
-    from ``opts`` (the simulation's, or ``registry_dir``).
+    from ``opts`` (the simulation's, or ``registry_dir``). ``registrations`` replaces the
+    registered models (``flows.registry.MODELS``) for this flow.
     """
     registry, spec = load_registry(opts, settings)
-    models = build_models(registry, settings, domain=opts.domain)
+    models = build_models(registry, settings, domain=opts.domain, registrations=registrations)
     raw = raw or make_raw_source(opts, settings, url, spec, registry)
     source = DecodingSource(
         raw,

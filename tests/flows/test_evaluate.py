@@ -80,21 +80,13 @@ def test_compare_config_is_checked_when_loaded(tmp_path: Path) -> None:
         EvalConfig.load(tmp_path / "missing.toml")
 
 
-def test_registered_restores_the_registry_even_on_error() -> None:
+def test_registered_applies_overrides_without_touching_the_registry() -> None:
     before = flows.registry.MODELS
-    seen = []
-
-    def boom() -> None:
-        with registered(EvalConfig(models={"x": {}})):
-            seen.append(flows.registry.MODELS)
-            raise RuntimeError
-
-    with pytest.raises(RuntimeError):
-        boom()
-    assert seen
-    assert seen[0] is not before
-    assert len(seen[0]) == len(before)
+    regs, used = registered(EvalConfig(models={"x": {}}))
     assert flows.registry.MODELS is before
+    assert len(regs) == len(before)
+    assert [r.domain for r in regs] == [r.domain for r in before]
+    assert used == set()  # filled only as the flow builds its models
 
 
 @pytest.mark.integration
