@@ -49,7 +49,7 @@ from flows.run import RunOptions, build_city_flow
 from flows.sources.iterable import IterableSource
 from models.base import Model
 from simulators import Simulation, simulate
-from simulators.scoring import ScoreReport, score
+from simulators.scoring import ScoreReport, prf, quantile, score
 
 __all__ = [
     "EvalConfig",
@@ -300,13 +300,8 @@ class RuleSummary:
     alerts_per_hour: float
 
     def delay_quantile_s(self, q: float) -> float | None:
-        if not self.delays_ms:
-            return None
-        s = sorted(self.delays_ms)
-        pos = (len(s) - 1) * q
-        lo = int(pos)
-        hi = min(lo + 1, len(s) - 1)
-        return (s[lo] + (s[hi] - s[lo]) * (pos - lo)) / 1000.0
+        ms = quantile(self.delays_ms, q)
+        return None if ms is None else ms / 1000.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -352,9 +347,7 @@ def summarize(runs: Sequence[ScenarioRun], rules: Sequence[str] | None = None) -
             false += rs.false_alerts
             delays += rs.delays_ms
             ed += run.sim.entity_days().get(name, 0.0)
-        p = true_alerts / alerts if alerts else 1.0
-        r = detected / labels if labels else 1.0
-        f = 2 * p * r / (p + r) if p + r > 0 else 0.0
+        p, r, f = prf(true_alerts, alerts, detected, labels)
         out.append(
             RuleSummary(
                 rule=name,

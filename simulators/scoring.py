@@ -40,7 +40,16 @@ from typing import Any, Final
 from citywatch.geo import haversine_m
 from simulators.labels import Label
 
-__all__ = ["PLACE_RULES", "AlertView", "RuleScore", "ScoreReport", "score", "view"]
+__all__ = [
+    "PLACE_RULES",
+    "AlertView",
+    "RuleScore",
+    "ScoreReport",
+    "prf",
+    "quantile",
+    "score",
+    "view",
+]
 
 #: Rules whose subject is a model's own id (a candidate spot, an incident): matched by place.
 PLACE_RULES: Final = frozenset({"incident.correlated", "vehicle.workshop"})
@@ -145,11 +154,11 @@ class RuleScore:
 
     @property
     def delay_median_ms(self) -> float | None:
-        return _quantile(self.delays_ms, 0.5)
+        return quantile(self.delays_ms, 0.5)
 
     @property
     def delay_p90_ms(self) -> float | None:
-        return _quantile(self.delays_ms, 0.9)
+        return quantile(self.delays_ms, 0.9)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -180,7 +189,8 @@ class ScoreReport:
         }
 
 
-def _quantile(xs: Sequence[int], q: float) -> float | None:
+def quantile(xs: Sequence[int], q: float) -> float | None:
+    """The ``q`` quantile of ``xs`` by linear interpolation, or None when empty."""
     if not xs:
         return None
     s = sorted(xs)
@@ -189,7 +199,8 @@ def _quantile(xs: Sequence[int], q: float) -> float | None:
     return float(s[lo] + (s[hi] - s[lo]) * (pos - lo))
 
 
-def _prf(tp_alerts: int, alerts: int, detected: int, labels: int) -> tuple[float, float, float]:
+def prf(tp_alerts: int, alerts: int, detected: int, labels: int) -> tuple[float, float, float]:
+    """Event-level precision, recall and F1 (no alerts: precision 1; no labels: recall 1)."""
     p = tp_alerts / alerts if alerts else 1.0
     r = detected / labels if labels else 1.0
     f = 2 * p * r / (p + r) if p + r > 0 else 0.0
@@ -225,7 +236,7 @@ def score(
             else:
                 missed.append(x.subject_id)
         detected = len(delays)
-        p, r, f = _prf(true_alerts, len(ra), detected, len(rl))
+        p, r, f = prf(true_alerts, len(ra), detected, len(rl))
         false = len(ra) - true_alerts
         ed = entity_days.get(rule) if isinstance(entity_days, Mapping) else entity_days
         fped = false / ed if ed else None
@@ -247,7 +258,7 @@ def score(
         for i, v in enumerate((len(rl), len(ra), detected, true_alerts, false)):
             tot[i] += v
         all_delays += delays
-    p, r, f = _prf(tot[3], tot[1], tot[2], tot[0])
+    p, r, f = prf(tot[3], tot[1], tot[2], tot[0])
     overall = RuleScore(
         rule="*",
         labels=tot[0],
