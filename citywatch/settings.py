@@ -28,7 +28,7 @@ from citywatch.errors import ConfigError
 from citywatch.events import Region
 from citywatch.keys import Keys
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "read_toml"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,15 +129,20 @@ class Settings:
         return cls(**values)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path, what: str = "config") -> dict[str, Any]:
+    """Parse a TOML file; a missing or malformed one is a ConfigError prefixed ``what``."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        msg = f"config: file {str(path)!r} not found"
+        msg = f"{what}: file {str(path)!r} not found"
         raise ConfigError(msg) from exc
     except tomllib.TOMLDecodeError as exc:
-        msg = f"config: {path}: {exc}"
+        msg = f"{what}: {path}: {exc}"
         raise ConfigError(msg) from exc
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    data = read_toml(path)
     table = data.get("citywatch", data)
     known = {f.name for f in fields(Settings)}
     unknown = sorted(set(table) - known)

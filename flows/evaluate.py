@@ -30,7 +30,6 @@ import dataclasses
 import inspect
 import tempfile
 import time
-import tomllib
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ import flows.registry
 from citywatch.alerts import Alert
 from citywatch.errors import ConfigError
 from citywatch.registry import Registry
-from citywatch.settings import Settings
+from citywatch.settings import Settings, read_toml
 from flows.registry import Registration
 from flows.run import RunOptions, build_city_flow
 from flows.sources.iterable import IterableSource
@@ -76,14 +75,7 @@ class EvalConfig:
     @classmethod
     def load(cls, path: str | Path) -> EvalConfig:
         p = Path(path)
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            msg = f"compare: file {str(p)!r} not found"
-            raise ConfigError(msg) from exc
-        except tomllib.TOMLDecodeError as exc:
-            msg = f"compare: {p}: {exc}"
-            raise ConfigError(msg) from exc
+        data = read_toml(p, "compare")
         unknown = sorted(set(data) - _TOP_KEYS)
         if unknown:
             msg = (
