@@ -178,6 +178,8 @@ class Track:
     #: Whether any version of this episode reached the sink, and at which level.
     was_emitted: bool = False
     emitted_level: Level | None = None
+    #: A silence held back the current version: emit it when no silence matches any more.
+    is_muted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,18 +292,23 @@ class AlertEngine:
                     del self.tracks[fp]
                 else:
                     out.extend(self._resolve(fp, track, track.last_active_ts))
-            elif expired and track.is_dirty and not track.is_pending:
+            elif expired and track.is_muted:
                 out.extend(self._emit(fp, track, track.last_active_ts))
         return out
 
     # -- silences ----------------------------------------------------------------------------
 
     def set_silences(self, silences: Iterable[Silence]) -> list[Alert]:
-        """Replace the active silences (as read from ``cw:silences``); emit what they unmute."""
+        """Replace the active silences (as read from ``cw:silences``); emit what they unmute.
+
+        Only versions a silence held back are emitted: a track with changes merely waiting for
+        its refresh interval stays as it is (the silences are read when a process starts, so
+        emitting those would make a resumed run differ from an uninterrupted one).
+        """
         self.silences = {s.id: s for s in silences if s.until_ms > self.watermark}
         out: list[Alert] = []
         for fp, track in list(self.tracks.items()):
-            if track.is_dirty and not track.is_pending:
+            if track.is_muted:
                 out.extend(self._emit(fp, track, track.last_active_ts))
         return out
 
@@ -397,7 +404,7 @@ class AlertEngine:
         alert = track.alert
         if self.is_silenced(alert):
             self._count("silenced")
-            self.tracks[fp] = replace(track, is_dirty=True)
+            self.tracks[fp] = replace(track, is_dirty=True, is_muted=True)
             return []
         out = alert if not track.was_emitted else alert.evolve(version=alert.version + 1)
         self.tracks[fp] = replace(
@@ -407,6 +414,7 @@ class AlertEngine:
             is_dirty=False,
             was_emitted=True,
             emitted_level=out.level,
+            is_muted=False,
         )
         return [out]
 

@@ -127,6 +127,21 @@ def test_silence_mutes_until_expiry_then_emits_the_current_state() -> None:
     assert len(other) == 1  # the silence matched its rule only
 
 
+def test_new_silences_emit_only_what_a_silence_held_back() -> None:
+    eng = AlertEngine()
+    (a,) = eng.on_signal(sig(ts=0))
+    assert eng.on_signal(sig(ts=1 * M)) == []  # a change within the refresh interval: held
+    # Silences are read when a process starts; an unrelated (or empty) set must not flush
+    # held changes early, or a resumed run would differ from an uninterrupted one.
+    assert eng.set_silences([]) == []
+    assert eng.set_silences([Silence("s1", until_ms=60 * M, rule="air.stuck")]) == []
+    eng.set_silences([Silence("s2", until_ms=60 * M, rule="air.spike")])
+    assert eng.on_signal(sig(ts=2 * M, level=Level.RED)) == []  # escalation, silenced
+    (b,) = eng.set_silences([])  # lifted by the officer: the held-back version now
+    assert (b.id, b.version, b.level) == (a.id, 2, Level.RED)
+    assert eng.set_silences([]) == []
+
+
 def test_alert_fired_and_resolved_inside_a_silence_is_never_emitted() -> None:
     eng = AlertEngine()
     eng.set_silences([Silence("s1", until_ms=60 * M, subject_id="S1")])
