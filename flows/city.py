@@ -4,28 +4,38 @@
 
   input "in"  DecodingSource: one Batch per read (decoded, lateness-checked, with offsets)
    ├─ flat_map_batch "account"  IngestMark + DeadRecords ──────────────────────────────────┐
-   └─ flat_map_batch "route"    m:<model>#<n>  [(key, event, partition) | Tick, ...]        │
-        │                       e:<n> / a:<n>  [Tick]      c:city  [Hotline | Tick, ...]    │
+   └─ flat_map_batch "route"    m:<model>#<n>  [(key, event, partition, cause) | Tick, ...] │
+        │                       c:city  [(cause, Hotline) | Tick, ...]                     │
         ▼                                                                                   │
       stateful "models"         per model shard: {key: state}; update, on_watermark        │
-        ├─ stateful "signal_models"  models fed by signals (ticks forwarded, reordered)     │
+        ├─ stateful "signal_models"  models fed by signals (gated)                         │
         ▼                                                                                   │
-      stateful "engine"         per subject shard: AlertEngine (+ silences from "silences") │
-        ├─ stateful "areas"     per area shard: FloodGuard -> incident engine               │
-        ├─ stateful "incidents" city-wide IncidentCorrelator (alerts + tickets, reordered)  │
+      stateful "engine"         per subject shard: AlertEngine (gated; + silences)          │
+        ├─ stateful "areas"     per area shard: FloodGuard -> incident engine (gated)       │
+        ├─ stateful "incidents" city-wide IncidentCorrelator (alerts + tickets, gated)      │
         ▼                                                                                   │
       flat_map_batch "stamp"    emitted_ms = wall clock; engine totals -> Gauges ──────────┤
                                                                         output "redis" ◄───┘
 
 Keys are strings; state is sharded (``shards`` per model, ``engine_shards``, ``area_shards``)
-so each key sees large batches and watermark ticks can reach every shard. Ticks are derived
-from each partition's event time at fixed multiples of ``tick_ms``, inside the ordered item
-lists, so a resumed run sees events and ticks in the same order as an uninterrupted one, and
-``on_watermark`` runs per key at its own partition's event time. Stages fed by several paths
-sort their input by event time (:class:`Reorder`). Snapshots are cheap: engine tracks are
-immutable (a shallow copy), model shards pickle once per epoch, and with recovery off every
-snapshot is ``None``. Step ids are recovery keys: do not rename them. Changing shard counts
-needs a fresh recovery directory. See ``docs/architecture.md``.
+so each key sees large batches and ticks can reach every shard.
+
+**Causes and ticks.** Every item carries its *cause*: the event time of the source position
+that produced it (its partition's newest ``ts`` at the record, or the tick that fired
+``on_watermark``). Every path carries :class:`Tick` s in order with its items: the router's
+at each multiple of ``tick_ms`` of a partition's event time (where models' ``on_watermark``
+runs, per key at its own partition's time) and, between them, a progress mark after a
+batch (at most every ``progress_ms`` of wall time); each shard forwards the minimum over its
+inputs after its own output. A stage fed by several paths (signal models, engine, flood
+guard, correlator) holds its input in a :class:`Gate` and releases it sorted by cause as
+soon as every path has passed it, with its clock ticks (auto-resolve, ``on_watermark``) at
+fixed places in that order. So one process equals two, a resumed run equals an uninterrupted
+one, and how often progress is marked changes when results come out, never what they are;
+a second-stage alert waits only for the slowest path's next mark (milliseconds), not for a
+tick. Snapshots are cheap: engine tracks are immutable (a shallow copy), model shards pickle
+once per epoch, and with recovery off every snapshot is ``None``. Step ids are recovery keys:
+do not rename them. Changing shard counts needs a fresh recovery directory. See
+``docs/architecture.md``.
 """
 
 from __future__ import annotations
@@ -59,51 +69,91 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """Event time reached ``wm`` in source ``partition`` (``is_end``: it has no more input)."""
+    """Progress of one path: what it sends from now on was caused at ``wm`` or later.
+
+    ``partition`` names the path: a source partition for the router's ticks, a shard key for
+    the ticks stages forward. ``minute``: the router's event-time tick, at a multiple of
+    ``tick_ms`` (models' ``on_watermark`` runs there); otherwise a progress mark the router
+    sends between them (``progress_ms``) so that stages downstream release promptly.
+    ``is_end``: the path sends nothing more.
+    """
 
     wm: int
     partition: str
     is_end: bool = False
+    minute: bool = True
 
 
 class Watermark:
-    """The flow's event time as one stateful shard sees it: the minimum over the source
-    partitions (all of them once each has ticked; finished ones drop out), so a fast partition
-    cannot resolve what a slow one is still delivering.
+    """The flow's event time as one stateful shard sees it: the minimum over its upstream paths
+    (all of them once each has ticked; finished ones drop out), so a fast path cannot resolve
+    what a slow one is still delivering.
     """
 
-    __slots__ = ("done", "expected", "parts")
+    __slots__ = ("done", "ended", "expected", "first", "low", "parts", "sent")
 
     def __init__(self, expected: int) -> None:
         self.expected = expected
         self.parts: dict[str, int] = {}
         self.done: set[str] = set()
+        self.low = 0  # value(), cached
+        #: The least first tick of any path: where this stage's event time starts. It does not
+        #: depend on how far the other paths had got when the last one first ticked.
+        self.first = 0
+        #: What :meth:`mark` last passed on.
+        self.sent = 0
+        self.ended = False
 
     def update(self, tick: Tick) -> int | None:
         """Apply ``tick``; return the new effective watermark if it advanced, else None."""
-        before = self.value()
-        if tick.is_end:
-            self.done.add(tick.partition)
-        if tick.wm > self.parts.get(tick.partition, 0):
-            self.parts[tick.partition] = tick.wm
-        after = self.value()
-        return after if after > before else None
+        before = self.low
+        p = tick.partition
+        old = self.parts.get(p)
+        if tick.is_end and p not in self.done:
+            self.done.add(p)
+        elif old is not None and (tick.wm <= old or old > before):
+            # Not this path's news, or not the slowest path: the minimum stays.
+            if tick.wm > old:
+                self.parts[p] = tick.wm
+            return None
+        if old is None:
+            self.first = min(self.first, tick.wm) if self.parts else tick.wm
+        if old is None or tick.wm > old:
+            self.parts[p] = tick.wm
+        self.low = self._value()
+        return self.low if self.low > before else None
 
     def is_complete(self) -> bool:
-        """Every expected partition has ended (a finite input is fully read)."""
+        """Every expected path has ended (a finite input is fully read)."""
         return self.expected > 0 and len(self.done) >= self.expected
 
     def value(self) -> int:
+        return self.low
+
+    def _value(self) -> int:
         if len(self.parts) < self.expected:
-            return 0  # a partition has not ticked yet: its event time is unknown
-        live = [w for p, w in self.parts.items() if p not in self.done]
-        return min(live) if live else max(self.parts.values(), default=0)
+            return 0  # a path has not ticked yet: its event time is unknown
+        if self.done:
+            live = [w for p, w in self.parts.items() if p not in self.done]
+            return min(live) if live else max(self.parts.values(), default=0)
+        return min(self.parts.values(), default=0)
 
-    def __getstate__(self) -> tuple[int, dict[str, int], set[str]]:
-        return self.expected, self.parts, self.done
+    def mark(self, path: str) -> list[Tick]:
+        """Ticks for the stages downstream, when this one's progress moved since the last
+        (the first time, :attr:`first` before the current value: where the stage began)."""
+        end = self.is_complete()
+        if self.low <= self.sent and (self.ended or not end):
+            return []
+        out = [] if self.sent or self.first >= self.low else [Tick(self.first, path, minute=False)]
+        self.sent, self.ended = self.low, end
+        out.append(Tick(self.low, path, end, minute=False))
+        return out
 
-    def __setstate__(self, state: tuple[int, dict[str, int], set[str]]) -> None:
-        self.expected, self.parts, self.done = state
+    def __getstate__(self) -> tuple[Any, ...]:
+        return self.expected, self.parts, self.done, self.low, self.first, self.sent, self.ended
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        (self.expected, self.parts, self.done, self.low, self.first, self.sent, self.ended) = state
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +167,10 @@ class FlowConfig:
     tick_ms: int = 60_000
     #: The engine auto-resolves against watermark - grace (late data may still arrive).
     grace_ms: int = 660_000
-    #: The correlator and flood guard wait this long in event time for every path's items.
-    reorder_ms: int = 120_000
+    #: Wall-clock ms between the router's progress marks per partition (0: after every
+    #: batch; None: none, so stages fed by several paths wait for the next tick). Marks cost
+    #: a little throughput and change no result: only how soon second stages release.
+    progress_ms: int | None = 20
     #: Snapshot state for recovery; off = every snapshot is None (DESIGN §9).
     durable: bool = False
     flood_limit: int = 10
@@ -132,40 +184,79 @@ class FlowConfig:
 CITY = "c:city"
 
 
-class Reorder:
-    """Holds items until event time passes them by ``delay_ms``, then releases them sorted.
+#: A stage's clock moves at most this many ticks at once (a gap in the input of more than a
+#: day is crossed in one step, not minute by minute).
+MAX_CLOCK_STEPS = 1440
 
-    Stages fed by several upstream paths (the correlator: alerts from the engine, tickets from
-    the router; the flood guard: alerts from every engine shard) would otherwise depend on how
-    those paths interleave. Sorted by ``(ts, tiebreak)`` they see one order in every run, as
-    long as no path lags more than ``delay_ms`` of event time behind the watermark.
+
+class Gate:
+    """A stage fed by several paths: their progress, and the items waiting for it.
+
+    Every item carries its *cause*: the event time of the source position that produced it
+    (the partition's newest ``ts`` at the record, or the tick that fired ``on_watermark``).
+    Every path sends a :class:`Tick` after what it sent, promising that whatever it sends
+    later was caused at ``tick.wm`` or later; so once the minimum over the paths has passed
+    ``c``, every item caused before ``c`` is here. :meth:`update` releases them sorted by
+    ``(cause, tiebreak)``, cut at that minimum and at each multiple of ``tick_ms`` (the
+    stage's clock): the stage sees one sequence of items and clock ticks however its paths
+    interleave, however often they report and wherever a run was resumed, and waits only as
+    long as the slowest path.
     """
 
-    __slots__ = ("delay_ms", "items")
+    __slots__ = ("clock", "items", "tick_ms", "wm")
 
-    def __init__(self, delay_ms: int) -> None:
-        self.delay_ms = delay_ms
-        self.items: list[tuple[tuple[int, str, str, int], Any]] = []
+    def __init__(self, expected: int, tick_ms: int) -> None:
+        self.wm = Watermark(expected)
+        self.tick_ms = tick_ms
+        self.clock: int | None = None
+        self.items: list[tuple[tuple[Any, ...], Any]] = []
 
-    def add(self, key: tuple[int, str, str, int], item: Any) -> None:
+    def add(self, key: tuple[Any, ...], item: Any) -> None:
+        """Hold ``item``; ``key[0]`` is its cause, the rest breaks ties (must be unique)."""
         self.items.append((key, item))
 
-    def release(self, watermark_ms: int, *, flush: bool = False) -> list[Any]:
-        if not self.items:
+    def update(self, tick: Tick) -> list[tuple[list[Any], int | None]]:
+        """Apply ``tick``; the steps it releases, in order: ``(items, clock tick or None)``
+        (run the items, then the tick)."""
+        low = self.wm.update(tick)
+        if low is None:
             return []
-        limit = watermark_ms - self.delay_ms
-        ready = self.items if flush else [x for x in self.items if x[0][0] <= limit]
-        if not ready:
+        steps: list[tuple[list[Any], int | None]] = []
+        step = self.tick_ms
+        top = low // step * step
+        start = self.wm.first // step * step if self.clock is None else self.clock + step
+        start = max(start, top - MAX_CLOCK_STEPS * step)
+        for t in range(start, top + 1, step):
+            steps.append((self._take(t), t))
+            self.clock = t
+        rest = self._take(None if self.wm.is_complete() else low)
+        if rest:
+            steps.append((rest, None))
+        return steps
+
+    def _take(self, limit: int | None) -> list[Any]:
+        items = self.items
+        if not items:
             return []
-        self.items = [] if flush else [x for x in self.items if x[0][0] > limit]
-        ready.sort(key=lambda x: x[0])
+        if limit is None:
+            ready, self.items = items, []
+        else:
+            ready = [x for x in items if x[0][0] < limit]
+            if not ready:
+                return []
+            self.items = [x for x in items if x[0][0] >= limit] if len(ready) < len(items) else []
+        ready.sort(key=_first)
         return [item for _, item in ready]
 
 
-def _order_key(item: Any) -> tuple[int, str, str, int]:
+def _first(x: tuple[Any, Any]) -> Any:
+    return x[0]
+
+
+def _order_key(cause: int, item: Any) -> tuple[int, str, str, int]:
     if type(item) is Alert:
-        return (item.last_ts, "a", item.id, item.version)
-    return (item.ts, "t", item.key, 0)
+        return (cause, "a", item.id, item.version)
+    return (cause, "t", item.key, 0)
 
 
 def _crc(s: str) -> int:
@@ -185,13 +276,19 @@ def account(batches: list[Batch]) -> list[Any]:
 
 
 def make_router(
-    models: Sequence[Model], cfg: FlowConfig, *, correlate: bool = False
+    models: Sequence[Model],
+    cfg: FlowConfig,
+    *,
+    correlate: bool = False,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Callable[[list[Batch]], list[tuple[str, Any]]]:
     """The "route" step: group each batch's events by model shard, with ticks in order.
 
-    Keys: ``m:<model>#<shard>`` (event models), ``e:<shard>`` (engine), ``a:<shard>`` (flood
-    guard), ``c:city`` (correlator: hotline tickets and ticks). Every value is a list. Signal
-    models get their ticks forwarded through the model shards that feed them.
+    Keys: ``m:<model>#<shard>`` (event models: ``(key, event, partition, cause)``) and
+    ``c:city`` (the correlator: ``(cause, ticket)``). An event's cause is its partition's
+    event time with it (the newest ``ts`` so far). Every value is a list; every key gets
+    the partition's ticks, in order among its events, and a progress mark after a batch
+    (at most every ``progress_ms`` of wall time per partition).
     """
     by_kind: dict[str, list[Model]] = {}
     for m in models:
@@ -200,12 +297,13 @@ def make_router(
     ordered = [f"m:{m.name}#{s}" for m in models if m.kinds for s in range(cfg.shards)]
     if correlate:
         ordered.append(CITY)
-    others = [f"e:{s}" for s in range(cfg.engine_shards)]
-    others += [f"a:{s}" for s in range(cfg.area_shards)]
     tick_ms, shards = cfg.tick_ms, cfg.shards
+    every_s = None if cfg.progress_ms is None else cfg.progress_ms / 1000
+    marked: dict[str, tuple[int, float]] = {}  # partition -> (last mark, its wall time)
 
     def route(batches: list[Batch]) -> list[tuple[str, Any]]:
         out: list[tuple[str, Any]] = []
+        now = clock() if every_s else 0.0
         for b in batches:
             groups: dict[str, list[Any]] = {}
             part, high = b.partition, b.prev_high_ts
@@ -213,7 +311,6 @@ def make_router(
             def tick(t: Tick, groups: dict[str, list[Any]] = groups) -> None:
                 for key in ordered:
                     groups.setdefault(key, []).append(t)
-                out.extend((key, [t]) for key in others)
 
             for ev in b.events:
                 ts = ev.ts
@@ -225,15 +322,20 @@ def make_router(
                     k = m.route(ev)
                     if k is not None:
                         key = f"m:{m.name}#{_crc(k) % shards}"
-                        groups.setdefault(key, []).append((k, ev, part))
+                        groups.setdefault(key, []).append((k, ev, part, high))
                 if correlate and type(ev) is Hotline:
-                    groups.setdefault(CITY, []).append(ev)
+                    groups.setdefault(CITY, []).append((high, ev))
             if b.high_ts > high:  # an idle live partition: event time follows the clock
                 if not high or b.high_ts // tick_ms > high // tick_ms:
                     tick(Tick(b.high_ts // tick_ms * tick_ms, part))
                 high = b.high_ts
             if b.is_last:
                 tick(Tick(high // tick_ms * tick_ms, part, is_end=True))
+            elif every_s is not None and high:
+                last, at = marked.get(part, (0, float("-inf")))
+                if high > last and now - at >= every_s:
+                    tick(Tick(high, part, minute=False))
+                    marked[part] = (high, now)
             out.extend(groups.items())
         return out
 
@@ -244,46 +346,62 @@ def _signal_rules(m: Model) -> frozenset[str]:
     return m.signal_rules
 
 
+def _broadcast(groups: dict[str, list[Any]], keys: Sequence[str], item: Any) -> None:
+    for key in keys:
+        groups.setdefault(key, []).append(item)
+
+
 def make_to_signal_models(
-    models: Sequence[Model], cfg: FlowConfig
+    models: Sequence[Model], cfg: FlowConfig, feeders: Iterable[str]
 ) -> Callable[[tuple[str, list[Any]]], list[tuple[str, Any]]]:
-    """Signals of a signal model's ``signal_rules`` to its shards (a second model stage)."""
+    """Signals of a signal model's ``signal_rules`` to its shards (a second model stage), as
+    ``(key, signal, cause)``; the feeding shards' ticks to every signal-model shard."""
     wanted = [(m, _signal_rules(m)) for m in models if _signal_rules(m)]
     shards = cfg.shards
     shard_keys = [f"s:{m.name}#{n}" for m, _ in wanted for n in range(shards)]
+    feeding = {f"m:{name}#{n}" for name in feeders for n in range(shards)}
 
     def to_signal_models(kv: tuple[str, list[Any]]) -> list[tuple[str, Any]]:
+        if kv[0] not in feeding:
+            return []
         groups: dict[str, list[Any]] = {}
-        for sig in kv[1]:
-            if type(sig) is Tick:
-                for key in shard_keys:
-                    groups.setdefault(key, []).append(sig)
+        for x in kv[1]:
+            if type(x) is Tick:
+                _broadcast(groups, shard_keys, x)
                 continue
+            cause, sig = x
             for m, rules in wanted:
                 if sig.rule in rules:
                     k = m.route(sig)
                     if k is not None:
-                        groups.setdefault(f"s:{m.name}#{_crc(k) % shards}", []).append((k, sig))
+                        key = f"s:{m.name}#{_crc(k) % shards}"
+                        groups.setdefault(key, []).append((k, sig, cause))
         return list(groups.items())
 
     return to_signal_models
 
 
 def to_correlator(kv: tuple[str, list[Any]]) -> list[tuple[str, Any]]:
-    """Alerts the correlator can use (not its own incidents) to its single key."""
-    alerts = [a for a in kv[1] if type(a) is Alert and a.rule != "incident.correlated"]
-    return [(CITY, alerts)] if alerts else []
+    """Alerts the correlator can use (not its own incidents), and ticks, to its single key."""
+    out = [
+        x
+        for x in kv[1]
+        if type(x) is Tick or (type(x) is tuple and x[1].rule != "incident.correlated")
+    ]
+    return [(CITY, out)] if out else []
 
 
 def make_to_engine(cfg: FlowConfig) -> Callable[[tuple[str, list[Any]]], list[tuple[str, Any]]]:
     n = cfg.engine_shards
+    keys = [f"e:{s}" for s in range(n)]
 
     def to_engine(kv: tuple[str, list[Any]]) -> list[tuple[str, Any]]:
-        groups: dict[str, list[Signal]] = {}
-        for sig in kv[1]:
-            if type(sig) is Tick:
-                continue
-            groups.setdefault(f"e:{_crc(str(sig.subject)) % n}", []).append(sig)
+        groups: dict[str, list[Any]] = {}
+        for x in kv[1]:
+            if type(x) is Tick:
+                _broadcast(groups, keys, x)
+            else:
+                groups.setdefault(f"e:{_crc(str(x[1].subject)) % n}", []).append(x)
         return list(groups.items())
 
     return to_engine
@@ -291,14 +409,18 @@ def make_to_engine(cfg: FlowConfig) -> Callable[[tuple[str, list[Any]]], list[tu
 
 def make_to_area(cfg: FlowConfig) -> Callable[[tuple[str, list[Any]]], list[tuple[str, Any]]]:
     n = cfg.area_shards
+    keys = [f"a:{s}" for s in range(n)]
 
     def to_area(kv: tuple[str, list[Any]]) -> list[tuple[str, Any]]:
-        groups: dict[str, list[Alert]] = {}
-        for a in kv[1]:
-            if type(a) is not Alert:
-                continue
-            if a.version == 1 and a.is_firing and a.rule != "incident.correlated":
-                groups.setdefault(f"a:{_crc(a.district or '') % n}", []).append(a)
+        groups: dict[str, list[Any]] = {}
+        for x in kv[1]:
+            t = type(x)
+            if t is Tick:
+                _broadcast(groups, keys, x)
+            elif t is tuple:
+                a = x[1]
+                if a.version == 1 and a.is_firing and a.rule != "incident.correlated":
+                    groups.setdefault(f"a:{_crc(a.district or '') % n}", []).append(x)
         return list(groups.items())
 
     return to_area
@@ -318,9 +440,13 @@ def stamp(items: list[tuple[str, list[Any]]]) -> list[Any]:
     out: list[Any] = []
     for key, items_ in items:
         for a in items_:
-            if type(a) is Alert:
+            t = type(a)
+            if t is tuple:
+                a = a[1]
+                t = type(a)
+            if t is Alert:
                 out.append(a.evolve(emitted_ms=now_ms))
-            else:
+            elif t is EngineStats:
                 out.append(Gauge({f"engine:{key}:{k}": v for k, v in a.stats}))
     return out
 
@@ -328,8 +454,14 @@ def stamp(items: list[tuple[str, list[Any]]]) -> list[Any]:
 # -- stateful logic ----------------------------------------------------------------------------
 
 
-class ModelShard(StatefulLogic[list[Any], list[Signal], bytes | None]):
-    """One shard of one model: the per-entity states of the entities hashed to it."""
+class ModelShard(StatefulLogic[list[Any], list[Any], bytes | None]):
+    """One shard of one model: the per-entity states of the entities hashed to it.
+
+    Emits ``(cause, signal)`` pairs and, after them, a :class:`Tick` named ``key`` whenever
+    its progress (the minimum over its inputs) moves. An event model's input is the router's
+    items of every source partition; a signal model's (``signal``) is the feeding shards'
+    signals, which a :class:`Gate` feeds to it in one order.
+    """
 
     def __init__(
         self,
@@ -339,17 +471,15 @@ class ModelShard(StatefulLogic[list[Any], list[Signal], bytes | None]):
         partitions: int,
         *,
         key: str = "",
-        forward_ticks: bool = False,
-        reorder: bool = False,
+        signal: bool = False,
+        tick_ms: int = 60_000,
     ) -> None:
         self.model = model
         self.key = key
-        self.forward_ticks = forward_ticks
-        #: A signal model's input comes from many upstream shards: feed it in event-time order
-        #: up to the forwarded watermark (exact: every upstream shard has sent what precedes it).
-        self.reorder = Reorder(1) if reorder else None
         self.durable = durable
-        self.wm = Watermark(partitions)
+        #: A signal model's input comes from many upstream shards (``partitions`` of them).
+        self.gate = Gate(partitions, tick_ms) if signal else None
+        self.wm = self.gate.wm if self.gate is not None else Watermark(partitions)
         self.states: dict[str, Any] = {}
         #: Event models: the source partition each key's events come from, and each partition's
         #: event time. ``on_watermark`` runs per key at its own partition's event time, which
@@ -358,60 +488,62 @@ class ModelShard(StatefulLogic[list[Any], list[Signal], bytes | None]):
         self.part_of: dict[str, str] = {}
         self.part_wm: dict[str, int] = {}
         if resume is not None:
-            (self.wm, self.states, self.reorder, self.keys_of, self.part_of, self.part_wm) = (
+            (self.wm, self.states, self.gate, self.keys_of, self.part_of, self.part_wm) = (
                 pickle.loads(resume)  # noqa: S301 - our own snapshot
             )
+            if self.gate is not None:
+                self.wm = self.gate.wm
         self.has_watermark = type(model).on_watermark is not Model.on_watermark
 
     def on_item(self, value: list[Any]) -> tuple[Iterable[list[Any]], bool]:
         out: list[Any] = []
-        model, states = self.model, self.states
+        model, states, gate = self.model, self.states, self.gate
         for item in value:
             if type(item) is Tick:
-                wm = self.wm.update(item)
-                if wm is not None and self.reorder is not None:
-                    flush = self.wm.is_complete()
-                    for key, ev in self.reorder.release(wm, flush=flush):
-                        out.extend(self._apply(key, ev))
-                if self.has_watermark:
-                    if self.reorder is not None:  # a signal model: the city-wide watermark
-                        if wm is not None:
+                if gate is not None:  # a signal model: the clock of all its inputs
+                    for ready, clock in gate.update(item):
+                        for key, sig, cause in ready:
+                            out.extend(self._apply(key, sig, cause))
+                        if clock is not None and self.has_watermark:
                             for st in states.values():
-                                out.extend(self._guard(model.on_watermark, st, wm))
-                    elif item.wm > self.part_wm.get(item.partition, 0):
-                        self.part_wm[item.partition] = item.wm
-                        for key in self.keys_of.get(item.partition, ()):
-                            out.extend(self._guard(model.on_watermark, states[key], item.wm))
-                if self.forward_ticks:
-                    # After this shard's signals, in order: the signal models downstream wait
-                    # for every upstream shard, so they see all signals before event time moves.
-                    out.append(Tick(item.wm, f"{item.partition}@{self.key}", item.is_end))
+                                out.extend(self._guard(model.on_watermark, st, clock, clock))
+                else:
+                    self.wm.update(item)
+                    part = item.partition
+                    if item.minute and item.wm > self.part_wm.get(part, 0):
+                        self.part_wm[part] = item.wm
+                        if self.has_watermark:
+                            for key in self.keys_of.get(part, ()):
+                                out.extend(
+                                    self._guard(model.on_watermark, states[key], item.wm, item.wm)
+                                )
+                out.extend(self.wm.mark(self.key))
                 continue
-            if self.reorder is not None:
-                sig = item[1]
-                self.reorder.add((sig.ts, str(sig.subject), sig.rule, 0), item)
+            if gate is not None:
+                _, sig, cause = item
+                gate.add((cause, str(sig.subject), sig.rule, sig.ts), item)
                 continue
-            key, ev, part = item
+            key, ev, part, cause = item
             if self.part_of.get(key) != part:
                 old = self.part_of.get(key)
                 if old is not None:
                     self.keys_of[old].discard(key)
                 self.part_of[key] = part
                 self.keys_of.setdefault(part, set()).add(key)
-            out.extend(self._apply(key, ev))
+            out.extend(self._apply(key, ev, cause))
         return ([out] if out else []), StatefulLogic.RETAIN
 
-    def _apply(self, key: str, ev: Any) -> list[Signal]:
+    def _apply(self, key: str, ev: Any, cause: int) -> list[tuple[int, Signal]]:
         st = self.states.get(key)
         if st is None:
             st = self.states[key] = self.model.new_state(key)
-        return self._guard(self.model.update, st, ev)
+        return self._guard(self.model.update, st, ev, cause)
 
     def _guard(
-        self, fn: Callable[[Any, Any], list[Signal]], st: Any, arg: Event | int
-    ) -> list[Signal]:
+        self, fn: Callable[[Any, Any], list[Signal]], st: Any, arg: Event | int, cause: int
+    ) -> list[tuple[int, Signal]]:
         try:
-            return fn(st, arg)
+            return [(cause, s) for s in fn(st, arg)]
         except Exception:  # a model bug must not stop the city: log it, skip the event
             log.exception("model %s failed on %r", self.model.model_id, arg)
             return []
@@ -419,56 +551,22 @@ class ModelShard(StatefulLogic[list[Any], list[Signal], bytes | None]):
     def snapshot(self) -> bytes | None:
         if not self.durable:
             return None
-        state = (self.wm, self.states, self.reorder, self.keys_of, self.part_of, self.part_wm)
+        state = (self.wm, self.states, self.gate, self.keys_of, self.part_of, self.part_wm)
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-class EngineShard(StatefulLogic[Any, list[Alert], bytes | None]):
-    """One subject shard of the alert engine (or, with a flood guard, one area shard).
+class _EngineStage(StatefulLogic[Any, list[Any], bytes | None]):
+    """What the engine stages share: an :class:`AlertEngine`, a :class:`Gate` over the
+    stage's input paths, and reporting the engine's totals when they change."""
 
-    An area shard's input (new alerts of every engine shard) goes through a :class:`Reorder`
-    buffer, so the flood guard counts bursts in one order whatever the interleaving.
-    """
-
-    def __init__(
-        self,
-        engine: AlertEngine,
-        wm: Watermark,
-        grace_ms: int,
-        durable: bool,
-        guard: FloodGuard | None = None,
-        reorder: Reorder | None = None,
-    ) -> None:
+    def __init__(self, engine: AlertEngine, gate: Gate, grace_ms: int, durable: bool) -> None:
         self.engine = engine
-        self.wm = wm
+        self.gate = gate
         self.grace_ms = grace_ms
         self.durable = durable
-        self.guard = guard
-        self.reorder = reorder or Reorder(0)
         self.reported: tuple[tuple[str, int], ...] = ()
 
-    def on_item(self, value: list[Any]) -> tuple[Iterable[list[Alert]], bool]:
-        alerts: list[Alert] = []
-        engine, guard = self.engine, self.guard
-        for item in value:
-            t = type(item)
-            if t is Tick:
-                wm = self.wm.update(item)
-                if wm is not None:
-                    if guard is not None:
-                        for a in self.reorder.release(wm, flush=self.wm.is_complete()):
-                            alerts.extend(engine.on_signals(guard.observe(a)))
-                    alerts.extend(engine.advance(wm - self.grace_ms))
-                    alerts.extend(self._report())
-            elif t is SilenceSet:
-                alerts.extend(engine.set_silences(item.silences))
-            elif guard is not None:
-                self.reorder.add((item.first_ts, item.id, "", item.version), item)
-            else:
-                alerts.extend(engine.on_signal(item))
-        return ([alerts] if alerts else []), StatefulLogic.RETAIN
-
-    def on_eof(self) -> tuple[Iterable[list[Alert]], bool]:
+    def on_eof(self) -> tuple[Iterable[list[Any]], bool]:
         out = self._report()
         return ([out] if out else []), StatefulLogic.RETAIN
 
@@ -480,62 +578,126 @@ class EngineShard(StatefulLogic[Any, list[Alert], bytes | None]):
         self.reported = stats
         return [EngineStats(stats)]
 
+    def _state(self) -> tuple[Any, ...]:
+        return (self.engine.snapshot(), self.gate)
+
     def snapshot(self) -> bytes | None:
         if not self.durable:
             return None
-        state = (self.engine.snapshot(), self.wm, self.guard, self.reorder)
-        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(self._state(), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-class CorrelatorShard(StatefulLogic[list[Any], list[Alert], bytes | None]):
-    """The city-wide incident correlator (``models.incidents``) and its incidents' engine.
+class EngineShard(_EngineStage):
+    """One subject shard of the alert engine.
 
-    Alerts (from the engine) and hotline tickets (from the router) arrive by different paths;
-    a :class:`Reorder` buffer feeds them to the correlator in event-time order.
+    Signals from every model shard reach it through a :class:`Gate`, so the engine sees them
+    and its clock ticks (auto-resolve against ``tick - grace``) in one order whatever the
+    interleaving: a track closed by event time passing is closed at the same point of every
+    run. ``(cause, alert)`` pairs go on, with a tick named ``key`` after them whenever the
+    minimum over the model shards moves, for the stages downstream (:class:`AreaShard`,
+    :class:`CorrelatorShard`).
     """
 
     def __init__(
-        self,
-        corr: Any,
-        engine: AlertEngine,
-        wm: Watermark,
-        grace_ms: int,
-        durable: bool,
-        reorder: Reorder | None = None,
+        self, engine: AlertEngine, gate: Gate, grace_ms: int, durable: bool, *, key: str = ""
     ) -> None:
-        self.corr = corr
-        self.engine = engine
-        self.wm = wm
-        self.grace_ms = grace_ms
-        self.durable = durable
-        self.reorder = reorder or Reorder(0)
+        super().__init__(engine, gate, grace_ms, durable)
+        self.key = key
 
-    def on_item(self, value: list[Any]) -> tuple[Iterable[list[Alert]], bool]:
-        alerts: list[Alert] = []
+    def on_item(self, value: list[Any]) -> tuple[Iterable[list[Any]], bool]:
+        out: list[Any] = []
+        engine, gate = self.engine, self.gate
+        for item in value:
+            t = type(item)
+            if t is Tick:
+                for ready, clock in gate.update(item):
+                    for cause, sig in ready:
+                        out.extend((cause, a) for a in engine.on_signal(sig))
+                    if clock is not None:
+                        out.extend((clock, a) for a in engine.advance(clock - self.grace_ms))
+                        out.extend(self._report())
+                out.extend(gate.wm.mark(self.key))
+            elif t is SilenceSet:
+                # Officers' silences follow the wall clock: their alerts are caused "now".
+                cause = gate.wm.value()
+                out.extend((cause, a) for a in engine.set_silences(item.silences))
+            else:
+                sig = item[1]  # (cause, signal): one path's signals for one subject keep
+                # their order (the sort is stable)
+                gate.add((item[0], str(sig.subject), sig.rule), item)
+        return ([out] if out else []), StatefulLogic.RETAIN
+
+
+class AreaShard(_EngineStage):
+    """One area shard: the :class:`FloodGuard` over the new alerts of every engine shard, fed
+    in one order by its :class:`Gate`, and the engine of its incidents."""
+
+    def __init__(
+        self, engine: AlertEngine, gate: Gate, grace_ms: int, durable: bool, guard: FloodGuard
+    ) -> None:
+        super().__init__(engine, gate, grace_ms, durable)
+        self.guard = guard
+
+    def on_item(self, value: list[Any]) -> tuple[Iterable[list[Any]], bool]:
+        out: list[Any] = []
+        engine, guard = self.engine, self.guard
+        for item in value:
+            if type(item) is not Tick:
+                cause, a = item
+                self.gate.add((cause, a.id, a.version), a)
+                continue
+            for ready, clock in self.gate.update(item):
+                for a in ready:
+                    out.extend(engine.on_signals(guard.observe(a)))
+                if clock is not None:
+                    out.extend(engine.advance(clock - self.grace_ms))
+                    out.extend(self._report())
+        return ([out] if out else []), StatefulLogic.RETAIN
+
+    def _state(self) -> tuple[Any, ...]:
+        return (self.engine.snapshot(), self.gate, self.guard)
+
+
+class CorrelatorShard(_EngineStage):
+    """The city-wide incident correlator (``models.incidents``) and its incidents' engine.
+
+    Alerts (from every engine shard) and hotline tickets (from the router) arrive by
+    different paths; a :class:`Gate` feeds them to the correlator in one order.
+    """
+
+    def __init__(
+        self, corr: Any, engine: AlertEngine, gate: Gate, grace_ms: int, durable: bool
+    ) -> None:
+        super().__init__(engine, gate, grace_ms, durable)
+        self.corr = corr
+
+    def on_item(self, value: list[Any]) -> tuple[Iterable[list[Any]], bool]:
+        out: list[Any] = []
         corr, engine = self.corr, self.engine
         for item in value:
             if type(item) is not Tick:
-                self.reorder.add(_order_key(item), item)
+                cause, x = item
+                self.gate.add(_order_key(cause, x), x)
                 continue
-            wm = self.wm.update(item)
-            if wm is None:
-                continue
-            signals: list[Signal] = []
-            for x in self.reorder.release(wm, flush=self.wm.is_complete()):
-                if type(x) is Alert:
-                    signals.extend(corr.observe_alert(x))
-                else:
-                    signals.extend(corr.observe_ticket(x))
-            signals.extend(corr.advance(wm - self.grace_ms))
-            alerts.extend(engine.on_signals(signals))
-            alerts.extend(engine.advance(wm - self.grace_ms))
-        return ([alerts] if alerts else []), StatefulLogic.RETAIN
+            for ready, clock in self.gate.update(item):
+                signals: list[Signal] = []
+                for x in ready:
+                    if type(x) is Alert:
+                        signals.extend(corr.observe_alert(x))
+                    else:
+                        signals.extend(corr.observe_ticket(x))
+                if clock is not None:
+                    signals.extend(corr.advance(clock - self.grace_ms))
+                out.extend(engine.on_signals(signals))
+                if clock is not None:
+                    out.extend(engine.advance(clock - self.grace_ms))
+        return ([out] if out else []), StatefulLogic.RETAIN
 
-    def snapshot(self) -> bytes | None:
-        if not self.durable:
-            return None
-        state = (self.corr, self.engine.snapshot(), self.wm, self.reorder)
-        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    def _state(self) -> tuple[Any, ...]:
+        return (self.corr, self.engine.snapshot(), self.gate)
+
+    def _report(self) -> list[Any]:
+        return []  # the incidents' engine totals are not reported (as before gates)
 
 
 # -- the flow ----------------------------------------------------------------------------------
@@ -567,59 +729,59 @@ def build_flow(
     feeders = {m.name for m in models if m.kinds and m.name in signal_rules} or {
         m.name for m in models if m.kinds
     }
-    # Signal-model shards wait for every feeding shard's forwarded ticks of every partition.
-    fed_expected = cfg.partitions * len(feeders) * cfg.shards if cfg.partitions else 0
+    # The paths each stage waits for: every source partition (event-model shards), every
+    # feeding shard (signal-model shards), every model shard (engine), every engine shard.
+    n_event = sum(1 for m in models if m.kinds)
+    n_signal = sum(1 for m in models if _signal_rules(m))
+    into_signal = len(feeders) * cfg.shards if n_signal else 0
+    into_engine = (n_event + n_signal) * cfg.shards
+    tick_ms, grace_ms, durable = cfg.tick_ms, cfg.grace_ms, cfg.durable
 
     def build_model_shard(key: str, resume: bytes | None) -> ModelShard:
         name = key[2:].rsplit("#", 1)[0]
-        if key[0] == "s":
-            return ModelShard(
-                by_name[name], resume, cfg.durable, fed_expected, key=key, reorder=True
-            )
-        forward = bool(signal_rules) and name in feeders
+        signal = key[0] == "s"
+        expected = into_signal if signal else cfg.partitions
         return ModelShard(
-            by_name[name], resume, cfg.durable, cfg.partitions, key=key, forward_ticks=forward
+            by_name[name], resume, durable, expected, key=key, signal=signal, tick_ms=tick_ms
         )
 
-    def shard_builder(with_guard: bool) -> Callable[[bytes | None], EngineShard]:
-        def build(resume: bytes | None) -> EngineShard:
-            if resume is None:
-                guard = (
-                    FloodGuard(limit=cfg.flood_limit, window_ms=cfg.flood_window_ms)
-                    if with_guard
-                    else None
-                )
-                wm = Watermark(cfg.partitions)
-                return EngineShard(
-                    engine_of(None), wm, cfg.grace_ms, cfg.durable, guard, Reorder(cfg.reorder_ms)
-                )
-            snap, wm, guard, reorder = pickle.loads(resume)  # noqa: S301 - our own snapshot
-            return EngineShard(engine_of(snap), wm, cfg.grace_ms, cfg.durable, guard, reorder)
+    def build_engine(key: str, resume: bytes | None) -> EngineShard:
+        if resume is None:
+            snap, gate = None, Gate(into_engine, tick_ms)
+        else:
+            snap, gate = pickle.loads(resume)  # noqa: S301 - our own snapshot
+        return EngineShard(engine_of(snap), gate, grace_ms, durable, key=key)
 
-        return build
+    def build_area(resume: bytes | None) -> AreaShard:
+        if resume is None:
+            snap, gate = None, Gate(cfg.engine_shards, tick_ms)
+            guard = FloodGuard(limit=cfg.flood_limit, window_ms=cfg.flood_window_ms)
+        else:
+            snap, gate, guard = pickle.loads(resume)  # noqa: S301 - our own snapshot
+        return AreaShard(engine_of(snap), gate, grace_ms, durable, guard)
 
     def build_correlator(resume: bytes | None) -> CorrelatorShard:
         if resume is None:
             corr, snap = make_correlator(), None  # type: ignore[misc]
-            wm, reorder = Watermark(cfg.partitions), Reorder(cfg.reorder_ms)
+            expected = cfg.engine_shards + cfg.partitions if cfg.partitions else 0
+            gate = Gate(expected, tick_ms)
         else:
-            corr, snap, wm, reorder = pickle.loads(resume)  # noqa: S301 - our own snapshot
-        return CorrelatorShard(corr, engine_of(snap), wm, cfg.grace_ms, cfg.durable, reorder)
+            corr, snap, gate = pickle.loads(resume)  # noqa: S301 - our own snapshot
+        return CorrelatorShard(corr, engine_of(snap), gate, grace_ms, durable)
 
     correlate = make_correlator is not None
     flow = Dataflow(flow_id)
     batches = op.input("in", flow, source)
     accounting = op.flat_map_batch("account", batches, account)
     routed = op.flat_map_batch("route", batches, make_router(models, cfg, correlate=correlate))
-    split = _split_by_prefix(routed, "mea" + ("c" if correlate else ""))
+    split = _split_by_prefix(routed, "mc") if correlate else {"m": routed}
     signals = _stateful_keyed("models", split["m"], build_model_shard)
-    if any(_signal_rules(m) for m in models):
-        second_in = op.flat_map("to_signal_models", signals, make_to_signal_models(models, cfg))
+    if n_signal:
+        to_second = make_to_signal_models(models, cfg, feeders)
+        second_in = op.flat_map("to_signal_models", signals, to_second)
         second = _stateful_keyed("signal_models", second_in, build_model_shard)
         signals = op.merge("all_signals", signals, second)
-    engine_in = op.merge(
-        "engine_in", op.flat_map("to_engine", signals, make_to_engine(cfg)), split["e"]
-    )
+    engine_in = op.flat_map("to_engine", signals, make_to_engine(cfg))
     if silences is not None:
         shard_keys = [f"e:{n}" for n in range(cfg.engine_shards)]
         broadcast = op.flat_map(
@@ -628,9 +790,9 @@ def build_flow(
             lambda ss: [(k, [ss]) for k in shard_keys],
         )
         engine_in = op.merge("engine_in_silenced", engine_in, broadcast)
-    alerts = op.stateful("engine", engine_in, shard_builder(with_guard=False))
-    area_in = op.merge("area_in", op.flat_map("to_area", alerts, make_to_area(cfg)), split["a"])
-    outputs = [alerts, op.stateful("areas", area_in, shard_builder(with_guard=True))]
+    alerts = _stateful_keyed("engine", engine_in, build_engine)
+    area_in = op.flat_map("to_area", alerts, make_to_area(cfg))
+    outputs = [alerts, op.stateful("areas", area_in, build_area)]
     if correlate:
         corr_in = op.merge("corr_in", op.flat_map("to_corr", alerts, to_correlator), split["c"])
         outputs.append(op.stateful("incidents", corr_in, build_correlator))
@@ -657,20 +819,27 @@ def _split_by_prefix(up: Any, prefixes: str) -> dict[str, Any]:
     return out
 
 
-def _stateful_keyed(step_id: str, up: Any, build: Callable[[str, bytes | None], ModelShard]) -> Any:
-    """``op.stateful`` whose builder also gets the key (the model shard names its model)."""
+def _stateful_keyed(
+    step_id: str, up: Any, build: Callable[[str, bytes | None], StatefulLogic[Any, Any, Any]]
+) -> Any:
+    """``op.stateful`` whose builder also gets the key (a shard names itself in its ticks)."""
     tagged = op.map("tag_" + step_id, up, lambda kv: (kv[0], (kv[0], kv[1])))
 
-    class _Keyed(StatefulLogic[tuple[str, list[Any]], list[Signal], bytes | None]):
+    class _Keyed(StatefulLogic[tuple[str, list[Any]], list[Any], bytes | None]):
         def __init__(self, resume: bytes | None) -> None:
             self.resume = resume
-            self.inner: ModelShard | None = None
+            self.inner: StatefulLogic[Any, Any, Any] | None = None
 
-        def on_item(self, value: tuple[str, list[Any]]) -> tuple[Iterable[list[Signal]], bool]:
+        def on_item(self, value: tuple[str, list[Any]]) -> tuple[Iterable[list[Any]], bool]:
             if self.inner is None:
                 self.inner = build(value[0], self.resume)
                 self.resume = None
             return self.inner.on_item(value[1])
+
+        def on_eof(self) -> tuple[Iterable[list[Any]], bool]:
+            if self.inner is None:
+                return [], StatefulLogic.RETAIN
+            return self.inner.on_eof()
 
         def snapshot(self) -> bytes | None:
             return self.inner.snapshot() if self.inner is not None else self.resume

@@ -1,4 +1,4 @@
-"""The flow's pure pieces: router, watermark, reorder buffer, model shard clocks."""
+"""The flow's pure pieces: router, watermark, gate, model shard clocks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from citywatch.alerts import Signal, Subject
 from citywatch.events import Air, Event
-from flows.city import FlowConfig, ModelShard, Reorder, Tick, Watermark, make_router
+from flows.city import FlowConfig, Gate, ModelShard, Tick, Watermark, make_router
 from flows.sources import Batch
 from models.base import Model
 from tests.flows.toy import MIN, T0, ToyExceedance
@@ -23,7 +23,8 @@ def batch(events: list[Any], part: str = "p0", prev: int = 0, last: bool = False
 
 
 def test_router_puts_ticks_in_order_between_events() -> None:
-    route = make_router([ToyExceedance()], FlowConfig(shards=1, engine_shards=1, area_shards=1))
+    cfg = FlowConfig(shards=1, engine_shards=1, area_shards=1, progress_ms=None)
+    route = make_router([ToyExceedance()], cfg)
     evs = [air("S1", 0.5), air("S1", 0.9), air("S1", 1.2), air("S1", 3.1)]
     out = dict(route([batch(evs)]))
     items = out["m:toy.exceedance#0"]
@@ -34,6 +35,23 @@ def test_router_puts_ticks_in_order_between_events() -> None:
     first, second = route([batch(evs[:2])]), route([batch(evs[2:], prev=evs[1].ts)])
     split = dict(first)["m:toy.exceedance#0"] + dict(second)["m:toy.exceedance#0"]
     assert split == items
+
+
+def test_router_marks_progress_after_batches_and_tags_causes() -> None:
+    clock = [0.0]
+    cfg = FlowConfig(shards=1, engine_shards=1, area_shards=1, progress_ms=50)
+    route = make_router([ToyExceedance()], cfg, clock=lambda: clock[0])
+    late = air("S1", 0.7)  # behind the partition's event time: caused at its newest ts
+    out = dict(route([batch([air("S1", 0.5), air("S1", 0.9), late])]))
+    items = out["m:toy.exceedance#0"]
+    assert [x[3] - T0 for x in items if type(x) is tuple] == [30_000, 54_000, 54_000]
+    assert items[-1] == Tick(T0 + 54_000, "p0", minute=False)
+    clock[0] = 0.01  # 10 ms later: no mark yet
+    items = dict(route([batch([air("S1", 1.0)], prev=T0 + 54_000)]))["m:toy.exceedance#0"]
+    assert not [x for x in items if type(x) is Tick and not x.minute]
+    clock[0] = 0.06
+    items = dict(route([batch([air("S1", 1.1)], prev=T0 + 60_000)]))["m:toy.exceedance#0"]
+    assert items[-1] == Tick(T0 + 66_000, "p0", minute=False)
 
 
 def test_router_ends_a_partition_with_an_end_tick() -> None:
@@ -56,13 +74,73 @@ def test_watermark_is_the_minimum_over_live_partitions() -> None:
     assert pickle.loads(pickle.dumps(wm)).value() == 400  # noqa: S301
 
 
-def test_reorder_releases_sorted_up_to_watermark_minus_delay() -> None:
-    r = Reorder(delay_ms=10)
-    for ts in (50, 20, 40, 95):
-        r.add((ts, "x", "", 0), ts)
-    assert r.release(60) == [20, 40, 50]
-    assert r.release(60) == []
-    assert r.release(60, flush=True) == [95]
+def test_watermark_marks_progress_once_per_move() -> None:
+    wm = Watermark(expected=2)
+    wm.update(Tick(40, "a"))
+    wm.update(Tick(100, "a"))
+    assert wm.mark("s") == []  # unknown until every path ticked
+    wm.update(Tick(50, "b"))
+    # First where the stage began (a's first tick), then where it is.
+    assert wm.mark("s") == [Tick(40, "s", minute=False), Tick(50, "s", minute=False)]
+    assert wm.mark("s") == []
+    wm.update(Tick(300, "b"))
+    assert wm.mark("s") == [Tick(100, "s", minute=False)]
+    wm.update(Tick(100, "a", is_end=True))
+    wm.update(Tick(300, "b", is_end=True))
+    assert wm.mark("s") == [Tick(300, "s", is_end=True, minute=False)]
+
+
+def test_gate_releases_by_cause_with_clock_ticks_between() -> None:
+    g = Gate(expected=2, tick_ms=100)
+    for cause in (250, 120, 90, 310, 120):
+        g.add((cause, str(len(g.items))), cause)
+    assert g.update(Tick(200, "a")) == []  # "b" unknown
+    assert g.update(Tick(130, "b")) == [([90], 100), ([120, 120], None)]
+    assert g.update(Tick(260, "b")) == [([], 200)]  # min 200 (a): 250 may still come
+    assert g.update(Tick(400, "a", is_end=True)) == [([250], None)]  # a is done: min 260
+    assert g.update(Tick(260, "b", is_end=True)) == [([], 300), ([310], 400)]
+
+
+def test_gate_order_does_not_depend_on_how_often_paths_report() -> None:
+    import random
+
+    rng = random.Random(7)
+    # Two paths, each sending items in cause order with a tick after each item.
+    paths = {p: sorted(rng.randrange(0, 2_000) for _ in range(60)) for p in ("a", "b")}
+
+    def run(report_every: int, seed: int) -> list[Any]:
+        g, out = Gate(expected=2, tick_ms=250), []
+        rr = random.Random(seed)
+        queues: dict[str, list[Any]] = {
+            p: [(c, (c, p, i)) for i, c in enumerate(cs)] for p, cs in paths.items()
+        }
+        sent = {"a": 0, "b": 0}
+        first = {p: True for p in paths}  # each path first says where it starts (a tick)
+        while any(queues.values()):
+            p = rr.choice([q for q in queues if queues[q]])
+            if first[p]:
+                first[p] = False
+                for items, clock in g.update(Tick(paths[p][0] // 250 * 250, p)):
+                    out.extend(items)
+                    out.extend([("clock", clock)] if clock is not None else [])
+                continue
+            cause, item = queues[p].pop(0)
+            g.add((cause, p, item[2]), item)
+            sent[p] += 1
+            if sent[p] % report_every == 0 or not queues[p]:
+                steps = g.update(Tick(cause, p, is_end=not queues[p]))
+                for items, clock in steps:
+                    out.extend(items)
+                    if clock is not None:
+                        out.append(("clock", clock))
+        return out
+
+    reference = run(1, 0)
+    assert [x for x in reference if x[0] != "clock"] == sorted(
+        (c, p, i) for p, cs in paths.items() for i, c in enumerate(cs)
+    )
+    for every, seed in ((1, 1), (3, 2), (7, 3), (1000, 4)):
+        assert run(every, seed) == reference
 
 
 class _Clock(Model):
@@ -87,7 +165,7 @@ class _Clock(Model):
 
 def test_model_shard_runs_on_watermark_at_each_keys_own_partition_time() -> None:
     shard = ModelShard(_Clock(), None, durable=True, partitions=2)
-    shard.on_item([("S1", air("S1", 0), "p0"), ("S2", air("S2", 0), "p1")])
+    shard.on_item([("S1", air("S1", 0), "p0", T0), ("S2", air("S2", 0), "p1", T0)])
     shard.on_item([Tick(T0 + MIN, "p0")])
     shard.on_item([Tick(T0 + 5 * MIN, "p1")])
     assert shard.states["S1"] == [T0 + MIN]
@@ -128,5 +206,6 @@ def test_an_idle_live_partition_follows_the_wall_clock(monkeypatch: Any) -> None
     assert abs(b.high_ts - (time.time() * 1000 - 60_000)) < 5_000
     route = make_router([ToyExceedance()], FlowConfig(shards=1, engine_shards=1, area_shards=1))
     ticks = [x for _, xs in route([b]) for x in xs if type(x) is Tick]
-    assert ticks
-    assert all(t.wm == b.high_ts // MIN * MIN for t in ticks)
+    assert [t.wm for t in ticks if t.minute] == [b.high_ts // MIN * MIN]
+    assert [t.wm for t in ticks if not t.minute] == [b.high_ts]  # and the progress mark
+

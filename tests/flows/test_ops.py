@@ -11,7 +11,7 @@ import redis
 from citywatch.alerts import Alert, Level, Signal, Subject
 from citywatch.cli import build_parser
 from citywatch.settings import Settings
-from flows.city import EngineShard, EngineStats, Tick, Watermark
+from flows.city import EngineShard, EngineStats, Gate, Tick
 from flows.metrics import serve_metrics
 from flows.run import RunOptions, is_endless
 from flows.sources.silences import SilenceSource, parse_silences
@@ -45,14 +45,15 @@ def test_silences_are_read_from_redis_and_mute_the_engine(
     assert part.next_batch() == []  # unchanged: nothing new to send
     part.close()
 
-    shard = EngineShard(AlertEngine(), Watermark(1), grace_ms=0, durable=False)
+    shard = EngineShard(AlertEngine(), Gate(1, 60_000), grace_ms=0, durable=False)
     shard.on_item([batch])
     sig = Signal("air.spike", Subject("station", "S1"), 60_000, level=Level.RED)
-    out, _ = shard.on_item([sig])
+    out, _ = shard.on_item([(60_000, sig)])
     assert list(out) == []
     out, _ = shard.on_item([Tick(10 * 60_000, "p")])
     (items,) = out
-    assert [a.rule for a in items if type(a) is Alert] == ["air.spike"]  # the silence expired
+    alerts = [x[1] for x in items if type(x) is tuple and type(x[1]) is Alert]
+    assert [a.rule for a in alerts] == ["air.spike"]  # the silence expired
     (stats,) = [x for x in items if type(x) is EngineStats]
     assert dict(stats.stats)["silenced"] == 1
 
