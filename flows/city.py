@@ -305,6 +305,9 @@ def make_router(
         out: list[tuple[str, Any]] = []
         now = clock() if every_s else 0.0
         for b in batches:
+            for ev in b.replay:  # after a restart: routing state (Model.route_kinds) back
+                for m in by_kind.get(ev.kind, ()):
+                    m.route(ev)
             groups: dict[str, list[Any]] = {}
             part, high = b.partition, b.prev_high_ts
 

@@ -55,6 +55,12 @@ class Model(abc.ABC):
     kinds: ClassVar[frozenset[str]]
     #: Rules of other models' signals this model consumes (a second stage); empty for most.
     signal_rules: ClassVar[frozenset[str]] = frozenset()
+    #: Kinds whose ``route`` keeps state on the model object to decide later routes (the
+    #: worksite model's order gate). The flow remembers the newest record of each such
+    #: entity (and the earliest of all) in its source partitions' resume state and, after a
+    #: restart, passes them through ``route`` again before new records, so routing goes on
+    #: exactly where it stopped. ``route`` must be idempotent for these kinds.
+    route_kinds: ClassVar[frozenset[str]] = frozenset()
 
     @property
     def model_id(self) -> str:

@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -133,6 +133,9 @@ class Batch:
     high_ts: int
     #: The partition's input ended with this batch (no more records this run).
     is_last: bool = False
+    #: After a restart, on the first batch: remembered records (``remember`` kinds) to pass
+    #: through the models' ``route`` again before ``events``; they are not processed again.
+    replay: tuple[Event, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +146,12 @@ class PartitionState:
     seq: int
     newest_ts: int
     high_ts: int
+    #: The newest record of each entity of the ``remember`` kinds, and the earliest of all.
+    memory: tuple[Event, ...] = ()
+
+
+def _ts(ev: Event) -> int:
+    return ev.ts
 
 
 class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
@@ -157,12 +166,20 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
         future_tolerance_ms: int,
         lateness_ms: int,
         batch_size: int,
+        remember: frozenset[str] = frozenset(),
     ) -> None:
         self.name = name
         self.reader = reader
         self.source = source
         self.batch_size = batch_size
         self.seq = state.seq if state else 0
+        self.remember_kinds = remember
+        self.remember = bytes(sorted(KIND_CODES[k] for k in remember))
+        #: (kind, entity) -> its newest record; ("", "") -> the earliest record of all.
+        self.memory: dict[tuple[str, str], Event] = {}
+        for ev in state.memory if state else ():
+            self._remember(ev)
+        self.replay = tuple(sorted(self.memory.values(), key=_ts))
         self.decoder = EventDecoder(
             region,
             future_tolerance_ms=future_tolerance_ms,
@@ -173,6 +190,19 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
         self.idle_since = time.monotonic()
 
     def next_batch(self) -> list[Batch]:
+        batches = self._next_batch()
+        if self.replay and batches:
+            batches[0] = replace(batches[0], replay=self.replay)
+            self.replay = ()
+        return batches
+
+    def _remember(self, ev: Event) -> None:
+        self.memory[(ev.kind, ev.key)] = ev
+        first = self.memory.get(("", ""))
+        if first is None or ev.ts < first.ts:
+            self.memory[("", "")] = ev
+
+    def _next_batch(self) -> list[Batch]:
         if self.ended or STOP.is_set():
             # A requested stop ends the partition without an end-of-input batch: its event
             # time is not complete, and a resumed run (--recovery) continues from here.
@@ -211,6 +241,11 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
             events.append(ev)
             codes[i] = KIND_CODES[ev.kind]
         self.seq = seq + len(raws)
+        if self.remember and any(c in codes for c in self.remember):
+            wanted = self.remember_kinds
+            for ev in events:
+                if ev.kind in wanted:
+                    self._remember(ev)
         return [Batch(self.name, seq, events, dead, bytes(codes), prev_high, self.gate.high_ts)]
 
     def _idle(self) -> list[Batch]:
@@ -230,7 +265,11 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
 
     def snapshot(self) -> PartitionState:
         return PartitionState(
-            self.reader.position(), self.seq, self.decoder.newest_ts, self.gate.high_ts
+            self.reader.position(),
+            self.seq,
+            self.decoder.newest_ts,
+            self.gate.high_ts,
+            tuple(self.memory.values()),
         )
 
     def close(self) -> None:
@@ -248,8 +287,12 @@ class DecodingSource(FixedPartitionedSource[Batch, PartitionState]):
         future_tolerance_ms: int = 86_400_000,
         lateness_ms: int = 600_000,
         batch_size: int = 1000,
+        remember: frozenset[str] = frozenset(),
     ) -> None:
         self.raw = raw
+        #: Kinds whose newest record per entity the partitions keep for a restart
+        #: (``Model.route_kinds``): see :attr:`Batch.replay`.
+        self.remember = remember
         self.region = region or Region()
         self.future_tolerance_ms = future_tolerance_ms
         self.lateness_ms = lateness_ms
@@ -271,4 +314,5 @@ class DecodingSource(FixedPartitionedSource[Batch, PartitionState]):
             future_tolerance_ms=self.future_tolerance_ms,
             lateness_ms=self.lateness_ms,
             batch_size=self.batch_size,
+            remember=self.remember,
         )

@@ -80,6 +80,8 @@ class WorksiteResumption(Model):
     name: ClassVar[str] = RULE
     version: ClassVar[str] = "1"
     kinds: ClassVar[frozenset[str]] = frozenset({"video", "power", "order", "hotline"})
+    #: ``route`` keeps the order gate: the flow replays orders through it after a restart.
+    route_kinds: ClassVar[frozenset[str]] = frozenset({"order"})
 
     def __init__(
         self,
@@ -175,9 +177,10 @@ class WorksiteResumption(Model):
     def on_watermark(self, state: SiteState, watermark_ms: int) -> list[Signal]:
         """Expiry and silent cameras; also re-opens the gate for this state's active order.
 
-        The gate lives on the model, which the flow does not snapshot; the site states are
-        snapshotted. After a restart the first watermark re-opens the gate of every site whose
-        state still holds an active order (one dict probe per state and watermark).
+        The gate lives on the model, which the flow does not snapshot (it replays orders
+        through ``route`` after a restart: ``route_kinds``). Used on its own, after a restart
+        the first watermark re-opens the gate of every site whose restored state still holds
+        an active order (one dict probe per state and watermark).
         """
         ch = state.tick(watermark_ms, self.config)
         if state.order_on and state.site not in self.gate.until:

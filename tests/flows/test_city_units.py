@@ -209,3 +209,48 @@ def test_an_idle_live_partition_follows_the_wall_clock(monkeypatch: Any) -> None
     assert [t.wm for t in ticks if t.minute] == [b.high_ts // MIN * MIN]
     assert [t.wm for t in ticks if not t.minute] == [b.high_ts]  # and the progress mark
 
+
+def test_a_restarted_partition_replays_routing_state_before_new_records() -> None:
+    """The worksite model's order gate lives on the model (``route``); after a restart the
+    source gives back the newest order per site so routing resumes where it stopped."""
+    import msgspec
+
+    from citywatch.events import Order, Video
+    from flows.sources import DecodingSource
+    from flows.sources.iterable import IterableSource
+    from models.worksites.model import WorksiteResumption
+
+    def rec(ev: Any) -> bytes:
+        return msgspec.json.encode(ev)
+
+    t0 = T0
+    records = [
+        rec(Order(ts=t0, site="W1", action="suspend", until=t0 + 3_600_000)),
+        rec(Order(ts=t0 + 1_000, site="W2", action="suspend", until=t0 + 3_600_000)),
+        rec(Order(ts=t0 + 2_000, site="W2", action="lift")),
+        *[rec(Video(ts=t0 + 3_000 + i, camera=f"C{i}", site="W1", persons=1)) for i in range(3)],
+    ]
+    src = DecodingSource(
+        IterableSource(lambda: iter(records)), batch_size=3, remember=frozenset({"order"})
+    )
+    part = src.build_part("in", "iter:0/1", None)
+    (first,) = part.next_batch()
+    assert [e.kind for e in first.events] == ["order"] * 3
+    assert first.replay == ()
+    state = part.snapshot()
+    assert sorted((e.site, e.action) for e in state.memory) == [
+        ("W1", "suspend"),  # the earliest record of all, and W1's newest
+        ("W1", "suspend"),
+        ("W2", "lift"),  # only W2's newest
+    ]
+    resumed = src.build_part("in", "iter:0/1", state)
+    (b,) = resumed.next_batch()
+    assert [e.kind for e in b.events] == ["video"] * 3
+    assert [e.ts - t0 for e in b.replay] == [0, 0, 2_000]
+    model = WorksiteResumption()  # a new process: an empty gate
+    cfg = FlowConfig(shards=1, engine_shards=1, area_shards=1, progress_ms=None)
+    out = dict(make_router([model], cfg)([b]))
+    routed = [x for x in out["m:worksite.resumption#0"] if type(x) is tuple]
+    assert [x[1].camera for x in routed] == ["C0", "C1", "C2"]  # W1 is still suspended
+    (again,) = resumed.next_batch()  # only the first batch after the restart replays
+    assert again.replay == ()
