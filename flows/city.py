@@ -161,8 +161,8 @@ class FlowConfig:
     """Shape of the flow; shard counts are part of the recovery state (keep them fixed)."""
 
     shards: int = 8
-    engine_shards: int = 8
-    area_shards: int = 4
+    engine_shards: int = 2
+    area_shards: int = 2
     #: Watermark ticks at multiples of this event-time interval.
     tick_ms: int = 60_000
     #: The engine auto-resolves against watermark - grace (late data may still arrive).
@@ -294,16 +294,20 @@ def make_router(
     for m in models:
         for kind in m.kinds:
             by_kind.setdefault(kind, []).append(m)
-    ordered = [f"m:{m.name}#{s}" for m in models if m.kinds for s in range(cfg.shards)]
+    n_of = {m.name: _shards(m, cfg) for m in models}
+    ordered = [f"m:{m.name}#{s}" for m in models if m.kinds for s in range(n_of[m.name])]
     if correlate:
         ordered.append(CITY)
-    tick_ms, shards = cfg.tick_ms, cfg.shards
+    tick_ms = cfg.tick_ms
     every_s = None if cfg.progress_ms is None else cfg.progress_ms / 1000
-    marked: dict[str, tuple[int, float]] = {}  # partition -> (last mark, its wall time)
+    #: Per partition this router reads: its event time, and what its last mark said.
+    highs: dict[str, int] = {}
+    marked: dict[str, int] = {}
+    last_round = [float("-inf")]
 
     def route(batches: list[Batch]) -> list[tuple[str, Any]]:
         out: list[tuple[str, Any]] = []
-        now = clock() if every_s else 0.0
+        lists: dict[str, list[Any]] = {}  # key -> its last list in ``out``
         for b in batches:
             for ev in b.replay:  # after a restart: routing state (Model.route_kinds) back
                 for m in by_kind.get(ev.kind, ()):
@@ -324,7 +328,7 @@ def make_router(
                 for m in by_kind.get(ev.kind, ()):
                     k = m.route(ev)
                     if k is not None:
-                        key = f"m:{m.name}#{_crc(k) % shards}"
+                        key = f"m:{m.name}#{_crc(k) % n_of[m.name]}"
                         groups.setdefault(key, []).append((k, ev, part, high))
                 if correlate and type(ev) is Hotline:
                     groups.setdefault(CITY, []).append((high, ev))
@@ -334,12 +338,27 @@ def make_router(
                 high = b.high_ts
             if b.is_last:
                 tick(Tick(high // tick_ms * tick_ms, part, is_end=True))
-            elif every_s is not None and high:
-                last, at = marked.get(part, (0, float("-inf")))
-                if high > last and now - at >= every_s:
-                    tick(Tick(high, part, minute=False))
-                    marked[part] = (high, now)
+                highs.pop(part, None)
+            elif high:
+                highs[part] = high
             out.extend(groups.items())
+            lists.update(groups)
+        if every_s is not None and highs:
+            now = clock()
+            if now - last_round[0] >= every_s:
+                # One round for every partition this router reads, at most every progress_ms,
+                # added to each key's last list (or one new list per key): the marks cost
+                # the same few items however many partitions and batches there are.
+                marks = [Tick(h, p, minute=False) for p, h in highs.items() if h > marked.get(p, 0)]
+                if marks:
+                    last_round[0] = now
+                    marked.update((t.partition, t.wm) for t in marks)
+                    for key in ordered:
+                        lst = lists.get(key)
+                        if lst is None:
+                            out.append((key, list(marks)))
+                        else:
+                            lst.extend(marks)
         return out
 
     return route
@@ -347,6 +366,11 @@ def make_router(
 
 def _signal_rules(m: Model) -> frozenset[str]:
     return m.signal_rules
+
+
+def _shards(m: Model, cfg: FlowConfig) -> int:
+    """The model's state shards: ``cfg.shards``, or fewer when the model says so."""
+    return min(m.shards, cfg.shards) if m.shards > 0 else cfg.shards
 
 
 def _broadcast(groups: dict[str, list[Any]], keys: Sequence[str], item: Any) -> None:
@@ -360,9 +384,9 @@ def make_to_signal_models(
     """Signals of a signal model's ``signal_rules`` to its shards (a second model stage), as
     ``(key, signal, cause)``; the feeding shards' ticks to every signal-model shard."""
     wanted = [(m, _signal_rules(m)) for m in models if _signal_rules(m)]
-    shards = cfg.shards
-    shard_keys = [f"s:{m.name}#{n}" for m, _ in wanted for n in range(shards)]
-    feeding = {f"m:{name}#{n}" for name in feeders for n in range(shards)}
+    n_of = {m.name: _shards(m, cfg) for m in models}
+    shard_keys = [f"s:{m.name}#{n}" for m, _ in wanted for n in range(n_of[m.name])]
+    feeding = {f"m:{name}#{n}" for name in feeders for n in range(n_of[name])}
 
     def to_signal_models(kv: tuple[str, list[Any]]) -> list[tuple[str, Any]]:
         if kv[0] not in feeding:
@@ -377,7 +401,7 @@ def make_to_signal_models(
                 if sig.rule in rules:
                     k = m.route(sig)
                     if k is not None:
-                        key = f"s:{m.name}#{_crc(k) % shards}"
+                        key = f"s:{m.name}#{_crc(k) % n_of[m.name]}"
                         groups.setdefault(key, []).append((k, sig, cause))
         return list(groups.items())
 
@@ -520,7 +544,6 @@ class ModelShard(StatefulLogic[list[Any], list[Any], bytes | None]):
                                 out.extend(
                                     self._guard(model.on_watermark, states[key], item.wm, item.wm)
                                 )
-                out.extend(self.wm.mark(self.key))
                 continue
             if gate is not None:
                 _, sig, cause = item
@@ -534,6 +557,7 @@ class ModelShard(StatefulLogic[list[Any], list[Any], bytes | None]):
                 self.part_of[key] = part
                 self.keys_of.setdefault(part, set()).add(key)
             out.extend(self._apply(key, ev, cause))
+        out.extend(self.wm.mark(self.key))  # after the output it covers: once per list
         return ([out] if out else []), StatefulLogic.RETAIN
 
     def _apply(self, key: str, ev: Any, cause: int) -> list[tuple[int, Signal]]:
@@ -619,7 +643,6 @@ class EngineShard(_EngineStage):
                     if clock is not None:
                         out.extend((clock, a) for a in engine.advance(clock - self.grace_ms))
                         out.extend(self._report())
-                out.extend(gate.wm.mark(self.key))
             elif t is SilenceSet:
                 # Officers' silences follow the wall clock: their alerts are caused "now".
                 cause = gate.wm.value()
@@ -628,6 +651,7 @@ class EngineShard(_EngineStage):
                 sig = item[1]  # (cause, signal): one path's signals for one subject keep
                 # their order (the sort is stable)
                 gate.add((item[0], str(sig.subject), sig.rule), item)
+        out.extend(gate.wm.mark(self.key))
         return ([out] if out else []), StatefulLogic.RETAIN
 
 
@@ -734,10 +758,11 @@ def build_flow(
     }
     # The paths each stage waits for: every source partition (event-model shards), every
     # feeding shard (signal-model shards), every model shard (engine), every engine shard.
-    n_event = sum(1 for m in models if m.kinds)
     n_signal = sum(1 for m in models if _signal_rules(m))
-    into_signal = len(feeders) * cfg.shards if n_signal else 0
-    into_engine = (n_event + n_signal) * cfg.shards
+    into_signal = sum(_shards(by_name[n], cfg) for n in feeders) if n_signal else 0
+    into_engine = sum(_shards(m, cfg) for m in models if m.kinds) + sum(
+        _shards(m, cfg) for m in models if _signal_rules(m)
+    )
     tick_ms, grace_ms, durable = cfg.tick_ms, cfg.grace_ms, cfg.durable
 
     def build_model_shard(key: str, resume: bytes | None) -> ModelShard:

@@ -61,6 +61,10 @@ class Model(abc.ABC):
     #: restart, passes them through ``route`` again before new records, so routing goes on
     #: exactly where it stopped. ``route`` must be idempotent for these kinds.
     route_kinds: ClassVar[frozenset[str]] = frozenset()
+    #: At most this many state shards are worth having (1 for a model with one city-wide
+    #: state); 0: the flow's default. The flow sends every shard its progress marks, so
+    #: shards that can never hold a key only cost.
+    shards: int = 0
 
     @property
     def model_id(self) -> str:

@@ -295,6 +295,8 @@ class AirModel(Model):
     def __init__(self, registry: Registry, config: AirConfig | None = None) -> None:
         cfg = config or DEFAULT_AIR
         self.cfg = cfg
+        #: One state for the city (``partition="city"``): one shard is all the flow needs.
+        self.shards = 1 if cfg.partition == "city" else 0
         self.stations: dict[str, Station] = dict(registry.stations)
         group = (lambda s: s.district) if cfg.partition == "district" else None
         self.index = NeighbourIndex.build(

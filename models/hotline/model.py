@@ -74,6 +74,7 @@ class HotlineModel(Model):
     name: ClassVar[str] = "hotline"
     version: ClassVar[str] = "1"
     kinds: ClassVar[frozenset[str]] = frozenset({"hotline"})
+    shards = 1  # one state for the whole city ("city")
 
     def __init__(self, registry: Registry | None = None, config: HotlineConfig | None = None):
         self.registry = registry

@@ -367,6 +367,7 @@ class WorkshopModel(Model):
     kinds: ClassVar[frozenset[str]] = frozenset()
     #: The signal rules this model consumes (the flow's second stage).
     signal_rules: ClassVar[frozenset[str]] = frozenset({DWELL_RULE})
+    shards = 1  # one ranking for the city
 
     def __init__(
         self,
