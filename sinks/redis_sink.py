@@ -193,6 +193,10 @@ class RedisSink(DynamicSink[Any]):
         return RedisSinkPartition(self)
 
 
+#: The sink's scripts, in the order ``_write`` unpacks their SHA1s.
+_SCRIPTS = (_ALERT_LUA, _DEAD_LUA, _INGEST_LUA)
+
+
 class RedisSinkPartition(StatelessSinkPartition[Any]):
     """Owns one worker's connection; writes each batch in one pipeline, retrying on outages."""
 
@@ -201,9 +205,9 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
         self.client: redis.Redis = redis.Redis.from_url(
             cfg.url, socket_timeout=10.0, socket_connect_timeout=5.0, health_check_interval=30
         )
-        self._alert = self.client.register_script(_ALERT_LUA)
-        self._dead = self.client.register_script(_DEAD_LUA)
-        self._ingest = self.client.register_script(_INGEST_LUA)
+        #: SHA1 of each script, loaded once per connection (SCRIPT LOAD) and called with
+        #: EVALSHA: redis-py's Script objects ask SCRIPT EXISTS before every pipeline.
+        self._sha: dict[str, str] = {}
         self.hw_key = cfg.keys.sink_hw
         self.outages = 0
 
@@ -214,7 +218,15 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
         attempt = 0
         while True:
             try:
+                if not self._sha:
+                    self._sha = {lua: str(self.client.script_load(lua)) for lua in _SCRIPTS}
                 self._write(items)
+            except redis.exceptions.NoScriptError:
+                # Redis lost its scripts (restarted, SCRIPT FLUSH): load them again and write
+                # the batch again (every write is idempotent).
+                log.warning("redis sink: scripts missing on the server; loading them again")
+                self._sha = {}
+                continue
             except _TRANSIENT as exc:
                 attempt += 1
                 if attempt == 1:
@@ -235,47 +247,60 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
 
     def _write(self, items: Sequence[Any]) -> None:
         k = self.cfg.keys
-        pipe = self.client.pipeline(transaction=False)
+        pipe: Any = self.client.pipeline(transaction=False)
+        sha_alert, sha_dead, sha_ingest = (self._sha[x] for x in _SCRIPTS)
+        run = pipe.execute_command
         newest = 0
         for item in items:
             if isinstance(item, Alert):
-                self._alert(
-                    keys=[k.alert(item.id), k.alerts, k.open, k.counts],
-                    args=[
-                        item.id,
-                        item.version,
-                        item.to_json(),
-                        item.state.value,
-                        item.level.colour,
-                        item.rule,
-                        item.district or "",
-                        item.first_ts,
-                        item.last_ts,
-                        self.cfg.alerts_maxlen,
-                        int(item.level) * 10**13 + item.first_ts,
-                    ],
-                    client=pipe,
+                run(
+                    "EVALSHA",
+                    sha_alert,
+                    4,  # keys, then args
+                    k.alert(item.id),
+                    k.alerts,
+                    k.open,
+                    k.counts,
+                    item.id,
+                    item.version,
+                    item.to_json(),
+                    item.state.value,
+                    item.level.colour,
+                    item.rule,
+                    item.district or "",
+                    item.first_ts,
+                    item.last_ts,
+                    self.cfg.alerts_maxlen,
+                    int(item.level) * 10**13 + item.first_ts,
                 )
             elif isinstance(item, DeadRecord):
                 d = item.dead
-                self._dead(
-                    keys=[self.hw_key, k.deadletter, k.counts],
-                    args=[
-                        f"dead:{self.cfg.run_id}:{item.partition}",
-                        item.seq,
-                        d.raw,
-                        d.source,
-                        d.reason,
-                        reason_class(d.reason),
-                        self.cfg.deadletter_maxlen,
-                    ],
-                    client=pipe,
+                run(
+                    "EVALSHA",
+                    sha_dead,
+                    3,
+                    self.hw_key,
+                    k.deadletter,
+                    k.counts,
+                    f"dead:{self.cfg.run_id}:{item.partition}",
+                    item.seq,
+                    d.raw,
+                    d.source,
+                    d.reason,
+                    reason_class(d.reason),
+                    self.cfg.deadletter_maxlen,
                 )
             elif isinstance(item, IngestMark):
-                self._ingest(
-                    keys=[self.hw_key, k.counts],
-                    args=[f"in:{self.cfg.run_id}:{item.partition}", item.start, item.codes, *KINDS],
-                    client=pipe,
+                run(
+                    "EVALSHA",
+                    sha_ingest,
+                    2,
+                    self.hw_key,
+                    k.counts,
+                    f"in:{self.cfg.run_id}:{item.partition}",
+                    item.start,
+                    item.codes,
+                    *KINDS,
                 )
                 newest = max(newest, item.high_ts)
             elif isinstance(item, Gauge):

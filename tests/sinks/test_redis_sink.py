@@ -115,6 +115,21 @@ def test_dead_letters_and_ingest_counts_are_exact_under_overlapping_replay(
     assert redis_client.hget(k.counts, "in:air") == b"4"
 
 
+def test_scripts_are_loaded_once_and_again_when_redis_lost_them(
+    redis_url: str, prefix: str, redis_client: redis.Redis
+) -> None:
+    k = Keys(prefix)
+    p = part(redis_url, prefix)
+    p.write_batch([alert(1, n=0)])
+    shas = dict(p._sha)
+    assert len(shas) == 3
+    redis_client.script_flush()  # Redis restarted without its scripts
+    p.write_batch([alert(1, n=1), alert(2, n=0)])
+    assert p._sha == shas  # the same scripts, loaded again
+    assert redis_client.xlen(k.alerts) == 3
+    assert redis_client.hget(k.alert(alert(1).id), "version") == b"2"
+
+
 def test_unknown_item_type_is_a_programming_error(redis_url: str, prefix: str) -> None:
     with pytest.raises(TypeError, match="cannot write a str"):
         part(redis_url, prefix).write_batch(["nope"])
