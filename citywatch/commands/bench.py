@@ -133,7 +133,9 @@ def file_set(args: argparse.Namespace, log: Any = print) -> FileSet:
     if meta.exists():
         info = orjson.loads(meta.read_bytes())
         log(f"bench: cached file set {d} ({info['records']:,} records)")
-        return FileSet(d, info["parts"], info["records"], info["by_kind"])
+        # The part files as they are now: the cache may have been written from another cwd.
+        parts = [str(d / Path(x).name) for x in info["parts"]]
+        return FileSet(d, parts, info["records"], info["by_kind"])
     log(f"bench: generating {seconds} s of a Nantong-mix city at scale {args.scale:g} into {d}")
     tmp = args.cache / f".{key}.{uuid.uuid4().hex[:6]}"
     sim = busy_city(args.scale, seconds, args.seed)

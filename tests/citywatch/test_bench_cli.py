@@ -53,6 +53,18 @@ def test_file_set_is_generated_once_and_keyed_by_its_parameters(tmp_path: Path) 
     assert other.directory != a.directory
 
 
+def test_a_cache_written_from_another_directory_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    a = file_set(_args(Path("cache")), print)  # relative to where it was written
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    b = file_set(_args(tmp_path / "cache"), print)
+    assert [Path(p).name for p in b.parts] == [Path(p).name for p in a.parts]
+    assert all(Path(p).exists() for p in b.parts)
+
+
 def test_floor_decodes_and_runs_the_models_over_every_record(tmp_path: Path) -> None:
     fs = file_set(_args(tmp_path), print)
     fl = floor(fs)
