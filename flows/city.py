@@ -55,7 +55,7 @@ from bytewax.operators import StatefulLogic
 from bytewax.outputs import Sink
 
 from citywatch.alerts import Alert, Signal
-from citywatch.events import Event, Hotline
+from citywatch.events import Event
 from flows.sources import Batch, DecodingSource
 from flows.sources.silences import SilenceSet
 from models.alert_engine import AlertEngine, EngineSnapshot, FloodGuard
@@ -295,6 +295,12 @@ def make_router(
         for kind in m.kinds:
             by_kind.setdefault(kind, []).append(m)
     n_of = {m.name: _shards(m, cfg) for m in models}
+    # Per kind: each model's bound route and a cache of its state keys' shard keys (the
+    # crc32 and the f-string once per entity, not once per record).
+    routes: dict[str, list[tuple[Callable[[Event], str | None], str, int, dict[str, str]]]] = {
+        kind: [(m.route, m.name, n_of[m.name], {}) for m in ms] for kind, ms in by_kind.items()
+    }
+    hotline = "hotline" if correlate else None
     ordered = [f"m:{m.name}#{s}" for m in models if m.kinds for s in range(n_of[m.name])]
     if correlate:
         ordered.append(CITY)
@@ -325,12 +331,18 @@ def make_router(
                     if not high or ts // tick_ms > high // tick_ms:
                         tick(Tick(ts // tick_ms * tick_ms, part))
                     high = ts
-                for m in by_kind.get(ev.kind, ()):
-                    k = m.route(ev)
+                kind = ev.kind
+                for route_of, name, n, cache in routes.get(kind, ()):
+                    k = route_of(ev)
                     if k is not None:
-                        key = f"m:{m.name}#{_crc(k) % n_of[m.name]}"
-                        groups.setdefault(key, []).append((k, ev, part, high))
-                if correlate and type(ev) is Hotline:
+                        key = cache.get(k)
+                        if key is None:
+                            key = cache[k] = f"m:{name}#{_crc(k) % n}"
+                        lst = groups.get(key)
+                        if lst is None:
+                            lst = groups[key] = []
+                        lst.append((k, ev, part, high))
+                if kind == hotline:
                     groups.setdefault(CITY, []).append((high, ev))
             if b.high_ts > high:  # an idle live partition: event time follows the clock
                 if not high or b.high_ts // tick_ms > high // tick_ms:

@@ -220,25 +220,30 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
         events: list[Event] = []
         dead: list[DeadRecord] = []
         codes = bytearray(len(raws))
-        prev_high = self.gate.high_ts
-        decode, admit, seq = self.decoder.decode, self.gate.admit, self.seq
+        gate = self.gate
+        prev_high = gate.high_ts
+        decode, seq, source, append = self.decoder.decode, self.seq, self.source, events.append
+        # The lateness gate's fast path inline (LatenessGate.admit decides the rest).
+        late_below = prev_high - gate.lateness_ms
         for i, raw in enumerate(raws):
-            out = decode(raw, self.source)
+            out = decode(raw, source)
             if type(out) is DeadLetter:
                 dead.append(DeadRecord(out, self.name, seq + i))
                 codes[i] = NOT_COUNTED
                 continue
             ev: Event = out  # type: ignore[assignment]
-            reason = admit(ev.ts)
-            if reason is not None:
-                dead.append(
-                    DeadRecord(
-                        DeadLetter(raw[:MAX_RAW_BYTES], self.source, reason), self.name, seq + i
-                    )
-                )
-                codes[i] = NOT_COUNTED
-                continue
-            events.append(ev)
+            ts = ev.ts
+            if ts < late_below:
+                reason = gate.admit(ts)
+                if reason is not None:
+                    letter = DeadLetter(raw[:MAX_RAW_BYTES], source, reason)
+                    dead.append(DeadRecord(letter, self.name, seq + i))
+                    codes[i] = NOT_COUNTED
+                    continue
+            elif ts > gate.high_ts:
+                gate.high_ts = ts
+                late_below = ts - gate.lateness_ms
+            append(ev)
             codes[i] = KIND_CODES[ev.kind]
         self.seq = seq + len(raws)
         if self.remember and any(c in codes for c in self.remember):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import gzip
+import itertools
 from pathlib import Path
 from typing import IO, Any
 
@@ -79,17 +80,11 @@ class _FileReader(RawReader):
     def read(self, max_n: int) -> list[bytes]:
         if self.done:
             raise StopIteration
-        out: list[bytes] = []
-        readline = self.fh.readline
-        while len(out) < max_n:
-            line = readline()
-            if not line:
-                self.done = True
-                break
-            self.lines += 1
-            line = line.strip()
-            if line:
-                out.append(line)
+        chunk = list(itertools.islice(self.fh, max_n))  # the lines, read in C
+        if len(chunk) < max_n:
+            self.done = True
+        self.lines += len(chunk)
+        out = [s for s in map(bytes.strip, chunk) if s]
         if not out and self.done:
             raise StopIteration
         return out
