@@ -49,9 +49,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 class _Stop:
     def __init__(self) -> None:
         self.requested = False
+        self.signum: int | None = None
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         self.requested = True
+        self.signum = signum
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,9 +102,13 @@ def run(args: argparse.Namespace) -> int:
                     with contextlib.suppress(redis.RedisError):
                         print(_counts_line(client, settings.keys), flush=True)
         finally:
+            # Ctrl-C in a terminal reaches the whole process group: the children are already
+            # stopping (the flow lands its last batch). A SIGTERM now would be their second
+            # signal, a hard stop with a Rust backtrace; give them a moment first.
+            grace = 5.0 if stop.signum == signal.SIGINT else 0.0
             for child in (flow, serve):
                 if child is not None:
-                    _terminate(child)
+                    _terminate(child, grace)
     print("citywatch demo: stopped", flush=True)
     return 0
 
@@ -134,7 +140,10 @@ def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "citywatch", *argv], env=env)  # noqa: S603
 
 
-def _terminate(child: subprocess.Popen[bytes]) -> None:
+def _terminate(child: subprocess.Popen[bytes], grace_s: float = 0.0) -> None:
+    if grace_s and child.poll() is None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(grace_s)
     if child.poll() is None:
         child.send_signal(signal.SIGTERM)
         try:
