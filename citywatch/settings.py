@@ -46,7 +46,7 @@ class Settings:
     #: Bytewax epoch (snapshot interval) in seconds.
     epoch_s: float = 10.0
     #: Source batch size (DESIGN §9: batch size dominates throughput).
-    batch_size: int = 1000
+    batch_size: int = 4000
     #: Approximate MAXLEN of the alert and dead-letter streams.
     alerts_maxlen: int = 200_000
     deadletter_maxlen: int = 100_000
