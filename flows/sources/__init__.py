@@ -29,12 +29,15 @@ from models.alert_engine import LatenessGate
 from sinks.redis_sink import KIND_CODES, NOT_COUNTED, DeadRecord
 
 #: Seconds without input after which a live partition's event time follows the wall clock.
-IDLE_S = 5.0
+IDLE_S = 0.5
+#: A quiet live partition follows the newest live partition of its process at most this often.
+FOLLOW_S = 0.02
 
 #: Set to stop reading: every partition ends at its next batch and the flow completes cleanly.
 STOP = threading.Event()
 
 __all__ = [
+    "FOLLOW_S",
     "IDLE_S",
     "STOP",
     "Batch",
@@ -167,8 +170,12 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
         lateness_ms: int,
         batch_size: int,
         remember: frozenset[str] = frozenset(),
+        highs: dict[str, int] | None = None,
     ) -> None:
         self.name = name
+        #: The event time of each live partition this process reads (shared between them).
+        self.highs: dict[str, int] = {} if highs is None else highs
+        self.followed = float("-inf")
         self.reader = reader
         self.source = source
         self.batch_size = batch_size
@@ -186,6 +193,8 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
             anchor_ms=state.newest_ts if state and state.newest_ts else None,
         )
         self.gate = LatenessGate(lateness_ms, state.high_ts if state else 0)
+        if reader.is_live and self.gate.high_ts:
+            self.highs[name] = self.gate.high_ts
         self.ended = False
         self.idle_since = time.monotonic()
 
@@ -246,6 +255,8 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
             append(ev)
             codes[i] = KIND_CODES[ev.kind]
         self.seq = seq + len(raws)
+        if self.reader.is_live:
+            self.highs[self.name] = gate.high_ts
         if self.remember and any(c in codes for c in self.remember):
             wanted = self.remember_kinds
             for ev in events:
@@ -254,16 +265,27 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
         return [Batch(self.name, seq, events, dead, bytes(codes), prev_high, self.gate.high_ts)]
 
     def _idle(self) -> list[Batch]:
-        """A live partition quiet for IDLE_S: advance its event time to now - lateness."""
-        if time.monotonic() - self.idle_since < IDLE_S:
-            return []
-        self.idle_since = time.monotonic()
-        now_ms = int(time.time() * 1000) - self.gate.lateness_ms
+        """A quiet live partition must not hold the city's event time back (every stage
+        waits for the slowest partition): it follows the newest event time of the live
+        partitions this process reads, at most every FOLLOW_S; when all of them are quiet for
+        IDLE_S, the wall clock. A record that then arrives behind it is still processed (as
+        caused at the partition's event time), unless it is late by more than lateness."""
+        now = time.monotonic()
         prev = self.gate.high_ts
-        if now_ms <= prev:
+        lead = max(self.highs.values(), default=0)
+        if lead > prev and now - self.followed >= FOLLOW_S:
+            self.followed = now
+            return self._advance(prev, lead)
+        if now - self.idle_since < IDLE_S:
             return []
-        self.gate.high_ts = now_ms
-        return [Batch(self.name, self.seq, [], [], b"", prev, now_ms)]
+        self.idle_since = now
+        clock_ms = int(time.time() * 1000)
+        return self._advance(prev, clock_ms) if clock_ms > prev else []
+
+    def _advance(self, prev: int, high: int) -> list[Batch]:
+        self.gate.high_ts = high
+        self.highs[self.name] = high
+        return [Batch(self.name, self.seq, [], [], b"", prev, high)]
 
     def next_awake(self) -> datetime | None:
         return self.reader.next_awake()
@@ -298,6 +320,8 @@ class DecodingSource(FixedPartitionedSource[Batch, PartitionState]):
         #: Kinds whose newest record per entity the partitions keep for a restart
         #: (``Model.route_kinds``): see :attr:`Batch.replay`.
         self.remember = remember
+        #: Live partitions' event times in this process: a quiet one follows the newest.
+        self.highs: dict[str, int] = {}
         self.region = region or Region()
         self.future_tolerance_ms = future_tolerance_ms
         self.lateness_ms = lateness_ms
@@ -320,4 +344,5 @@ class DecodingSource(FixedPartitionedSource[Batch, PartitionState]):
             lateness_ms=self.lateness_ms,
             batch_size=self.batch_size,
             remember=self.remember,
+            highs=self.highs,
         )
