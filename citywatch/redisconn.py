@@ -93,6 +93,9 @@ class EmbeddedRedis:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            # Its own session: a terminal's Ctrl-C must not stop the server under the flow's
+            # last write; whoever started it stops it (stop(), the context manager).
+            start_new_session=True,
         )
         url = f"redis://127.0.0.1:{port}/0"
         deadline = time.monotonic() + timeout_s
