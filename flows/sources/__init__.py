@@ -29,7 +29,10 @@ from models.alert_engine import LatenessGate
 from sinks.redis_sink import KIND_CODES, NOT_COUNTED, DeadRecord
 
 #: Seconds without input after which a live partition's event time follows the wall clock.
-IDLE_S = 0.5
+IDLE_S = 5.0
+#: A live partition with records before, quiet (itself and its process) this long, moves
+#: its event time on with the wall clock from its last record.
+QUIET_S = 0.5
 #: A quiet live partition follows the newest live partition of its process at most this often.
 FOLLOW_S = 0.02
 
@@ -39,6 +42,7 @@ STOP = threading.Event()
 __all__ = [
     "FOLLOW_S",
     "IDLE_S",
+    "QUIET_S",
     "STOP",
     "Batch",
     "DecodingSource",
@@ -176,6 +180,8 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
         #: The event time of each live partition this process reads (shared between them).
         self.highs: dict[str, int] = {} if highs is None else highs
         self.followed = float("-inf")
+        #: The event time of this partition's last record, and when it was read.
+        self.data_high, self.data_wall = 0, 0.0
         self.reader = reader
         self.source = source
         self.batch_size = batch_size
@@ -257,6 +263,7 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
         self.seq = seq + len(raws)
         if self.reader.is_live:
             self.highs[self.name] = gate.high_ts
+            self.data_high, self.data_wall = gate.high_ts, time.time()
         if self.remember and any(c in codes for c in self.remember):
             wanted = self.remember_kinds
             for ev in events:
@@ -266,20 +273,28 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
 
     def _idle(self) -> list[Batch]:
         """A quiet live partition must not hold the city's event time back (every stage
-        waits for the slowest partition): it follows the newest event time of the live
-        partitions this process reads, at most every FOLLOW_S; when all of them are quiet for
-        IDLE_S, the wall clock. A record that then arrives behind it is still processed (as
-        caused at the partition's event time), unless it is late by more than lateness."""
+        waits for the slowest partition). It follows the newest event time of the live
+        partitions this process reads, at most every FOLLOW_S; when they are all quiet for
+        QUIET_S, its event time moves on with the wall clock from its last record; a
+        partition that never had a record waits IDLE_S, then takes now - lateness. A record
+        that arrives behind it is still processed (as caused at the partition's event time),
+        unless it is late by more than lateness."""
         now = time.monotonic()
         prev = self.gate.high_ts
         lead = max(self.highs.values(), default=0)
         if lead > prev and now - self.followed >= FOLLOW_S:
             self.followed = now
             return self._advance(prev, lead)
-        if now - self.idle_since < IDLE_S:
+        quiet = now - self.idle_since
+        if prev and self.data_high and quiet >= QUIET_S:
+            # Nothing here or beside it: event time moves on with the wall clock from the last
+            # record (1x: a replay through a live source is never overtaken).
+            high = self.data_high + int((time.time() - self.data_wall) * 1000)
+            return self._advance(prev, high) if high > prev + FOLLOW_S * 1000 else []
+        if quiet < IDLE_S:
             return []
         self.idle_since = now
-        clock_ms = int(time.time() * 1000)
+        clock_ms = int(time.time() * 1000) - self.gate.lateness_ms  # no record yet at all
         return self._advance(prev, clock_ms) if clock_ms > prev else []
 
     def _advance(self, prev: int, high: int) -> list[Batch]:

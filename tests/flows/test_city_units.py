@@ -204,7 +204,9 @@ def test_an_idle_live_partition_follows_the_wall_clock(monkeypatch: Any) -> None
     part = DecodingSource(QuietSource(), lateness_ms=60_000).build_part("in", "q", None)
     (b,) = part.next_batch()
     assert (b.events, b.prev_high_ts) == ([], 0)
-    assert abs(b.high_ts - time.time() * 1000) < 5_000  # alone, it follows the clock
+    # No record yet, nothing beside it: now - lateness (records of the last 2 x lateness
+    # still count as on time).
+    assert abs(b.high_ts - (time.time() * 1000 - 60_000)) < 5_000
     route = make_router([ToyExceedance()], FlowConfig(shards=1, engine_shards=1, area_shards=1))
     ticks = [x for _, xs in route([b]) for x in xs if type(x) is Tick]
     assert [t.wm for t in ticks if t.minute] == [b.high_ts // MIN * MIN]
@@ -300,3 +302,40 @@ def test_a_quiet_live_partition_follows_the_busiest_one_of_its_process() -> None
     route = make_router([ToyExceedance()], FlowConfig(shards=1, progress_ms=None))
     ticks = [x for _, xs in route([idle]) for x in xs if type(x) is Tick]
     assert [t.wm - T0 for t in ticks] == [2 * MIN]  # its minute ticks follow too
+
+
+def test_a_quiet_live_process_moves_on_with_the_clock_from_its_last_record(
+    monkeypatch: Any,
+) -> None:
+    import msgspec
+
+    import flows.sources as sources
+    from flows.sources import DecodingSource, RawReader, RawSource
+
+    class Once(RawReader):
+        is_live = True
+
+        def __init__(self) -> None:
+            self.records = [msgspec.json.encode(air("S1", 1.0))]
+
+        def read(self, max_n: int) -> list[bytes]:
+            out, self.records = self.records, []
+            return out
+
+        def position(self) -> None:
+            return None
+
+    class OnceSource(RawSource):
+        def list_parts(self) -> list[str]:
+            return ["p"]
+
+        def open(self, part: str, position: Any) -> RawReader:
+            return Once()
+
+    monkeypatch.setattr(sources, "QUIET_S", 0.0)
+    part = DecodingSource(OnceSource()).build_part("in", "p", None)
+    (b,) = part.next_batch()
+    time.sleep(0.1)
+    (idle,) = part.next_batch()
+    # 1x from the record (never to the wall clock: these records are from 2026-01-01)
+    assert b.high_ts + 100 <= idle.high_ts < b.high_ts + 2_000
