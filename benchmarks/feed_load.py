@@ -26,7 +26,6 @@ import base64
 import contextlib
 import multiprocessing as mp
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -42,17 +41,11 @@ import redis
 import redis.asyncio as aioredis
 
 from citywatch.alerts import Alert, AlertState, Level, Subject, episode_id, fingerprint
+from citywatch.processes import free_port, stop_process
 from citywatch.redisconn import EmbeddedRedis
 
 TOKEN = "bench-token"  # noqa: S105 - a loopback benchmark token
 ALERT_PREFIX = b'{"type":"alert","sid":"'
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager
@@ -338,7 +331,7 @@ async def _phase(
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     with _redis_url() as url:
         prefix = f"bench:{uuid.uuid4().hex[:8]}:"
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "REDIS_URL": url,
@@ -366,12 +359,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 args, url, prefix, port, args.stalled, server.pid
             )
         finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop_process(server, wait_s=15)
             client = redis.Redis.from_url(url)
             keys = list(client.scan_iter(match=f"{prefix}*"))
             if keys:

