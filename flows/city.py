@@ -46,6 +46,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import bytewax.operators as op
@@ -56,13 +57,13 @@ from bytewax.outputs import Sink
 
 from citywatch.alerts import Alert, Signal
 from citywatch.events import Event
-from flows.sources import Batch, DecodingSource
+from flows.sources import Batch, DecodingSource, Route
 from flows.sources.silences import SilenceSet
 from models.alert_engine import AlertEngine, EngineSnapshot, FloodGuard
 from models.base import Model
 from sinks.redis_sink import Gauge, IngestMark
 
-__all__ = ["FlowConfig", "Tick", "build_flow"]
+__all__ = ["FlowConfig", "Router", "Tick", "build_flow"]
 
 log = logging.getLogger(__name__)
 
@@ -275,105 +276,102 @@ def account(batches: list[Batch]) -> list[Any]:
     return out
 
 
-def make_router(
-    models: Sequence[Model],
-    cfg: FlowConfig,
-    *,
-    correlate: bool = False,
-    clock: Callable[[], float] = time.monotonic,
-) -> Callable[[list[Batch]], list[tuple[str, Any]]]:
-    """The "route" step: group each batch's events by model shard, with ticks in order.
+class Router:
+    """The flow's routing (a :class:`~flows.sources.Splitter`) and its "route" step.
 
-    Keys: ``m:<model>#<shard>`` (event models: ``(key, event, partition, cause)``) and
-    ``c:city`` (the correlator: ``(cause, ticket)``). An event's cause is its partition's
-    event time with it (the newest ``ts`` so far). Every value is a list; every key gets
-    the partition's ticks, in order among its events, and a progress mark after a batch
-    (at most every ``progress_ms`` of wall time per partition).
+    The source partitions apply the table as they decode (one Python loop per record):
+    an event goes to the shard ``m:<model>#<n>`` of every model consuming its kind, as
+    ``(key, event, partition, cause)``, and hotline tickets also to the correlator
+    (``c:city``). Every key gets the partition's minute ticks in order among its events.
+
+    The "route" step (:meth:`step`) passes the groups on and adds the progress marks: one
+    round for every partition this process reads, at most every ``progress_ms`` of wall
+    time, after the batch.
     """
-    by_kind: dict[str, list[Model]] = {}
-    for m in models:
-        for kind in m.kinds:
-            by_kind.setdefault(kind, []).append(m)
-    n_of = {m.name: _shards(m, cfg) for m in models}
-    # Per kind: each model's bound route and a cache of its state keys' shard keys (the
-    # crc32 and the f-string once per entity, not once per record).
-    routes: dict[str, list[tuple[Callable[[Event], str | None], str, int, dict[str, str]]]] = {
-        kind: [(m.route, m.name, n_of[m.name], {}) for m in ms] for kind, ms in by_kind.items()
-    }
-    hotline = "hotline" if correlate else None
-    ordered = [f"m:{m.name}#{s}" for m in models if m.kinds for s in range(n_of[m.name])]
-    if correlate:
-        ordered.append(CITY)
-    tick_ms = cfg.tick_ms
-    every_s = None if cfg.progress_ms is None else cfg.progress_ms / 1000
-    #: Per partition this router reads: its event time, and what its last mark said.
-    highs: dict[str, int] = {}
-    marked: dict[str, int] = {}
-    last_round = [float("-inf")]
 
-    def route(batches: list[Batch]) -> list[tuple[str, Any]]:
+    def __init__(
+        self,
+        models: Sequence[Model],
+        cfg: FlowConfig,
+        *,
+        correlate: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        routes: dict[str, list[Route]] = {}
+        for m in models:
+            n = _shards(m, cfg)
+            for kind in m.kinds:
+                # The crc32 and the f-string once per entity (cache), not once per record.
+                routes.setdefault(kind, []).append((m.route, {}, partial(_shard_key, m.name, n)))
+        if correlate:
+            routes.setdefault("hotline", []).append((_to_city, {}, _city))
+        self.routes = routes
+        self.tick_ms = cfg.tick_ms
+        self.remember: frozenset[str] = frozenset().union(*(m.route_kinds for m in models))
+        self.keys = [f"m:{m.name}#{s}" for m in models if m.kinds for s in range(_shards(m, cfg))]
+        if correlate:
+            self.keys.append(CITY)
+        self.every_s = None if cfg.progress_ms is None else cfg.progress_ms / 1000
+        self.clock = clock
+        #: Per partition this process reads: its event time, and what its last mark said.
+        self.highs: dict[str, int] = {}
+        self.marked: dict[str, int] = {}
+        self.last_round = float("-inf")
+
+    def tick(
+        self, groups: dict[str, list[Any]], wm: int, partition: str, *, is_end: bool = False
+    ) -> None:
+        t = Tick(wm, partition, is_end=is_end)
+        for key in self.keys:
+            items = groups.get(key)
+            if items is None:
+                groups[key] = [t]
+            else:
+                items.append(t)
+
+    def step(self, batches: list[Batch]) -> list[tuple[str, Any]]:
+        """The "route" step: each batch's groups, then a round of progress marks if due."""
         out: list[tuple[str, Any]] = []
         lists: dict[str, list[Any]] = {}  # key -> its last list in ``out``
+        highs = self.highs
         for b in batches:
-            for ev in b.replay:  # after a restart: routing state (Model.route_kinds) back
-                for m in by_kind.get(ev.kind, ()):
-                    m.route(ev)
-            groups: dict[str, list[Any]] = {}
-            part, high = b.partition, b.prev_high_ts
-
-            def tick(t: Tick, groups: dict[str, list[Any]] = groups) -> None:
-                for key in ordered:
-                    groups.setdefault(key, []).append(t)
-
-            for ev in b.events:
-                ts = ev.ts
-                if ts > high:
-                    if not high or ts // tick_ms > high // tick_ms:
-                        tick(Tick(ts // tick_ms * tick_ms, part))
-                    high = ts
-                kind = ev.kind
-                for route_of, name, n, cache in routes.get(kind, ()):
-                    k = route_of(ev)
-                    if k is not None:
-                        key = cache.get(k)
-                        if key is None:
-                            key = cache[k] = f"m:{name}#{_crc(k) % n}"
-                        lst = groups.get(key)
-                        if lst is None:
-                            lst = groups[key] = []
-                        lst.append((k, ev, part, high))
-                if kind == hotline:
-                    groups.setdefault(CITY, []).append((high, ev))
-            if b.high_ts > high:  # an idle live partition: event time follows the clock
-                if not high or b.high_ts // tick_ms > high // tick_ms:
-                    tick(Tick(b.high_ts // tick_ms * tick_ms, part))
-                high = b.high_ts
+            if b.groups:
+                out.extend(b.groups.items())
+                lists.update(b.groups)
             if b.is_last:
-                tick(Tick(high // tick_ms * tick_ms, part, is_end=True))
-                highs.pop(part, None)
-            elif high:
-                highs[part] = high
-            out.extend(groups.items())
-            lists.update(groups)
-        if every_s is not None and highs:
-            now = clock()
-            if now - last_round[0] >= every_s:
-                # One round for every partition this router reads, at most every progress_ms,
-                # added to each key's last list (or one new list per key): the marks cost
-                # the same few items however many partitions and batches there are.
+                highs.pop(b.partition, None)
+            elif b.high_ts:
+                highs[b.partition] = b.high_ts
+        if self.every_s is not None and highs:
+            now = self.clock()
+            if now - self.last_round >= self.every_s:
+                # One round for every partition this process reads, added to each key's last
+                # list (or one new list per key): the marks cost the same few items however
+                # many partitions and batches there are.
+                marked = self.marked
                 marks = [Tick(h, p, minute=False) for p, h in highs.items() if h > marked.get(p, 0)]
                 if marks:
-                    last_round[0] = now
+                    self.last_round = now
                     marked.update((t.partition, t.wm) for t in marks)
-                    for key in ordered:
-                        lst = lists.get(key)
-                        if lst is None:
+                    for key in self.keys:
+                        items = lists.get(key)
+                        if items is None:
                             out.append((key, list(marks)))
                         else:
-                            lst.extend(marks)
+                            items.extend(marks)
         return out
 
-    return route
+
+def _shard_key(name: str, n: int, key: str) -> str:
+    return f"m:{name}#{_crc(key) % n}"
+
+
+def _to_city(ev: Event) -> str:
+    return "city"
+
+
+def _city(key: str) -> str:
+    return CITY
 
 
 def _signal_rules(m: Model) -> frozenset[str]:
@@ -715,7 +713,8 @@ class CorrelatorShard(_EngineStage):
         corr, engine = self.corr, self.engine
         for item in value:
             if type(item) is not Tick:
-                cause, x = item
+                # (cause, alert) from the engine; (key, ticket, partition, cause) from a source
+                cause, x = item if len(item) == 2 else (item[3], item[1])
                 self.gate.add(_order_key(cause, x), x)
                 continue
             for ready, clock in self.gate.update(item):
@@ -743,7 +742,7 @@ class CorrelatorShard(_EngineStage):
 
 
 def build_flow(
-    source: Source[Batch],
+    source: DecodingSource,
     sink: Sink[Any],
     *,
     models: Sequence[Model],
@@ -811,9 +810,10 @@ def build_flow(
 
     correlate = make_correlator is not None
     flow = Dataflow(flow_id)
-    batches = op.input("in", flow, source)
+    router = Router(models, cfg, correlate=correlate)
+    batches = op.input("in", flow, source.split_by(router))
     accounting = op.flat_map_batch("account", batches, account)
-    routed = op.flat_map_batch("route", batches, make_router(models, cfg, correlate=correlate))
+    routed = op.flat_map_batch("route", batches, router.step)
     split = _split_by_prefix(routed, "mc") if correlate else {"m": routed}
     signals = _stateful_keyed("models", split["m"], build_model_shard)
     if n_signal:

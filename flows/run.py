@@ -200,7 +200,6 @@ def build_city_flow(
         future_tolerance_ms=settings.future_tolerance_ms,
         lateness_ms=int(settings.lateness_s * 1000),
         batch_size=settings.batch_size,
-        remember=frozenset().union(*(m.route_kinds for m in models)),
     )
     sink = RedisSink(
         url,

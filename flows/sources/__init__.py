@@ -16,10 +16,10 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
@@ -49,6 +49,8 @@ __all__ = [
     "PartitionState",
     "RawReader",
     "RawSource",
+    "Route",
+    "Splitter",
     "partition_of",
     "stop_on_signals",
 ]
@@ -122,27 +124,58 @@ class RawSource(abc.ABC):
         """Open ``part`` at ``position`` (None: the beginning)."""
 
 
+#: One consumer of an event kind: ``route(event)`` names the consumer's state key for the
+#: event (None: not for it); the key's group is ``group_of(key)``, kept in ``cache``.
+Route = tuple[Callable[[Event], "str | None"], dict[str, str], Callable[[str], str]]
+
+
+class Splitter(Protocol):
+    """How the partitions group their events as they decode them: the flow's routing table.
+
+    Decoding, the lateness gate and routing are one Python loop per record: each event
+    goes, as ``(key, event, partition, cause)``, to the group of every route of its kind;
+    ``cause`` is the partition's event time with the event (its newest ``ts`` so far).
+    Whenever that event time reaches a new multiple of ``tick_ms``, ``tick`` adds the
+    partition's tick to every group, in order among the events.
+    """
+
+    @property
+    def routes(self) -> Mapping[str, Sequence[Route]]:
+        """Event kind -> its routes."""
+
+    @property
+    def tick_ms(self) -> int: ...
+
+    @property
+    def remember(self) -> frozenset[str]:
+        """Kinds whose newest record per entity the partitions keep for a restart (the state
+        a model's ``route`` keeps: ``Model.route_kinds``); replayed through ``routes`` first."""
+
+    def tick(
+        self, groups: dict[str, list[Any]], wm: int, partition: str, *, is_end: bool = False
+    ) -> None:
+        """Add ``partition``'s tick at event time ``wm`` to every group."""
+
+
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """The records of one read of one partition, decoded.
+    """The records of one read of one partition, decoded and grouped.
 
-    ``start`` is the offset of the first record; ``codes`` has one byte per record (kind code, or
+    ``start`` is the offset of the first record; ``groups`` are the events by group key with
+    their ticks (see :class:`Splitter`); ``codes`` has one byte per record (kind code, or
     ``NOT_COUNTED`` for a dead letter); ``prev_high_ts``/``high_ts`` are the partition's newest
-    event time before and after the batch (the router derives watermark ticks from them).
+    event time before and after the batch.
     """
 
     partition: str
     start: int
-    events: list[Event]
+    groups: dict[str, list[Any]]
     dead: list[DeadRecord]
     codes: bytes
     prev_high_ts: int
     high_ts: int
     #: The partition's input ended with this batch (no more records this run).
     is_last: bool = False
-    #: After a restart, on the first batch: remembered records (``remember`` kinds) to pass
-    #: through the models' ``route`` again before ``events``; they are not processed again.
-    replay: tuple[Event, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,11 +202,11 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
         source: str,
         state: PartitionState | None,
         *,
+        splitter: Splitter,
         region: Region,
         future_tolerance_ms: int,
         lateness_ms: int,
         batch_size: int,
-        remember: frozenset[str] = frozenset(),
         highs: dict[str, int] | None = None,
     ) -> None:
         self.name = name
@@ -186,13 +219,20 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
         self.source = source
         self.batch_size = batch_size
         self.seq = state.seq if state else 0
-        self.remember_kinds = remember
-        self.remember = bytes(sorted(KIND_CODES[k] for k in remember))
+        self.splitter = splitter
         #: (kind, entity) -> its newest record; ("", "") -> the earliest record of all.
         self.memory: dict[tuple[str, str], Event] = {}
         for ev in state.memory if state else ():
             self._remember(ev)
-        self.replay = tuple(sorted(self.memory.values(), key=_ts))
+        #: After a restart: the remembered records go through the routes again, before any
+        #: new record (they are not processed again).
+        self.replay = sorted(self.memory.values(), key=_ts)
+        # This partition's routes: the splitter's, and for the remembered kinds one more
+        # that keeps the record and names no key.
+        routes = {kind: list(rs) for kind, rs in splitter.routes.items()}
+        for kind in splitter.remember:
+            routes.setdefault(kind, []).append((self._remember_route, {}, str))
+        self.routes = routes
         self.decoder = EventDecoder(
             region,
             future_tolerance_ms=future_tolerance_ms,
@@ -204,20 +244,21 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
         self.ended = False
         self.idle_since = time.monotonic()
 
-    def next_batch(self) -> list[Batch]:
-        batches = self._next_batch()
-        if self.replay and batches:
-            batches[0] = replace(batches[0], replay=self.replay)
-            self.replay = ()
-        return batches
-
     def _remember(self, ev: Event) -> None:
         self.memory[(ev.kind, ev.key)] = ev
         first = self.memory.get(("", ""))
         if first is None or ev.ts < first.ts:
             self.memory[("", "")] = ev
 
-    def _next_batch(self) -> list[Batch]:
+    def _remember_route(self, ev: Event) -> None:
+        self._remember(ev)
+
+    def next_batch(self) -> list[Batch]:
+        if self.replay:
+            for ev in self.replay:
+                for route, _, _ in self.splitter.routes.get(ev.kind, ()):
+                    route(ev)
+            self.replay = []
         if self.ended or STOP.is_set():
             # A requested stop ends the partition without an end-of-input batch: its event
             # time is not complete, and a resumed run (--recovery) continues from here.
@@ -227,49 +268,68 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
         except StopIteration:
             # One last, empty batch tells the flow this partition's event time is complete.
             self.ended = True
-            h = self.gate.high_ts
-            return [Batch(self.name, self.seq, [], [], b"", h, h, is_last=True)]
+            h, step = self.gate.high_ts, self.splitter.tick_ms
+            groups: dict[str, list[Any]] = {}
+            self.splitter.tick(groups, h // step * step, self.name, is_end=True)
+            return [Batch(self.name, self.seq, groups, [], b"", h, h, is_last=True)]
         if not raws:
             return self._idle() if self.reader.is_live else []
         self.idle_since = time.monotonic()
-        events: list[Event] = []
+        return [self._split(raws)]
+
+    def _split(self, raws: list[bytes]) -> Batch:
+        """Decode, gate and route ``raws`` in one loop (see :class:`Splitter`)."""
+        groups: dict[str, list[Any]] = {}
         dead: list[DeadRecord] = []
         codes = bytearray(len(raws))
-        gate = self.gate
-        prev_high = gate.high_ts
-        decode, seq, source, append = self.decoder.decode, self.seq, self.source, events.append
-        # The lateness gate's fast path inline (LatenessGate.admit decides the rest).
-        late_below = prev_high - gate.lateness_ms
+        gate, part, seq, routes = self.gate, self.name, self.seq, self.routes
+        decode, source = self.decoder.decode, self.source
+        tick, tick_ms = self.splitter.tick, self.splitter.tick_ms
+        prev_high = high = gate.high_ts
+        lateness = gate.lateness_ms
+        late_below = high - lateness
+        next_tick = (high // tick_ms + 1) * tick_ms if high else 0
         for i, raw in enumerate(raws):
             out = decode(raw, source)
             if type(out) is DeadLetter:
-                dead.append(DeadRecord(out, self.name, seq + i))
+                dead.append(DeadRecord(out, part, seq + i))
                 codes[i] = NOT_COUNTED
                 continue
             ev: Event = out  # type: ignore[assignment]
             ts = ev.ts
-            if ts < late_below:
+            if ts > high:
+                if ts >= next_tick:
+                    wm = ts // tick_ms * tick_ms
+                    tick(groups, wm, part)
+                    next_tick = wm + tick_ms
+                high = ts
+                late_below = ts - lateness
+            elif ts < late_below:  # the lateness gate's fast path above; it decides the rest
+                gate.high_ts = high
                 reason = gate.admit(ts)
                 if reason is not None:
                     letter = DeadLetter(raw[:MAX_RAW_BYTES], source, reason)
-                    dead.append(DeadRecord(letter, self.name, seq + i))
+                    dead.append(DeadRecord(letter, part, seq + i))
                     codes[i] = NOT_COUNTED
                     continue
-            elif ts > gate.high_ts:
-                gate.high_ts = ts
-                late_below = ts - gate.lateness_ms
-            append(ev)
-            codes[i] = KIND_CODES[ev.kind]
+            kind = ev.kind
+            codes[i] = KIND_CODES[kind]
+            for route, cache, group_of in routes.get(kind, ()):
+                k = route(ev)
+                if k is not None:
+                    key = cache.get(k)
+                    if key is None:
+                        key = cache[k] = group_of(k)
+                    items = groups.get(key)
+                    if items is None:
+                        items = groups[key] = []
+                    items.append((k, ev, part, high))
+        gate.high_ts = high
         self.seq = seq + len(raws)
         if self.reader.is_live:
-            self.highs[self.name] = gate.high_ts
-            self.data_high, self.data_wall = gate.high_ts, time.time()
-        if self.remember and any(c in codes for c in self.remember):
-            wanted = self.remember_kinds
-            for ev in events:
-                if ev.kind in wanted:
-                    self._remember(ev)
-        return [Batch(self.name, seq, events, dead, bytes(codes), prev_high, self.gate.high_ts)]
+            self.highs[part] = high
+            self.data_high, self.data_wall = high, time.time()
+        return Batch(part, seq, groups, dead, bytes(codes), prev_high, high)
 
     def _idle(self) -> list[Batch]:
         """A quiet live partition must not hold the city's event time back (every stage
@@ -300,7 +360,11 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
     def _advance(self, prev: int, high: int) -> list[Batch]:
         self.gate.high_ts = high
         self.highs[self.name] = high
-        return [Batch(self.name, self.seq, [], [], b"", prev, high)]
+        groups: dict[str, list[Any]] = {}
+        tick_ms = self.splitter.tick_ms
+        if not prev or high // tick_ms > prev // tick_ms:  # its minute ticks follow too
+            self.splitter.tick(groups, high // tick_ms * tick_ms, self.name)
+        return [Batch(self.name, self.seq, groups, [], b"", prev, high)]
 
     def next_awake(self) -> datetime | None:
         return self.reader.next_awake()
@@ -329,12 +393,11 @@ class DecodingSource(FixedPartitionedSource[Batch, PartitionState]):
         future_tolerance_ms: int = 86_400_000,
         lateness_ms: int = 600_000,
         batch_size: int = 1000,
-        remember: frozenset[str] = frozenset(),
+        splitter: Splitter | None = None,
     ) -> None:
         self.raw = raw
-        #: Kinds whose newest record per entity the partitions keep for a restart
-        #: (``Model.route_kinds``): see :attr:`Batch.replay`.
-        self.remember = remember
+        #: How the partitions group their events: the flow's (``build_flow`` sets it).
+        self.splitter = splitter
         #: Live partitions' event times in this process: a quiet one follows the newest.
         self.highs: dict[str, int] = {}
         self.region = region or Region()
@@ -342,22 +405,36 @@ class DecodingSource(FixedPartitionedSource[Batch, PartitionState]):
         self.lateness_ms = lateness_ms
         self.batch_size = batch_size
 
+    def split_by(self, splitter: Splitter) -> DecodingSource:
+        """This source, with its partitions grouping events by ``splitter``."""
+        return DecodingSource(
+            self.raw,
+            region=self.region,
+            future_tolerance_ms=self.future_tolerance_ms,
+            lateness_ms=self.lateness_ms,
+            batch_size=self.batch_size,
+            splitter=splitter,
+        )
+
     def list_parts(self) -> list[str]:
         return self.raw.list_parts()
 
     def build_part(
         self, step_id: str, for_part: str, resume_state: PartitionState | None
     ) -> _DecodingPartition:
+        if self.splitter is None:
+            msg = "DecodingSource: no splitter (build_flow gives it the flow's router)"
+            raise ValueError(msg)
         reader = self.raw.open(for_part, resume_state.position if resume_state else None)
         return _DecodingPartition(
             for_part,
             reader,
             for_part,
             resume_state,
+            splitter=self.splitter,
             region=self.region,
             future_tolerance_ms=self.future_tolerance_ms,
             lateness_ms=self.lateness_ms,
             batch_size=self.batch_size,
-            remember=self.remember,
             highs=self.highs,
         )

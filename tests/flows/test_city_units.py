@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import time
 from typing import Any, ClassVar
 
+import msgspec
+import pytest
+
 from citywatch.alerts import Signal, Subject
 from citywatch.events import Air, Event
-from flows.city import FlowConfig, Gate, ModelShard, Tick, Watermark, make_router
-from flows.sources import Batch
+from flows.city import FlowConfig, Gate, ModelShard, Router, Tick, Watermark
+from flows.sources import Batch, DecodingSource, RawReader, RawSource
 from models.base import Model
 from tests.flows.toy import MIN, T0, ToyExceedance
 
@@ -18,49 +22,101 @@ def air(station: str, minute: float) -> Air:
     return Air(ts=T0 + int(minute * MIN), station=station, pm25=10.0)
 
 
-def batch(events: list[Any], part: str = "p0", prev: int = 0, last: bool = False) -> Batch:
-    high = max([prev] + [e.ts for e in events])
-    return Batch(part, 0, events, [], b"", prev, high, is_last=last)
+class Records(RawSource):
+    """In-memory partitions of encoded events, read ``batch`` records at a time."""
+
+    def __init__(self, live: bool = False, **parts: list[Any]) -> None:
+        self.parts, self.live = parts, live
+
+    def list_parts(self) -> list[str]:
+        return list(self.parts)
+
+    def open(self, part: str, position: int | None) -> RawReader:
+        records = [msgspec.json.encode(e) for e in self.parts[part]]
+        return _Reader(records, position or 0, self.live)
 
 
-def test_router_puts_ticks_in_order_between_events() -> None:
-    cfg = FlowConfig(shards=1, engine_shards=1, area_shards=1, progress_ms=None)
-    route = make_router([ToyExceedance()], cfg)
+class _Reader(RawReader):
+    def __init__(self, records: list[bytes], at: int, live: bool) -> None:
+        self.records, self.at, self.is_live = records, at, live
+
+    def read(self, max_n: int) -> list[bytes]:
+        if self.at >= len(self.records) and not self.is_live:
+            raise StopIteration
+        out = self.records[self.at : self.at + max_n]
+        self.at += len(out)
+        return out
+
+    def position(self) -> int:
+        return self.at
+
+
+def toy_router(**kw: Any) -> Router:
+    cfg = FlowConfig(**{"shards": 1, "engine_shards": 1, "area_shards": 1, **kw})
+    return Router([ToyExceedance()], cfg)
+
+
+def batches(events: list[Any], router: Router, size: int = 100, part: str = "p0") -> list[Batch]:
+    """Every batch of one partition holding ``events`` (the end-of-input batch last)."""
+    src = DecodingSource(Records(**{part: events}), batch_size=size, splitter=router)
+    p, out = src.build_part("in", part, None), []
+    with contextlib.suppress(StopIteration):
+        while True:
+            out += p.next_batch()
+    return out
+
+
+TOY = "m:toy.exceedance#0"
+
+
+def test_partitions_route_with_ticks_in_order_between_events() -> None:
+    router = toy_router(progress_ms=None)
     evs = [air("S1", 0.5), air("S1", 0.9), air("S1", 1.2), air("S1", 3.1)]
-    out = dict(route([batch(evs)]))
-    items = out["m:toy.exceedance#0"]
+    first = batches(evs, router)[0]
+    items = first.groups[TOY]
     kinds = [type(x).__name__ if type(x) is Tick else x[1].ts - T0 for x in items]
     assert kinds == ["Tick", 30_000, 54_000, "Tick", 72_000, "Tick", 186_000]
     assert [x.wm - T0 for x in items if type(x) is Tick] == [0, MIN, 3 * MIN]
     # The same events in two batches give the same sequence for the model shard.
-    first, second = route([batch(evs[:2])]), route([batch(evs[2:], prev=evs[1].ts)])
-    split = dict(first)["m:toy.exceedance#0"] + dict(second)["m:toy.exceedance#0"]
-    assert split == items
+    one, two, _ = batches(evs, router, size=2)
+    assert one.groups[TOY] + two.groups[TOY] == items
+    assert dict(router.step([first])) == {TOY: items}  # the route step passes them on
 
 
-def test_router_marks_progress_after_batches_and_tags_causes() -> None:
+def test_route_step_marks_progress_after_batches_and_tags_causes() -> None:
     clock = [0.0]
     cfg = FlowConfig(shards=1, engine_shards=1, area_shards=1, progress_ms=50)
-    route = make_router([ToyExceedance()], cfg, clock=lambda: clock[0])
+    router = Router([ToyExceedance()], cfg, clock=lambda: clock[0])
     late = air("S1", 0.7)  # behind the partition's event time: caused at its newest ts
-    out = dict(route([batch([air("S1", 0.5), air("S1", 0.9), late])]))
-    items = out["m:toy.exceedance#0"]
+    later = [air("S1", m) for m in (0.95, 0.96, 1.0, 1.02, 1.05, 1.1)]
+    b1, b2, b3, _ = batches([air("S1", 0.5), air("S1", 0.9), late, *later], router, size=3)
+    items = dict(router.step([b1]))[TOY]
     assert [x[3] - T0 for x in items if type(x) is tuple] == [30_000, 54_000, 54_000]
     assert items[-1] == Tick(T0 + 54_000, "p0", minute=False)
     clock[0] = 0.01  # 10 ms later: no mark yet
-    items = dict(route([batch([air("S1", 1.0)], prev=T0 + 54_000)]))["m:toy.exceedance#0"]
+    items = dict(router.step([b2]))[TOY]
     assert not [x for x in items if type(x) is Tick and not x.minute]
     clock[0] = 0.06
-    items = dict(route([batch([air("S1", 1.1)], prev=T0 + 60_000)]))["m:toy.exceedance#0"]
+    items = dict(router.step([b3]))[TOY]
     assert items[-1] == Tick(T0 + 66_000, "p0", minute=False)
 
 
-def test_router_ends_a_partition_with_an_end_tick() -> None:
-    route = make_router([ToyExceedance()], FlowConfig(shards=2, engine_shards=1, area_shards=1))
-    out = route([batch([], prev=T0 + 5 * MIN, last=True)])
-    ends = [x for _, xs in out for x in xs if type(x) is Tick]
-    assert ends
+def test_a_partition_ends_with_an_end_tick() -> None:
+    router = toy_router(shards=2)
+    *rest, end = batches([air("S1", 5.0)], router)
+    assert end.is_last
+    ends = [x for xs in end.groups.values() for x in xs]
+    assert len(ends) == 2  # one per shard
     assert all(t.is_end and t.wm == T0 + 5 * MIN for t in ends)
+    router.step(rest)
+    assert router.highs == {"p0": T0 + 5 * MIN}
+    router.step([end])
+    assert router.highs == {}  # no more marks for an ended partition
+
+
+def test_a_source_without_a_splitter_says_so() -> None:
+    with pytest.raises(ValueError, match="no splitter"):
+        DecodingSource(Records(p0=[])).build_part("in", "p0", None)
 
 
 def test_watermark_is_the_minimum_over_live_partitions() -> None:
@@ -179,36 +235,17 @@ def test_model_shard_runs_on_watermark_at_each_keys_own_partition_time() -> None
 
 
 def test_an_idle_live_partition_follows_the_wall_clock(monkeypatch: Any) -> None:
-    import time
-
     import flows.sources as sources
-    from flows.sources import DecodingSource, RawReader, RawSource
-
-    class Quiet(RawReader):
-        is_live = True
-
-        def read(self, max_n: int) -> list[bytes]:
-            return []
-
-        def position(self) -> None:
-            return None
-
-    class QuietSource(RawSource):
-        def list_parts(self) -> list[str]:
-            return ["q"]
-
-        def open(self, part: str, position: Any) -> RawReader:
-            return Quiet()
 
     monkeypatch.setattr(sources, "IDLE_S", 0.0)
-    part = DecodingSource(QuietSource(), lateness_ms=60_000).build_part("in", "q", None)
-    (b,) = part.next_batch()
-    assert (b.events, b.prev_high_ts) == ([], 0)
+    router = toy_router()
+    src = DecodingSource(Records(live=True, q=[]), lateness_ms=60_000, splitter=router)
+    (b,) = src.build_part("in", "q", None).next_batch()
+    assert b.prev_high_ts == 0
     # No record yet, nothing beside it: now - lateness (records of the last 2 x lateness
     # still count as on time).
     assert abs(b.high_ts - (time.time() * 1000 - 60_000)) < 5_000
-    route = make_router([ToyExceedance()], FlowConfig(shards=1, engine_shards=1, area_shards=1))
-    ticks = [x for _, xs in route([b]) for x in xs if type(x) is Tick]
+    ticks = [x for _, xs in router.step([b]) for x in xs if type(x) is Tick]
     assert [t.wm for t in ticks if t.minute] == [b.high_ts // MIN * MIN]
     assert [t.wm for t in ticks if not t.minute] == [b.high_ts]  # and the progress mark
 
@@ -216,124 +253,72 @@ def test_an_idle_live_partition_follows_the_wall_clock(monkeypatch: Any) -> None
 def test_a_restarted_partition_replays_routing_state_before_new_records() -> None:
     """The worksite model's order gate lives on the model (``route``); after a restart the
     source gives back the newest order per site so routing resumes where it stopped."""
-    import msgspec
-
     from citywatch.events import Order, Video
-    from flows.sources import DecodingSource
-    from flows.sources.iterable import IterableSource
     from models.worksites.model import WorksiteResumption
-
-    def rec(ev: Any) -> bytes:
-        return msgspec.json.encode(ev)
 
     t0 = T0
     records = [
-        rec(Order(ts=t0, site="W1", action="suspend", until=t0 + 3_600_000)),
-        rec(Order(ts=t0 + 1_000, site="W2", action="suspend", until=t0 + 3_600_000)),
-        rec(Order(ts=t0 + 2_000, site="W2", action="lift")),
-        *[rec(Video(ts=t0 + 3_000 + i, camera=f"C{i}", site="W1", persons=1)) for i in range(3)],
+        Order(ts=t0, site="W1", action="suspend", until=t0 + 3_600_000),
+        Order(ts=t0 + 1_000, site="W2", action="suspend", until=t0 + 3_600_000),
+        Order(ts=t0 + 2_000, site="W2", action="lift"),
+        *[Video(ts=t0 + 3_000 + i, camera=f"C{i}", site="W1", persons=1) for i in range(3)],
     ]
-    src = DecodingSource(
-        IterableSource(lambda: iter(records)), batch_size=3, remember=frozenset({"order"})
-    )
-    part = src.build_part("in", "iter:0/1", None)
+    cfg = FlowConfig(shards=1, engine_shards=1, area_shards=1, progress_ms=None)
+    src = DecodingSource(Records(p=records), batch_size=3)
+    part = src.split_by(Router([WorksiteResumption()], cfg)).build_part("in", "p", None)
     (first,) = part.next_batch()
-    assert [e.kind for e in first.events] == ["order"] * 3
-    assert first.replay == ()
+    assert [x[1].kind for x in first.groups[WORKSITE] if type(x) is tuple] == ["order"] * 3
     state = part.snapshot()
     assert sorted((e.site, e.action) for e in state.memory) == [
         ("W1", "suspend"),  # the earliest record of all, and W1's newest
         ("W1", "suspend"),
         ("W2", "lift"),  # only W2's newest
     ]
-    resumed = src.build_part("in", "iter:0/1", state)
+    # A new process: a new model with an empty gate; without the replay it would drop the
+    # videos of W1 (not suspended, as far as it knows).
+    resumed = src.split_by(Router([WorksiteResumption()], cfg)).build_part("in", "p", state)
     (b,) = resumed.next_batch()
-    assert [e.kind for e in b.events] == ["video"] * 3
-    assert [e.ts - t0 for e in b.replay] == [0, 0, 2_000]
-    model = WorksiteResumption()  # a new process: an empty gate
-    cfg = FlowConfig(shards=1, engine_shards=1, area_shards=1, progress_ms=None)
-    out = dict(make_router([model], cfg)([b]))
-    routed = [x for x in out["m:worksite.resumption#0"] if type(x) is tuple]
+    routed = [x for x in b.groups[WORKSITE] if type(x) is tuple]
     assert [x[1].camera for x in routed] == ["C0", "C1", "C2"]  # W1 is still suspended
-    (again,) = resumed.next_batch()  # only the first batch after the restart replays
-    assert again.replay == ()
+    fresh = src.split_by(Router([WorksiteResumption()], cfg)).build_part("in", "p", None)
+    fresh.next_batch()  # the orders
+    assert state.memory == fresh.snapshot().memory  # replaying remembers nothing new
+
+
+WORKSITE = "m:worksite.resumption#0"
 
 
 def test_a_quiet_live_partition_follows_the_busiest_one_of_its_process() -> None:
     """Every stage waits for the slowest partition: a live stream with nothing to say (the
     order stream, most of the day) must not hold every alert back."""
-    import msgspec
-
-    from flows.sources import DecodingSource, RawReader, RawSource
-
-    busy = [msgspec.json.encode(air("S1", m)) for m in (0.5, 1.0, 2.5)]
-
-    class Live(RawReader):
-        is_live = True
-
-        def __init__(self, records: list[bytes]) -> None:
-            self.records = records
-
-        def read(self, max_n: int) -> list[bytes]:
-            out, self.records = self.records[:max_n], self.records[max_n:]
-            return out
-
-        def position(self) -> None:
-            return None
-
-    class LiveSource(RawSource):
-        def list_parts(self) -> list[str]:
-            return ["busy", "quiet"]
-
-        def open(self, part: str, position: Any) -> RawReader:
-            return Live(busy if part == "busy" else [])
-
-    src = DecodingSource(LiveSource(), batch_size=2)
+    router = toy_router(progress_ms=None)
+    busy = [air("S1", m) for m in (0.5, 1.0, 2.5)]
+    src = DecodingSource(Records(live=True, busy=busy, quiet=[]), batch_size=2, splitter=router)
     b, q = src.build_part("in", "busy", None), src.build_part("in", "quiet", None)
     assert q.next_batch() == []  # nothing to follow yet
     (first,) = b.next_batch()
     (idle,) = q.next_batch()
-    assert (idle.events, idle.prev_high_ts, idle.high_ts) == ([], 0, first.high_ts)
+    assert (idle.groups.get(TOY), idle.prev_high_ts, idle.high_ts) == (
+        [Tick(T0 + MIN, "quiet")],  # it starts where the busy one is
+        0,
+        first.high_ts,
+    )
     assert q.next_batch() == []  # at most every FOLLOW_S, and only forward
     b.next_batch()
     time.sleep(0.03)
     (idle,) = q.next_batch()
     assert idle.high_ts == T0 + int(2.5 * MIN)
-    route = make_router([ToyExceedance()], FlowConfig(shards=1, progress_ms=None))
-    ticks = [x for _, xs in route([idle]) for x in xs if type(x) is Tick]
-    assert [t.wm - T0 for t in ticks] == [2 * MIN]  # its minute ticks follow too
+    assert idle.groups[TOY] == [Tick(T0 + 2 * MIN, "quiet")]  # its minute ticks follow too
 
 
 def test_a_quiet_live_process_moves_on_with_the_clock_from_its_last_record(
     monkeypatch: Any,
 ) -> None:
-    import msgspec
-
     import flows.sources as sources
-    from flows.sources import DecodingSource, RawReader, RawSource
-
-    class Once(RawReader):
-        is_live = True
-
-        def __init__(self) -> None:
-            self.records = [msgspec.json.encode(air("S1", 1.0))]
-
-        def read(self, max_n: int) -> list[bytes]:
-            out, self.records = self.records, []
-            return out
-
-        def position(self) -> None:
-            return None
-
-    class OnceSource(RawSource):
-        def list_parts(self) -> list[str]:
-            return ["p"]
-
-        def open(self, part: str, position: Any) -> RawReader:
-            return Once()
 
     monkeypatch.setattr(sources, "QUIET_S", 0.0)
-    part = DecodingSource(OnceSource()).build_part("in", "p", None)
+    src = DecodingSource(Records(live=True, p=[air("S1", 1.0)]), splitter=toy_router())
+    part = src.build_part("in", "p", None)
     (b,) = part.next_batch()
     time.sleep(0.1)
     (idle,) = part.next_batch()
