@@ -535,6 +535,7 @@ class ModelShard(StatefulLogic[list[Any], list[Any], bytes | None]):
     def on_item(self, value: list[Any]) -> tuple[Iterable[list[Any]], bool]:
         out: list[Any] = []
         model, states, gate = self.model, self.states, self.gate
+        update, new_state, part_of = model.update, model.new_state, self.part_of
         for item in value:
             if type(item) is Tick:
                 if gate is not None:  # a signal model: the clock of all its inputs
@@ -559,16 +560,30 @@ class ModelShard(StatefulLogic[list[Any], list[Any], bytes | None]):
                 _, sig, cause = item
                 gate.add((cause, str(sig.subject), sig.rule, sig.ts), item)
                 continue
+            # An event model's record: _apply, inline (this loop runs once per record).
             key, ev, part, cause = item
-            if self.part_of.get(key) != part:
-                old = self.part_of.get(key)
-                if old is not None:
-                    self.keys_of[old].discard(key)
-                self.part_of[key] = part
-                self.keys_of.setdefault(part, set()).add(key)
-            out.extend(self._apply(key, ev, cause))
+            if part_of.get(key) != part:
+                self._moved(key, part)
+            st = states.get(key)
+            if st is None:
+                st = states[key] = new_state(key)
+            try:
+                signals = update(st, ev)
+            except Exception:  # a model bug must not stop the city: log it, skip the event
+                log.exception("model %s failed on %r", model.model_id, ev)
+                continue
+            if signals:
+                out.extend([(cause, s) for s in signals])
         out.extend(self.wm.mark(self.key))  # after the output it covers: once per list
         return ([out] if out else []), StatefulLogic.RETAIN
+
+    def _moved(self, key: str, part: str) -> None:
+        """``key``'s events now come from ``part`` (its ``on_watermark`` follows that clock)."""
+        old = self.part_of.get(key)
+        if old is not None:
+            self.keys_of[old].discard(key)
+        self.part_of[key] = part
+        self.keys_of.setdefault(part, set()).add(key)
 
     def _apply(self, key: str, ev: Any, cause: int) -> list[tuple[int, Signal]]:
         st = self.states.get(key)
