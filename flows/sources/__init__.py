@@ -232,7 +232,10 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
         routes = {kind: list(rs) for kind, rs in splitter.routes.items()}
         for kind in splitter.remember:
             routes.setdefault(kind, []).append((self._remember_route, {}, str))
-        self.routes = routes
+        #: Kind -> its code for the sink's accounting, and its routes (one lookup a record).
+        self.table = {
+            kind: (code, tuple(routes.get(kind, ()))) for kind, code in KIND_CODES.items()
+        }
         self.decoder = EventDecoder(
             region,
             future_tolerance_ms=future_tolerance_ms,
@@ -282,7 +285,7 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
         groups: dict[str, list[Any]] = {}
         dead: list[DeadRecord] = []
         codes = bytearray(len(raws))
-        gate, part, seq, routes = self.gate, self.name, self.seq, self.routes
+        gate, part, seq, table = self.gate, self.name, self.seq, self.table
         decode, source = self.decoder.decode, self.source
         tick, tick_ms = self.splitter.tick, self.splitter.tick_ms
         prev_high = high = gate.high_ts
@@ -312,9 +315,9 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
                     dead.append(DeadRecord(letter, part, seq + i))
                     codes[i] = NOT_COUNTED
                     continue
-            kind = ev.kind
-            codes[i] = KIND_CODES[kind]
-            for route, cache, group_of in routes.get(kind, ()):
+            code, routes = table[ev.kind]
+            codes[i] = code
+            for route, cache, group_of in routes:
                 k = route(ev)
                 if k is not None:
                     key = cache.get(k)
