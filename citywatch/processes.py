@@ -1,4 +1,5 @@
-"""The processes our commands and benchmarks start: a free loopback port, a polite stop."""
+"""The processes our commands and benchmarks start: a free loopback port, a polite stop,
+waiting for a local listener."""
 
 from __future__ import annotations
 
@@ -6,9 +7,15 @@ import contextlib
 import signal
 import socket
 import subprocess
+import time
+from pathlib import Path
 from typing import Any
 
-__all__ = ["free_port", "stop_process"]
+__all__ = ["free_port", "is_listening", "stop_process", "wait_listening"]
+
+#: ``st`` of a listening socket in /proc/net/tcp*.
+_LISTEN = "0A"
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
 def free_port() -> int:
@@ -34,3 +41,41 @@ def stop_process(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def is_listening(port: int) -> bool | None:
+    """Whether a TCP socket of this host listens on ``port`` (None: cannot tell, no /proc).
+
+    Read from ``/proc/net/tcp*``, never by connecting: a probe connection would be taken
+    for a peer by the server (a bytewax cluster process, say)."""
+    seen = False
+    want = f":{port:04X}"
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = Path("/proc/net", name).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        seen = True
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[1].endswith(want) and fields[3] == _LISTEN:
+                return True
+    return False if seen else None
+
+
+def wait_listening(address: str, timeout_s: float = 10.0, poll_s: float = 0.01) -> bool:
+    """Wait until ``host:port`` listens, for a loopback host; True once it does. False after
+    ``timeout_s``, or at once for another host or where this host cannot tell."""
+    host, _, port = address.rpartition(":")
+    if host not in LOOPBACK or not port.isdigit():
+        return False
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = is_listening(int(port))
+        if state is None:
+            return False
+        if state:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)

@@ -35,6 +35,7 @@ from bytewax.dataflow import Dataflow
 
 from citywatch.errors import ConfigError
 from citywatch.partitioning import partition_key as partition_key_of
+from citywatch.processes import wait_listening
 from citywatch.registry import Registry
 from citywatch.settings import Settings
 from flows.city import FlowConfig, build_flow
@@ -287,6 +288,11 @@ def execute(
     from bytewax.run import cli_main
 
     flow = build_city_flow(opts, settings, url)
+    if proc_id and addresses:
+        # A process connects to every lower-numbered one and, refused, retries only after a
+        # second: it waits here (while they import and build too) until they listen.
+        for address in addresses[:proc_id]:
+            wait_listening(address)
     recovery = (
         RecoveryConfig(Path(opts.recovery_dir))  # type: ignore[no-untyped-call]
         if opts.recovery_dir
