@@ -11,7 +11,7 @@
    starting the workers until they exit (start-up included). The start-up (spawn to the first
    record counted by the sink: imports, reference data, models, cluster connection) and the
    rate after it are printed too.
-3. The plain-Python floor on the same files, in this process: read lines, decode with the
+3. The plain-Python floor on the same files, in a child process: read lines, decode with the
    contract's ``EventDecoder``, route to the same registered models and update their state,
    watermark ticks every minute. No bytewax, no engine, no sink. A second pass times each
    record to split the cost per kind (decode and models).
@@ -45,9 +45,12 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 __all__ = ["DAY_RATE", "ModelLoop", "add_arguments", "floor", "main", "run"]
 
@@ -438,15 +441,20 @@ def floor(fs: FileSet, *, split: bool = True) -> Floor:
     )
 
 
-def _floor_in_child(fs: FileSet, *, split: bool) -> Floor:
-    """:func:`floor` in a child process: its 2M lines must not stay in this one, whose peak
-    memory every worker spawned afterwards inherits in its max RSS (Linux keeps the
-    pre-exec high-water mark, even across vfork)."""
+def _in_child(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` in a spawned child process. What it holds (the floor's 2M lines,
+    the generator's simulation) must not stay in this process, whose peak memory every
+    worker spawned afterwards inherits in its max RSS (Linux keeps the pre-exec high-water
+    mark, even across vfork)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(floor, fs, split=split).result()
+        return pool.submit(fn, *args, **kwargs).result()
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
 # -- the command -------------------------------------------------------------------------------
@@ -471,9 +479,7 @@ def run(args: argparse.Namespace) -> int:
     from citywatch.redisconn import embedded_or_url
     from citywatch.settings import Settings
 
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
+    log = _log
     try:
         counts = sorted({int(x) for x in str(args.processes).split(",")})
         if not counts or counts[0] < 1:
@@ -485,7 +491,7 @@ def run(args: argparse.Namespace) -> int:
         log("bench: --records, --scale and --partitions must be positive")
         return 2
     log(f"bench: {_machine()}")
-    fs = file_set(args, log)
+    fs = _in_child(file_set, args, log)
     kinds = ", ".join(f"{k} {v / fs.records:.1%}" for k, v in sorted(fs.by_kind.items()))
     log(f"bench: {fs.records:,} records in {len(fs.parts)} part files ({kinds})")
     settings = Settings.load(args.config)
@@ -529,7 +535,7 @@ def run(args: argparse.Namespace) -> int:
                     flush=True,
                 )
         if not args.no_floor:
-            f = _floor_in_child(fs, split=fl is None)
+            f = _in_child(floor, fs, split=fl is None)
             print(
                 f"floor: {f.records:,} records in {f.wall_s:.1f} s = {f.per_s:,.0f}/s "
                 f"({1e6 / f.per_s:.2f} µs/record), {f.signals:,} signals{tag}",
