@@ -2,10 +2,10 @@
 
 ::
 
-  input "in"  DecodingSource: one Batch per read (decoded, lateness-checked, with offsets)
+  input "in"  DecodingSource: one Batch per read (decoded, lateness-checked, grouped by the
+   │          Router: m:<model>#<n> and c:city [(key, event, partition, cause) | Tick, ...])
    ├─ flat_map_batch "account"  IngestMark + DeadRecords ──────────────────────────────────┐
-   └─ flat_map_batch "route"    m:<model>#<n>  [(key, event, partition, cause) | Tick, ...] │
-        │                       c:city  [(cause, Hotline) | Tick, ...]                     │
+   └─ flat_map_batch "route"    the groups, and progress marks                             │
         ▼                                                                                   │
       stateful "models"         per model shard: {key: state}; update, on_watermark        │
         ├─ stateful "signal_models"  models fed by signals (gated)                         │
@@ -713,7 +713,7 @@ class AreaShard(_EngineStage):
 class CorrelatorShard(_EngineStage):
     """The city-wide incident correlator (``models.incidents``) and its incidents' engine.
 
-    Alerts (from every engine shard) and hotline tickets (from the router) arrive by
+    Alerts (from every engine shard) and hotline tickets (from the sources) arrive by
     different paths; a :class:`Gate` feeds them to the correlator in one order.
     """
 
