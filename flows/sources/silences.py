@@ -4,8 +4,9 @@ A one-partition bytewax source that polls the hash every ``every_s`` seconds and
 :class:`SilenceSet` whenever it changed; the flow sends it to every engine shard. Malformed
 entries are skipped with a warning, never fatal. JSON: ``{"until_ms": <epoch ms>, "reason": ...,
 "author": ..., "matcher": {"rule": ..., "subject_kind": ..., "subject_id": ..., "district": ...}}``
-(missing matchers match anything). Only for runs without end (live sources): the source never
-finishes, so a finite run would never stop.
+(missing matchers match anything). Only for runs without end (live sources): the source
+finishes only when the flow is asked to stop (``flows.sources.STOP``: SIGINT/SIGTERM), so a
+finite run would never end.
 """
 
 from __future__ import annotations
@@ -19,11 +20,15 @@ import orjson
 import redis
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
+from flows.sources import STOP
 from models.alert_engine import Silence
 
 __all__ = ["SilenceSet", "SilenceSource", "parse_silences"]
 
 log = logging.getLogger(__name__)
+
+#: How soon the poller sees a stop request (between its polls of Redis).
+STOP_CHECK = timedelta(seconds=0.2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +54,15 @@ class _Poller(StatefulSourcePartition[SilenceSet, None]):
         self.key = key
         self.every = timedelta(seconds=every_s)
         self.last: tuple[Silence, ...] | None = None
-        self.awake = datetime.now(UTC)
+        self.due = datetime.now(UTC)
 
     def next_batch(self) -> list[SilenceSet]:
-        self.awake = datetime.now(UTC) + self.every
+        if STOP.is_set():  # the flow is stopping: this input ends with the others
+            raise StopIteration
+        now = datetime.now(UTC)
+        if now < self.due:
+            return []
+        self.due = now + self.every
         try:
             raw: Any = self.client.hgetall(self.key)
         except redis.RedisError as exc:
@@ -65,7 +75,8 @@ class _Poller(StatefulSourcePartition[SilenceSet, None]):
         return [SilenceSet(current)]
 
     def next_awake(self) -> datetime | None:
-        return self.awake
+        # Awake often enough to see a stop request; Redis is asked every ``every_s``.
+        return min(self.due, datetime.now(UTC) + STOP_CHECK)
 
     def snapshot(self) -> None:
         return None

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 import urllib.request
+from pathlib import Path
 
 import orjson
 import pytest
@@ -39,7 +45,8 @@ def test_silences_are_read_from_redis_and_mute_the_engine(
             "bad": b"{not json",
         },
     )
-    part = SilenceSource(settings.redis_url or "", key).build_part("silences", "silences", None)
+    src = SilenceSource(settings.redis_url or "", key, every_s=0.0)
+    part = src.build_part("silences", "silences", None)
     (batch,) = part.next_batch()
     assert [s.id for s in batch.silences] == ["s1"]
     assert part.next_batch() == []  # unchanged: nothing new to send
@@ -125,3 +132,52 @@ def test_workers_get_the_parents_settings() -> None:
         prefix="x:", epoch_s=2.5, feed_tokens=("a", "b"), recovery_dir=None, metrics_port=9100
     )
     assert Settings.load(env=settings_env(s)) == s
+
+
+def test_the_silence_poller_ends_when_the_flow_is_asked_to_stop(settings: Settings) -> None:
+    """An endless run's other inputs end on SIGINT/SIGTERM (``STOP``); this one must too,
+    or the flow never completes (``citywatch run --source redis`` ignored Ctrl-C)."""
+    from datetime import UTC, datetime, timedelta
+
+    from flows.sources import STOP
+
+    src = SilenceSource(settings.redis_url or "", settings.keys.silences, every_s=60.0)
+    part = src.build_part("silences", "silences", None)
+    try:
+        part.next_batch()  # the first poll
+        assert part.next_batch() == []  # the next one is a minute away
+        awake = part.next_awake()
+        assert awake is not None
+        assert awake <= datetime.now(UTC) + timedelta(seconds=0.5)  # it looks for a stop soon
+        STOP.set()
+        with pytest.raises(StopIteration):
+            part.next_batch()
+    finally:
+        STOP.clear()
+        part.close()
+
+
+def test_an_endless_redis_run_stops_cleanly_on_sigint(
+    settings: Settings, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    keys = settings.keys
+    record = {"kind": "air", "ts": 1_793_577_600_000, "station": "S1", "pm25": 10.0}
+    redis_client.xadd(keys.inbound("air"), {"r": orjson.dumps(record)})
+    env = {**os.environ, "REDIS_URL": settings.redis_url or "", "CW_PREFIX": keys.prefix}
+    cmd = [sys.executable, "-m", "citywatch", "run", "--source", "redis"]
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while redis_client.hget(keys.counts, "records") != b"1":
+            assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+            assert time.monotonic() < deadline, "the run never counted its record"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert b"Traceback" not in err
+    assert b"panicked" not in err
