@@ -28,6 +28,12 @@ How latency is measured, and why it is honest:
   as a live feed would have it ready: the simulator generating in the flow's own process
   pauses for 50-70 ms once per event minute, and charging those pauses to the flow would
   measure the simulator. ``--generate live`` keeps the old way.
+- **``--generate redis``** is the deployment's path: a producer process (generated ahead too)
+  XADDs the records at their pace to ``cw:in:{kind}:{n}`` (``--partitions`` per kind, by the
+  partitioning rule) and the flow reads them with the Redis Streams source. Ingestion is then
+  the Redis clock at the XADD (the stream id of the first record of the producer's pipeline
+  that held the cause), so the time a record waits in its stream for the flow's next poll
+  counts; the producer's own lag behind its schedule does not (it is printed).
 - **To Redis**: the stream id's millisecond part is Redis's clock at XADD (same host, same
   clock as ours). ``emitted_ms`` (stamped when the alert leaves the flow) is printed too.
 - **To the client**: the wall time the client process received the alert message, matched by
@@ -46,11 +52,13 @@ import argparse
 import asyncio
 import bisect
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -78,35 +86,52 @@ TOKEN = "latency-bench-token"  # noqa: S105 - a loopback benchmark token
 
 
 class ScheduleLog:
-    """The pacing anchor (wall ms, event ts) and how late the reads were against it."""
+    """When each record was ingested, and when the flow read it.
+
+    Ingestion is the scheduled arrival of a paced feed, anchored at the first read (wall ms,
+    event ts), or, once :meth:`use_xadds` has the producer's log, the Redis clock at its XADD.
+    """
 
     def __init__(self, speed: float) -> None:
         self.speed = speed
         self.anchor: tuple[float, int] | None = None
         self.records = 0
-        self.max_lag_ms = 0.0
-        #: Per read: (newest ts read, wall ms of the read, how late it came for its oldest).
-        self.reads: list[tuple[int, float, float]] = []
+        #: Per read: (newest ts read, wall ms of the read, oldest ts read).
+        self.reads: list[tuple[int, float, int]] = []
+        #: Per producer pipeline: (newest ts in it, Redis ms of its first XADD).
+        self.xadds: list[tuple[int, int]] = []
         self.first_wall: float | None = None
         self.last_wall = 0.0
         #: Hotline ticket id -> ts (incidents name their member tickets).
         self.tickets: dict[str, int] = {}
 
+    def use_xadds(self, xadds: list[tuple[int, int]]) -> None:
+        self.xadds = sorted(xadds)
+
     def read_ms(self, ts: int) -> float | None:
         """Wall ms of the read that delivered the record with event time ``ts``."""
-        i = bisect.bisect_left(self.reads, (ts, -1.0, -1.0))
+        i = bisect.bisect_left(self.reads, (ts, -1.0, -1))
         return self.reads[i][1] if i < len(self.reads) else None
 
-    def scheduled_ms(self, ts: int) -> float:
+    def ingest_ms(self, ts: int) -> float:
+        """When the record with event time ``ts`` was ingested (see the class)."""
+        if self.xadds:
+            i = min(bisect.bisect_left(self.xadds, (ts, -1)), len(self.xadds) - 1)
+            return float(self.xadds[i][1])
         assert self.anchor is not None
         wall0, ts0 = self.anchor
         return wall0 + (ts - ts0) / self.speed
+
+    def lags(self) -> list[float]:
+        """Per read: how long its oldest record had been ingested when the flow read it."""
+        return [now - self.ingest_ms(first) for _, now, first in self.reads]
 
 
 class _TimedReader(RawReader):
     def __init__(self, inner: RawReader, log: ScheduleLog) -> None:
         self.inner = inner
         self.log = log
+        self.is_live = inner.is_live  # a quiet live stream must not hold the others back
 
     def read(self, max_n: int) -> list[bytes]:
         now_ms = time.time() * 1000.0
@@ -119,11 +144,8 @@ class _TimedReader(RawReader):
                     log.anchor = (now_ms, ts)
                     log.first_wall = now_ms
             first, last = record_ts(out[0]), record_ts(out[-1])
-            if first is not None and last is not None and log.anchor is not None:
-                # The oldest record of the read waited longest: how late the read came for it.
-                lag = now_ms - log.scheduled_ms(first)
-                log.max_lag_ms = max(log.max_lag_ms, lag)
-                log.reads.append((last, now_ms, lag))
+            if first is not None and last is not None:
+                log.reads.append((last, now_ms, first))
             for r in out:
                 if r.startswith(b'{"kind":"hotline"'):
                     d = orjson.loads(r)
@@ -216,10 +238,10 @@ def _cause_ms(a: Alert, log: ScheduleLog, latest_cause: dict[str, float]) -> flo
     member it falls back to ``last_ts``).
     """
     if a.rule not in DERIVED:
-        return log.scheduled_ms(a.last_ts)
+        return log.ingest_ms(a.last_ts)
     times = [latest_cause[m] for m in _ids(a, "alerts") if m in latest_cause]
-    times += [log.scheduled_ms(log.tickets[t]) for t in _ids(a, "tickets") if t in log.tickets]
-    return max(times) if times else log.scheduled_ms(a.last_ts)
+    times += [log.ingest_ms(log.tickets[t]) for t in _ids(a, "tickets") if t in log.tickets]
+    return max(times) if times else log.ingest_ms(a.last_ts)
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -269,24 +291,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--anomalies", type=int, default=3, help="x the injected anomaly counts")
     p.add_argument(
         "--generate",
-        choices=("ahead", "live"),
+        choices=("ahead", "live", "redis"),
         default="ahead",
         help="simulate the records before the run (default), or while it runs, in the flow's "
-        "process (then the simulator's own pauses count as latency)",
+        "process (then the simulator's own pauses count as latency); redis: a producer "
+        "process XADDs them (generated ahead) and the flow reads the Redis streams",
     )
+    p.add_argument("--partitions", type=int, default=2, help="--generate redis: streams per kind")
     p.add_argument("--client", nargs=3, metavar=("URL", "OUT", "READY"), help=argparse.SUPPRESS)
+    p.add_argument("--produce", nargs=3, metavar=("URL", "PREFIX", "DIR"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.client:
         return client_main(*args.client)
-    if args.rate <= 0 or args.seconds <= 0:
-        p.error("--rate and --seconds must be positive")
+    if args.rate <= 0 or args.seconds <= 0 or args.partitions < 1:
+        p.error("--rate, --seconds and --partitions must be positive")
+    if args.produce:
+        return produce_main(args, *args.produce)
 
-    from simulators import PROFILES
-
-    event_rate = sum(PROFILES["nantong"].records_per_s(args.scale).values())
-    speed = args.rate / event_rate
-    duration_s = max(60, int(args.seconds * speed) + 1)
-    sim = busy_city(args.scale, duration_s, args.seed, anomalies=args.anomalies)
+    sim, event_rate, speed, duration_s = _city(args)
     print(
         f"latency: {event_rate:,.0f} records per event second at scale {args.scale:g}; "
         f"pace {speed:.2f}x for {args.rate:,.0f}/s over {args.seconds:g} s "
@@ -326,19 +348,25 @@ def main(argv: list[str] | None = None) -> int:
                 with _process(client_cmd, env) as cproc:
                     _wait(ready.exists, 30, "the websocket client")
                     log = ScheduleLog(speed)
-                    records = sim.records
-                    if args.generate == "ahead":
-                        ahead = list(sim.records())
-                        records = lambda: iter(ahead)  # noqa: E731
-                    raw = TimedSource(IterableSource(records, speed=speed, name="sim"), log)
-                    opts = RunOptions(
-                        source="files", registry_dir=str(reg_dir), speed=None, run_id="latency"
-                    )
-                    flow = build_city_flow(opts, s, url, raw=raw)
                     t0 = time.perf_counter()
-                    run_in_process(flow, s)
+                    if args.generate == "redis":
+                        produced = _run_from_redis(args, s, url, reg_dir, Path(tmp), env, log)
+                    else:
+                        records = sim.records
+                        if args.generate == "ahead":
+                            ahead = list(sim.records())
+                            records = lambda: iter(ahead)  # noqa: E731
+                        raw = TimedSource(IterableSource(records, speed=speed, name="sim"), log)
+                        opts = RunOptions(
+                            source="files", registry_dir=str(reg_dir), speed=None, run_id="latency"
+                        )
+                        flow = build_city_flow(opts, s, url, raw=raw)
+                        t0 = time.perf_counter()
+                        run_in_process(flow, s)
+                        produced = None
                     wall = time.perf_counter() - t0
                     n_stream = int(client.xlen(s.keys.alerts))  # type: ignore[arg-type]
+                    counts: Any = client.hgetall(s.keys.counts)
                     # Let the feed deliver the tail, then stop the client (it writes its log).
                     time.sleep(3.0)
                     cproc.send_signal(signal.SIGTERM)
@@ -351,10 +379,24 @@ def main(argv: list[str] | None = None) -> int:
             client.close()
         received = orjson.loads(out.read_bytes()) if out.exists() else []
 
+    if produced is not None:
+        print(
+            f"latency: the producer XADDed {produced['records']:,} records into "
+            f"{produced['streams']} streams; behind its schedule p50 "
+            f"{produced['behind_p50_ms']} ms, p99 {produced['behind_p99_ms']} ms, max "
+            f"{produced['behind_max_ms']} ms (not counted: latency starts at the XADD)",
+            file=sys.stderr,
+        )
+    dead = {k.decode()[5:]: int(v) for k, v in counts.items() if k.startswith(b"dead:")}
+    print(
+        f"latency: the flow counted {int(counts.get(b'records', 0)):,} records, "
+        f"{sum(dead.values()):,} dead letters {dead or ''}",
+        file=sys.stderr,
+    )
     rate = log.records / max((log.last_wall - (log.first_wall or 0)) / 1000, 1e-9)
     print(
         f"latency: {log.records:,} records in {wall:.1f} s (input {rate:,.0f}/s), "
-        f"max source lag {log.max_lag_ms:.0f} ms, {n_stream:,} alert versions, "
+        f"max source lag {max(log.lags(), default=0):.0f} ms, {n_stream:,} alert versions, "
         f"{len(received):,} received by the client",
         file=sys.stderr,
     )
@@ -395,14 +437,14 @@ def main(argv: list[str] | None = None) -> int:
             f"p99 {_quantile(xs, 0.99):8.0f} ms max {max(xs):8.0f} ms",
             file=sys.stderr,
         )
-    lags = [lag for _, _, lag in log.reads]
+    lags = log.lags()
     if refreshes:
         print(
             f"  ({refreshes} incident refreshes at watermark ticks, no new member: left out)",
             file=sys.stderr,
         )
     print(
-        f"latency: source reads behind schedule p50 {_r(_quantile(lags, 0.5))} ms, "
+        f"latency: source reads behind ingestion p50 {_r(_quantile(lags, 0.5))} ms, "
         f"p99 {_r(_quantile(lags, 0.99))} ms; read -> emitted_ms (inside the flow) "
         f"p50 {_r(_quantile(in_flow, 0.5))} ms, p99 {_r(_quantile(in_flow, 0.99))} ms; "
         f"emitted_ms -> XADD (the sink) p50 {_r(_quantile(in_sink, 0.5))} ms, "
@@ -427,6 +469,137 @@ def main(argv: list[str] | None = None) -> int:
         "p99_ms_client": _r(_quantile(to_client, 0.99)),
     }
     print(orjson.dumps(result).decode())
+    return 0
+
+
+def _city(args: argparse.Namespace) -> tuple[Any, float, float, int]:
+    """The simulation for these options: (sim, records per event second, pace, event seconds)."""
+    from simulators import PROFILES
+
+    event_rate = sum(PROFILES["nantong"].records_per_s(args.scale).values())
+    speed = args.rate / event_rate
+    duration_s = max(60, int(args.seconds * speed) + 1)
+    sim = busy_city(args.scale, duration_s, args.seed, anomalies=args.anomalies)
+    return sim, event_rate, speed, duration_s
+
+
+def _run_from_redis(
+    args: argparse.Namespace,
+    s: Settings,
+    url: str,
+    reg_dir: Path,
+    tmp: Path,
+    env: dict[str, str],
+    log: ScheduleLog,
+) -> dict[str, Any]:
+    """``--generate redis``: the producer process XADDs, the flow (here) reads the streams.
+
+    The producer generates ahead and creates every stream (the source finds them at start),
+    then waits; it starts once the flow runs, and the flow stops 3 s after it is done.
+    """
+    from flows.sources import STOP
+    from flows.sources.redis_streams import RedisStreamSource
+
+    produce = [
+        sys.executable,
+        __file__,
+        *("--rate", str(args.rate), "--seconds", str(args.seconds), "--scale", str(args.scale)),
+        *("--seed", str(args.seed), "--anomalies", str(args.anomalies)),
+        *("--partitions", str(args.partitions), "--produce", url, s.keys.prefix, str(tmp)),
+    ]
+    with _process(produce, env) as producer:
+        _wait(
+            lambda: (tmp / "producer.ready").exists() or producer.poll() is not None,
+            1800,
+            "producer",
+        )
+        if producer.poll() is not None:
+            msg = f"latency: the producer exited with {producer.returncode}"
+            raise SystemExit(msg)
+        raw = TimedSource(RedisStreamSource(url, s.keys), log)
+        opts = RunOptions(source="redis", registry_dir=str(reg_dir), run_id="latency")
+        flow = build_city_flow(opts, s, url, raw=raw)
+
+        def conduct() -> None:
+            time.sleep(2.0)  # the flow is up (it starts in about 1 s)
+            (tmp / "producer.go").write_text("go")
+            producer.wait()
+            time.sleep(3.0)  # the last records' alerts
+            STOP.set()
+
+        STOP.clear()
+        threading.Thread(target=conduct, daemon=True).start()
+        try:
+            run_in_process(flow, s)
+        finally:
+            STOP.clear()
+    if producer.returncode != 0:
+        msg = f"latency: the producer exited with {producer.returncode}"
+        raise SystemExit(msg)
+    produced: dict[str, Any] = orjson.loads((tmp / "produced.json").read_bytes())
+    log.use_xadds([(ts, ms) for ts, ms in produced.pop("xadds")])
+    return produced
+
+
+def produce_main(args: argparse.Namespace, url: str, prefix: str, directory: str) -> int:
+    """The producer process of ``--generate redis`` (see :func:`_run_from_redis`)."""
+    from citywatch.keys import Keys
+    from simulators.output import kind_of
+
+    sim, _, speed, _ = _city(args)
+    keys, parts = Keys(prefix), args.partitions
+    names: dict[tuple[str, int], str] = {}
+    stamps: list[int] = []
+    streams: list[str] = []
+    lines: list[bytes] = []
+    for b in sim.batches():  # in event-time order
+        for ts, key, line in zip(b.ts, b.keys, b.lines, strict=True):
+            kind, part = kind_of(line), key % parts
+            name = names.get((kind, part))
+            if name is None:
+                name = names[kind, part] = keys.inbound(kind, part if parts > 1 else None)
+            stamps.append(ts)
+            streams.append(name)
+            lines.append(line)
+    if any(a > b for a, b in itertools.pairwise(stamps)):  # pace by event time: in its order
+        order = sorted(range(len(stamps)), key=stamps.__getitem__)
+        stamps = [stamps[k] for k in order]
+        streams = [streams[k] for k in order]
+        lines = [lines[k] for k in order]
+    client = redis.Redis.from_url(url)
+    for name in set(names.values()):  # empty streams, so the flow's source finds them all
+        client.xgroup_create(name, "latency", id="$", mkstream=True)
+        client.xgroup_destroy(name, "latency")
+    d = Path(directory)
+    (d / "producer.ready").write_text(str(len(stamps)))
+    while not (d / "producer.go").exists():
+        time.sleep(0.01)
+    xadds: list[tuple[int, int]] = []
+    behind: list[float] = []
+    t0, ts0, i, n = time.time(), stamps[0], 0, len(stamps)
+    while i < n:
+        now = time.time()
+        j = min(bisect.bisect_right(stamps, ts0 + (now - t0) * 1000 * speed, i), i + 2000)
+        if j == i:
+            time.sleep(0.001)
+            continue
+        pipe = client.pipeline(transaction=False)
+        for k in range(i, j):
+            pipe.xadd(streams[k], {"r": lines[k]})
+        ids = pipe.execute()
+        xadds.append((stamps[j - 1], int(ids[0].split(b"-")[0])))
+        behind.append(now * 1000 - (t0 * 1000 + (stamps[i] - ts0) / speed))
+        i = j
+    client.close()
+    summary = {
+        "records": n,
+        "streams": len(set(names.values())),
+        "behind_p50_ms": _r(_quantile(behind, 0.5)),
+        "behind_p99_ms": _r(_quantile(behind, 0.99)),
+        "behind_max_ms": _r(max(behind, default=0.0)),
+        "xadds": xadds,
+    }
+    (d / "produced.json").write_bytes(orjson.dumps(summary))
     return 0
 
 
