@@ -231,7 +231,7 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
         # that keeps the record and names no key.
         routes = {kind: list(rs) for kind, rs in splitter.routes.items()}
         for kind in splitter.remember:
-            routes.setdefault(kind, []).append((self._remember_route, {}, str))
+            routes.setdefault(kind, []).append((self._remember, {}, str))
         #: Kind -> its code for the sink's accounting, and its routes (one lookup a record).
         self.table = {
             kind: (code, tuple(routes.get(kind, ()))) for kind, code in KIND_CODES.items()
@@ -252,9 +252,6 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
         first = self.memory.get(("", ""))
         if first is None or ev.ts < first.ts:
             self.memory[("", "")] = ev
-
-    def _remember_route(self, ev: Event) -> None:
-        self._remember(ev)
 
     def next_batch(self) -> list[Batch]:
         if self.replay:
