@@ -394,9 +394,10 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
     rate = log.records / max((log.last_wall - (log.first_wall or 0)) / 1000, 1e-9)
+    lags = log.lags()
     print(
         f"latency: {log.records:,} records in {wall:.1f} s (input {rate:,.0f}/s), "
-        f"max source lag {max(log.lags(), default=0):.0f} ms, {n_stream:,} alert versions, "
+        f"max source lag {max(lags, default=0):.0f} ms, {n_stream:,} alert versions, "
         f"{len(received):,} received by the client",
         file=sys.stderr,
     )
@@ -437,7 +438,6 @@ def main(argv: list[str] | None = None) -> int:
             f"p99 {_quantile(xs, 0.99):8.0f} ms max {max(xs):8.0f} ms",
             file=sys.stderr,
         )
-    lags = log.lags()
     if refreshes:
         print(
             f"  ({refreshes} incident refreshes at watermark ticks, no new member: left out)",
