@@ -490,6 +490,9 @@ def run(args: argparse.Namespace) -> int:
     if args.records < 1 or args.scale <= 0 or args.partitions < 1:
         log("bench: --records, --scale and --partitions must be positive")
         return 2
+    if args.repeat < 1:
+        log("bench: --repeat must be at least 1")
+        return 2
     log(f"bench: {_machine()}")
     fs = _in_child(file_set, args, log)
     kinds = ", ".join(f"{k} {v / fs.records:.1%}" for k, v in sorted(fs.by_kind.items()))
@@ -509,9 +512,6 @@ def run(args: argparse.Namespace) -> int:
                     client.delete(*keys)
                 client.close()
         return 0
-    if args.repeat < 1:
-        log("bench: --repeat must be at least 1")
-        return 2
     runs: dict[int, FlowRun] = {}
     fl: Floor | None = None
     ratios: list[float] = []  # per round: flow 1p / floor

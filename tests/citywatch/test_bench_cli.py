@@ -112,3 +112,14 @@ def test_bench_command_prints_per_kind_costs_and_the_json_last(
     assert any(line.startswith("flow 1p:") for line in out)
     assert any(line.startswith("video ") for line in out)  # per-kind µs/record
     assert main(["bench", "--processes", "0"]) == 2
+
+
+def test_bench_refuses_bad_options_before_generating_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = ["--cache", str(tmp_path)]
+    assert main(["bench", "--repeat", "0", *cache]) == 2
+    assert "--repeat must be at least 1" in capsys.readouterr().err
+    assert main(["bench", "--records", "0", *cache]) == 2
+    assert "must be positive" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # no file set was generated for them
