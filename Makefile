@@ -47,7 +47,7 @@ test-fast: venv ## the test suite without lint and slow tests
 demo: venv ## the whole system on an embedded Redis (or REDIS_URL) until Ctrl-C
 	$(BIN)/citywatch demo
 
-bench: venv ## the 400M records/day benchmark (issue 9)
+bench: venv ## the 400M records/day benchmark
 	$(BIN)/citywatch bench
 
 clean: ## remove caches (keeps .venv)

@@ -1,7 +1,8 @@
 """The 400M records/day benchmark as a script: ``python benchmarks/bench_city.py --help``.
 
 Same as ``citywatch bench`` / ``make bench`` (the logic lives in ``citywatch/commands/bench.py``);
-the last line of output is the JSON object the issue names.
+the last line of output is the same JSON object (keys ``records_per_s_1p``, ``records_per_s_2p``,
+``floor_records_per_s``, ``ratio_to_floor``, ``x_400m_per_day``, ``peak_rss_mb``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Decode + validate cost per input kind (issue 2): microseconds per record.
+"""Decode + validate cost per input kind: microseconds per record.
 
     python benchmarks/decode.py [--records 20000] [--repeats 5] [--seed 1]
 

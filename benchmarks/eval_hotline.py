@@ -35,7 +35,8 @@ Method (per seed, micro-averaged over seeds):
   too.
 
 Tuning was done on seeds 1-5 only; the figures to report come from other seeds.
-The last line is one JSON object with exactly the keys of issue 6.
+The last line is one JSON object with exactly the keys ``pair_precision``, ``pair_recall``,
+``surge_f1``, ``incident_precision``, ``incident_recall`` and ``us_per_ticket``.
 """
 
 from __future__ import annotations
@@ -383,7 +384,7 @@ def eval_cross(
     if upstream_kind == "models":
         try:
             upstream = upstream_from_models(sim, events)
-        except Exception as exc:  # another issue's model, maybe mid-change: say so, go on
+        except Exception as exc:  # another model, maybe mid-change: say so, go on
             print(
                 f"warning: upstream models failed ({exc!r}); seed {seed} uses alerts "
                 "synthesised from labels",

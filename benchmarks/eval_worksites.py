@@ -1,4 +1,4 @@
-"""Evaluate ``worksite.resumption`` on the simulator, and the cost of idle video (issue 5).
+"""Evaluate ``worksite.resumption`` on the simulator, and the cost of idle video.
 
     python benchmarks/eval_worksites.py --seeds 101,102,103 [--clean-seeds 201,202]
         [--scale 0.01] [--duration-s 86400] [--idle-records 200000] [--set m=3 --set n=5]

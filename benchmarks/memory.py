@@ -1,7 +1,7 @@
 """Memory of the models' state for the full Nantong population after one simulated hour.
 
-The population of DESIGN §8 (``--scale 1``: 180,000 cameras, 65,000 meters, 5,000 hazmat
-vehicles, 2,000 air stations, 10,000 work sites) is simulated by ``citywatch simulate
+The population of the ``nantong`` profile (``--scale 1``: 180,000 cameras, 65,000 meters,
+5,000 hazmat vehicles, 2,000 air stations, 10,000 work sites) is simulated by ``citywatch simulate
 --scenario city-day --profile nantong --stdout`` in a child process, piped into this one, and
 fed **directly to the registered models in-process, without bytewax**: decode with the
 contract's ``EventDecoder``, ``route`` -> per-key state -> ``update``, watermark ticks every

@@ -1,6 +1,6 @@
 """Generation speed of the simulator for the Nantong mix, written to partition files.
 
-Plans a ``city-day`` run at ``--scale`` of the DESIGN §8 profile (video 65 %, power 23 %,
+Plans a ``city-day`` run at ``--scale`` of the ``nantong`` profile (video 65 %, power 23 %,
 gps 11 %, air 0.7 % of records), then times generating ``--seconds`` of event time and
 writing it to ``--partitions`` JSONL files in a temporary directory, on one core. Planning
 (city, itineraries, labels) is timed separately and not counted.

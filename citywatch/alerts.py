@@ -42,7 +42,7 @@ __all__ = [
     "fingerprint",
 ]
 
-#: The rules of DESIGN §4; models may add their own (the engine accepts any dotted name).
+#: The rules of docs/contracts.md; models may add their own (the engine accepts any dotted name).
 RULES: Final[tuple[str, ...]] = (
     "air.exceedance",
     "air.spike",

@@ -1,4 +1,4 @@
-"""The Redis key layout of DESIGN §5, under one configurable prefix (default ``cw:``).
+"""The Redis key layout (docs/contracts.md), under one configurable prefix (default ``cw:``).
 
 >>> k = Keys("cw:")
 >>> k.alerts, k.alert("abc"), k.inbound("air", 3)

@@ -35,7 +35,7 @@ __all__ = ["Settings", "read_toml"]
 class Settings:
     #: ``redis://[user:password@]host:port/db`` or ``rediss://`` for TLS; unset = embedded.
     redis_url: str | None = None
-    #: Prefix of every Redis key (DESIGN §5).
+    #: Prefix of every Redis key (the Redis layout in docs/contracts.md).
     prefix: str = "cw:"
     #: The region box: lat_min, lat_max, lon_min, lon_max.
     region: tuple[float, ...] = (31.6, 32.7, 120.2, 121.9)
@@ -45,7 +45,7 @@ class Settings:
     lateness_s: float = 600.0
     #: Bytewax epoch (snapshot interval) in seconds.
     epoch_s: float = 10.0
-    #: Source batch size (DESIGN §9: batch size dominates throughput).
+    #: Source batch size (per-item overhead dominates small batches: docs/performance.md).
     batch_size: int = 4000
     #: Approximate MAXLEN of the alert and dead-letter streams.
     alerts_maxlen: int = 200_000
@@ -62,7 +62,7 @@ class Settings:
     feed_max_message: int = 65_536
     feed_auth_timeout_s: float = 5.0
     feed_heartbeat_s: float = 15.0
-    #: Work-order deadlines (DESIGN §4): sign-off and handling.
+    #: Work-order deadlines: sign-off and handling (docs/protocol.md).
     signoff_deadline_s: float = 1800.0
     handling_deadline_s: float = 7 * 86_400.0
     #: Prometheus endpoint for our metrics (0 = off).

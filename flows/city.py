@@ -172,7 +172,8 @@ class FlowConfig:
     #: batch; None: none, so stages fed by several paths wait for the next tick). Marks cost
     #: a little throughput and change no result: only how soon second stages release.
     progress_ms: int | None = 20
-    #: Snapshot state for recovery; off = every snapshot is None (DESIGN §9).
+    #: Snapshot state for recovery; off = every snapshot is None (bytewax still snapshots
+    #: every epoch).
     durable: bool = False
     flood_limit: int = 10
     flood_window_ms: int = 600_000

@@ -9,7 +9,7 @@ a private seeded one, no client.
 typed events to keyed state and turns each event into zero or more :class:`Signal` values for
 the alert engine. The model object itself holds configuration and reference data (loaded once,
 never snapshotted); per-key state is a separate small object from ``new_state`` that the flow
-snapshots, so keep it flat and cheap to copy (DESIGN §9).
+snapshots, so keep it flat and cheap to copy (bytewax snapshots every touched key every epoch).
 """
 
 from __future__ import annotations

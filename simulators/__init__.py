@@ -1,4 +1,4 @@
-"""City simulator with ground truth: a Nantong day at any scale (issue 3).
+"""City simulator with ground truth: a Nantong day at any scale.
 
 >>> sim = simulate("demo", seed=7, duration_s=120)
 >>> sim.registry.stations and sim.labels[0].rule in {r for r in RULES}

@@ -339,8 +339,8 @@ class AirStream:
     def exceedance_labels(self) -> list[Label]:
         """One label per run of consecutive clock hours whose fault-free AQI exceeds 100.
 
-        Hours that overlap a stuck or gross-range fault of the station are left out: issue 4
-        has such faults mute the station's pollution alerts, so a correct model reports none.
+        Hours that overlap a stuck or gross-range fault of the station are left out: such faults
+        mute the station's pollution alerts (docs/models/air.md), so a correct model reports none.
         """
         labels: list[Label] = []
         reg = self.city.registry

@@ -1,7 +1,7 @@
 """The simulated Nantong: ten district outlines tiling the region box, where people and
 things are, place names, and a road grid for vehicle routes.
 
-The outlines are simple polygons that tile the DESIGN §8 box (lat 31.6-32.7, lon 120.2-121.9)
+The outlines are simple polygons that tile the region box (lat 31.6-32.7, lon 120.2-121.9)
 in roughly the real arrangement: 海安 and 如东 in the north, 如皋 in the west, the city core
 (崇川, 开发区, 通州) in the middle, 海门 and 启东 to the east, the riverside 苏锡通园区 in the south
 and the coastal 通州湾 between 通州 and 如东.

@@ -24,7 +24,7 @@ KINDS: Final = ("air", "gps", "video", "power", "hotline", "order")
 
 @dataclass(frozen=True, slots=True)
 class Profile:
-    """Entity counts and rates of a city at scale 1 (DESIGN §8 for ``nantong``)."""
+    """Entity counts and rates of a city at scale 1 (the defaults are Nantong's)."""
 
     name: str
     stations: int = 2000
@@ -38,7 +38,7 @@ class Profile:
     zones: int = 1600
     workshops: int = 100
     tickets_per_day: int = 12_000
-    #: Share of work sites under a suspension order at the start (DESIGN: a few hundred).
+    #: Share of work sites under a suspension order at the start (a few hundred sites).
     suspended_share: float = 0.03
     air_interval_s: int = 60
     gps_interval_s: int = 10

@@ -1,4 +1,4 @@
-"""The Redis sink: alerts, dead letters and counters into the layout of DESIGN §5.
+"""The Redis sink: alerts, dead letters and counters into the Redis layout of docs/contracts.md.
 
 Bytewax dynamic sinks are at-least-once: after a crash the flow replays from its last snapshot
 and writes some items again. Every write here is therefore idempotent, decided inside Redis by

@@ -1,4 +1,4 @@
-"""Imports point one way (DEVELOPERS.md, STYLE.md): this test fails on a wrong arrow.
+"""Imports point one way (the layering rule, README, Layout): this test fails on a wrong arrow.
 
     citywatch (contract) <- models, sinks, simulators <- flows <- citywatch.cli / citywatch.commands
 

@@ -110,7 +110,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenario", default="demo", help="scenario name (default: demo)")
     parser.add_argument("--seed", type=int, default=0, help="picks the instance (default 0)")
     parser.add_argument("--scale", type=_scale, help="entity counts x SCALE (scenario default)")
-    parser.add_argument("--profile", help="city profile (nantong: DESIGN §8 counts and rates)")
+    parser.add_argument("--profile", help="city profile (nantong: Nantong-scale counts and rates)")
     parser.add_argument("--start", help="start: ISO time (Nantong local if no offset) or epoch ms")
     parser.add_argument("--duration", type=parse_duration, help="e.g. 3600, 30m, 2h, 1d")
     parser.add_argument("--out", type=Path, help="directory for truth and partition files")

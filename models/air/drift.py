@@ -5,7 +5,8 @@ z-score: the level is plausible and moves smoothly. Against its neighbours it do
 log ratio ``r = log1p(x) - median(log1p(neighbours))`` has a station-specific but stable mean
 (siting), which a drifting gain walks away from. The tracker keeps a *fast* and a *slow* EWMA
 of ``r``; ``d = fast - slow`` is near 0 for a healthy station and grows with drift
-(DESIGN §7: AUC 0.80 on real data, against 0.49 for a single-station z-score).
+(reported on real data, not measured here: AUC 0.80, against 0.49 for a single-station
+z-score).
 
 The slow mean is a running mean until its half-life takes over and, once warmed up, learns
 only while the fast mean stays within ``band`` of it, so a drift walking away is not absorbed

@@ -941,7 +941,7 @@ class AirModel(Model):
     # -- introspection -------------------------------------------------------------------------
 
     def station_state_bytes(self, state: AirState, station_id: str) -> int:
-        """Pickled size of one station's state (the figure the issue asks to keep <= 2 KiB)."""
+        """Pickled size of one station's state (a figure to keep <= 2 KiB)."""
         return len(pickle.dumps(state.stations[station_id], protocol=pickle.HIGHEST_PROTOCOL))
 
 

@@ -5,8 +5,8 @@ slightly different spot, within hours. :class:`DuplicateClusterer` finds them in
 
 1. **Blocking** by place and time: a ticket is compared only with the live tickets of its own
    city-grid cell and the neighbouring cells (``citywatch.geo.grid_cell``, ~1.2 km), filed at
-   most ``window_ms`` earlier, and at most ``radius_m`` away. Blocking does most of the work
-   (DESIGN §7): "same problem, different place" never meets.
+   most ``window_ms`` earlier, and at most ``radius_m`` away. Blocking does most of the work:
+   "same problem, different place" never meets.
 2. **Similarity** inside the block (:func:`similarity`): the Dice coefficient of character
    bigrams (``ngram.py``), blended with the overlap of topic cues (``cues.py``) and
    penalised when the categories differ or the topics are disjoint: "same place, different

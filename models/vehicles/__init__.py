@@ -1,4 +1,4 @@
-"""Hazmat vehicles: stay points, dwell context and level, workshop ranking (issue 5).
+"""Hazmat vehicles: stay points, dwell context and level, workshop ranking.
 
 See ``docs/models/vehicles.md``. The flow registers :class:`DwellModel` (``vehicle.dwell``,
 keyed by vehicle) and :class:`WorkshopModel` (``vehicle.workshop``, fed dwell signals).

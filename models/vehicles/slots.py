@@ -2,7 +2,7 @@
 
 Python pickles a slotted object as a dict keyed by slot names; per vehicle that is more bytes
 in names than in values. :class:`CompactSlots` pickles the values as a tuple in ``__slots__``
-order instead (bytewax snapshots every touched key every epoch: DESIGN §9).
+order instead (bytewax snapshots every touched key every epoch).
 
 >>> class P(CompactSlots):
 ...     __slots__ = ("x", "y")

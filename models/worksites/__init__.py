@@ -1,4 +1,4 @@
-"""Illegal resumption of work at suspended sites (issue 5): gate, persistence, CUSUM, fusion."""
+"""Illegal resumption of work at suspended sites: gate, persistence, CUSUM, fusion."""
 
 from models.worksites.cusum import OneSidedCusum
 from models.worksites.gate import OrderGate

@@ -1,6 +1,6 @@
 """The work-order state machine on top of an alert, and the effectiveness metrics (pure, no I/O).
 
-An alert becomes a work order (DESIGN §4)::
+An alert becomes a work order (docs/protocol.md)::
 
     new --dispatch--> dispatched --sign--> signed --handle--> handling --feedback--> feedback
                           |  ^                |                                         |
@@ -158,7 +158,7 @@ class Command:
 
 @dataclass(frozen=True, slots=True)
 class WorkOrder:
-    """The lifecycle fields of ``cw:alert:{id}`` (DESIGN §5), as the feed service owns them.
+    """The lifecycle fields of ``cw:alert:{id}`` (docs/contracts.md), as the feed service owns them.
 
     ``rev`` counts transitions: the store's compare-and-set key. ``overdue`` is ``""``,
     ``"signoff"`` or ``"handling"``. ``due_ms`` is when the store must look at the order again

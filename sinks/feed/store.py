@@ -1,6 +1,6 @@
 """Redis access for the feed service (redis.asyncio): stream paging, snapshots, work orders.
 
-Keys are those of DESIGN §5 (``citywatch.keys.Keys``) plus two the feed service owns:
+Keys are those of docs/contracts.md (``citywatch.keys.Keys``) plus two the feed service owns:
 
 - ``{prefix}wo:due`` sorted set: alert id -> the time its work order must be looked at again
   (a sign-off or handling deadline, or the end of a shelving). The escalator polls it.

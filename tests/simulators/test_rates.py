@@ -1,4 +1,4 @@
-"""Record rates match the profile (DESIGN §8) within 5 %, and the city looks like Nantong."""
+"""Record rates match the ``nantong`` profile within 5 %, and the city looks like Nantong."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def test_rates_within_five_percent_of_the_profile() -> None:
     expected = PROFILES["nantong"].records_per_s(scale)
     for kind in ("air", "gps", "video", "power"):
         assert counts[kind] == pytest.approx(expected[kind] * duration, rel=0.05), kind
-    # the mix of DESIGN §8: video about 65 %, power 23 %, gps 11 %, air 0.7 %
+    # the Nantong mix: video about 65 %, power 23 %, gps 11 %, air 0.7 %
     total = sum(counts.values())
     assert counts["video"] / total == pytest.approx(0.648, abs=0.02)
     assert counts["power"] / total == pytest.approx(0.234, abs=0.02)
