@@ -33,6 +33,7 @@ from collections import defaultdict
 from typing import Any
 
 from citywatch.alerts import Alert, Signal
+from citywatch.cli_options import parse_seeds
 from citywatch.events import Air
 from models.air.model import AirConfig, AirModel
 from models.alert_engine import AlertEngine
@@ -92,7 +93,7 @@ def run_one(
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", default="21,22,23", help="comma-separated seeds (default 21,22,23)")
+    ap.add_argument("--seeds", type=parse_seeds, default=[21, 22, 23], help="e.g. 21-23 or 21,23")
     ap.add_argument("--scale", type=float, default=0.01, help="city scale (0.01 = 20 stations)")
     ap.add_argument(
         "--scenarios",
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--partition", choices=("city", "district"), default="city")
     args = ap.parse_args(argv)
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    seeds = args.seeds
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     cfg = AirConfig(table=args.table, partition=args.partition)
 

@@ -1,7 +1,7 @@
 """Evaluate hotline de-duplication, surges and cross-source incidents on simulated days.
 
-    .venv/bin/python benchmarks/eval_hotline.py --seeds 101 102 103 104 105 106 107 108 109 110
-    .venv/bin/python benchmarks/eval_hotline.py --seeds 1 2 3 4 5 --verbose    # tuning seeds
+    .venv/bin/python benchmarks/eval_hotline.py --seeds 101-110
+    .venv/bin/python benchmarks/eval_hotline.py --seeds 1-5 --verbose    # tuning seeds
 
 Method (per seed, micro-averaged over seeds):
 
@@ -57,6 +57,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from citywatch.alerts import Alert, AlertState, Level, Subject, episode_id, fingerprint
+from citywatch.cli_options import parse_seeds
 from citywatch.events import Air, Hotline
 from citywatch.geo import haversine_m, offset
 from models.alert_engine import AlertEngine
@@ -450,7 +451,9 @@ def eval_cross(
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103, 104, 105])
+    ap.add_argument(
+        "--seeds", type=parse_seeds, default=[101, 102, 103, 104, 105], help="e.g. 101-105"
+    )
     ap.add_argument("--scale", type=float, default=0.01)
     ap.add_argument("--timing-scale", type=float, default=1.0)
     ap.add_argument("--tolerance-min", type=float, default=30.0)

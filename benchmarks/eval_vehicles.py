@@ -52,6 +52,7 @@ from typing import Any
 import orjson
 
 from citywatch.alerts import Alert, Signal
+from citywatch.cli_options import parse_seeds
 from citywatch.events import Gps
 from citywatch.geo import haversine_m
 from citywatch.registry import Registry
@@ -188,7 +189,9 @@ def time_fixes(fixes: list[Gps], reg_model: DwellModel, repeats: int) -> tuple[f
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", default="301,302,303,304,305", help="comma-separated seeds")
+    ap.add_argument(
+        "--seeds", type=parse_seeds, default=[301, 302, 303, 304, 305], help="e.g. 301-305"
+    )
     ap.add_argument("--scale", type=float, default=0.01)
     ap.add_argument("--scenarios", default="hazmat,workshops,clean")
     ap.add_argument("--match-radius-m", type=float, default=300.0)
@@ -204,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     knobs = {k: int(v) for k, _, v in (item.partition("=") for item in args.knob)}
-    seeds = [int(s) for s in args.seeds.replace(" ", ",").split(",") if s]
+    seeds = args.seeds
     scenarios = [s for s in args.scenarios.split(",") if s]
     policy = DwellPolicy()
     tol_ms = round(args.tolerance_s * 1000)

@@ -42,6 +42,7 @@ import msgspec
 import orjson
 
 from citywatch.alerts import Alert, Signal
+from citywatch.cli_options import parse_seeds
 from citywatch.events import Event, Order, Power, Video
 from models.alert_engine import AlertEngine
 from models.worksites import ResumptionConfig, SiteState, WorksiteResumption
@@ -246,8 +247,12 @@ def bytewax_cost(n_records: int, repeats: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--seeds", default="101,102,103", help="comma-separated seeds (scenario)")
-    ap.add_argument("--clean-seeds", default="201", help="seeds of the 'clean' scenario ('' none)")
+    ap.add_argument(
+        "--seeds", type=parse_seeds, default=[101, 102, 103], help="scenario seeds, e.g. 101-103"
+    )
+    ap.add_argument(
+        "--clean-seeds", default="201", help="seeds of the 'clean' scenario, e.g. 201-202 ('' none)"
+    )
     ap.add_argument("--scenario", default="resumption")
     ap.add_argument("--scale", type=float, default=0.01)
     ap.add_argument("--duration-s", type=int, default=0, help="0: the scenario's own")
@@ -263,8 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     cfg = ResumptionConfig(**parse_overrides(args.set))
-    runs: list[tuple[str, int]] = [(args.scenario, int(s)) for s in args.seeds.split(",") if s]
-    runs += [("clean", int(s)) for s in args.clean_seeds.split(",") if s]
+    runs: list[tuple[str, int]] = [(args.scenario, s) for s in args.seeds]
+    runs += [("clean", s) for s in parse_seeds(args.clean_seeds)] if args.clean_seeds else []
     n_alerts = n_true = n_labels = n_det = 0
     delays: list[float] = []
     sizes: list[int] = []

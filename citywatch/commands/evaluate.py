@@ -31,37 +31,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from flows.evaluate import EvalConfig, RuleSummary, ScenarioRun
 
+from citywatch.cli_options import parse_seeds
+
 __all__ = ["add_arguments", "parse_seeds", "run"]
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``"1-5"``, ``"1,3,7"`` or ``"2"`` -> seeds.
-
-    >>> parse_seeds("1-3"), parse_seeds("4,2"), parse_seeds("7")
-    ([1, 2, 3], [4, 2], [7])
-    """
-    out: list[int] = []
-    try:
-        for part in text.split(","):
-            if "-" in part.strip()[1:]:
-                a, b = part.strip().split("-", 1)
-                lo, hi = int(a), int(b)
-                if hi < lo or hi - lo > 1000:
-                    raise ValueError
-                out += range(lo, hi + 1)
-            else:
-                out.append(int(part))
-    except ValueError:
-        msg = f"seeds: {text!r} is not like 1-5, 1,3,7 or 2"
-        raise argparse.ArgumentTypeError(msg) from None
-    if not out:
-        msg = f"seeds: {text!r} names no seed"
-        raise argparse.ArgumentTypeError(msg)
-    return out
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from citywatch.commands.simulate import parse_duration
+    from citywatch.cli_options import parse_duration
 
     p.add_argument("--scenario", default="demo", help="simulator scenario (default: demo)")
     p.add_argument("--seeds", type=parse_seeds, default=[1], help="e.g. 1-5 or 1,3 (default 1)")

@@ -22,24 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from citywatch.cli_options import parse_duration
+
 __all__ = ["add_arguments", "parse_duration", "parse_knobs", "run"]
-
-
-def parse_duration(text: str) -> int:
-    """Seconds from ``3600``, ``90s``, ``30m``, ``2h`` or ``1d``."""
-    t = text.strip().lower()
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
-    try:
-        if t and t[-1] in units:
-            value = float(t[:-1]) * units[t[-1]]
-        else:
-            value = float(t)
-    except ValueError:
-        value = -1.0
-    if value <= 0:
-        msg = f"duration: {text!r} is not a positive duration like 3600, 30m, 2h or 1d"
-        raise argparse.ArgumentTypeError(msg)
-    return round(value)
 
 
 def parse_knobs(items: list[str]) -> dict[str, Any]:
