@@ -1,8 +1,7 @@
 """The ``citywatch`` command line: one subcommand per module in ``citywatch/commands/``.
 
-Each module exposes ``add_arguments(parser)`` and ``run(args) -> int`` and is imported only
-when its subcommand runs, so a slow or missing part never breaks ``--help`` of another.
-A subcommand whose module has not landed yet says so plainly and exits 2.
+Each module exposes ``add_arguments(parser)`` and ``run(args) -> int``; the modules import
+their heavy dependencies (bytewax, numpy, models) inside ``run``, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 from types import ModuleType
 
@@ -19,29 +19,24 @@ from citywatch.errors import CitywatchError
 
 __all__ = ["COMMANDS", "main"]
 
-#: name -> (one-line help, the issue that delivers it)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("run the whole system on an embedded Redis, with the console", "#2/#7/#8"),
-    "simulate": ("generate a seeded city scenario with ground-truth labels", "#3"),
-    "run": ("run the city dataflow: sources -> models -> alert engine -> Redis", "#7"),
-    "serve": ("serve the websocket feed and the duty-officer console", "#8"),
-    "replay": ("replay recorded or simulated JSONL through the city flow", "#9"),
-    "evaluate": ("score scenarios through the real flow against their labels", "#9"),
-    "report": ("print work-order effectiveness metrics from the audit stream", "#8"),
-    "bench": ("benchmark the full city flow against 400M records/day", "#9"),
+#: name -> one-line help
+COMMANDS: dict[str, str] = {
+    "demo": "run the whole system on an embedded Redis, with the console",
+    "simulate": "generate a seeded city scenario with ground-truth labels",
+    "run": "run the city dataflow: sources -> models -> alert engine -> Redis",
+    "serve": "serve the websocket feed and the duty-officer console",
+    "replay": "replay recorded or simulated JSONL through the city flow",
+    "evaluate": "score scenarios through the real flow against their labels",
+    "report": "print work-order effectiveness metrics from the audit stream",
+    "bench": "benchmark the full city flow against 400M records/day",
 }
 
 
-def _load(name: str) -> ModuleType | None:
-    try:
-        return importlib.import_module(f"citywatch.commands.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"citywatch.commands.{name}":
-            return None
-        raise
+def _load(name: str) -> ModuleType:
+    return importlib.import_module(f"citywatch.commands.{name}")
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType | None]]:
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
     parser = argparse.ArgumentParser(
         prog="citywatch",
         description="Real-time early warning for a city command centre.",
@@ -50,19 +45,21 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType | None
     parser.add_argument("--config", help="TOML settings file (else CITYWATCH_CONFIG)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    modules: dict[str, ModuleType | None] = {}
-    for name, (help_text, issue) in COMMANDS.items():
-        module = _load(name)
-        modules[name] = module
-        if module is None:
-            help_text = f"{help_text} (not built yet: {issue})"
+    modules: dict[str, ModuleType] = {}
+    for name, help_text in COMMANDS.items():
+        module = modules[name] = _load(name)
         p = sub.add_parser(name, help=help_text, description=help_text)
-        if module is not None:
-            module.add_arguments(p)
+        module.add_arguments(p)
     return parser, modules
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; every failure is one line on stderr and an exit code.
+
+    2: bad usage or input (argparse, :class:`ConfigError`, :class:`InputError`, ...);
+    1: a failing dependency (:class:`DependencyError`) or an unexpected error (its traceback
+    only with ``-v``); 130: interrupted.
+    """
     parser, modules = build_parser()
     args = parser.parse_args(argv)
     if not args.command:
@@ -72,21 +69,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING - 10 * min(args.verbose, 2),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    module = modules[args.command]
-    if module is None:
-        _, issue = COMMANDS[args.command]
-        print(
-            f"citywatch {args.command}: not built yet (issue {issue}); nothing was done.",
-            file=sys.stderr,
-        )
-        return 2
     try:
-        code: int = module.run(args)
+        code: int = modules[args.command].run(args)
     except CitywatchError as exc:
         print(f"citywatch {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # the last resort: one line, the traceback only when asked
+        if args.verbose:
+            traceback.print_exc()
+        detail = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        hint = "" if args.verbose else " (run with -v for the traceback)"
+        print(f"citywatch {args.command}: internal error: {detail}{hint}", file=sys.stderr)
+        return 1
     return code
 
 
