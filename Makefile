@@ -1,6 +1,9 @@
 # citywatch: `make demo` runs the whole system, `make test` checks everything.
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The first of these that runs and is 3.11 or 3.12 (bytewax 0.21.1 has wheels for both).
+PYTHON ?= $(shell for p in python3.11 python3.12 python3; do \
+  $$p -c 'import sys; sys.exit(sys.version_info[:2] not in ((3, 11), (3, 12)))' 2>/dev/null \
+  && { command -v $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -16,7 +19,8 @@ help: ## list the targets
 venv: $(STAMP) ## create or update .venv (quick when up to date)
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "citywatch needs Python 3.11, found " + sys.version.split()[0])'
+	@test -n "$(PYTHON)" || { echo "citywatch needs Python 3.11 or 3.12 (python3.11, python3.12 or python3 on PATH); none found" >&2; exit 2; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] not in ((3, 11), (3, 12)) and "citywatch needs Python 3.11 or 3.12, found " + sys.version.split()[0])'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
