@@ -42,7 +42,7 @@ import orjson
 
 from citywatch.commands.bench import ModelLoop
 from citywatch.events import DeadLetter, EventDecoder
-from citywatch.registry import Registry
+from citywatch.registry import Registry, region_for
 from citywatch.settings import Settings
 from flows.registry import build_models
 
@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         rss_ref = rss_mb()
         loop = ModelLoop(models)
         feed = loop.feed
-        dec = EventDecoder(settings.region_box, future_tolerance_ms=settings.future_tolerance_ms)
+        region = region_for(settings.region, registry)
+        dec = EventDecoder(region, future_tolerance_ms=settings.future_tolerance_ms)
         n = dead = 0
         t0 = time.perf_counter()
         for line in child.stdout:

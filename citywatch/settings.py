@@ -37,8 +37,9 @@ class Settings:
     redis_url: str | None = None
     #: Prefix of every Redis key (the Redis layout in docs/contracts.md).
     prefix: str = "cw:"
-    #: The region box: lat_min, lat_max, lon_min, lon_max.
-    region: tuple[float, ...] = (31.6, 32.7, 120.2, 121.9)
+    #: The region box: lat_min, lat_max, lon_min, lon_max; None (default): from the registry
+    #: (its ``region`` entry, else its entities' bounding box: ``citywatch.registry.region_for``).
+    region: tuple[float, ...] | None = None
     #: Reject a ``ts`` more than this many hours ahead of the newest seen.
     future_tolerance_h: float = 24.0
     #: Late events within this many seconds of the event-time watermark are still processed.
@@ -71,13 +72,17 @@ class Settings:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if len(self.region) != 4:
-            msg = f"region: expected 4 numbers lat_min,lat_max,lon_min,lon_max, got {self.region!r}"
-            raise ConfigError(msg)
-        lat0, lat1, lon0, lon1 = self.region
-        if not (-90 <= lat0 < lat1 <= 90 and -180 <= lon0 < lon1 <= 180):
-            msg = f"region: {self.region!r} is not lat_min < lat_max, lon_min < lon_max"
-            raise ConfigError(msg)
+        if self.region is not None:
+            if len(self.region) != 4:
+                msg = (
+                    "region: expected 4 numbers lat_min,lat_max,lon_min,lon_max, "
+                    f"got {self.region!r}"
+                )
+                raise ConfigError(msg)
+            lat0, lat1, lon0, lon1 = self.region
+            if not (-90 <= lat0 < lat1 <= 90 and -180 <= lon0 < lon1 <= 180):
+                msg = f"region: {self.region!r} is not lat_min < lat_max, lon_min < lon_max"
+                raise ConfigError(msg)
         for name in ("epoch_s", "batch_size", "alerts_maxlen", "feed_queue", "feed_max_message"):
             if getattr(self, name) <= 0:
                 msg = f"{name}: must be > 0, got {getattr(self, name)!r}"
@@ -94,8 +99,9 @@ class Settings:
         return Keys(self.prefix)
 
     @property
-    def region_box(self) -> Region:
-        return Region(*self.region)
+    def region_box(self) -> Region | None:
+        """The region set here, or None: then it comes from the registry."""
+        return None if self.region is None else Region(*self.region)
 
     @property
     def future_tolerance_ms(self) -> int:

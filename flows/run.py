@@ -36,7 +36,7 @@ from bytewax.dataflow import Dataflow
 from citywatch.errors import ConfigError
 from citywatch.partitioning import partition_key as partition_key_of
 from citywatch.processes import wait_listening
-from citywatch.registry import Registry
+from citywatch.registry import Registry, region_for
 from citywatch.settings import Settings
 from flows.city import FlowConfig, build_flow
 from flows.registry import Registration, build_models
@@ -114,10 +114,10 @@ def load_registry(opts: RunOptions, settings: Settings) -> tuple[Registry, Any]:
         sim = spec.build()
         return sim.registry, spec
     directory = Path(opts.registry_dir) if opts.registry_dir else settings.data_dir / "registry"
-    if directory.is_dir():
+    if directory.is_dir() or (opts.registry_dir and directory.is_file()):
         return Registry.load(directory), None
     if opts.registry_dir:
-        msg = f"registry: {opts.registry_dir!r} is not a directory"
+        msg = f"registry: {opts.registry_dir!r} not found (a directory or a registry file)"
         raise ConfigError(msg)
     log.warning("no registry directory (%s): running with empty reference data", directory)
     return Registry(), None
@@ -197,7 +197,7 @@ def build_city_flow(
     raw = raw or make_raw_source(opts, settings, url, spec, registry)
     source = DecodingSource(
         raw,
-        region=settings.region_box,
+        region=region_for(settings.region, registry),
         future_tolerance_ms=settings.future_tolerance_ms,
         lateness_ms=int(settings.lateness_s * 1000),
         batch_size=settings.batch_size,

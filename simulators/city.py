@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from citywatch.geo import grid_id, haversine_m
 from citywatch.registry import Place, Registry, Site, Station, Vehicle, Zone
-from simulators.geography import Geography, Roads
+from simulators.geography import LAT_MAX, LAT_MIN, LON_MAX, LON_MIN, Geography, Roads
 from simulators.labels import Workshop
 from simulators.scenario import Profile
 from simulators.seeds import derive, np_rng, py_rng
@@ -119,7 +119,7 @@ def build_city(seed: int, profile: Profile, scale: float) -> City:
     geo = Geography()
     roads = Roads(geo, derive(seed, "roads"))
     rng = py_rng(seed, "city")
-    reg = Registry(districts=list(geo.districts))
+    reg = Registry(districts=list(geo.districts), region=(LAT_MIN, LAT_MAX, LON_MIN, LON_MAX))
     district_names = [d.name for d in geo.specs]
     taken = SpatialIndex()
 

@@ -391,7 +391,7 @@ def floor(fs: FileSet, *, split: bool = True) -> Floor:
     """Decode + the registered models in a plain loop (see the module docstring); ``split``:
     a second pass times every record to split the cost per kind."""
     from citywatch.events import DeadLetter, EventDecoder
-    from citywatch.registry import Registry
+    from citywatch.registry import Registry, region_for
     from citywatch.settings import Settings
     from flows.registry import build_models
     from flows.replay import record_ts
@@ -404,7 +404,8 @@ def floor(fs: FileSet, *, split: bool = True) -> Floor:
     def one_pass(timed: bool) -> tuple[float, dict[str, float], dict[str, float], int]:
         loop = ModelLoop(build_models(registry, settings))
         feed = loop.feed
-        dec = EventDecoder(settings.region_box, future_tolerance_ms=settings.future_tolerance_ms)
+        region = region_for(settings.region, registry)
+        dec = EventDecoder(region, future_tolerance_ms=settings.future_tolerance_ms)
         decode_ns: dict[str, int] = defaultdict(int)
         model_ns: dict[str, int] = defaultdict(int)
         clock = time.perf_counter_ns

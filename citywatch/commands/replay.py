@@ -67,16 +67,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speed", default="max", help="max (default), 1x (live), 10x, 60x, ...")
     p.add_argument("--from", dest="from_", metavar="TIME", help="skip records before TIME")
     p.add_argument("--to", metavar="TIME", help="skip records at or after TIME")
-    p.add_argument("--registry", metavar="DIR", help="reference data (default: see above)")
+    p.add_argument(
+        "--registry", metavar="PATH", help="reference data, directory or file (default: see above)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def default_registry(files: list[str]) -> str | None:
-    """A ``registry/`` directory next to the first file (``citywatch simulate`` output)."""
+    """A ``registry/`` directory (``citywatch simulate`` output) or a ``registry.jsonl``
+    (``citywatch import`` output) next to the first file that has one."""
     for f in files:
         d = Path(f).parent / "registry"
         if d.is_dir():
             return str(d)
+        if d.with_suffix(".jsonl").is_file():
+            return str(d.with_suffix(".jsonl"))
     return None
 
 

@@ -47,7 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="JSONL(.gz) files, directories or globs for --source files",
     )
     p.add_argument(
-        "--registry", metavar="DIR", help="reference data directory (default: <data_dir>/registry)"
+        "--registry",
+        metavar="PATH",
+        help="reference data, directory or file (default: <data_dir>/registry)",
     )
     p.add_argument(
         "--kinds",

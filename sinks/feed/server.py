@@ -281,8 +281,24 @@ class FeedServer:
         resp.headers["Cache-Control"] = "no-cache"
         return resp
 
+    def _map_region(self) -> tuple[float, ...]:
+        """The settings' region, else the registry's, else the served districts' box."""
+        if self.settings.region is not None:
+            return self.settings.region
+        from citywatch.errors import CitywatchError
+        from citywatch.registry import Registry, parse_districts
+
+        box = None
+        with contextlib.suppress(CitywatchError, OSError, ValueError):
+            box = Registry.load(self._registry_dir).derived_region()
+        if box is None:
+            with contextlib.suppress(CitywatchError, ValueError):
+                districts = parse_districts(orjson.loads(self._districts_fallback))
+                box = Registry(districts=districts).derived_region(margin_km=0.0)
+        return box or (-90.0, 90.0, -180.0, 180.0)
+
     def _public_config(self) -> dict[str, Any]:
-        lat0, lat1, lon0, lon1 = self.settings.region
+        lat0, lat1, lon0, lon1 = self._map_region()
         depts = self.settings.extra.get("departments") or DEFAULT_DEPARTMENTS
         return {
             "region": {"lat_min": lat0, "lat_max": lat1, "lon_min": lon0, "lon_max": lon1},

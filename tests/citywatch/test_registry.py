@@ -2,10 +2,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
-from citywatch.errors import SchemaError
-from citywatch.registry import District, Place, Registry, Site, Station, Vehicle, Zone
+from citywatch.errors import ConfigError, SchemaError
+from citywatch.registry import (
+    District,
+    Place,
+    Registry,
+    Site,
+    Station,
+    Vehicle,
+    Zone,
+    districts_geojson,
+    region_for,
+)
 
 SQUARE = (((120.0, 31.0), (121.0, 31.0), (121.0, 32.0), (120.0, 32.0), (120.0, 31.0)),)
 
@@ -50,6 +61,68 @@ def test_bad_lines_raise_with_file_and_line(tmp_path: Path) -> None:
         Registry.load(tmp_path)
 
 
-def test_not_a_directory(tmp_path: Path) -> None:
-    with pytest.raises(SchemaError, match="not a directory"):
+def test_missing_path_says_what_a_registry_is(tmp_path: Path) -> None:
+    with pytest.raises(SchemaError, match=r"not found \(expected a directory or a .json/.jsonl"):
         Registry.load(tmp_path / "nope")
+
+
+def test_single_jsonl_file_round_trips_with_region_and_new_station_fields(tmp_path: Path) -> None:
+    reg = _registry()
+    reg.stations["S2"] = Station(id="S2", lat=31.6, lon=120.6, kind="lowcost", interval_s=148.0)
+    reg.region = (30.0, 33.0, 119.0, 122.0)
+    reg.dump_file(tmp_path / "reg.jsonl")
+    lines = (tmp_path / "reg.jsonl").read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith('{"type":"region"')
+    assert {orjson.loads(x)["type"] for x in lines} == {
+        "region", "station", "place", "zone", "site", "vehicle", "district"
+    }  # fmt: skip
+    assert Registry.load(tmp_path / "reg.jsonl") == reg
+    reg.dump(tmp_path / "dir")  # the directory form keeps the region too
+    assert Registry.load(tmp_path / "dir") == reg
+
+
+def test_single_json_object_with_lists_and_geojson_districts(tmp_path: Path) -> None:
+    doc = {
+        "region": [30.0, 33.0, 119.0, 122.0],
+        "stations": [{"id": "S1", "lat": 31.5, "lon": 120.5, "interval_s": 3600}],
+        "districts": districts_geojson(_registry().districts),
+    }
+    path = tmp_path / "reg.json"
+    path.write_bytes(b"\xef\xbb\xbf" + orjson.dumps(doc))  # a BOM is tolerated
+    reg = Registry.load(path)
+    assert reg.region == (30.0, 33.0, 119.0, 122.0)
+    assert reg.stations["S1"].interval_s == 3600.0
+    assert reg.stations["S1"].kind == "micro"
+    assert reg.districts == _registry().districts
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ('{"type":"station","id":"S1","lat":31}\n', r"reg.jsonl line 1: station: .*lon"),
+        ('{"type":"truck","id":"T"}\n', r"line 1: unknown type 'truck'"),
+        ('{"id":"S1"}\n', r"line 1: expected an object with a 'type' field"),
+        ('{"type":"region","lat_min":33,"lat_max":32,"lon_min":1,"lon_max":2}\n', "lat_min <"),
+        ('{"type":"station","id":"S","lat":1,"lon":2,"interval_s":0}\n', "interval_s"),
+        ('{"type":"station","id":"S","lat":1,"lon":2}\n{oops\n', r"line 2: invalid JSON"),
+        ('{"stations":[],"trucks":[]}', r"unknown key\(s\) trucks"),
+    ],
+)
+def test_bad_single_files_name_the_line_and_problem(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "reg.jsonl"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SchemaError, match=match):
+        Registry.load(path)
+
+
+def test_region_from_registry_settings_or_an_error_that_says_what_to_set() -> None:
+    chengdu = Registry(stations={"A": Station(id="A", lat=30.63, lon=104.11)})
+    derived = region_for(None, chengdu)
+    assert derived.contains(30.63, 104.11)
+    assert derived.contains(30.63 + 0.25, 104.11 - 0.3)  # ~30 km margin
+    assert not derived.contains(32.0, 120.9)  # Nantong is not Chengdu
+    explicit = Registry(stations=chengdu.stations, region=(30.0, 31.5, 103.5, 105.0))
+    assert region_for(None, explicit).lat_max == 31.5
+    assert region_for((1.0, 2.0, 3.0, 4.0), explicit).lat_min == 1.0  # settings win
+    with pytest.raises(ConfigError, match=r"set region = .* \(or CW_REGION\)"):
+        region_for(None, Registry(vehicles={"V": Vehicle(id="V", plate="P")}))

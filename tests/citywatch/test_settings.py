@@ -13,7 +13,8 @@ def test_defaults() -> None:
     assert s.prefix == "cw:"
     assert s.redis_url is None
     assert s.keys.deadletter == "cw:deadletter"
-    assert s.region_box.contains(32.0, 121.0)
+    assert s.region is None  # from the registry (citywatch.registry.region_for)
+    assert s.region_box is None
     assert s.future_tolerance_ms == 86_400_000
 
 
@@ -29,6 +30,8 @@ def test_toml_then_environment_override(tmp_path: Path) -> None:
     assert s.feed_port == 9002
     assert s.feed_tokens == ("t1", "t2")
     assert s.region == (31.0, 33.0, 120.0, 122.0)
+    assert s.region_box is not None
+    assert s.region_box.contains(32.0, 121.0)
     assert s.recovery_dir == Path("/tmp/rec")
     assert s.redis_url == "redis://h:1/2"
 

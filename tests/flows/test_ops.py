@@ -164,6 +164,7 @@ def test_an_endless_redis_run_stops_cleanly_on_sigint(
     record = {"kind": "air", "ts": 1_793_577_600_000, "station": "S1", "pm25": 10.0}
     redis_client.xadd(keys.inbound("air"), {"r": orjson.dumps(record)})
     env = {**os.environ, "REDIS_URL": settings.redis_url or "", "CW_PREFIX": keys.prefix}
+    env["CW_REGION"] = "31.6,32.7,120.2,121.9"  # no registry here: the region must be set
     cmd = [sys.executable, "-m", "citywatch", "run", "--source", "redis"]
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stderr=subprocess.PIPE)
     try:
