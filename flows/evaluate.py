@@ -1,11 +1,13 @@
-"""Evaluating models: simulated scenarios through the real city flow, scored against labels.
+"""Evaluating models: simulated or recorded data through the real city flow, scored against
+labels.
 
-:func:`run_scenario` builds the simulation, writes its reference data where the flow loads it
-from, and runs ``flows.run.build_city_flow`` (every registered model, the alert engine, the
+:func:`run_dataset` takes a :class:`Dataset` (a :class:`simulators.Simulation`, or recorded
+files as :class:`simulators.recorded.Recorded`), writes its reference data where the flow
+loads it from, and runs ``flows.run.build_city_flow`` (every registered model, the alert engine, the
 incident correlator, the Redis sink) in this process at full speed under a private key prefix;
 the alerts are read back from the ``alerts`` stream, exactly what the console would get, and
 the prefix is deleted. Nothing is reimplemented: a change to a model, the engine or the flow
-shows up here.
+shows up here. :func:`run_scenario` simulates a scenario and runs it so.
 
 :class:`EvalConfig` is one configuration to evaluate (``--compare CONFIG`` loads a second
 one from TOML)::
@@ -21,7 +23,8 @@ one from TOML)::
     qc = { spike_z = 6.0 }
 
 :func:`summarize` pools the per-seed :class:`simulators.scoring.ScoreReport` into per-rule
-precision, recall, F1, delay quantiles, false alerts per entity-day and alerts per hour.
+precision, recall, F1, delay quantiles, false alerts per entity-day and alerts per hour
+(precision is None without alerts, recall None without labels: ``simulators.scoring.scores``).
 """
 
 from __future__ import annotations
@@ -34,31 +37,53 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 
 import flows.registry
 from citywatch.alerts import Alert
 from citywatch.errors import ConfigError
+from citywatch.events import Event
 from citywatch.registry import Registry
 from citywatch.settings import Settings, read_toml
 from flows.registry import Registration
 from flows.run import RunOptions, build_city_flow
 from flows.sources.iterable import IterableSource
 from models.base import Model
-from simulators import Simulation, simulate
-from simulators.scoring import ScoreReport, prf, quantile, score
+from simulators import simulate
+from simulators.labels import Label
+from simulators.scoring import DEFAULT_TOLERANCE_MS, ScoreReport, quantile, score, scores
 
 __all__ = [
+    "Dataset",
     "EvalConfig",
     "RuleSummary",
     "ScenarioRun",
     "apply_overrides",
     "registered",
+    "run_dataset",
     "run_scenario",
     "summarize",
 ]
+
+
+class Dataset(Protocol):
+    """What evaluation needs of its data (a ``Simulation`` or a ``Recorded`` has it)."""
+
+    labels: list[Label]
+    start_ms: int
+    end_ms: int
+
+    @property
+    def registry(self) -> Registry: ...
+
+    def records(self) -> Iterator[bytes]: ...
+
+    def events(self) -> Iterator[Event]: ...
+
+    def entity_days(self) -> dict[str, float]: ...
+
 
 _TOP_KEYS = frozenset({"name", "flow", "settings", "models"})
 
@@ -187,11 +212,12 @@ def registered(
 
 @dataclass(frozen=True, slots=True)
 class ScenarioRun:
-    """One seed of one scenario through the flow: its simulation and every alert version."""
+    """One dataset (a scenario's seed, or recorded files) through the flow: the data and
+    every alert version. ``seed`` is None for recorded data."""
 
     scenario: str
-    seed: int
-    sim: Simulation
+    seed: int | None
+    sim: Dataset
     alerts: list[Alert]
     records: int
     wall_s: float
@@ -200,8 +226,16 @@ class ScenarioRun:
     def hours(self) -> float:
         return (self.sim.end_ms - self.sim.start_ms) / 3_600_000
 
-    def score(self, rules: Sequence[str] | None = None) -> ScoreReport:
-        return score(self.alerts, self.sim.labels, rules=rules, entity_days=self.sim.entity_days())
+    def score(
+        self, rules: Sequence[str] | None = None, tolerance_ms: int = DEFAULT_TOLERANCE_MS
+    ) -> ScoreReport:
+        return score(
+            self.alerts,
+            self.sim.labels,
+            rules=rules,
+            entity_days=self.sim.entity_days(),
+            tolerance_ms=tolerance_ms,
+        )
 
 
 def _read_alerts(client: redis.Redis, stream: str) -> list[Alert]:
@@ -229,10 +263,24 @@ def run_scenario(
     extra: Sequence[Registration] = (),
 ) -> ScenarioRun:
     """Simulate ``scenario``/``seed`` and run it through the real city flow (see module doc)."""
+    sim = simulate(scenario, seed=seed, scale=scale, duration_s=duration_s)
+    return run_dataset(sim, scenario, seed, url=url, settings=settings, config=config, extra=extra)
+
+
+def run_dataset(
+    data: Dataset,
+    name: str,
+    seed: int | None = None,
+    *,
+    url: str,
+    settings: Settings,
+    config: EvalConfig | None = None,
+    extra: Sequence[Registration] = (),
+) -> ScenarioRun:
+    """Run ``data`` through the real city flow in this process (see the module doc)."""
     from bytewax.testing import run_main
 
     cfg = config or EvalConfig()
-    sim = simulate(scenario, seed=seed, scale=scale, duration_s=duration_s)
     prefix = f"{settings.prefix}eval:{uuid.uuid4().hex[:10]}:"
     s = settings.with_(
         **{**dict(cfg.settings), "prefix": prefix, "alerts_maxlen": 50_000_000, "redis_url": url}
@@ -240,19 +288,19 @@ def run_scenario(
     count = [0]
 
     def records() -> Iterator[bytes]:
-        for r in sim.records():
+        for r in data.records():
             count[0] += 1
             yield r
 
     client = redis.Redis.from_url(url)
     try:
         with tempfile.TemporaryDirectory(prefix="citywatch-eval-") as tmp:
-            sim.registry.dump(Path(tmp))
+            data.registry.dump(Path(tmp))
             opts = RunOptions(
                 source="files",
                 registry_dir=tmp,
                 speed=None,
-                run_id=f"eval-{scenario}-{seed}",
+                run_id=f"eval-{name}-{seed}",
                 flow=dict(cfg.flow),
             )
             raw = IterableSource(records, name="sim")
@@ -271,7 +319,7 @@ def run_scenario(
         if keys:
             client.delete(*keys)
         client.close()
-    return ScenarioRun(scenario, seed, sim, alerts, count[0], wall)
+    return ScenarioRun(name, seed, data, alerts, count[0], wall)
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,9 +331,10 @@ class RuleSummary:
     alerts: int
     detected: int
     true_alerts: int
-    precision: float
-    recall: float
-    f1: float
+    #: None when undefined: no alert (precision), no label (recall), neither (F1)
+    precision: float | None
+    recall: float | None
+    f1: float | None
     delays_ms: tuple[int, ...]
     false_alerts: int
     false_per_entity_day: float | None
@@ -318,9 +367,13 @@ class RuleSummary:
         }
 
 
-def summarize(runs: Sequence[ScenarioRun], rules: Sequence[str] | None = None) -> list[RuleSummary]:
+def summarize(
+    runs: Sequence[ScenarioRun],
+    rules: Sequence[str] | None = None,
+    tolerance_ms: int = DEFAULT_TOLERANCE_MS,
+) -> list[RuleSummary]:
     """Per-rule summaries pooled over ``runs`` (one per seed), rules sorted by name."""
-    reports = [(r, r.score(rules)) for r in runs]
+    reports = [(r, r.score(rules, tolerance_ms)) for r in runs]
     names = sorted({name for _, rep in reports for name in rep.rules})
     hours = sum(r.hours for r in runs)
     out = []
@@ -339,7 +392,7 @@ def summarize(runs: Sequence[ScenarioRun], rules: Sequence[str] | None = None) -
             false += rs.false_alerts
             delays += rs.delays_ms
             ed += run.sim.entity_days().get(name, 0.0)
-        p, r, f = prf(true_alerts, alerts, detected, labels)
+        p, r, f = scores(true_alerts, alerts, detected, labels)
         out.append(
             RuleSummary(
                 rule=name,

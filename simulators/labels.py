@@ -16,11 +16,14 @@ True
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
-__all__ = ["Label", "Workshop", "decode_labels", "encode_labels"]
+from citywatch.errors import InputError
+
+__all__ = ["Label", "Workshop", "decode_labels", "encode_labels", "read_labels"]
 
 
 class Label(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=False):
@@ -72,3 +75,28 @@ def decode_labels(data: bytes) -> list[Label]:
 def decode_workshops(data: bytes) -> list[Workshop]:
     """Parse ``workshops.jsonl`` bytes."""
     return [_WORKSHOPS.decode(line) for line in data.splitlines() if line.strip()]
+
+
+def read_labels(path: str | Path) -> list[Label]:
+    """Read a labels file (JSON Lines, a UTF-8 BOM tolerated); a missing file or a line that
+    is not a :class:`Label` is an :class:`InputError` naming the file, the line and why."""
+    p = Path(path)
+    try:
+        data = p.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    except OSError as exc:
+        msg = f"labels: {str(p)!r}: {exc.strerror or exc}"
+        raise InputError(msg) from exc
+    out = []
+    for n, line in enumerate(data.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            lab = _LABELS.decode(line)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            msg = f"labels: {p.name} line {n}: {exc}"
+            raise InputError(msg) from exc
+        if lab.end_ms < lab.start_ms:
+            msg = f"labels: {p.name} line {n}: end_ms {lab.end_ms} is before start_ms"
+            raise InputError(msg)
+        out.append(lab)
+    return out

@@ -45,9 +45,11 @@ __all__ = [
     "AlertView",
     "RuleScore",
     "ScoreReport",
+    "population_days",
     "prf",
     "quantile",
     "score",
+    "scores",
     "view",
 ]
 
@@ -199,12 +201,57 @@ def quantile(xs: Sequence[int], q: float) -> float | None:
     return float(s[lo] + (s[hi] - s[lo]) * (pos - lo))
 
 
+def scores(
+    tp_alerts: int, alerts: int, detected: int, labels: int
+) -> tuple[float | None, float | None, float | None]:
+    """Event-level precision, recall and F1, None where undefined.
+
+    Precision is undefined without alerts, recall without labels. F1 is their harmonic
+    mean; when one is undefined it is 0 if the other side has anything (labels all missed,
+    or alerts all false) and undefined when there is neither an alert nor a label.
+
+    >>> scores(2, 4, 1, 2), scores(0, 0, 0, 3), scores(0, 0, 0, 0)
+    ((0.5, 0.5, 0.5), (None, 0.0, 0.0), (None, None, None))
+    """
+    p = tp_alerts / alerts if alerts else None
+    r = detected / labels if labels else None
+    if p is None or r is None:
+        f = None if p is None and r is None else 0.0
+    else:
+        f = 2 * p * r / (p + r) if p + r > 0 else 0.0
+    return p, r, f
+
+
 def prf(tp_alerts: int, alerts: int, detected: int, labels: int) -> tuple[float, float, float]:
-    """Event-level precision, recall and F1 (no alerts: precision 1; no labels: recall 1)."""
-    p = tp_alerts / alerts if alerts else 1.0
-    r = detected / labels if labels else 1.0
+    """:func:`scores` with the conventions of a number always: no alerts gives precision 1,
+    no labels recall 1 (use :func:`scores` to show them as undefined)."""
+    p, r, _ = scores(tp_alerts, alerts, detected, labels)
+    p = 1.0 if p is None else p
+    r = 1.0 if r is None else r
     f = 2 * p * r / (p + r) if p + r > 0 else 0.0
     return p, r, f
+
+
+def population_days(
+    *, days: float, stations: int, districts: int, vehicles: int, sites: int, tickets: int
+) -> dict[str, float]:
+    """Entity-days of each rule's subject population over ``days``: what false alerts per
+    entity-day divide by (every ticket is one entity, whatever the span)."""
+    per = {
+        "air.exceedance": stations,
+        "air.spike": stations,
+        "air.stuck": stations,
+        "air.range": stations,
+        "air.drift": stations,
+        "air.episode": districts,
+        "vehicle.dwell": vehicles,
+        "vehicle.workshop": districts,
+        "worksite.resumption": sites,
+        "hotline.duplicate": max(1, tickets) / max(days, 1e-9),
+        "hotline.surge": districts * 8,
+        "incident.correlated": districts,
+    }
+    return {rule: n * days for rule, n in per.items()}
 
 
 def score(

@@ -20,6 +20,7 @@ from simulators.hotline import HotlineStream
 from simulators.labels import Label, Workshop
 from simulators.plan import Plan, make_plan, ticket_salt
 from simulators.scenario import PROFILES, SCENARIOS, Scenario
+from simulators.scoring import population_days
 from simulators.seeds import py_rng
 from simulators.sites import OrderStream, PowerStream, SiteActivity, VideoStream
 from simulators.stream import Generator
@@ -165,24 +166,15 @@ class Simulation:
 
     def entity_days(self) -> dict[str, float]:
         """Entity-days of each rule's subject population, for false alerts per entity-day."""
-        days = (self.end_ms - self.start_ms) / 86_400_000
         reg = self.registry
-        n_tickets = sum(len(g.tickets) for g in self.generators if isinstance(g, HotlineStream))
-        per = {
-            "air.exceedance": len(reg.stations),
-            "air.spike": len(reg.stations),
-            "air.stuck": len(reg.stations),
-            "air.range": len(reg.stations),
-            "air.drift": len(reg.stations),
-            "air.episode": len(reg.districts),
-            "vehicle.dwell": len(reg.vehicles),
-            "vehicle.workshop": len(reg.districts),
-            "worksite.resumption": len(reg.sites),
-            "hotline.duplicate": max(1, n_tickets) / max(days, 1e-9),  # each ticket: one entity
-            "hotline.surge": len(reg.districts) * 8,
-            "incident.correlated": len(reg.districts),
-        }
-        return {rule: n * days for rule, n in per.items()}
+        return population_days(
+            days=(self.end_ms - self.start_ms) / 86_400_000,
+            stations=len(reg.stations),
+            districts=len(reg.districts),
+            vehicles=len(reg.vehicles),
+            sites=len(reg.sites),
+            tickets=sum(len(g.tickets) for g in self.generators if isinstance(g, HotlineStream)),
+        )
 
     # -- streams -----------------------------------------------------------------------------
 

@@ -1,17 +1,27 @@
-"""``citywatch evaluate``: scenarios through the real city flow, scored against their labels.
+"""``citywatch evaluate``: scenarios or recorded data through the real city flow, scored
+against their labels.
 
 Examples::
 
     citywatch evaluate --scenario demo --seeds 1-5
     citywatch evaluate --scenario hazmat --seeds 1-3 --rules vehicle.dwell
     citywatch evaluate --scenario city-day --seeds 1,2 --compare wider.toml --out var/eval/ab
+    citywatch evaluate --events var/real/faulty.jsonl.gz --labels var/real/faulty.labels.jsonl \
+        --registry var/real/registry.jsonl
 
-Each seed is simulated and run through ``flows.run.build_city_flow`` (every registered model,
+With ``--events`` the recorded files (time-ordered JSON Lines, gzip or not: what
+``citywatch import`` and ``citywatch inject`` write) are the data, ``--labels`` their ground
+truth (the schema in ``docs/evaluation.md``; none: every alert counts as false) and
+``--registry`` their reference data (default: a ``registry.jsonl`` or ``registry/`` next to
+the first file). Otherwise each seed of ``--scenario`` is simulated. Either way the data runs
+through ``flows.run.build_city_flow`` (every registered model,
 the alert engine, the correlator, the Redis sink under a private prefix of ``REDIS_URL`` or an
 embedded Redis), then scored with ``simulators.scoring``. Per rule: precision, recall, F1,
 detection delay (p50/p90, seconds after the label starts), false alerts per entity-day and
-alerts per hour, pooled over the seeds. Printed as a table and saved in ``--out`` (default
-``var/eval/<scenario>``) as ``results.json`` and ``index.html`` with one PNG per rule and
+alerts per hour, pooled over the seeds ("-" where undefined: precision without alerts, recall
+without labels). Printed as a table and saved in ``--out`` (default ``var/eval/<scenario>``, or
+``var/eval/<name>`` for recorded data) as ``results.json`` and ``index.html`` with one PNG per
+rule and
 configuration: the rule's input series for a few subjects (PM2.5 for air rules, speed for
 dwell, site activity for resumption) with the labelled windows shaded and the alerts marked,
 and a timeline of every labelled or alerted subject. ``--compare CONFIG`` (TOML, see
@@ -29,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from flows.evaluate import EvalConfig, RuleSummary, ScenarioRun
+    from flows.evaluate import Dataset, EvalConfig, RuleSummary, ScenarioRun
 
 from citywatch.cli_options import parse_seeds
 
@@ -39,13 +49,28 @@ __all__ = ["add_arguments", "parse_seeds", "run"]
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from citywatch.cli_options import parse_duration
 
-    p.add_argument("--scenario", default="demo", help="simulator scenario (default: demo)")
-    p.add_argument("--seeds", type=parse_seeds, default=[1], help="e.g. 1-5 or 1,3 (default 1)")
+    p.add_argument("--scenario", help="simulator scenario (default: demo)")
+    p.add_argument("--seeds", type=parse_seeds, help="e.g. 1-5 or 1,3 (default 1)")
+    p.add_argument(
+        "--events",
+        nargs="+",
+        metavar="FILE",
+        help="recorded JSONL(.gz) files instead of a scenario",
+    )
+    p.add_argument("--labels", metavar="FILE", help="ground truth of --events (labels JSONL)")
+    p.add_argument("--registry", metavar="PATH", help="reference data of --events (dir or file)")
+    p.add_argument("--name", help="name of the --events data in the output (default: file stem)")
     p.add_argument("--rules", nargs="+", metavar="RULE", help="score only these rules")
     p.add_argument("--compare", metavar="CONFIG", help="TOML of flow/model overrides to A/B")
-    p.add_argument("--out", type=Path, help="output directory (default var/eval/<scenario>)")
+    p.add_argument("--out", type=Path, help="output directory (default var/eval/<name>)")
     p.add_argument("--scale", type=float, help="simulator scale (default: the scenario's)")
     p.add_argument("--duration", type=parse_duration, help="override the scenario's duration")
+    p.add_argument(
+        "--tolerance",
+        type=parse_duration,
+        default=300,
+        help="an alert this close to a label's window still matches it (default 5m)",
+    )
     p.add_argument("--no-plots", action="store_true", help="table and JSON only")
 
 
@@ -57,7 +82,7 @@ def _fmt(x: float | None, spec: str = ".2f") -> str:
 
 
 def table(rows: Sequence[RuleSummary]) -> str:
-    """The per-rule table as fixed-width text."""
+    """The per-rule table as fixed-width text ("-": undefined, with a note saying why)."""
     head = (
         f"{'rule':22s} {'labels':>6s} {'alerts':>6s} {'prec':>5s} {'recall':>6s} {'f1':>5s} "
         f"{'delay p50/p90 s':>16s} {'false/ent-day':>13s} {'alerts/h':>8s}"
@@ -66,10 +91,17 @@ def table(rows: Sequence[RuleSummary]) -> str:
     for r in rows:
         delay = f"{_fmt(r.delay_quantile_s(0.5), '.0f')}/{_fmt(r.delay_quantile_s(0.9), '.0f')}"
         lines.append(
-            f"{r.rule:22s} {r.labels:6d} {r.alerts:6d} {r.precision:5.2f} {r.recall:6.2f} "
-            f"{r.f1:5.2f} {delay:>16s} {_fmt(r.false_per_entity_day, '.4f'):>13s} "
-            f"{r.alerts_per_hour:8.2f}"
+            f"{r.rule:22s} {r.labels:6d} {r.alerts:6d} {_fmt(r.precision):>5s} "
+            f"{_fmt(r.recall):>6s} {_fmt(r.f1):>5s} {delay:>16s} "
+            f"{_fmt(r.false_per_entity_day, '.4f'):>13s} {r.alerts_per_hour:8.2f}"
         )
+    notes = []
+    if any(r.alerts == 0 for r in rows):
+        notes.append("prec -: 0 alerts (undefined)")
+    if any(r.labels == 0 for r in rows):
+        notes.append("recall -: 0 labels (undefined)")
+    if notes:
+        lines.append("(" + "; ".join(notes) + ")")
     return "\n".join(lines)
 
 
@@ -173,6 +205,41 @@ def collect_series(
     }
 
 
+#: CJK fonts matplotlib may find, best first (district names and some ids are Chinese).
+_CJK_FONTS = ("Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei")
+
+
+def cjk_font() -> str | None:
+    """The first installed CJK font matplotlib can use, or None."""
+    from matplotlib import font_manager
+
+    for name in _CJK_FONTS:
+        try:
+            font_manager.findfont(name, fallback_to_default=False)
+        except ValueError:
+            continue
+        return name
+    return None
+
+
+def plot_text(run: ScenarioRun, cjk: bool) -> Callable[[str], str]:
+    """How a text shows in a plot: itself with a CJK font; without one, a Chinese district
+    name becomes its code (``320602``) and any other non-Latin text is escaped (``\\u5d07``),
+    never empty boxes."""
+    if cjk:
+        return lambda t: t
+    codes = {d.name: d.code for d in run.sim.registry.districts if d.code}
+
+    def text(t: str) -> str:
+        if all(ord(c) < 0x2E80 for c in t):
+            return t
+        if t in codes:
+            return f"district {codes[t]}"
+        return t.encode("ascii", "backslashreplace").decode()
+
+    return text
+
+
 def plot_rules(
     rules: Sequence[str], run: ScenarioRun, out: Path, stem: str, titles: dict[str, str]
 ) -> dict[str, str]:
@@ -182,13 +249,15 @@ def plot_rules(
     import matplotlib
 
     matplotlib.use("Agg")
-    # District names and titles are Chinese: use a CJK font when one is installed.
-    matplotlib.rcParams["font.sans-serif"] = [
-        "WenQuanYi Micro Hei",
-        "Noto Sans CJK SC",
-        "Source Han Sans SC",
-        "DejaVu Sans",
-    ]
+    font = cjk_font()
+    if font is None:
+        print(
+            "evaluate: no CJK font installed (e.g. apt install fonts-noto-cjk): Chinese names "
+            "in the plots are shown as codes",
+            file=sys.stderr,
+        )
+    matplotlib.rcParams["font.sans-serif"] = [*([font] if font else []), "DejaVu Sans"]
+    text = plot_text(run, font is not None)
     wanted = {r: _subjects(r, run)[0][:_MAX_SERIES] for r in rules}
     series = collect_series(run, wanted)
     files = {}
@@ -197,7 +266,8 @@ def plot_rules(
         warnings.filterwarnings("ignore", message="findfont")
         for rule in rules:
             name = f"{stem}-{rule}.png"
-            plot_rule(rule, run, out / name, titles.get(rule, rule), series.get(rule, {}))
+            title = text(titles.get(rule, rule))
+            plot_rule(rule, run, out / name, title, series.get(rule, {}), text)
             files[rule] = name
     return files
 
@@ -208,15 +278,19 @@ def plot_rule(
     path: Path,
     title: str,
     series: dict[str, tuple[list[float], list[float]]],
+    text: Callable[[str], str] = str,
 ) -> None:
-    """One PNG: the rule's series for a few subjects, then the timeline of all of them."""
+    """One PNG: the rule's series for a few subjects, then the timeline of all of them.
+    The time axis is in hours since the start, in days when the data spans over 3 days."""
     import matplotlib.pyplot as plt
 
     subjects, alerts, labels = _subjects(rule, run)
     t0 = run.sim.start_ms
+    in_days = run.hours > 72
+    unit = 24.0 if in_days else 1.0
 
     def h(ms: int) -> float:
-        return (ms - t0) / 3_600_000
+        return (ms - t0) / 3_600_000 / unit
 
     spec = _SERIES.get(rule)
     shown = subjects[:_MAX_SERIES] if spec else []
@@ -233,14 +307,14 @@ def plot_rule(
     )
     for ax, subj in zip(axes[:, 0], shown, strict=False):
         xs, ys = series.get(subj, ([], []))
-        ax.plot(xs, ys, lw=0.8, color="#345")
+        ax.plot([x / unit for x in xs], ys, lw=0.8, color="#345")
         for lab in labels:
             if subj in lab.subject_ids:
                 ax.axvspan(h(lab.start_ms), h(lab.end_ms), color="#f4b400", alpha=0.3, lw=0)
         for lo, _hi in _spans(alerts.get(subj, [])):
             ax.axvline(h(lo), color="#d33", lw=1.2)
         ax.set_ylabel(spec[3] if spec else "", fontsize=7)
-        ax.set_title(subj, fontsize=8, loc="left")
+        ax.set_title(text(subj), fontsize=8, loc="left")
         ax.tick_params(labelsize=7)
     ax = axes[-1, 0]
     for i, subj in enumerate(timeline):
@@ -255,10 +329,11 @@ def plot_rule(
         for lo, hi in _spans(alerts.get(subj, [])):
             ax.plot([h(lo), max(h(hi), h(lo) + 0.01)], [i, i], color="#d33", lw=2.5)
             ax.plot([h(lo)], [i], marker="v", color="#d33", ms=5)
-    ax.set_yticks(range(len(timeline)), timeline, fontsize=6)
+    ax.set_yticks(range(len(timeline)), [text(t) for t in timeline], fontsize=6)
     ax.set_ylim(-1, max(len(timeline), 1))
     ax.invert_yaxis()
-    ax.set_xlabel("hours since scenario start (shaded: labelled windows, red: alerts)", fontsize=8)
+    since = "days" if in_days else "hours"
+    ax.set_xlabel(f"{since} since the start (shaded: labelled windows, red: alerts)", fontsize=8)
     ax.tick_params(axis="x", labelsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
@@ -280,9 +355,9 @@ def _html_table(rows: Sequence[RuleSummary]) -> str:
             r.rule,
             str(r.labels),
             str(r.alerts),
-            f"{r.precision:.2f}",
-            f"{r.recall:.2f}",
-            f"{r.f1:.2f}",
+            _fmt(r.precision),
+            _fmt(r.recall),
+            _fmt(r.f1),
             _fmt(r.delay_quantile_s(0.5), ".0f"),
             _fmt(r.delay_quantile_s(0.9), ".0f"),
             _fmt(r.false_per_entity_day, ".4f"),
@@ -295,14 +370,23 @@ def _html_table(rows: Sequence[RuleSummary]) -> str:
 def write_html(
     out: Path,
     scenario: str,
-    seeds: list[int],
+    seeds: list[int] | None,
     results: list[tuple[EvalConfig, list[RuleSummary]]],
     plots: dict[str, list[str]],
+    note: str = "",
 ) -> Path:
     cols = "".join(
         f"<div class='col'><h2>{html.escape(cfg.name)}</h2>{_html_table(rows)}</div>"
         for cfg, rows in results
     )
+    if seeds is None:
+        heading = f"{scenario} (recorded)"
+        about = "The recorded data ran through the real city flow. Shaded = labelled windows, "
+        about += "red = alerts."
+    else:
+        heading = f"{scenario}, seeds {seeds}"
+        about = "Every seed ran through the real city flow; metrics are pooled over the seeds. "
+        about += "Plots show the first seed: shaded = labelled windows, red = alerts."
     figs = []
     for rule, files in sorted(plots.items()):
         imgs = "".join(f"<img src='{html.escape(f)}' alt='{html.escape(rule)}'>" for f in files)
@@ -312,9 +396,9 @@ def write_html(
 <style>body{{font:13px system-ui,sans-serif;margin:1.5em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}td:first-child{{text-align:left}}
 .row,.cols{{display:flex;gap:1em;flex-wrap:wrap}}img{{max-width:49%;border:1px solid #ddd}}
-</style></head><body><h1>{html.escape(scenario)}, seeds {html.escape(str(seeds))}</h1>
-<p>Every seed ran through the real city flow; metrics are pooled over the seeds. Plots show
-the first seed: shaded = labelled windows, red = alerts.</p>
+</style></head><body><h1>{html.escape(heading)}</h1>
+<p>{html.escape(about)} "-": undefined (precision without alerts, recall without labels).
+{html.escape(note)}</p>
 <div class="cols">{cols}</div>{"".join(figs)}</body></html>"""
     path = out / "index.html"
     path.write_text(page, encoding="utf-8")
@@ -324,63 +408,119 @@ the first seed: shaded = labelled windows, red = alerts.</p>
 # -- the command -------------------------------------------------------------------------------
 
 
+def _recorded(args: argparse.Namespace) -> tuple[str, Dataset]:
+    """The ``--events`` data, its registry and labels; usage errors name the option."""
+    from citywatch.commands.replay import default_registry
+    from citywatch.errors import InputError
+    from citywatch.registry import Registry
+    from simulators.labels import read_labels
+    from simulators.recorded import Recorded
+
+    misplaced = [
+        opt
+        for opt, value in (
+            ("--scenario", args.scenario),
+            ("--seeds", args.seeds),
+            ("--scale", args.scale),
+            ("--duration", args.duration),
+        )
+        if value is not None
+    ]
+    if misplaced:
+        msg = f"{', '.join(misplaced)} apply to simulated scenarios, not to --events"
+        raise InputError(msg)
+    registry_path = args.registry or default_registry(args.events)
+    if registry_path is None:
+        msg = (
+            f"--registry PATH is needed: no registry.jsonl or registry/ next to {args.events[0]} "
+            "(citywatch import writes one)"
+        )
+        raise InputError(msg)
+    registry = Registry.load(registry_path)
+    labels = read_labels(args.labels) if args.labels else []
+    name = args.name or Path(args.events[0]).name.split(".")[0]
+    return name, Recorded(args.events, registry, labels, name=name)
+
+
 def run(args: argparse.Namespace) -> int:
     import orjson
 
-    from citywatch.errors import CitywatchError
+    from citywatch.errors import InputError
     from citywatch.redisconn import embedded_or_url
     from citywatch.settings import Settings
-    from flows.evaluate import EvalConfig, run_scenario, summarize
+    from flows.evaluate import EvalConfig, run_dataset, run_scenario, summarize
     from simulators import SCENARIOS
 
-    if args.scenario not in SCENARIOS:
-        print(
-            f"evaluate: unknown scenario {args.scenario!r} (one of {', '.join(SCENARIOS)})",
-            file=sys.stderr,
-        )
-        return 2
+    recorded: tuple[str, Dataset] | None = None
+    if args.events:
+        recorded = _recorded(args)
+        name = recorded[0]
+        seeds: list[int] | None = None
+    else:
+        for opt in ("labels", "registry", "name"):
+            if getattr(args, opt) is not None:
+                msg = f"--{opt} applies to --events (recorded data), not to a scenario"
+                raise InputError(msg)
+        name = args.scenario or "demo"
+        seeds = args.seeds or [1]
+        if name not in SCENARIOS:
+            msg = f"unknown scenario {name!r} (one of {', '.join(SCENARIOS)})"
+            raise InputError(msg)
     settings = Settings.load(args.config)
-    try:
-        configs = [EvalConfig()]
-        if args.compare:
-            configs.append(EvalConfig.load(args.compare))
-            if configs[1].name == configs[0].name:
-                configs[1] = EvalConfig(
-                    f"{configs[1].name}-b", configs[1].flow, configs[1].settings, configs[1].models
-                )
-    except CitywatchError as exc:
-        print(f"evaluate: {exc}", file=sys.stderr)
-        return 2
-    out: Path = args.out or settings.data_dir / "eval" / args.scenario
+    configs = [EvalConfig()]
+    if args.compare:
+        configs.append(EvalConfig.load(args.compare))
+        if configs[1].name == configs[0].name:
+            configs[1] = EvalConfig(
+                f"{configs[1].name}-b", configs[1].flow, configs[1].settings, configs[1].models
+            )
+    tolerance_ms = int(args.tolerance * 1000)
+    out: Path = args.out or settings.data_dir / "eval" / name
     out.mkdir(parents=True, exist_ok=True)
     results: list[tuple[EvalConfig, list[RuleSummary]]] = []
     first_runs: list[ScenarioRun] = []
-    doc: dict[str, Any] = {"scenario": args.scenario, "seeds": args.seeds, "configs": []}
+    doc: dict[str, Any] = {"scenario": name, "seeds": seeds, "configs": []}
+    if recorded is not None:
+        data = recorded[1]
+        doc.update(
+            events=[str(p) for p in args.events],
+            labels=args.labels,
+            registry=str(args.registry or ""),
+            tolerance_s=args.tolerance,
+        )
+        if getattr(data, "sorted_in_memory", False):
+            print("evaluate: the events are not in time order: sorted in memory", file=sys.stderr)
     with embedded_or_url(settings.redis_url) as url:
+
+        def one(cfg: EvalConfig, seed: int | None) -> ScenarioRun:
+            if recorded is not None:
+                return run_dataset(recorded[1], name, url=url, settings=settings, config=cfg)
+            try:
+                return run_scenario(
+                    name,
+                    seed or 0,
+                    url=url,
+                    settings=settings,
+                    config=cfg,
+                    scale=args.scale,
+                    duration_s=args.duration,
+                )
+            except ValueError as exc:  # bad --scale, --duration, ...
+                raise InputError(str(exc)) from exc
+
         for cfg in configs:
             runs = []
-            for seed in args.seeds:
+            for seed in list(seeds) if seeds is not None else [None]:
                 t0 = time.perf_counter()
-                try:
-                    r = run_scenario(
-                        args.scenario,
-                        seed,
-                        url=url,
-                        settings=settings,
-                        config=cfg,
-                        scale=args.scale,
-                        duration_s=args.duration,
-                    )
-                except (CitywatchError, ValueError) as exc:  # bad --scale, --duration, ...
-                    print(f"evaluate: {exc}", file=sys.stderr)
-                    return 2
+                r = one(cfg, seed)
+                what = f"seed {seed}" if seed is not None else "recorded"
                 print(
-                    f"evaluate: {cfg.name} {args.scenario} seed {seed}: {r.records:,} records, "
+                    f"evaluate: {cfg.name} {name} {what}: {r.records:,} records, "
                     f"{len({a.id for a in r.alerts})} alerts in {time.perf_counter() - t0:.1f} s",
                     file=sys.stderr,
                 )
                 runs.append(r)
-            rows = summarize(runs, args.rules)
+            rows = summarize(runs, args.rules, tolerance_ms)
             results.append((cfg, rows))
             first_runs.append(runs[0])
             doc["configs"].append(
@@ -402,8 +542,9 @@ def run(args: argparse.Namespace) -> int:
                     ],
                 }
             )
+    what = f"seeds {seeds}" if seeds is not None else "recorded"
     for cfg, rows in results:
-        print(f"\n{cfg.name}: {args.scenario}, seeds {args.seeds}")
+        print(f"\n{cfg.name}: {name}, {what}")
         print(table(rows))
     if len(results) == 2:
         print()
@@ -412,17 +553,25 @@ def run(args: argparse.Namespace) -> int:
         orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
     )
     plots: dict[str, list[str]] = {}
+    note = ""
     if not args.no_plots:
-        for (cfg, rows), r in zip(results, first_runs, strict=True):
-            titles = {
-                row.rule: f"{row.rule} — {cfg.name}, seed {r.seed}: P {row.precision:.2f} "
-                f"R {row.recall:.2f} F1 {row.f1:.2f}"
-                for row in rows
-            }
-            made = plot_rules([row.rule for row in rows], r, out, _slug(cfg.name), titles)
-            for rule, name in made.items():
-                plots.setdefault(rule, []).append(name)
-    page = write_html(out, args.scenario, args.seeds, results, plots)
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            note = "No plots: matplotlib is not installed (pip install matplotlib)."
+            print(f"evaluate: {note[0].lower()}{note[1:]}", file=sys.stderr)
+        else:
+            for (cfg, rows), r in zip(results, first_runs, strict=True):
+                where = f"seed {r.seed}" if r.seed is not None else "recorded"
+                titles = {
+                    row.rule: f"{row.rule} — {cfg.name}, {where}: P {_fmt(row.precision)} "
+                    f"R {_fmt(row.recall)} F1 {_fmt(row.f1)}"
+                    for row in rows
+                }
+                made = plot_rules([row.rule for row in rows], r, out, _slug(cfg.name), titles)
+                for rule, file in made.items():
+                    plots.setdefault(rule, []).append(file)
+    page = write_html(out, name, seeds, results, plots, note)
     print(f"\nevaluate: {out / 'results.json'}, {page}", file=sys.stderr)
     return 0
 
