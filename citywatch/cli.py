@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "score scenarios through the real flow against their labels",
     "report": "print work-order effectiveness metrics from the audit stream",
     "bench": "benchmark the full city flow against 400M records/day",
+    "search": "search alerts, hotline tickets and work orders by their words",
 }
 
 

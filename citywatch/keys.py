@@ -66,6 +66,12 @@ class Keys:
         """Sorted set: ids of work orders neither new nor closed."""
         return f"{self.prefix}wo:active"
 
+    @property
+    def tickets(self) -> str:
+        """Stream of hotline tickets as accepted by the flow (field ``t`` = the event JSON), for
+        search and the console; at-least-once: consumers key by ticket id."""
+        return f"{self.prefix}tickets"
+
     def inbound(self, kind: str, partition: int | None = None) -> str:
         """Input stream for production runs: ``cw:in:{kind}`` or ``cw:in:{kind}:{partition}``."""
         base = f"{self.prefix}in:{kind}"

@@ -69,6 +69,8 @@ class Settings:
     #: Prometheus endpoint for our metrics (0 = off).
     metrics_port: int = 0
     mqtt_url: str = "mqtt://127.0.0.1:1883"
+    #: Search index: unset = a SQLite file under data_dir; a path; or a postgresql:// URL.
+    search_url: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
