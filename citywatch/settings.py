@@ -71,6 +71,10 @@ class Settings:
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     #: Search index: unset = a SQLite file under data_dir; a path; or a postgresql:// URL.
     search_url: str | None = None
+    #: Redis unreachable at start: retry this often (0.25 s growing to 2 s; 10 = about 16 s).
+    redis_retries: int = 10
+    #: Redis gone mid-run: the sink holds its batch and retries this long, then the run fails.
+    redis_outage_s: float = 300.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -91,6 +95,12 @@ class Settings:
                 raise ConfigError(msg)
         if not 0 <= self.feed_port <= 65535:
             msg = f"feed_port: {self.feed_port} is not a TCP port"
+            raise ConfigError(msg)
+        if self.redis_retries < 0 or self.redis_outage_s <= 0:
+            msg = (
+                f"redis_retries/redis_outage_s: must be >= 0 and > 0, got "
+                f"{self.redis_retries!r}/{self.redis_outage_s!r}"
+            )
             raise ConfigError(msg)
         if any(not t for t in self.feed_tokens):
             msg = "feed_tokens: empty token"

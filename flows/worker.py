@@ -12,6 +12,8 @@ import logging
 import os
 import sys
 
+from citywatch.errors import CitywatchError
+from citywatch.redisconn import wait_for
 from citywatch.settings import Settings
 from flows.run import RunOptions, execute
 
@@ -31,13 +33,18 @@ def main(argv: list[str] | None = None) -> int:
     if not url:
         print("flows.worker: REDIS_URL is required", file=sys.stderr)
         return 2
-    execute(
-        RunOptions.from_json(args.options),
-        settings,
-        url,
-        proc_id=args.process_id,
-        addresses=args.addresses.split(";"),
-    )
+    try:
+        wait_for(url, retries=settings.redis_retries).close()
+        execute(
+            RunOptions.from_json(args.options),
+            settings,
+            url,
+            proc_id=args.process_id,
+            addresses=args.addresses.split(";"),
+        )
+    except CitywatchError as exc:
+        print(f"flows.worker {args.process_id}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     return 0
 
 

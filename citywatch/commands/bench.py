@@ -477,7 +477,7 @@ def _machine() -> str:
 def run(args: argparse.Namespace) -> int:
     import orjson
 
-    from citywatch.redisconn import embedded_or_url
+    from citywatch.redisconn import embedded_or_url, wait_for
     from citywatch.settings import Settings
 
     log = _log
@@ -494,13 +494,15 @@ def run(args: argparse.Namespace) -> int:
     if args.repeat < 1:
         log("bench: --repeat must be at least 1")
         return 2
+    settings = Settings.load(args.config)
+    if settings.redis_url:  # before generating the file set: a wrong URL fails at once
+        wait_for(settings.redis_url, retries=settings.redis_retries).close()
     log(f"bench: {_machine()}")
     fs = _in_child(file_set, args, log)
     kinds = ", ".join(f"{k} {v / fs.records:.1%}" for k, v in sorted(fs.by_kind.items()))
     log(f"bench: {fs.records:,} records in {len(fs.parts)} part files ({kinds})")
-    settings = Settings.load(args.config)
     if args.profile:
-        with embedded_or_url(settings.redis_url) as url:
+        with embedded_or_url(settings.redis_url, retries=settings.redis_retries) as url:
             prefix = f"cwbench:{uuid.uuid4().hex[:8]}:"
             try:
                 profile_flow(fs, url, prefix, args.profile)
@@ -519,7 +521,7 @@ def run(args: argparse.Namespace) -> int:
     for i in range(args.repeat):
         one_now: float | None = None
         tag = f" (run {i + 1} of {args.repeat})" if args.repeat > 1 else ""
-        with embedded_or_url(settings.redis_url) as url:
+        with embedded_or_url(settings.redis_url, retries=settings.redis_retries) as url:
             for n in counts:
                 prefix = f"cwbench:{uuid.uuid4().hex[:8]}:"
                 r = run_flow(fs, n, url, prefix)

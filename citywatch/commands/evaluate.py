@@ -490,7 +490,7 @@ def run(args: argparse.Namespace) -> int:
         )
         if getattr(data, "sorted_in_memory", False):
             print("evaluate: the events are not in time order: sorted in memory", file=sys.stderr)
-    with embedded_or_url(settings.redis_url) as url:
+    with embedded_or_url(settings.redis_url, retries=settings.redis_retries) as url:
 
         def one(cfg: EvalConfig, seed: int | None) -> ScenarioRun:
             if recorded is not None:

@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         progress_line,
         run_in_process,
     )
+    from flows.run import citywatch_errors, watch_redis
     from flows.sources.iterable import parse_speed
 
     settings = Settings.load(args.config)
@@ -123,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
-    with embedded_or_url(settings.redis_url) as url:
+    with embedded_or_url(settings.redis_url, retries=settings.redis_retries) as url:
         if settings.redis_url is None:
             print(
                 f"replay: embedded Redis at {redact(url)} (set REDIS_URL to keep the alerts)",
@@ -140,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
             bar.start()
         t0 = time.monotonic()
         try:
-            run_in_process(flow, settings)
+            with watch_redis(url, settings, "citywatch replay"), citywatch_errors():
+                run_in_process(flow, settings)
         except KeyboardInterrupt:
             print("\nreplay: interrupted", file=sys.stderr)
             return 130

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from citywatch.errors import ConfigError
+from citywatch.redisconn import require_url, wait_for
 from citywatch.settings import Settings
 
 
@@ -23,10 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.load(getattr(args, "config", None))
-    if not settings.redis_url:
-        msg = "report: set REDIS_URL (or redis_url in the config)"
-        raise ConfigError(msg)
-    metrics = asyncio.run(_collect(settings))
+    url = require_url(settings, "report")
+    wait_for(url, retries=settings.redis_retries).close()
+    metrics = asyncio.run(_collect(settings.with_(redis_url=url)))
     if args.json:
         print(orjson.dumps(metrics).decode())
     else:

@@ -14,8 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
-from citywatch.errors import ConfigError
-from citywatch.redisconn import redact
+from citywatch.redisconn import redact, require_url, wait_for
 from citywatch.settings import Settings
 
 
@@ -38,11 +37,11 @@ def run(args: argparse.Namespace) -> int:
         changes["feed_port"] = args.port
     if changes:
         settings = settings.with_(**changes)
-    if not settings.redis_url:
-        msg = "serve: set REDIS_URL (or redis_url in the config); `citywatch demo` embeds one"
-        raise ConfigError(msg)
+    url = require_url(settings, "serve")
+    wait_for(url, retries=settings.redis_retries).close()
+    settings = settings.with_(redis_url=url)
     print(
-        f"citywatch serve: Redis {redact(settings.redis_url)}, "
+        f"citywatch serve: Redis {redact(url)}, "
         f"console http://{settings.feed_host}:{settings.feed_port}/",
         file=sys.stderr,
         flush=True,

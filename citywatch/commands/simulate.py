@@ -187,16 +187,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     out_dir: Path = args.out or Path("var/sim") / f"{args.scenario}-{args.seed}"
     manifest = write_truth(sim, out_dir)
-    sinks: list[Sink] = []
-    to_files = args.out is not None or (args.redis is None and not args.stdout)
-    if to_files:
-        sinks.append(FileSink(out_dir, args.partitions, compress=args.gzip))
-    if args.stdout:
-        sinks.append(StdoutSink())
     client = None
+    redis_sink: Sink | None = None
     if args.redis is not None:
-        import redis
-
+        from citywatch.redisconn import wait_for
         from citywatch.settings import Settings
 
         settings = Settings.load()
@@ -204,11 +198,20 @@ def run(args: argparse.Namespace) -> int:
         if not url:
             print("simulate: --redis needs a URL (or REDIS_URL)", file=sys.stderr)
             return 2
-        client = redis.Redis.from_url(url)
+        origin = "--redis" if args.redis else "REDIS_URL"
+        client = wait_for(url, retries=settings.redis_retries, origin=origin, socket_timeout=None)
         prefix = args.prefix if args.prefix is not None else settings.prefix
-        sinks.append(
-            RedisSink(client, prefix=prefix, partitions=args.partitions, maxlen=args.maxlen or None)
+        redis_sink = RedisSink(
+            client, prefix=prefix, partitions=args.partitions, maxlen=args.maxlen or None
         )
+    sinks: list[Sink] = []
+    to_files = args.out is not None or (args.redis is None and not args.stdout)
+    if to_files:
+        sinks.append(FileSink(out_dir, args.partitions, compress=args.gzip))
+    if args.stdout:
+        sinks.append(StdoutSink())
+    if redis_sink is not None:
+        sinks.append(redis_sink)
     t0 = time.perf_counter()
     n = 0
     try:
