@@ -57,6 +57,12 @@ class Keys:
         return f"{self.prefix}sink:hw"
 
     @property
+    def sink_mark(self) -> str:
+        """Hash: per (run, worker) how many batches the sink has written. A count lower than
+        the sink expects means Redis lost data (restarted empty, or from an older snapshot)."""
+        return f"{self.prefix}sink:mark"
+
+    @property
     def wo_due(self) -> str:
         """Sorted set: alert id -> when its work order must be looked at again (deadlines)."""
         return f"{self.prefix}wo:due"

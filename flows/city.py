@@ -61,7 +61,7 @@ from flows.sources import Batch, DecodingSource, Route
 from flows.sources.silences import SilenceSet
 from models.alert_engine import AlertEngine, EngineSnapshot, FloodGuard
 from models.base import Model
-from sinks.redis_sink import Gauge, IngestMark
+from sinks.redis_sink import Gauge, IngestMark, OpenAlerts, Republish
 
 __all__ = ["FlowConfig", "Router", "Tick", "build_flow"]
 
@@ -484,6 +484,8 @@ def stamp(items: list[tuple[str, list[Any]]]) -> list[Any]:
                 t = type(a)
             if t is Alert:
                 out.append(a.evolve(emitted_ms=now_ms))
+            elif t is Republish:
+                out.append(Republish(a.alert.evolve(emitted_ms=now_ms)))
             elif t is EngineStats:
                 out.append(Gauge({f"engine:{key}:{k}": v for k, v in a.stats}))
     return out
@@ -610,7 +612,13 @@ class ModelShard(StatefulLogic[list[Any], list[Any], bytes | None]):
 
 class _EngineStage(StatefulLogic[Any, list[Any], bytes | None]):
     """What the engine stages share: an :class:`AlertEngine`, a :class:`Gate` over the
-    stage's input paths, and reporting the engine's totals when they change."""
+    stage's input paths, and reporting the engine's totals when they change.
+
+    With recovery the stage also keeps the alert versions it published that are still open
+    (:class:`OpenAlerts`, in the snapshot); a stage resumed from a snapshot sends them once
+    more as :class:`Republish` items, so a Redis that lost them while the flow was down has
+    them again (the sink writes each idempotently; downstream stages ignore them).
+    """
 
     def __init__(self, engine: AlertEngine, gate: Gate, grace_ms: int, durable: bool) -> None:
         self.engine = engine
@@ -618,6 +626,28 @@ class _EngineStage(StatefulLogic[Any, list[Any], bytes | None]):
         self.grace_ms = grace_ms
         self.durable = durable
         self.reported: tuple[tuple[str, int], ...] = ()
+        self.published = OpenAlerts()
+        self.to_republish: list[Any] = []
+
+    def resumed(self, published: OpenAlerts | None) -> _EngineStage:
+        """This stage, resumed with the open alerts it had published."""
+        if published is not None:
+            self.published = published
+            self.to_republish = [Republish(a) for a in published]
+        return self
+
+    def on_item(self, value: list[Any]) -> tuple[Iterable[list[Any]], bool]:
+        emitted, keep = self._on_item(value)
+        if self.durable:
+            for out in emitted:
+                self.published.note_all(out)
+        if self.to_republish:
+            emitted = [self.to_republish, *emitted]
+            self.to_republish = []
+        return emitted, keep
+
+    def _on_item(self, value: list[Any]) -> tuple[list[list[Any]], bool]:
+        raise NotImplementedError
 
     def on_eof(self) -> tuple[Iterable[list[Any]], bool]:
         out = self._report()
@@ -637,7 +667,17 @@ class _EngineStage(StatefulLogic[Any, list[Any], bytes | None]):
     def snapshot(self) -> bytes | None:
         if not self.durable:
             return None
-        return pickle.dumps(self._state(), protocol=pickle.HIGHEST_PROTOCOL)
+        state = (*self._state(), self.published)
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _load_stage(resume: bytes) -> tuple[tuple[Any, ...], OpenAlerts | None]:
+    """An engine stage's snapshot: its state, and the open alerts it had published (None in
+    a snapshot taken before stages kept them)."""
+    state = pickle.loads(resume)  # noqa: S301 - our own snapshot
+    if state and isinstance(state[-1], OpenAlerts):
+        return tuple(state[:-1]), state[-1]
+    return tuple(state), None
 
 
 class EngineShard(_EngineStage):
@@ -657,7 +697,7 @@ class EngineShard(_EngineStage):
         super().__init__(engine, gate, grace_ms, durable)
         self.key = key
 
-    def on_item(self, value: list[Any]) -> tuple[Iterable[list[Any]], bool]:
+    def _on_item(self, value: list[Any]) -> tuple[list[list[Any]], bool]:
         out: list[Any] = []
         engine, gate = self.engine, self.gate
         for item in value:
@@ -691,7 +731,7 @@ class AreaShard(_EngineStage):
         super().__init__(engine, gate, grace_ms, durable)
         self.guard = guard
 
-    def on_item(self, value: list[Any]) -> tuple[Iterable[list[Any]], bool]:
+    def _on_item(self, value: list[Any]) -> tuple[list[list[Any]], bool]:
         out: list[Any] = []
         engine, guard = self.engine, self.guard
         for item in value:
@@ -724,7 +764,7 @@ class CorrelatorShard(_EngineStage):
         super().__init__(engine, gate, grace_ms, durable)
         self.corr = corr
 
-    def on_item(self, value: list[Any]) -> tuple[Iterable[list[Any]], bool]:
+    def _on_item(self, value: list[Any]) -> tuple[list[list[Any]], bool]:
         out: list[Any] = []
         corr, engine = self.corr, self.engine
         for item in value:
@@ -800,29 +840,33 @@ def build_flow(
             by_name[name], resume, durable, expected, key=key, signal=signal, tick_ms=tick_ms
         )
 
-    def build_engine(key: str, resume: bytes | None) -> EngineShard:
+    def build_engine(key: str, resume: bytes | None) -> _EngineStage:
+        published = None
         if resume is None:
             snap, gate = None, Gate(into_engine, tick_ms)
         else:
-            snap, gate = pickle.loads(resume)  # noqa: S301 - our own snapshot
-        return EngineShard(engine_of(snap), gate, grace_ms, durable, key=key)
+            (snap, gate), published = _load_stage(resume)
+        return EngineShard(engine_of(snap), gate, grace_ms, durable, key=key).resumed(published)
 
-    def build_area(resume: bytes | None) -> AreaShard:
+    def build_area(resume: bytes | None) -> _EngineStage:
+        published = None
         if resume is None:
             snap, gate = None, Gate(cfg.engine_shards, tick_ms)
             guard = FloodGuard(limit=cfg.flood_limit, window_ms=cfg.flood_window_ms)
         else:
-            snap, gate, guard = pickle.loads(resume)  # noqa: S301 - our own snapshot
-        return AreaShard(engine_of(snap), gate, grace_ms, durable, guard)
+            (snap, gate, guard), published = _load_stage(resume)
+        return AreaShard(engine_of(snap), gate, grace_ms, durable, guard).resumed(published)
 
-    def build_correlator(resume: bytes | None) -> CorrelatorShard:
+    def build_correlator(resume: bytes | None) -> _EngineStage:
+        published = None
         if resume is None:
             corr, snap = make_correlator(), None  # type: ignore[misc]
             expected = cfg.engine_shards + cfg.partitions if cfg.partitions else 0
             gate = Gate(expected, tick_ms)
         else:
-            corr, snap, gate = pickle.loads(resume)  # noqa: S301 - our own snapshot
-        return CorrelatorShard(corr, engine_of(snap), gate, grace_ms, durable)
+            (corr, snap, gate), published = _load_stage(resume)
+        stage = CorrelatorShard(corr, engine_of(snap), gate, grace_ms, durable)
+        return stage.resumed(published)
 
     correlate = make_correlator is not None
     flow = Dataflow(flow_id)

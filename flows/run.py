@@ -33,9 +33,10 @@ from typing import Any
 import orjson
 from bytewax.dataflow import Dataflow
 
-from citywatch.errors import ConfigError
+from citywatch.errors import CitywatchError, ConfigError
 from citywatch.partitioning import partition_key as partition_key_of
 from citywatch.processes import wait_listening
+from citywatch.redisconn import RedisWatch
 from citywatch.registry import Registry, region_for
 from citywatch.settings import Settings
 from flows.city import FlowConfig, build_flow
@@ -153,6 +154,10 @@ def make_raw_source(
         anchor_ts = None
         if opts.speed is not None and opts.start_ms is not None and opts.preroll_s > 0:
             anchor_ts = opts.start_ms + int(opts.preroll_s * 1000)
+        if opts.speed == 1.0 and opts.start_ms is not None:
+            # Live: the simulated time is the clock's. A run resumed after a pause (a demo
+            # restarted) catches up at once with what it missed, then goes on live.
+            anchor_ts = max(anchor_ts or 0, int(time.time() * 1000))
         return sim_source(
             spec, partitions=parts, speed=opts.speed, key_of=key_of, anchor_ts=anchor_ts
         )
@@ -208,6 +213,7 @@ def build_city_flow(
         run_id=opts.run_id,
         alerts_maxlen=settings.alerts_maxlen,
         deadletter_maxlen=settings.deadletter_maxlen,
+        max_outage_s=settings.redis_outage_s,
     )
     locate = registry.district_of if registry.districts else None
 
@@ -298,7 +304,8 @@ def execute(
         if opts.recovery_dir
         else None
     )
-    with stop_on_signals():
+    name = "citywatch run" if proc_id is None else f"citywatch worker {proc_id}"
+    with stop_on_signals(), watch_redis(url, settings, name), citywatch_errors():
         cli_main(  # type: ignore[no-untyped-call]
             flow,
             workers_per_process=1,
@@ -309,11 +316,42 @@ def execute(
         )
 
 
+def watch_redis(url: str, settings: Settings, name: str) -> RedisWatch:
+    """Say (once, with the time) when the flow's Redis goes and when it is back."""
+    holding = f"; the flow holds its output for up to {settings.redis_outage_s:.0f} s"
+    return RedisWatch(url, name=name, holding=holding)
+
+
+@contextlib.contextmanager
+def citywatch_errors() -> Iterator[None]:
+    """Re-raise our own error (a StoreError from the sink, say) that bytewax wrapped in its
+    runtime error, so the CLI prints it as one line with its exit code."""
+    try:
+        yield
+    except Exception as exc:
+        cause = citywatch_cause(exc)
+        if cause is None:
+            raise
+        raise cause from None
+
+
+def citywatch_cause(exc: BaseException) -> CitywatchError | None:
+    """The first :class:`CitywatchError` in ``exc``'s chain of causes, if any."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, CitywatchError):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
 @contextlib.contextmanager
 def _redis_url(settings: Settings) -> Iterator[str]:
     from citywatch.redisconn import embedded_or_url, redact
 
-    with embedded_or_url(settings.redis_url) as url:
+    with embedded_or_url(settings.redis_url, retries=settings.redis_retries) as url:
         if settings.redis_url is None:
             print(
                 f"citywatch run: embedded Redis at {redact(url)} (set REDIS_URL to keep alerts)",

@@ -17,24 +17,37 @@ one Lua script per item (atomic; Redis 7.0 has no idempotent XADD):
   ``records == sum(in:*) + sum(dead:*)`` holds across crashes and replays.
 
 One pipeline per batch. When Redis goes away the partition retries the whole batch with
-capped exponential backoff, logging, never raising: the flow stalls (backpressure) and
-nothing is lost once Redis is back. The client is created late, in the partition.
+capped exponential backoff for up to ``max_outage_s``: the flow stalls (backpressure) and
+nothing is lost once Redis is back within that bound; after it, the partition raises
+:class:`~citywatch.errors.StoreError` (the run fails; with recovery a rerun resumes from the
+last snapshot). The client is created late, in the partition.
+
+**Redis losing data.** Each batch also counts itself in ``cw:sink:mark`` (one field per run
+and worker). A count lower than the partition expects means Redis came back empty or from an
+older snapshot; the partition then re-publishes the latest version it wrote of every alert
+that is still open (it keeps them: the engine's open alerts as last published) and of the
+last ``keep_resolved`` alerts it resolved, each one idempotent by ``(id, version)``, so Redis
+and the engine agree again. Earlier versions of an alert, older resolved alerts, the audit
+stream and work-order fields that Redis lost cannot be rebuilt here (docs/operations.md,
+"Guarantees").
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from citywatch.alerts import Alert
+from citywatch.alerts import Alert, AlertState
+from citywatch.errors import StoreError
 from citywatch.events import KINDS, DeadLetter
 from citywatch.keys import Keys
+from citywatch.redisconn import TRANSIENT, reason, where
 
 __all__ = [
     "KIND_CODES",
@@ -42,7 +55,9 @@ __all__ = [
     "DeadRecord",
     "Gauge",
     "IngestMark",
+    "OpenAlerts",
     "RedisSink",
+    "Republish",
     "reason_class",
 ]
 
@@ -75,6 +90,77 @@ class IngestMark:
     start: int
     codes: bytes
     high_ts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Republish:
+    """An alert version published before, sent again so a Redis that lost it has it again
+    (a resumed engine sends its open alerts once). Written like an :class:`Alert`
+    (idempotent), but never taken for news by the stages downstream of the engine."""
+
+    alert: Alert
+
+
+class OpenAlerts:
+    """The newest version of every alert not resolved, from the versions seen (repeats and
+    stale versions change nothing), and of the last ``keep_resolved`` alerts resolved.
+
+    >>> from citywatch.alerts import AlertState, Level, Subject
+    >>> a = Alert(id="a1", fingerprint="f", rule="r", level=Level.RED, state=AlertState.FIRING,
+    ...           subject=Subject("station", "S1"), first_ts=1, last_ts=1, version=1)
+    >>> seen = OpenAlerts(keep_resolved=1)
+    >>> seen.note(a.evolve(version=2)); seen.note(a); [x.version for x in seen]
+    [2]
+    >>> seen.note(a.evolve(version=3, state=AlertState.RESOLVED)); len(seen), len(seen.resolved)
+    (0, 1)
+    >>> seen.note(a.evolve(id="a2", state=AlertState.RESOLVED)); list(seen.resolved)
+    ['a2']
+    """
+
+    __slots__ = ("alerts", "keep_resolved", "resolved")
+
+    def __init__(self, keep_resolved: int = 0) -> None:
+        self.alerts: dict[str, Alert] = {}
+        self.keep_resolved = keep_resolved
+        #: The last ``keep_resolved`` resolved alerts, oldest first.
+        self.resolved: dict[str, Alert] = {}
+
+    def note(self, alert: Alert) -> None:
+        known = self.alerts.get(alert.id) or self.resolved.get(alert.id)
+        if known is not None and known.version >= alert.version:
+            return
+        if alert.state is AlertState.RESOLVED:
+            self.alerts.pop(alert.id, None)
+            if self.keep_resolved:
+                self.resolved.pop(alert.id, None)
+                self.resolved[alert.id] = alert
+                if len(self.resolved) > self.keep_resolved:
+                    del self.resolved[next(iter(self.resolved))]
+        else:
+            self.alerts[alert.id] = alert
+
+    def note_all(self, items: Sequence[Any]) -> None:
+        """Note every alert in ``items`` (bare, or the second of a ``(cause, alert)`` pair)."""
+        for x in items:
+            t = type(x)
+            if t is tuple and len(x) == 2:
+                x = x[1]
+                t = type(x)
+            if t is Alert:
+                self.note(x)
+
+    def __iter__(self) -> Iterator[Alert]:
+        """The open alerts (the resolved ones are in :attr:`resolved`)."""
+        return iter(list(self.alerts.values()))
+
+    def __len__(self) -> int:
+        return len(self.alerts)
+
+    def __getstate__(self) -> tuple[dict[str, Alert], int, dict[str, Alert]]:
+        return self.alerts, self.keep_resolved, self.resolved
+
+    def __setstate__(self, state: tuple[dict[str, Alert], int, dict[str, Alert]]) -> None:
+        self.alerts, self.keep_resolved, self.resolved = state
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,21 +239,16 @@ redis.call('HSET', KEYS[1], ARGV[1], start + n)
 return 1
 """
 
-#: Redis errors worth waiting out: the server is down, restarting, loading or failing over.
-_TRANSIENT: Final = (
-    redis.ConnectionError,
-    redis.TimeoutError,
-    redis.exceptions.BusyLoadingError,
-    redis.exceptions.TryAgainError,
-    redis.exceptions.ReadOnlyError,
-)
-
 
 class RedisSink(DynamicSink[Any]):
     """Write :class:`Alert`, :class:`DeadRecord`, :class:`IngestMark`, :class:`Gauge` idempotently.
 
     ``run_id`` scopes the offset high-water marks: a resumed run keeps its id (the flow stores it
     next to the recovery partitions), a fresh run gets a new one so its offsets start again.
+    ``max_outage_s``: how long a partition holds a batch while Redis is unreachable before the
+    run fails with :class:`~citywatch.errors.StoreError`. ``keep_resolved``: how many of the
+    alerts it resolved last a partition also re-publishes after Redis lost data (a Redis
+    restored from an older copy must not show them firing again).
     """
 
     def __init__(
@@ -179,6 +260,8 @@ class RedisSink(DynamicSink[Any]):
         alerts_maxlen: int = 200_000,
         deadletter_maxlen: int = 100_000,
         backoff_s: tuple[float, float] = (0.05, 5.0),
+        max_outage_s: float = 300.0,
+        keep_resolved: int = 10_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = url
@@ -187,20 +270,29 @@ class RedisSink(DynamicSink[Any]):
         self.alerts_maxlen = alerts_maxlen
         self.deadletter_maxlen = deadletter_maxlen
         self.backoff_s = backoff_s
+        self.max_outage_s = max_outage_s
+        self.keep_resolved = keep_resolved
         self.clock = clock
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> RedisSinkPartition:
-        return RedisSinkPartition(self)
+        return RedisSinkPartition(self, worker_index)
 
 
 #: The sink's scripts, in the order ``_write`` unpacks their SHA1s.
 _SCRIPTS = (_ALERT_LUA, _DEAD_LUA, _INGEST_LUA)
+#: Alerts per pipeline when re-publishing.
+_REPUBLISH_CHUNK = 1000
 
 
 class RedisSinkPartition(StatelessSinkPartition[Any]):
-    """Owns one worker's connection; writes each batch in one pipeline, retrying on outages."""
+    """Owns one worker's connection; writes each batch in one pipeline, retrying on outages.
 
-    def __init__(self, cfg: RedisSink) -> None:
+    ``open_alerts`` is the latest version this partition wrote of every alert not resolved
+    (what it re-publishes when Redis lost data); ``outages``, ``losses`` and ``republished``
+    count what happened, for tests and logs.
+    """
+
+    def __init__(self, cfg: RedisSink, worker_index: int = 0) -> None:
         self.cfg = cfg
         self.client: redis.Redis = redis.Redis.from_url(
             cfg.url, socket_timeout=10.0, socket_connect_timeout=5.0, health_check_interval=30
@@ -209,70 +301,158 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
         #: EVALSHA: redis-py's Script objects ask SCRIPT EXISTS before every pipeline.
         self._sha: dict[str, str] = {}
         self.hw_key = cfg.keys.sink_hw
+        self.mark_key = cfg.keys.sink_mark
+        self.mark_field = f"{cfg.run_id}:{worker_index}"
+        #: Batches written as Redis counts them (None until the first: a resumed partition
+        #: takes what Redis has).
+        self.marks: int | None = None
+        self.open_alerts = OpenAlerts(keep_resolved=cfg.keep_resolved)
         self.outages = 0
+        self.losses = 0
+        self.republished = 0
+        self._must_republish = False
 
     def write_batch(self, items: list[Any]) -> None:
         if not items:
             return
         delay, cap = self.cfg.backoff_s
-        attempt = 0
+        since: float | None = None
         while True:
             try:
                 if not self._sha:
                     self._sha = {lua: str(self.client.script_load(lua)) for lua in _SCRIPTS}
-                self._write(items)
+                self._attempt(items)
             except redis.exceptions.NoScriptError:
                 # Redis lost its scripts (restarted, SCRIPT FLUSH): load them again and write
                 # the batch again (every write is idempotent).
-                log.warning("redis sink: scripts missing on the server; loading them again")
+                log.info("redis sink: scripts missing on the server; loading them again")
                 self._sha = {}
                 continue
-            except _TRANSIENT as exc:
-                attempt += 1
-                if attempt == 1:
+            except redis.AuthenticationError as exc:
+                at = where(self.cfg.url)
+                msg = f"redis: Redis at {at} refused the sink's credentials ({exc})"
+                raise StoreError(msg) from exc
+            except TRANSIENT as exc:
+                now = time.monotonic()
+                if since is None:
+                    since = now
                     self.outages += 1
-                log.warning(
-                    "redis sink: %s; retrying %d items in %.2fs (attempt %d)",
-                    type(exc).__name__,
-                    len(items),
-                    delay,
-                    attempt,
-                )
-                time.sleep(delay)
+                    log.info(
+                        "redis sink: Redis at %s unreachable (%s); holding %d items, "
+                        "retrying for up to %.0f s",
+                        where(self.cfg.url),
+                        reason(exc),
+                        len(items),
+                        self.cfg.max_outage_s,
+                    )
+                left = self.cfg.max_outage_s - (now - since)
+                if left <= 0:
+                    msg = (
+                        f"redis: Redis at {where(self.cfg.url)} unreachable for "
+                        f"{now - since:.0f} s ({reason(exc)}); the run stopped with "
+                        f"{len(items)} item{'s' if len(items) != 1 else ''} unwritten "
+                        "(redis_outage_s; with --recovery a rerun resumes from the last snapshot)"
+                    )
+                    raise StoreError(msg) from exc
+                time.sleep(min(delay, left))
                 delay = min(cap, delay * 2)
                 continue
-            if attempt:
-                log.warning("redis sink: Redis is back after %d attempts", attempt)
+            except redis.RedisError as exc:
+                msg = f"redis: Redis at {where(self.cfg.url)} refused a write ({exc})"
+                raise StoreError(msg) from exc
+            if since is not None:
+                log.info("redis sink: Redis is back after %.1f s", time.monotonic() - since)
             return
 
-    def _write(self, items: Sequence[Any]) -> None:
+    def _attempt(self, items: Sequence[Any]) -> None:
+        """Write ``items``; when Redis lost data meanwhile, re-publish what it remembers.
+
+        Safe to repeat after a failure at any point (every write is idempotent; a re-publish
+        that failed is done again on the next attempt). The batch count is read before it is
+        counted up, in the same pipeline: an attempt that failed half-way (scripts missing
+        after a restart, say) counted up already, which must not hide a loss.
+        """
+        before, after, error = self._write(items)
+        if self.marks is not None and before < self.marks:
+            self._must_republish = True
+            self.losses += 1
+            log.warning(
+                "redis sink: Redis at %s lost data (it counts %d batches of this run, the "
+                "sink wrote %d)",
+                where(self.cfg.url),
+                before,
+                self.marks,
+            )
+        self.marks = after
+        if error is not None:
+            raise error
+        for x in items:
+            t = type(x)
+            if t is Alert:
+                self.open_alerts.note(x)
+            elif t is Republish:
+                self.open_alerts.note(x.alert)
+        if self._must_republish:
+            self.republish()
+            self._must_republish = False
+
+    def republish(self) -> int:
+        """Write every remembered alert again, the resolved ones first (a no-op where Redis
+        has the version); returns how many versions Redis was missing."""
+        alerts = [*self.open_alerts.resolved.values(), *self.open_alerts]
+        written = 0
+        for i in range(0, len(alerts), _REPUBLISH_CHUNK):
+            pipe: Any = self.client.pipeline(transaction=False)
+            for a in alerts[i : i + _REPUBLISH_CHUNK]:
+                self._add_alert(pipe, a)
+            written += sum(1 for r in pipe.execute() if r == 1)
+        self.republished += written
+        log.warning(
+            "redis sink: re-published %d of %d alerts (%d open, %d recently resolved)",
+            written,
+            len(alerts),
+            len(self.open_alerts),
+            len(self.open_alerts.resolved),
+        )
+        return written
+
+    def _add_alert(self, pipe: Any, item: Alert) -> None:
+        k = self.cfg.keys
+        pipe.execute_command(
+            "EVALSHA",
+            self._sha[_ALERT_LUA],
+            4,  # keys, then args
+            k.alert(item.id),
+            k.alerts,
+            k.open,
+            k.counts,
+            item.id,
+            item.version,
+            item.to_json(),
+            item.state.value,
+            item.level.colour,
+            item.rule,
+            item.district or "",
+            item.first_ts,
+            item.last_ts,
+            self.cfg.alerts_maxlen,
+            int(item.level) * 10**13 + item.first_ts,
+        )
+
+    def _write(self, items: Sequence[Any]) -> tuple[int, int, Exception | None]:
+        """One pipeline for ``items``: the run's batch count as Redis had it before and after,
+        and the first error a command of the pipeline met (the others were applied)."""
         k = self.cfg.keys
         pipe: Any = self.client.pipeline(transaction=False)
-        sha_alert, sha_dead, sha_ingest = (self._sha[x] for x in _SCRIPTS)
+        pipe.hget(self.mark_key, self.mark_field)
+        _, sha_dead, sha_ingest = (self._sha[x] for x in _SCRIPTS)
         run = pipe.execute_command
         newest = 0
         for item in items:
             if isinstance(item, Alert):
-                run(
-                    "EVALSHA",
-                    sha_alert,
-                    4,  # keys, then args
-                    k.alert(item.id),
-                    k.alerts,
-                    k.open,
-                    k.counts,
-                    item.id,
-                    item.version,
-                    item.to_json(),
-                    item.state.value,
-                    item.level.colour,
-                    item.rule,
-                    item.district or "",
-                    item.first_ts,
-                    item.last_ts,
-                    self.cfg.alerts_maxlen,
-                    int(item.level) * 10**13 + item.first_ts,
-                )
+                self._add_alert(pipe, item)
+            elif isinstance(item, Republish):
+                self._add_alert(pipe, item.alert)
             elif isinstance(item, DeadRecord):
                 d = item.dead
                 run(
@@ -312,7 +492,13 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
         if newest:
             now_ms = int(self.cfg.clock() * 1000)
             pipe.hset(k.counts, mapping={"watermark_ms": newest, "lag_ms": max(0, now_ms - newest)})
-        pipe.execute()
+        pipe.hincrby(self.mark_key, self.mark_field, 1)
+        results = pipe.execute(raise_on_error=False)
+        error = next((r for r in results if isinstance(r, Exception)), None)
+        count = results[-1]
+        if isinstance(count, Exception):  # pragma: no cover - a foreign value under our key
+            raise count
+        return int(results[0] or 0), int(count), error
 
     def close(self) -> None:
         self.client.close()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -23,8 +25,22 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start(url: str, prefix: str, directory: Path, speed: float) -> subprocess.Popen[bytes]:
+    return start_argv([url, prefix, str(directory), str(speed)])
+
+
+def committed_epoch(directory: Path) -> int:
+    """The epoch every recovery partition in ``directory`` has committed (bytewax's tables)."""
+    epochs = []
+    for part in directory.glob("*.sqlite3"):
+        with contextlib.closing(sqlite3.connect(part)) as db:
+            row = db.execute("SELECT min(commit_epoch) FROM commits").fetchone()
+        epochs.append(row[0] if row and row[0] is not None else 0)
+    return min(epochs, default=0)
+
+
+def start_argv(argv: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.flows.toy_run", url, prefix, str(directory), str(speed)],
+        [sys.executable, "-m", "tests.flows.toy_run", *argv],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.DEVNULL,
@@ -107,3 +123,41 @@ def test_real_models_kill_9_and_resume_equals_an_uninterrupted_run(
     assert len(got) == len(set(got)) == len(stream_versions(redis_client, ref.keys))
     c_ref, c_crash = counts(redis_client, ref.keys), counts(redis_client, crash.keys)
     assert c_crash["records"] == c_ref["records"]
+
+
+def test_a_resumed_engine_publishes_its_open_alerts_to_a_redis_that_lost_them(
+    tmp_path: Path, settings: Settings, redis_client: redis.Redis
+) -> None:
+    """kill -9 after the last version of an alert the engine holds open to the end, Redis
+    loses everything meanwhile: the resumed engine sends its open alerts once more."""
+    assert settings.redis_url is not None
+    ref = settings.with_(prefix=settings.prefix + "ref:")
+    run_main(build(settings.redis_url, ref.prefix, "ref", None, durable=False, scenario="held"))  # type: ignore[arg-type]
+    expected = final_alerts(redis_client, ref.keys)
+    opened = {i: v for i, v in expected.items() if v[1] == "firing"}
+    assert len(opened) == 1
+    ((held_id, (version, _, _)),) = opened.items()
+
+    crash = settings.with_(prefix=settings.prefix + "crash:")
+    argv = [settings.redis_url, crash.prefix, str(tmp_path / "rec")]
+    proc = start_argv([*argv, "0.02", "held"])
+    deadline = time.monotonic() + 30
+    while redis_client.hget(crash.keys.alert(held_id), "version") != str(version).encode():
+        assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+        assert time.monotonic() < deadline, "the held alert never reached Redis"
+        time.sleep(0.02)
+    # A snapshot after it: recovery commits an epoch once the whole flow has passed it.
+    seen = committed_epoch(tmp_path / "rec")
+    while committed_epoch(tmp_path / "rec") < seen + 2:
+        assert proc.poll() is None, "the run ended before a snapshot after the held alert"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    lost = list(redis_client.scan_iter(match=crash.keys.pattern(), count=1000))
+    redis_client.delete(*lost)  # Redis lost everything while the flow was down
+    proc = start_argv([*argv, "0", "held"])
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    got = final_alerts(redis_client, crash.keys)
+    assert {i: v for i, v in got.items() if v[1] == "firing"} == opened
+    assert [i.decode() for i in redis_client.zrange(crash.keys.open, 0, -1)] == [held_id]

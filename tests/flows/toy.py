@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import orjson
@@ -76,3 +78,29 @@ def scenario(stations: int = 5, minutes: int = 120, *, stagger: int = 0) -> list
                 pm = 300.0 if start + 10 <= m < start + 15 else 150.0
             out.append(air(f"S{s}", m, pm))
     return out
+
+
+#: The held scenario's station that goes offline while its alert fires, and when.
+HELD_STATION, HELD_SILENT_FROM = "S5", 190
+
+
+def held(tail_sleep_s: float = 0.0) -> Callable[[], Iterator[bytes]]:
+    """Six stations for 220 minutes; S5 exceeds from minute 180 and goes offline at 190 (no
+    clear), so its alert is still open when the input ends at 219 (it would auto-resolve
+    20 quiet minutes later), its last version long before the end: an alert only the engine
+    holds. Records from minute 190 on come ``tail_sleep_s`` apart (time to break things)."""
+    recs: list[tuple[bytes, bool]] = []
+    for raw in scenario(stations=6, minutes=220, stagger=30):
+        d = orjson.loads(raw)
+        minute = (d["ts"] - T0) // MIN
+        if d["station"] == HELD_STATION and minute >= HELD_SILENT_FROM:
+            continue
+        recs.append((raw, minute >= HELD_SILENT_FROM))
+
+    def records() -> Iterator[bytes]:
+        for raw, tail in recs:
+            if tail and tail_sleep_s:
+                time.sleep(tail_sleep_s)
+            yield raw
+
+    return records

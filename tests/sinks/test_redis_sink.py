@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -19,6 +20,7 @@ from sinks.redis_sink import (
     IngestMark,
     RedisSink,
     RedisSinkPartition,
+    Republish,
 )
 
 pytestmark = pytest.mark.integration
@@ -159,9 +161,151 @@ def test_outage_is_waited_out_and_nothing_is_lost() -> None:
         assert done.wait(15)
         client = redis.Redis.from_url(url)
         versions = [Alert.from_json(f[b"a"]).version for _, f in client.xrange(k.alerts)]
-        assert versions == [1, 2]
-        assert p.outages == 1
+        # the batch held over the outage, then the alert Redis lost (it restarted empty)
+        assert versions == [1, 2, 1]
+        assert _open_versions(client, k) == {alert(1, n=0).id: 1, alert(1, n=1).id: 2}
+        assert (p.outages, p.losses) == (1, 1)
         client.close()
     finally:
         p.close()
         server2.stop()
+
+
+# -- bounded outages and Redis losing data -----------------------------------------------------
+
+
+def test_an_outage_longer_than_the_bound_stops_the_run_with_a_store_error() -> None:
+    from citywatch.errors import StoreError
+    from citywatch.processes import free_port
+
+    port = free_port()
+    sink = RedisSink(f"redis://127.0.0.1:{port}/0", Keys("gone:"), run_id="r", max_outage_s=0.3)
+    p = sink.build("out", 0, 1)
+    t0 = time.monotonic()
+    with pytest.raises(StoreError) as info:
+        p.write_batch([alert(1)])
+    assert 0.3 <= time.monotonic() - t0 < 5
+    assert f"Redis at 127.0.0.1:{port} unreachable for 0 s (connection refused)" in str(info.value)
+    assert "1 item unwritten" in str(info.value)
+    p.close()
+
+
+def _restart(server: EmbeddedRedis, *, data_dir: Path | None = None) -> EmbeddedRedis:
+    port = server.port
+    server.stop()
+    again = EmbeddedRedis(port=port, data_dir=data_dir)
+    again.start()
+    return again
+
+
+def _open_versions(client: redis.Redis, k: Keys) -> dict[str, int]:
+    ids = [i.decode() for i in client.zrange(k.open, 0, -1)]
+    return {i: int(client.hget(k.alert(i), "version")) for i in ids}  # type: ignore[arg-type]
+
+
+def test_redis_back_empty_gets_the_open_alerts_again_once() -> None:
+    """Redis restarted without its data: the next batch finds the sink's batch count gone,
+    and the partition re-publishes the newest version of every alert still open."""
+    server = EmbeddedRedis()
+    server.start()
+    k = Keys("lost:")
+    p = part(server.start_url, "lost:")
+
+    def a(v: int, **kw: object) -> Alert:
+        return alert(v, n=0, **kw)  # type: ignore[arg-type]
+
+    def b(v: int, **kw: object) -> Alert:
+        return alert(v, n=1, **kw)  # type: ignore[arg-type]
+
+    def c(v: int, **kw: object) -> Alert:
+        return alert(v, n=2, **kw)  # type: ignore[arg-type]
+
+    try:
+        p.write_batch([a(1), b(1), c(1)])
+        p.write_batch([b(2, level=Level.RED), c(2, state="resolved")])
+        server = _restart(server)  # empty
+        p.write_batch([IngestMark("f", 0, bytes([KIND_CODES["air"]]))])
+        client = redis.Redis.from_url(server.start_url)
+        assert _open_versions(client, k) == {a(1).id: 1, b(1).id: 2}
+        assert Alert.from_json(client.hget(k.alert(b(1).id), "a")) == b(2, level=Level.RED)
+        assert client.hget(k.alert(b(1).id), "status") == b"new"
+        # resolved before the loss: its resolve is back too (the partition keeps the last
+        # keep_resolved of them), as the only version in the stream
+        assert client.hget(k.alert(c(1).id), "state") == b"resolved"
+        assert (p.losses, p.republished) == (1, 3)
+        p.write_batch([a(2)])  # the next batches are ordinary again
+        assert (p.losses, p.republished) == (1, 3)
+        stream = [Alert.from_json(f[b"a"]) for _, f in client.xrange(k.alerts)]
+        assert [(x.id, x.version) for x in stream] == [
+            (c(1).id, 2),
+            (a(1).id, 1),
+            (b(1).id, 2),
+            (a(1).id, 2),
+        ]
+        client.close()
+    finally:
+        p.close()
+        server.stop()
+
+
+def test_redis_back_from_an_older_copy_gets_the_newer_versions_again(tmp_path: Path) -> None:
+    data = tmp_path / "redis"
+    server = EmbeddedRedis(data_dir=data)
+    server.start()
+    k = Keys("old:")
+    p = part(server.start_url, "old:")
+    try:
+        p.write_batch([alert(1, n=0), alert(1, n=1)])
+        client = redis.Redis.from_url(server.start_url)
+        client.bgrewriteaof()  # an append-only file as of now: the "older copy"
+        while client.info("persistence")["aof_rewrite_in_progress"]:
+            time.sleep(0.02)
+        time.sleep(1.2)  # everysec: on disk
+        client.close()
+        older = (data / "appendonly.aof").read_bytes()
+        p.write_batch([alert(2, n=0, level=Level.RED), alert(2, n=1, state="resolved")])
+        server.stop()
+        (data / "appendonly.aof").write_bytes(older)  # restored from the older copy
+        server = EmbeddedRedis(port=server.port, data_dir=data)
+        server.start()
+        client = redis.Redis.from_url(server.start_url)
+        assert client.hget(k.alert(alert(1, n=0).id), "version") == b"1"  # older indeed
+        p.write_batch([IngestMark("f", 0, bytes([KIND_CODES["air"]]))])
+        assert p.losses == 1
+        # n=0's newer version and n=1's resolve, lost with the newer data, are back: the
+        # older copy does not show n=1 firing again
+        assert _open_versions(client, k) == {alert(1, n=0).id: 2}
+        assert client.hget(k.alert(alert(1, n=1).id), "state") == b"resolved"
+        client.close()
+    finally:
+        p.close()
+        server.stop()
+
+
+def test_a_restart_with_the_data_or_a_new_partition_is_not_a_loss(tmp_path: Path) -> None:
+    data = tmp_path / "redis"
+    server = EmbeddedRedis(data_dir=data)
+    server.start()
+    p = part(server.start_url, "kept:")
+    try:
+        p.write_batch([alert(1, n=0)])
+        server = _restart(server, data_dir=data)  # SIGTERM: the append-only file is complete
+        p.write_batch([alert(2, n=0)])
+        resumed = part(server.start_url, "kept:")  # a resumed run: takes Redis's count
+        resumed.write_batch([alert(3, n=0)])
+        assert (p.losses, resumed.losses, p.republished) == (0, 0, 0)
+        resumed.close()
+    finally:
+        p.close()
+        server.stop()
+
+
+def test_republished_versions_are_written_by_the_sink_and_remembered(
+    redis_url: str, prefix: str, redis_client: redis.Redis
+) -> None:
+    k = Keys(prefix)
+    p = part(redis_url, prefix)
+    p.write_batch([alert(1), Republish(alert(2))])
+    p.write_batch([Republish(alert(2))])  # again: nothing new
+    assert [Alert.from_json(f[b"a"]).version for _, f in redis_client.xrange(k.alerts)] == [1, 2]
+    assert [a.version for a in p.open_alerts] == [2]
