@@ -1,4 +1,5 @@
-"""`citywatch demo` comes up on an embedded Redis, shows alerts at once and stops cleanly."""
+"""`citywatch demo` comes up on an embedded Redis, shows alerts at once and stops cleanly; its
+Redis keeps its data (killed, or the demo restarted) and other commands find it."""
 
 from __future__ import annotations
 
@@ -8,14 +9,23 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import orjson
 import pytest
+import redis
 
 
-def _start_demo(**popen: object) -> tuple[subprocess.Popen[str], list[str]]:
-    """The demo, run until its status line counts an alert change."""
+def _env(data: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CW_REDIS_URL")}
     env["CW_FEED_PORT"] = "0"  # any free port
+    env["CW_DATA_DIR"] = str(data)
+    return env
+
+
+def _start_demo(data: Path, **popen: object) -> tuple[subprocess.Popen[str], list[str]]:
+    """The demo, run until its status line counts an alert change."""
+    env = _env(data)
     proc = subprocess.Popen(
         [sys.executable, "-m", "citywatch", "demo", "--every", "1"],
         stdout=subprocess.PIPE,
@@ -24,17 +34,13 @@ def _start_demo(**popen: object) -> tuple[subprocess.Popen[str], list[str]]:
         text=True,
         **popen,  # type: ignore[call-overload]
     )
-    assert proc.stdout is not None
     lines: list[str] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        m = re.search(r"alert changes\s+([\d,]+)", line)
-        if m and int(m.group(1).replace(",", "")) > 0:
-            break
+    try:
+        _read_until(proc, lines, r"alert changes\s+[1-9]")
+    except AssertionError:
+        proc.kill()
+        proc.communicate()
+        raise
     return proc, lines
 
 
@@ -50,8 +56,8 @@ def _stopped_cleanly(proc: subprocess.Popen[str], lines: list[str]) -> str:
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_demo_shows_alerts_on_embedded_redis_and_stops_on_ctrl_c() -> None:
-    proc, lines = _start_demo()
+def test_demo_shows_alerts_on_embedded_redis_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    proc, lines = _start_demo(tmp_path)
     proc.send_signal(signal.SIGINT)
     text = _stopped_cleanly(proc, lines)
     assert "Redis embedded at redis://127.0.0.1:" in text
@@ -63,9 +69,79 @@ def test_demo_shows_alerts_on_embedded_redis_and_stops_on_ctrl_c() -> None:
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_ctrl_c_in_a_terminal_stops_every_process_once() -> None:
+def test_ctrl_c_in_a_terminal_stops_every_process_once(tmp_path: Path) -> None:
     """A terminal sends Ctrl-C to the whole process group: the flow must not also get the
     demo's SIGTERM while it lands its last batch (a second signal is a hard stop)."""
-    proc, lines = _start_demo(start_new_session=True)
+    proc, lines = _start_demo(tmp_path, start_new_session=True)
     os.killpg(proc.pid, signal.SIGINT)
     _stopped_cleanly(proc, lines)
+
+
+def _read_until(proc: subprocess.Popen[str], lines: list[str], pattern: str) -> str:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if re.search(pattern, line):
+            return line
+    raise AssertionError(f"no line like {pattern!r} in:\n{''.join(lines)}")
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_demo_redis_keeps_its_data_when_killed_and_when_the_demo_restarts(
+    tmp_path: Path,
+) -> None:
+    proc, lines = _start_demo(tmp_path)
+    try:
+        record = orjson.loads((tmp_path / "demo" / "redis.json").read_bytes())
+        client = redis.Redis.from_url(record["url"], socket_timeout=2)
+        client.xadd("cw:audit", {"e": b'{"action":"sign","actor":"test"}'})
+        firing = client.zcard("cw:open")
+        assert firing > 0
+        # Another command finds the demo's Redis without REDIS_URL, and says so.
+        report = subprocess.run(
+            [sys.executable, "-m", "citywatch", "report", "--json"],
+            env=_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert report.returncode == 0, report.stderr
+        assert f"using the demo's Redis at {record['url']}" in report.stderr
+        time.sleep(1.2)  # appendfsync everysec
+        os.kill(record["pid"], signal.SIGKILL)
+        _read_until(proc, lines, r"embedded Redis exited \(killed by SIGKILL\); restarting")
+        _read_until(proc, lines, r"alert changes")
+        assert client.xlen("cw:audit") == 1  # kept across the kill
+        assert client.zcard("cw:open") >= firing
+        client.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _stopped_cleanly(proc, lines)
+    assert not (tmp_path / "demo" / "redis.json").exists()
+    assert not _alive(record["pid"])
+
+    again, lines = _start_demo(tmp_path)
+    try:
+        text = "".join(lines)
+        assert "resuming the flow (scenario demo, seed 1)" in text, text
+        record = orjson.loads((tmp_path / "demo" / "redis.json").read_bytes())
+        client = redis.Redis.from_url(record["url"], socket_timeout=2)
+        assert client.xlen("cw:audit") == 1  # kept across a restart of the demo
+        client.close()
+    finally:
+        again.send_signal(signal.SIGINT)
+        _stopped_cleanly(again, lines)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
