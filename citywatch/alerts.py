@@ -176,6 +176,8 @@ class Alert:
     district: str | None = None
     grid: str | None = None
     emitted_ms: int = 0
+    #: The town (street) the alert is in: its command centre's area (citywatch.tiers).
+    town: str | None = None
     score: float = 0.0
     title: str = ""
     evidence: Mapping[str, Any] = field(default_factory=dict)
@@ -207,6 +209,7 @@ class Alert:
             "lon": self.lon,
             "district": self.district,
             "grid": self.grid,
+            "town": self.town,
             "first_ts": self.first_ts,
             "last_ts": self.last_ts,
             "emitted_ms": self.emitted_ms,
@@ -246,6 +249,7 @@ class Alert:
                 lon=d.get("lon"),
                 district=d.get("district"),
                 grid=d.get("grid"),
+                town=d.get("town"),
                 emitted_ms=int(d.get("emitted_ms", 0)),
                 score=float(d.get("score", 0.0)),
                 title=str(d.get("title", "")),

@@ -9,13 +9,16 @@ Flows load it at start and hand the parts to models. A registry is either a **di
     sites.jsonl         Site        work sites with their cameras and meters
     vehicles.jsonl      Vehicle     registered hazmat vehicles
     districts.geojson               district outlines (FeatureCollection, properties.name)
+    towns.jsonl         Town        towns/streets (镇/街道): the lowest tier with a centre
+    grids.jsonl         Grid        grids (网格): the cells grid workers cover
     region.json                     optional: {"lat_min":..,"lat_max":..,"lon_min":..,"lon_max":..}
 
 or **one file** (what ``citywatch import`` writes): JSON Lines with a ``type`` on every line
-(``region``, ``station``, ``place``, ``zone``, ``site``, ``vehicle``, ``district`` with
-``name``, ``code``, ``rings``), or one JSON object with lists (``{"stations": [...],
-"places": [...], ..., "districts": [...] or a GeoJSON FeatureCollection, "region": {...} or
-[lat_min, lat_max, lon_min, lon_max]}``). ``docs/evaluation.md`` has examples.
+(``region``, ``station``, ``place``, ``zone``, ``site``, ``vehicle``, ``town``, ``grid``,
+``district`` with ``name``, ``code``, ``rings``), or one JSON object with lists
+(``{"stations": [...], "places": [...], ..., "districts": [...] or a GeoJSON
+FeatureCollection, "region": {...} or [lat_min, lat_max, lon_min, lon_max]}``).
+``docs/evaluation.md`` has examples.
 
 The **region** (the box the decoder accepts coordinates in) comes from the settings when set
 there, else the registry's explicit ``region``, else the bounding box of its located entities
@@ -38,14 +41,17 @@ import orjson
 from citywatch.errors import ConfigError, SchemaError
 from citywatch.events import Region
 from citywatch.geo import point_in_polygon
+from citywatch.tiers import Grid, Location, Locator, Town
 
 __all__ = [
     "REGION_MARGIN_KM",
     "District",
+    "Grid",
     "Place",
     "Registry",
     "Site",
     "Station",
+    "Town",
     "Vehicle",
     "Zone",
     "region_for",
@@ -145,6 +151,8 @@ class Registry(msgspec.Struct, kw_only=True):
     sites: dict[str, Site] = msgspec.field(default_factory=dict)
     vehicles: dict[str, Vehicle] = msgspec.field(default_factory=dict)
     districts: list[District] = msgspec.field(default_factory=list)
+    towns: dict[str, Town] = msgspec.field(default_factory=dict)
+    grids: dict[str, Grid] = msgspec.field(default_factory=dict)
     #: An explicit region box (lat_min, lat_max, lon_min, lon_max), or None to derive one.
     region: tuple[float, float, float, float] | None = None
 
@@ -155,6 +163,15 @@ class Registry(msgspec.Struct, kw_only=True):
                 return d.name
         return None
 
+    def locator(self) -> Locator:
+        """A point -> district, town, grid lookup over this registry (build it once)."""
+        return Locator(((d.name, d.rings) for d in self.districts), self.towns, self.grids)
+
+    def locate(self, lat: float, lon: float) -> Location:
+        """District, town and grid of a point (builds a :class:`Locator` each call: for a
+        few lookups; hot paths keep ``locator()``)."""
+        return self.locator().locate(lat, lon)
+
     def site_of_camera(self) -> dict[str, str]:
         """camera id -> site id, for every camera registered at a site."""
         return {c: s.id for s in self.sites.values() for c in s.cameras}
@@ -164,7 +181,7 @@ class Registry(msgspec.Struct, kw_only=True):
 
     def points(self) -> Iterator[tuple[float, float]]:
         """(lat, lon) of every located entity: stations, places, zones, sites, outlines."""
-        for group in (self.stations, self.places, self.zones, self.sites):
+        for group in (self.stations, self.places, self.zones, self.sites, self.towns):
             for e in group.values():
                 yield e.lat, e.lon
         for d in self.districts:
@@ -205,6 +222,10 @@ class Registry(msgspec.Struct, kw_only=True):
         _write_jsonl(d / "zones.jsonl", self.zones.values())
         _write_jsonl(d / "sites.jsonl", self.sites.values())
         _write_jsonl(d / "vehicles.jsonl", self.vehicles.values())
+        if self.towns:
+            _write_jsonl(d / "towns.jsonl", self.towns.values())
+        if self.grids:
+            _write_jsonl(d / "grids.jsonl", self.grids.values())
         (d / "districts.geojson").write_bytes(
             orjson.dumps(districts_geojson(self.districts), option=orjson.OPT_INDENT_2)
         )
@@ -242,6 +263,8 @@ class Registry(msgspec.Struct, kw_only=True):
             zones={z.id: z for z in _read_jsonl(d / "zones.jsonl", Zone)},
             sites={s.id: s for s in _read_jsonl(d / "sites.jsonl", Site)},
             vehicles={v.id: v for v in _read_jsonl(d / "vehicles.jsonl", Vehicle)},
+            towns={t.id: t for t in _read_jsonl(d / "towns.jsonl", Town)},
+            grids={g.id: g for g in _read_jsonl(d / "grids.jsonl", Grid)},
         )
         geo = d / "districts.geojson"
         if geo.exists():
@@ -324,6 +347,8 @@ _TYPED: Final = (
     ("zone", "zones"),
     ("site", "sites"),
     ("vehicle", "vehicles"),
+    ("town", "towns"),
+    ("grid", "grids"),
 )
 _TYPES: Final[dict[str, type[msgspec.Struct]]] = {
     "station": Station,
@@ -331,6 +356,8 @@ _TYPES: Final[dict[str, type[msgspec.Struct]]] = {
     "zone": Zone,
     "site": Site,
     "vehicle": Vehicle,
+    "town": Town,
+    "grid": Grid,
     "district": District,
 }
 _GROUPS: Final = {group for _, group in _TYPED} | {"districts", "region"}

@@ -215,7 +215,7 @@ def build_city_flow(
         deadletter_maxlen=settings.deadletter_maxlen,
         max_outage_s=settings.redis_outage_s,
     )
-    locate = registry.district_of if registry.districts else None
+    locate = registry.locator().locate if registry.districts else None
 
     def make_engine(snap: EngineSnapshot | None) -> AlertEngine:
         return AlertEngine(locate=locate, snapshot=snap)

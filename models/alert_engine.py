@@ -46,6 +46,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from citywatch.alerts import Alert, AlertState, Level, Signal, Subject, episode_id, fingerprint
+from citywatch.tiers import Location
 
 __all__ = [
     "DEFAULT_POLICIES",
@@ -195,8 +196,9 @@ class EngineSnapshot:
 class AlertEngine:
     """Signals in, alert versions out; see the module docstring for the rules it applies.
 
-    ``locate(lat, lon) -> district`` fills ``district`` when a signal has coordinates but no
-    district (the flow passes the registry's lookup). ``stats`` counts signals, inhibited,
+    ``locate(lat, lon) -> Location`` fills ``district``, ``town`` and ``grid`` where a new
+    alert's signal has coordinates but not those (the flow passes the registry's
+    :class:`~citywatch.tiers.Locator`). ``stats`` counts signals, inhibited,
     silenced and stale ones for the metrics.
     """
 
@@ -205,7 +207,7 @@ class AlertEngine:
         policies: Mapping[str, RulePolicy] | None = None,
         *,
         default: RulePolicy | None = None,
-        locate: Callable[[float, float], str | None] | None = None,
+        locate: Callable[[float, float], Location] | None = None,
         snapshot: EngineSnapshot | None = None,
     ) -> None:
         self.policies = dict(DEFAULT_POLICIES if policies is None else policies)
@@ -328,9 +330,12 @@ class AlertEngine:
         return False
 
     def _open(self, fp: str, sig: Signal) -> Track:
-        district = sig.district
-        if district is None and self.locate is not None and sig.lat is not None:
-            district = self.locate(sig.lat, sig.lon) if sig.lon is not None else None
+        district, town, grid = sig.district, None, sig.grid
+        if self.locate is not None and sig.lat is not None and sig.lon is not None:
+            where = self.locate(sig.lat, sig.lon)
+            district = district or where.district
+            town = where.town if where.district == district else None
+            grid = grid or where.grid
         alert = Alert(
             id=episode_id(fp, sig.ts),
             fingerprint=fp,
@@ -343,7 +348,8 @@ class AlertEngine:
             lat=sig.lat,
             lon=sig.lon,
             district=district,
-            grid=sig.grid,
+            town=town,
+            grid=grid,
             score=_clamp(sig.score),
             title=sig.title,
             evidence=dict(sig.evidence),

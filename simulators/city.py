@@ -18,6 +18,7 @@ from simulators.geography import LAT_MAX, LAT_MIN, LON_MAX, LON_MIN, Geography, 
 from simulators.labels import Workshop
 from simulators.scenario import Profile
 from simulators.seeds import derive, np_rng, py_rng
+from simulators.towns import build_grids, build_towns
 
 __all__ = ["City", "SiteInfo", "SpatialIndex", "build_city"]
 
@@ -119,7 +120,13 @@ def build_city(seed: int, profile: Profile, scale: float) -> City:
     geo = Geography()
     roads = Roads(geo, derive(seed, "roads"))
     rng = py_rng(seed, "city")
-    reg = Registry(districts=list(geo.districts), region=(LAT_MIN, LAT_MAX, LON_MIN, LON_MAX))
+    towns = build_towns()
+    reg = Registry(
+        districts=list(geo.districts),
+        towns={t.id: t for t in towns},
+        grids=build_grids(towns),
+        region=(LAT_MIN, LAT_MAX, LON_MIN, LON_MAX),
+    )
     district_names = [d.name for d in geo.specs]
     taken = SpatialIndex()
 

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from citywatch.alerts import AlertState, Level, Signal, Subject, episode_id, fingerprint
+from citywatch.tiers import Location
 from models.alert_engine import (
     AlertEngine,
     EngineSnapshot,
@@ -157,12 +158,23 @@ def test_silence_from_stored_json() -> None:
         Silence.from_dict("y", {"until": "tomorrow"})
 
 
-def test_locate_fills_a_missing_district() -> None:
-    eng = AlertEngine(locate=lambda lat, lon: "通州区" if lat > 32 else None)
+def test_locate_fills_district_town_and_grid() -> None:
+    def locate(lat: float, lon: float) -> Location:
+        return Location("通州区", "T32061201", "G0042-0068") if lat > 32 else Location()
+
+    eng = AlertEngine(locate=locate)
     (a,) = eng.on_signal(
         sig("vehicle.dwell", ts=0, subject=Subject("vehicle", "V1"), lat=32.1, lon=121.0)
     )
-    assert a.district == "通州区"
+    assert (a.district, a.town, a.grid) == ("通州区", "T32061201", "G0042-0068")
+    (b,) = eng.on_signal(sig("air.spike", ts=0, lat=31.9, lon=121.0, district="崇川区"))
+    assert (b.district, b.town, b.grid) == ("崇川区", None, None)
+
+
+def test_a_town_of_another_district_is_not_taken() -> None:
+    eng = AlertEngine(locate=lambda lat, lon: Location("通州区", "T32061201", "G1"))
+    (a,) = eng.on_signal(sig("air.spike", ts=0, lat=32.1, lon=121.0, district="崇川区"))
+    assert (a.district, a.town, a.grid) == ("崇川区", None, "G1")
 
 
 def test_snapshot_restore_continues_identically() -> None:
