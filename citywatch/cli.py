@@ -30,11 +30,15 @@ COMMANDS: dict[str, str] = {
     "report": "print work-order effectiveness metrics from the audit stream",
     "bench": "benchmark the full city flow against 400M records/day",
     "search": "search alerts, hotline tickets and work orders by their words",
+    "import": "turn CSV air-quality files into events and a registry",
+    "inject": "add seeded, labelled sensor faults to recorded events",
 }
+#: Commands whose module has another name ("import" is a Python keyword).
+_MODULES: dict[str, str] = {"import": "importer"}
 
 
 def _load(name: str) -> ModuleType:
-    return importlib.import_module(f"citywatch.commands.{name}")
+    return importlib.import_module(f"citywatch.commands.{_MODULES.get(name, name)}")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:

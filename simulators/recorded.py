@@ -42,29 +42,43 @@ from citywatch.registry import Registry
 from simulators.labels import Label
 from simulators.scoring import population_days
 
-__all__ = ["Recorded", "open_records", "read_lines"]
+__all__ = ["Recorded", "open_records", "read_lines", "real_data_dir", "write_records"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 #: Field naming the entity of each kind: the events' own ``KEY_FIELD``.
 _KEY_FIELD: dict[str, str] = {t.kind: t.KEY_FIELD for t in typing.get_args(Event)}
 
 
-def open_records(path: str | Path) -> IO[bytes]:
-    """Open a record file for reading, gzip or plain by its first bytes (not its name)."""
+def open_records(path: str | Path, what: str = "events") -> IO[bytes]:
+    """Open a file for reading, gzip or plain by its first bytes (not its name); a missing or
+    unreadable file is an :class:`InputError` starting with ``what``."""
     p = Path(path)
     try:
         fh: IO[bytes] = p.open("rb")
     except FileNotFoundError as exc:
-        msg = f"events: {str(p)!r} not found"
+        msg = f"{what}: {str(p)!r} not found"
         raise InputError(msg) from exc
     except OSError as exc:
-        msg = f"events: {str(p)!r}: {exc.strerror or exc}"
+        msg = f"{what}: {str(p)!r}: {exc.strerror or exc}"
         raise InputError(msg) from exc
     if fh.read(2) == _GZIP_MAGIC:
         fh.close()
         return gzip.open(p, "rb")  # type: ignore[return-value]
     fh.seek(0)
     return fh
+
+
+def write_records(path: str | Path, lines: Iterable[bytes]) -> None:
+    """One record per line; gzip when the name ends in ``.gz``, reproducibly (no time or file
+    name in the gzip header, like the simulator's files)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    body = b"".join(x + b"\n" for x in lines)
+    if p.name.endswith(".gz"):
+        with p.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+            gz.write(body)
+    else:
+        p.write_bytes(body)
 
 
 def read_lines(path: str | Path) -> Iterator[bytes]:
@@ -200,3 +214,21 @@ class Recorded:
             sites=len(reg.sites),
             tickets=len(self.entities.get("hotline", set())),
         )
+
+
+def real_data_dir(override: str | Path | None = None) -> Path | None:
+    """Where the real public datasets are: ``override``, else ``$CITYWATCH_DATA``, else a
+    ``shared/data`` folder beside the repository or beside its parent (a git worktree);
+    None when there is none. The data is never copied into the repository."""
+    import os
+
+    if override:
+        return Path(override)
+    if os.environ.get("CITYWATCH_DATA"):
+        return Path(os.environ["CITYWATCH_DATA"])
+    root = Path(__file__).resolve().parents[1]
+    for base in (root.parent, root.parent.parent):
+        candidate = base / "shared" / "data"
+        if candidate.is_dir():
+            return candidate
+    return None

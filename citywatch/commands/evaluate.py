@@ -438,7 +438,11 @@ def _recorded(args: argparse.Namespace) -> tuple[str, Dataset]:
         raise InputError(msg)
     registry = Registry.load(registry_path)
     labels = read_labels(args.labels) if args.labels else []
-    name = args.name or Path(args.events[0]).name.split(".")[0]
+    first = Path(args.events[0])
+    stem = first.name.split(".")[0]
+    # what import and inject write is events.jsonl.gz in a folder named after the data
+    generic = stem == "events" or stem.startswith("part-")
+    name = args.name or (first.resolve().parent.name if generic else stem)
     return name, Recorded(args.events, registry, labels, name=name)
 
 
