@@ -61,7 +61,7 @@ from flows.sources import Batch, DecodingSource, Route
 from flows.sources.silences import SilenceSet
 from models.alert_engine import AlertEngine, EngineSnapshot, FloodGuard
 from models.base import Model
-from sinks.redis_sink import Gauge, IngestMark, OpenAlerts, Republish
+from sinks.redis_sink import Gauge, IngestMark, OpenAlerts, Republish, TicketRecord
 
 __all__ = ["FlowConfig", "Router", "Tick", "build_flow"]
 
@@ -180,10 +180,15 @@ class FlowConfig:
     #: How many source partitions feed the flow (the watermark waits for each of them);
     #: 0 = unknown: the minimum over the partitions seen so far.
     partitions: int = 0
+    #: Write every accepted hotline ticket to the ``tickets`` stream (search, the console).
+    tickets: bool = True
 
 
 #: The correlator's single key: incidents join sources across the whole city.
 CITY = "c:city"
+#: The group of accepted hotline tickets bound for the sink's ``tickets`` stream; the
+#: "account" step takes it, the route step skips it (keys starting with "k").
+TICKETS = "k:tickets"
 
 
 #: A stage's clock moves at most this many ticks at once (a gap in the input of more than a
@@ -269,11 +274,15 @@ def _crc(s: str) -> int:
 
 
 def account(batches: list[Batch]) -> list[Any]:
-    """Input accounting per batch: one IngestMark, plus the batch's dead letters."""
+    """Input accounting per batch: one IngestMark, the batch's dead letters and its
+    accepted hotline tickets (for the ``tickets`` stream)."""
     out: list[Any] = []
     for b in batches:
         out.append(IngestMark(b.partition, b.start, b.codes, b.high_ts))
         out.extend(b.dead)
+        tickets = b.groups.get(TICKETS)
+        if tickets:
+            out.extend(TicketRecord(item[1]) for item in tickets if type(item) is tuple)
     return out
 
 
@@ -306,6 +315,8 @@ class Router:
                 routes.setdefault(kind, []).append((m.route, {}, partial(_shard_key, m.name, n)))
         if correlate:
             routes.setdefault("hotline", []).append((_to_city, {}, _city))
+        if cfg.tickets:
+            routes.setdefault("hotline", []).append((_to_tickets, {}, _tickets))
         self.routes = routes
         self.tick_ms = cfg.tick_ms
         self.remember: frozenset[str] = frozenset().union(*(m.route_kinds for m in models))
@@ -337,8 +348,10 @@ class Router:
         highs = self.highs
         for b in batches:
             if b.groups:
-                out.extend(b.groups.items())
-                lists.update(b.groups)
+                for kv in b.groups.items():
+                    if kv[0][0] != "k":  # the tickets group is the account step's
+                        out.append(kv)
+                        lists[kv[0]] = kv[1]
             if b.is_last:
                 highs.pop(b.partition, None)
             elif b.high_ts:
@@ -373,6 +386,14 @@ def _to_city(ev: Event) -> str:
 
 def _city(key: str) -> str:
     return CITY
+
+
+def _to_tickets(ev: Event) -> str:
+    return "tickets"
+
+
+def _tickets(key: str) -> str:
+    return TICKETS
 
 
 def _signal_rules(m: Model) -> frozenset[str]:

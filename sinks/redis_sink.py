@@ -14,7 +14,10 @@ one Lua script per item (atomic; Redis 7.0 has no idempotent XADD):
   partition's high-water mark (``cw:sink:hw``, per run);
 * an :class:`IngestMark` (one per source batch: first offset and one kind code per record)
   counts ``in:<kind>`` and ``records`` for the offsets not counted yet, so
-  ``records == sum(in:*) + sum(dead:*)`` holds across crashes and replays.
+  ``records == sum(in:*) + sum(dead:*)`` holds across crashes and replays;
+* a :class:`TicketRecord` (an accepted hotline ticket) is appended to ``cw:tickets``
+  (approximate MAXLEN): at-least-once, since a replay after a crash may append it again;
+  its readers (search, the console) key tickets by their id.
 
 One pipeline per batch. When Redis goes away the partition retries the whole batch with
 capped exponential backoff for up to ``max_outage_s``: the flow stalls (backpressure) and
@@ -45,7 +48,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from citywatch.alerts import Alert, AlertState
 from citywatch.errors import StoreError
-from citywatch.events import KINDS, DeadLetter
+from citywatch.events import KINDS, DeadLetter, Hotline, encode
 from citywatch.keys import Keys
 from citywatch.redisconn import TRANSIENT, reason, where
 
@@ -58,6 +61,7 @@ __all__ = [
     "OpenAlerts",
     "RedisSink",
     "Republish",
+    "TicketRecord",
     "reason_class",
 ]
 
@@ -164,6 +168,13 @@ class OpenAlerts:
 
 
 @dataclass(frozen=True, slots=True)
+class TicketRecord:
+    """An accepted hotline ticket, bound for the ``tickets`` stream."""
+
+    event: Hotline
+
+
+@dataclass(frozen=True, slots=True)
 class Gauge:
     """Absolute values for ``cw:counts`` fields (HSET: writing one twice changes nothing)."""
 
@@ -259,6 +270,7 @@ class RedisSink(DynamicSink[Any]):
         run_id: str,
         alerts_maxlen: int = 200_000,
         deadletter_maxlen: int = 100_000,
+        tickets_maxlen: int = 1_000_000,
         backoff_s: tuple[float, float] = (0.05, 5.0),
         max_outage_s: float = 300.0,
         keep_resolved: int = 10_000,
@@ -269,6 +281,7 @@ class RedisSink(DynamicSink[Any]):
         self.run_id = run_id
         self.alerts_maxlen = alerts_maxlen
         self.deadletter_maxlen = deadletter_maxlen
+        self.tickets_maxlen = tickets_maxlen
         self.backoff_s = backoff_s
         self.max_outage_s = max_outage_s
         self.keep_resolved = keep_resolved
@@ -483,6 +496,13 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
                     *KINDS,
                 )
                 newest = max(newest, item.high_ts)
+            elif isinstance(item, TicketRecord):
+                pipe.xadd(
+                    k.tickets,
+                    {"t": encode(item.event)},
+                    maxlen=self.cfg.tickets_maxlen,
+                    approximate=True,
+                )
             elif isinstance(item, Gauge):
                 if item.fields:
                     pipe.hset(k.counts, mapping=item.fields)

@@ -121,3 +121,28 @@ def test_flood_guard_opens_one_incident(
     assert inc.evidence["reason"] == "flood"
     assert inc.evidence["alerts"] == 15
     assert orjson.loads(redis_client.hget(keys.alert(inc.id), "a"))["district"] == "崇川区"
+
+
+def test_accepted_hotline_tickets_reach_the_tickets_stream(
+    settings: Settings, keys: Keys, redis_client: redis.Redis
+) -> None:
+    tickets = [
+        orjson.dumps(
+            {
+                "kind": "hotline",
+                "ts": T0 + i * MIN,
+                "ticket": f"T{i}",
+                "text": f"第{i}号：楼下施工噪声很大",
+                "category": "noise",
+            }
+        )  # fmt: skip
+        for i in range(5)
+    ]
+    bad = b'{"kind":"hotline","ts":1767225600000,"ticket":"TX","text":""}'
+    recs = scenario(stations=2, minutes=10) + tickets + [bad]
+    run_flow(IterableSource(lambda: iter(recs)), settings, batch_size=3)
+    rows = redis_client.xrange(keys.tickets)
+    got = [orjson.loads(f[b"t"]) for _, f in rows]
+    assert [t["ticket"] for t in got] == [f"T{i}" for i in range(5)]
+    assert got[0]["text"] == "第0号：楼下施工噪声很大"
+    assert counts(redis_client, keys)["in:hotline"] == 5  # the bad one is a dead letter
