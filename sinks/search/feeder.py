@@ -21,6 +21,7 @@ import orjson
 import redis
 
 from citywatch.keys import Keys
+from citywatch.tiers import Location, Locator
 from sinks.search.documents import Doc, alert_doc, order_doc, ticket_doc
 
 __all__ = ["CatchUp", "SearchFeeder", "SearchIndex"]
@@ -67,10 +68,14 @@ class SearchFeeder:
 
     STREAMS = ("alerts", "tickets", "audit")
 
-    def __init__(self, index: SearchIndex, client: redis.Redis, keys: Keys) -> None:
+    def __init__(
+        self, index: SearchIndex, client: redis.Redis, keys: Keys, locator: Locator | None = None
+    ) -> None:
         self.index = index
         self.client = client
         self.keys = keys
+        #: Places tickets (district, town) for the filters; None: as the ticket says.
+        self.locator = locator
 
     def rebuild(self, page: int = 5000) -> CatchUp:
         """Drop the index and read every stream from its head."""
@@ -118,17 +123,30 @@ class SearchFeeder:
         if name == "audit":
             return self._orders(rows)
         field = b"a" if name == "alerts" else b"t"
-        build = alert_doc if name == "alerts" else ticket_doc
         for _, fields in rows:
             value = _decode(fields.get(field))
             if not isinstance(value, dict):
                 bad += 1
                 continue
             try:
-                docs.append(build(value))
+                docs.append(alert_doc(value) if name == "alerts" else self._ticket(value))
             except (KeyError, TypeError, ValueError):
                 bad += 1
         return docs, bad
+
+    def _ticket(self, t: dict[str, Any]) -> Doc:
+        loc = self.locator
+        if loc is not None and not t.get("town"):
+            lat, lon = t.get("lat"), t.get("lon")
+            where = None
+            if isinstance(lat, float | int) and isinstance(lon, float | int):
+                where = loc.locate(float(lat), float(lon))
+            elif t.get("grid") in loc.grids:
+                g = loc.grids[t["grid"]]
+                where = Location(g.district, g.town, g.id)
+            if where is not None:
+                t = {**t, "district": t.get("district") or where.district, "town": where.town}
+        return ticket_doc(t)
 
     def _orders(self, rows: list[tuple[bytes, dict[bytes, bytes]]]) -> tuple[list[Doc], int]:
         """Work-order documents: each audit event extends its order's document."""

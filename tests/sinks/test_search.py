@@ -296,3 +296,28 @@ def test_search_command(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "--offline" in err
+
+
+def test_tickets_are_placed_in_their_district_and_town(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    from citywatch.registry import District, Registry
+    from citywatch.tiers import Grid, Town
+
+    square = ((120.0, 31.0), (121.0, 31.0), (121.0, 32.0), (120.0, 32.0), (120.0, 31.0))
+    reg = Registry(
+        districts=[District(name="崇川区", code="1", rings=(square,))],
+        towns={"TA": Town(id="TA", name="城东街道", district="崇川区", lat=31.5, lon=120.5)},
+        grids={"G9": Grid(id="G9", town="TA", district="崇川区", lat=31.5, lon=120.5)},
+    )
+    _xadd(redis_client, settings.keys, [], [
+        {"kind": "hotline", "ticket": "T1", "ts": T0, "text": "路灯不亮", "lat": 31.4,
+         "lon": 120.4},
+        {"kind": "hotline", "ticket": "T2", "ts": T0, "text": "路灯不亮", "grid": "G9"},
+        {"kind": "hotline", "ticket": "T3", "ts": T0, "text": "路灯不亮"},
+    ], [])  # fmt: skip
+    idx = SqliteIndex(":memory:")
+    SearchFeeder(idx, redis_client, settings.keys, reg.locator()).catch_up()
+    got = {h.doc.ref: (h.doc.district, h.doc.town) for h in idx.search("路灯").hits}
+    assert got == {"T1": ("崇川区", "TA"), "T2": ("崇川区", "TA"), "T3": ("", "")}
+    assert {h.doc.ref for h in idx.search("路灯", Filters(towns=("TA",))).hits} == {"T1", "T2"}
