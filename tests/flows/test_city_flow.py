@@ -135,7 +135,7 @@ def test_accepted_hotline_tickets_reach_the_tickets_stream(
                 "text": f"第{i}号：楼下施工噪声很大",
                 "category": "noise",
             }
-        )  # fmt: skip
+        )
         for i in range(5)
     ]
     bad = b'{"kind":"hotline","ts":1767225600000,"ticket":"TX","text":""}'
