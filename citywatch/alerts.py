@@ -36,6 +36,7 @@ __all__ = [
     "Alert",
     "AlertState",
     "Level",
+    "Observation",
     "Signal",
     "Subject",
     "episode_id",
@@ -125,6 +126,55 @@ def fingerprint(rule: str, subject: Subject) -> str:
 def episode_id(fp: str, first_ts: int) -> str:
     """The id of one episode of a fingerprint: deterministic, so a replay yields the same ids."""
     return f"{fp}-{first_ts:x}"
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """A model's measurement of one subject for one period, not a finding: the hourly AQI of
+    a station, say. It bypasses the alert engine: the sink keeps the newest per subject
+    (``obs:{name}`` hash, for maps) and appends every one to a stream (``obs:{name}:log``,
+    for reports). ``values`` holds builtin scalars only; ``ts`` is the period's event time.
+
+    >>> o = Observation("air.hourly", Subject("station", "S1"), 3_600_000, {"aqi": 87})
+    >>> Observation.from_dict(o.to_dict()) == o
+    True
+    """
+
+    name: str
+    subject: Subject
+    ts: int
+    values: Mapping[str, Any] = field(default_factory=dict)
+    lat: float | None = None
+    lon: float | None = None
+    district: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "subject": {"kind": self.subject.kind, "id": self.subject.id},
+            "ts": self.ts,
+            "values": dict(self.values),
+            "lat": self.lat,
+            "lon": self.lon,
+            "district": self.district,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Observation:
+        try:
+            subj = d["subject"]
+            return cls(
+                name=str(d["name"]),
+                subject=Subject(str(subj["kind"]), str(subj["id"])),
+                ts=int(d["ts"]),
+                values=dict(d.get("values") or {}),
+                lat=d.get("lat"),
+                lon=d.get("lon"),
+                district=d.get("district"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            msg = f"observation: malformed ({exc!r})"
+            raise SchemaError(msg) from exc
 
 
 @dataclass(frozen=True, slots=True)

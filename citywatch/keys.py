@@ -78,6 +78,15 @@ class Keys:
         search and the console; at-least-once: consumers key by ticket id."""
         return f"{self.prefix}tickets"
 
+    def observed(self, name: str) -> str:
+        """Hash: subject (``kind:id``) -> the newest observation JSON of model output ``name``
+        (e.g. ``air.hourly``: each station's latest hourly AQI)."""
+        return f"{self.prefix}obs:{name}"
+
+    def observations(self, name: str) -> str:
+        """Stream of every observation of ``name`` (field ``o`` = JSON), for reports."""
+        return f"{self.prefix}obs:{name}:log"
+
     def inbound(self, kind: str, partition: int | None = None) -> str:
         """Input stream for production runs: ``cw:in:{kind}`` or ``cw:in:{kind}:{partition}``."""
         base = f"{self.prefix}in:{kind}"

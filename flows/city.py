@@ -55,7 +55,7 @@ from bytewax.inputs import Source
 from bytewax.operators import StatefulLogic
 from bytewax.outputs import Sink
 
-from citywatch.alerts import Alert, Signal
+from citywatch.alerts import Alert, Observation, Signal
 from citywatch.events import Event
 from flows.sources import Batch, DecodingSource, Route
 from flows.sources.silences import SilenceSet
@@ -429,6 +429,8 @@ def make_to_signal_models(
                 _broadcast(groups, shard_keys, x)
                 continue
             cause, sig = x
+            if type(sig) is Observation:
+                continue
             for m, rules in wanted:
                 if sig.rule in rules:
                     k = m.route(sig)
@@ -459,11 +461,16 @@ def make_to_engine(cfg: FlowConfig) -> Callable[[tuple[str, list[Any]]], list[tu
         for x in kv[1]:
             if type(x) is Tick:
                 _broadcast(groups, keys, x)
-            else:
+            elif type(x[1]) is not Observation:  # observations go to the sink directly
                 groups.setdefault(f"e:{_crc(str(x[1].subject)) % n}", []).append(x)
         return list(groups.items())
 
     return to_engine
+
+
+def observations(kv: tuple[str, list[Any]]) -> list[Observation]:
+    """The models' :class:`Observation` values, straight to the sink (not to the engine)."""
+    return [x[1] for x in kv[1] if type(x) is tuple and type(x[1]) is Observation]
 
 
 def make_to_area(cfg: FlowConfig) -> Callable[[tuple[str, list[Any]]], list[tuple[str, Any]]]:
@@ -609,15 +616,19 @@ class ModelShard(StatefulLogic[list[Any], list[Any], bytes | None]):
         self.part_of[key] = part
         self.keys_of.setdefault(part, set()).add(key)
 
-    def _apply(self, key: str, ev: Any, cause: int) -> list[tuple[int, Signal]]:
+    def _apply(self, key: str, ev: Any, cause: int) -> list[tuple[int, Signal | Observation]]:
         st = self.states.get(key)
         if st is None:
             st = self.states[key] = self.model.new_state(key)
         return self._guard(self.model.update, st, ev, cause)
 
     def _guard(
-        self, fn: Callable[[Any, Any], list[Signal]], st: Any, arg: Event | int, cause: int
-    ) -> list[tuple[int, Signal]]:
+        self,
+        fn: Callable[[Any, Any], Sequence[Signal | Observation]],
+        st: Any,
+        arg: Event | int,
+        cause: int,
+    ) -> list[tuple[int, Signal | Observation]]:
         try:
             return [(cause, s) for s in fn(st, arg)]
         except Exception:  # a model bug must not stop the city: log it, skip the event
@@ -918,7 +929,8 @@ def build_flow(
         corr_in = op.merge("corr_in", op.flat_map("to_corr", alerts, to_correlator), split["c"])
         outputs.append(op.stateful("incidents", corr_in, build_correlator))
     stamped = op.flat_map_batch("stamp", op.merge("all_alerts", *outputs), stamp)
-    op.output("redis", op.merge("to_sink", stamped, accounting), sink)
+    observed = op.flat_map("observations", signals, observations)
+    op.output("redis", op.merge("to_sink", stamped, accounting, observed), sink)
     return flow
 
 

@@ -15,9 +15,10 @@ snapshots, so keep it flat and cheap to copy (bytewax snapshots every touched ke
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from citywatch.alerts import Signal
+from citywatch.alerts import Observation, Signal
 from citywatch.events import Event
 
 __all__ = ["Detector", "Model"]
@@ -80,9 +81,11 @@ class Model(abc.ABC):
         """Fresh per-key state: small, picklable, cheap to copy."""
 
     @abc.abstractmethod
-    def update(self, state: Any, event: Event) -> list[Signal]:
-        """Apply ``event`` to ``state`` (in place) and return the signals it causes."""
+    def update(self, state: Any, event: Event) -> Sequence[Signal | Observation]:
+        """Apply ``event`` to ``state`` (in place) and return the signals it causes (and any
+        :class:`~citywatch.alerts.Observation`: a measurement for maps and reports, which
+        goes to the sink, not to the alert engine)."""
 
-    def on_watermark(self, state: Any, watermark_ms: int) -> list[Signal]:
+    def on_watermark(self, state: Any, watermark_ms: int) -> Sequence[Signal | Observation]:
         """Signals caused by event time reaching ``watermark_ms`` for this key; default none."""
         return []

@@ -15,6 +15,9 @@ one Lua script per item (atomic; Redis 7.0 has no idempotent XADD):
 * an :class:`IngestMark` (one per source batch: first offset and one kind code per record)
   counts ``in:<kind>`` and ``records`` for the offsets not counted yet, so
   ``records == sum(in:*) + sum(dead:*)`` holds across crashes and replays;
+* an :class:`~citywatch.alerts.Observation` (a model's measurement, e.g. an hourly AQI)
+  replaces its subject's entry in ``cw:obs:{name}`` only if it is newer (Lua), and is
+  appended to ``cw:obs:{name}:log`` (at-least-once, like tickets);
 * a :class:`TicketRecord` (an accepted hotline ticket) is appended to ``cw:tickets``
   (approximate MAXLEN): at-least-once, since a replay after a crash may append it again;
   its readers (search, the console) key tickets by their id.
@@ -43,10 +46,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import orjson
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from citywatch.alerts import Alert, AlertState
+from citywatch.alerts import Alert, AlertState, Observation
 from citywatch.errors import StoreError
 from citywatch.events import KINDS, DeadLetter, Hotline, encode
 from citywatch.keys import Keys
@@ -228,6 +232,13 @@ redis.call('HINCRBY', KEYS[3], 'records', 1)
 return 1
 """
 
+_OBS_LUA: Final = """
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur and tonumber(cjson.decode(cur)['ts']) > tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+
 _INGEST_LUA: Final = """
 local hw = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 local start = tonumber(ARGV[2])
@@ -271,6 +282,7 @@ class RedisSink(DynamicSink[Any]):
         alerts_maxlen: int = 200_000,
         deadletter_maxlen: int = 100_000,
         tickets_maxlen: int = 1_000_000,
+        observations_maxlen: int = 2_000_000,
         backoff_s: tuple[float, float] = (0.05, 5.0),
         max_outage_s: float = 300.0,
         keep_resolved: int = 10_000,
@@ -282,6 +294,7 @@ class RedisSink(DynamicSink[Any]):
         self.alerts_maxlen = alerts_maxlen
         self.deadletter_maxlen = deadletter_maxlen
         self.tickets_maxlen = tickets_maxlen
+        self.observations_maxlen = observations_maxlen
         self.backoff_s = backoff_s
         self.max_outage_s = max_outage_s
         self.keep_resolved = keep_resolved
@@ -292,7 +305,7 @@ class RedisSink(DynamicSink[Any]):
 
 
 #: The sink's scripts, in the order ``_write`` unpacks their SHA1s.
-_SCRIPTS = (_ALERT_LUA, _DEAD_LUA, _INGEST_LUA)
+_SCRIPTS = (_ALERT_LUA, _DEAD_LUA, _INGEST_LUA, _OBS_LUA)
 #: Alerts per pipeline when re-publishing.
 _REPUBLISH_CHUNK = 1000
 
@@ -458,7 +471,7 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
         k = self.cfg.keys
         pipe: Any = self.client.pipeline(transaction=False)
         pipe.hget(self.mark_key, self.mark_field)
-        _, sha_dead, sha_ingest = (self._sha[x] for x in _SCRIPTS)
+        _, sha_dead, sha_ingest, sha_obs = (self._sha[x] for x in _SCRIPTS)
         run = pipe.execute_command
         newest = 0
         for item in items:
@@ -496,6 +509,16 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
                     *KINDS,
                 )
                 newest = max(newest, item.high_ts)
+            elif isinstance(item, Observation):
+                payload = orjson.dumps(item.to_dict())
+                subject = str(item.subject)
+                run("EVALSHA", sha_obs, 1, k.observed(item.name), subject, item.ts, payload)
+                pipe.xadd(
+                    k.observations(item.name),
+                    {"o": payload},
+                    maxlen=self.cfg.observations_maxlen,
+                    approximate=True,
+                )
             elif isinstance(item, TicketRecord):
                 pipe.xadd(
                     k.tickets,

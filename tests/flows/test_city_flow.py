@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 import redis
 
-from citywatch.alerts import Alert, AlertState, Level
+from citywatch.alerts import Alert, AlertState, Level, Observation, Subject
 from citywatch.keys import Keys
 from citywatch.settings import Settings
 from flows.city import FlowConfig
 from flows.sources.files import FileSource
 from flows.sources.iterable import IterableSource
 from tests.flows.conftest import counts, final_alerts, run_flow, stream_versions
-from tests.flows.toy import MIN, T0, air, scenario
+from tests.flows.toy import MIN, T0, ToyExceedance, air, scenario
 
 pytestmark = pytest.mark.integration
 
@@ -146,3 +147,47 @@ def test_accepted_hotline_tickets_reach_the_tickets_stream(
     assert [t["ticket"] for t in got] == [f"T{i}" for i in range(5)]
     assert got[0]["text"] == "第0号：楼下施工噪声很大"
     assert counts(redis_client, keys)["in:hotline"] == 5  # the bad one is a dead letter
+
+
+class _TenMinuteMeans(ToyExceedance):
+    """The toy exceedance, and every 10 minutes a station's mean PM2.5 as an observation."""
+
+    name = "toy.means"
+
+    def update(self, state: Any, event: Any) -> list[Any]:
+        out: list[Any] = list(super().update(state, event))
+        if (event.ts - T0) % (10 * MIN) == 0:
+            out.append(
+                Observation(
+                    "toy.mean",
+                    Subject("station", event.station),
+                    event.ts,
+                    {"pm25": event.pm25},
+                    district="崇川区",
+                )
+            )
+        return out
+
+
+def test_observations_go_to_the_sink_not_to_the_engine(
+    settings: Settings, keys: Keys, redis_client: redis.Redis
+) -> None:
+    recs = scenario(stations=2, minutes=60)
+    run_flow(IterableSource(lambda: iter(recs)), settings, models=[_TenMinuteMeans()])
+    stored = redis_client.hgetall(keys.observed("toy.mean"))
+    latest = {k.decode(): orjson.loads(v) for k, v in stored.items()}
+    assert set(latest) == {"station:S0", "station:S1"}
+    assert latest["station:S0"]["ts"] == T0 + 50 * MIN
+    assert latest["station:S0"]["values"] == {"pm25": 30.0}
+    assert redis_client.xlen(keys.observations("toy.mean")) == 12
+    alerts = [Alert.from_json(f[b"a"]) for _, f in redis_client.xrange(keys.alerts)]
+    assert {a.rule for a in alerts} == {"air.exceedance"}  # the engine saw no observation
+    # An older observation never replaces a newer one (a replay after a crash).
+    from sinks.redis_sink import RedisSink
+
+    assert settings.redis_url is not None
+    part = RedisSink(settings.redis_url, keys, run_id="late").build("o", 0, 1)
+    part.write_batch([Observation("toy.mean", Subject("station", "S0"), T0, {"pm25": 1.0})])
+    part.close()  # type: ignore[attr-defined]
+    again = orjson.loads(redis_client.hget(keys.observed("toy.mean"), "station:S0"))  # type: ignore[arg-type]
+    assert again["ts"] == T0 + 50 * MIN
