@@ -45,6 +45,8 @@ __all__ = [
     "AlertView",
     "RuleScore",
     "ScoreReport",
+    "collapse",
+    "matches",
     "population_days",
     "prf",
     "quantile",
@@ -106,7 +108,8 @@ def view(alert: Any) -> AlertView:
     )
 
 
-def _collapse(alerts: Iterable[Any]) -> list[AlertView]:
+def collapse(alerts: Iterable[Any]) -> list[AlertView]:
+    """One view per alert id, spanning all its versions."""
     by_id: dict[str, AlertView] = {}
     for a in alerts:
         v = view(a)
@@ -263,7 +266,7 @@ def score(
     tolerance_ms: int = DEFAULT_TOLERANCE_MS,
 ) -> ScoreReport:
     """Per-rule and overall (micro-averaged) scores; see the module docstring."""
-    views = _collapse(alerts)
+    views = collapse(alerts)
     labs = list(labels)
     wanted = set(rules) if rules is not None else {a.rule for a in views} | {x.rule for x in labs}
     out: dict[str, RuleScore] = {}
