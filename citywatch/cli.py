@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "search": "search alerts, hotline tickets and work orders by their words",
     "import": "turn CSV air-quality files into events and a registry",
     "inject": "add seeded, labelled sensor faults to recorded events",
+    "users": "manage who may log in to the feed and console, with which role",
 }
 #: Commands whose module has another name ("import" is a Python keyword).
 _MODULES: dict[str, str] = {"import": "importer"}

@@ -28,7 +28,20 @@ from citywatch.errors import ConfigError
 from citywatch.events import Region
 from citywatch.keys import Keys
 
-__all__ = ["Settings", "read_toml"]
+__all__ = ["DEFAULT_DEPARTMENTS", "Settings", "read_toml"]
+
+#: The departments a work order may be dispatched to (Nantong's, by default).
+DEFAULT_DEPARTMENTS: tuple[str, ...] = (
+    "生态环境局",
+    "应急管理局",
+    "交通运输局",
+    "住房和城乡建设局",
+    "城市管理局",
+    "公安局",
+    "市场监督管理局",
+    "水利局",
+    "属地街道",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +70,16 @@ class Settings:
     #: Websocket feed and console.
     feed_host: str = "127.0.0.1"
     feed_port: int = 8765
+    #: Development tokens: each logs in as an administrator, only over a direct loopback
+    #: connection; ``citywatch serve`` refuses a non-loopback host while any is set.
     feed_tokens: tuple[str, ...] = ("dev-token",)
     feed_origins: tuple[str, ...] = ()
     feed_queue: int = 1000
     feed_max_message: int = 65_536
     feed_auth_timeout_s: float = 5.0
     feed_heartbeat_s: float = 15.0
+    #: A client whose socket does not take a message within this many seconds is closed (1013).
+    feed_send_timeout_s: float = 10.0
     #: Work-order deadlines: sign-off and handling (docs/protocol.md).
     signoff_deadline_s: float = 1800.0
     handling_deadline_s: float = 7 * 86_400.0
@@ -75,6 +92,10 @@ class Settings:
     redis_retries: int = 10
     #: Redis gone mid-run: the sink holds its batch and retries this long, then the run fails.
     redis_outage_s: float = 300.0
+    #: Who may log in to the feed (docs/protocol.md); unset = ``<data_dir>/users.json``.
+    users_file: Path | None = None
+    #: Departments a work order may be dispatched to, and that handlers belong to.
+    departments: tuple[str, ...] = DEFAULT_DEPARTMENTS
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -105,6 +126,14 @@ class Settings:
         if any(not t for t in self.feed_tokens):
             msg = "feed_tokens: empty token"
             raise ConfigError(msg)
+        if self.feed_send_timeout_s <= 0:
+            msg = f"feed_send_timeout_s: must be > 0, got {self.feed_send_timeout_s!r}"
+            raise ConfigError(msg)
+        if not self.departments or any(
+            not d or len(d) > 64 or not d.isprintable() for d in self.departments
+        ):
+            msg = f"departments: expected 1-64 printable characters each, got {self.departments!r}"
+            raise ConfigError(msg)
 
     @property
     def keys(self) -> Keys:
@@ -114,6 +143,11 @@ class Settings:
     def region_box(self) -> Region | None:
         """The region set here, or None: then it comes from the registry."""
         return None if self.region is None else Region(*self.region)
+
+    @property
+    def users_path(self) -> Path:
+        """The users file: ``users_file``, else ``<data_dir>/users.json``."""
+        return self.users_file if self.users_file is not None else self.data_dir / "users.json"
 
     @property
     def future_tolerance_ms(self) -> int:

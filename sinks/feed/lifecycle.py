@@ -144,16 +144,23 @@ class Deadlines:
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """One officer (or system) action on the work order of alert ``id``."""
+    """One officer (or system) action on the work order of alert ``id``.
+
+    ``actor`` (a display name), ``actor_id``, ``role`` and ``actor_dept`` come from the
+    identity that logged in (``citywatch.identity``), never from the client's message.
+    """
 
     action: str
     id: str
-    actor: str = "console"
+    actor: str = "system"
     dept: str | None = None
     assignee: str | None = None
     reason: str | None = None
     note: str | None = None
     until_ms: int | None = None
+    actor_id: str | None = None
+    role: str | None = None
+    actor_dept: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +276,9 @@ def plan(
     ``alert`` (the hash's ``district``, ``rule``, ``level``) is copied into the event so metrics
     can be computed from the audit stream alone. Raises :class:`IllegalTransition`.
     """
+    if not cmd.actor:
+        msg = f"{cmd.action}: no actor (the server names who acts)"
+        raise IllegalTransition(msg)
     try:
         action = Action(cmd.action)
     except ValueError as exc:
@@ -340,7 +350,7 @@ def plan(
         "overdue": new.overdue or None,
         "rev": new.rev,
     }
-    for name in ("reason", "note"):
+    for name in ("reason", "note", "actor_id", "role", "actor_dept"):
         value = getattr(cmd, name)
         if value:
             event[name] = value

@@ -59,18 +59,25 @@ BAD_ACTION: Final = "bad_action"
 BAD_JSON: Final = "bad_json"
 BAD_MESSAGE: Final = "bad_message"
 UNKNOWN_OP: Final = "unknown_op"
+FORBIDDEN: Final = "forbidden"
+UNKNOWN_DEPARTMENT: Final = "unknown_department"
+UNKNOWN_ASSIGNEE: Final = "unknown_assignee"
 MAX_LIST: Final = 64
 MAX_TEXT: Final = 64
 MAX_NOTE: Final = 2000
 
 
 class ProtocolError(CitywatchError):
-    """A client message that does not fit the protocol; ``code`` is machine-readable."""
+    """A client message that does not fit the protocol; ``code`` is machine-readable.
 
-    def __init__(self, code: str, message: str) -> None:
+    ``req`` is the message's own ``req`` when it had a valid one, to be echoed in the error.
+    """
+
+    def __init__(self, code: str, message: str, req: str | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        self.req = req
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +112,7 @@ class Filter:
 @dataclass(frozen=True, slots=True)
 class Auth:
     token: str = field(repr=False)
+    req: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +120,7 @@ class Subscribe:
     filter: Filter
     since: str | None
     audit_since: str | None
+    req: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,19 +154,36 @@ def _bad(code: str, message: str) -> ProtocolError:
 
 
 def parse(data: bytes | str) -> Message:
-    """One client message, checked; raises :class:`ProtocolError` with a code and a reason."""
+    """One client message, checked; raises :class:`ProtocolError` with a code and a reason
+    (and the message's ``req``, when it had a valid one, so the error can echo it).
+
+    >>> try:
+    ...     parse(b'{"op":"action","action":"explode","id":"a1","req":"9"}')
+    ... except ProtocolError as exc:
+    ...     print(exc.code, exc.req)
+    bad_action 9
+    """
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise _bad(BAD_JSON, f"not valid JSON ({exc.msg})") from exc
     if not isinstance(obj, dict):
         raise _bad(BAD_MESSAGE, "expected a JSON object")
+    req = _req(obj)  # first: every later error can echo it
+    try:
+        return _message(obj, req)
+    except ProtocolError as exc:
+        exc.req = req
+        raise
+
+
+def _message(obj: dict[str, Any], req: str | None) -> Message:
     op = obj.get("op")
     if op == "auth":
         token = obj.get("token")
         if not isinstance(token, str) or not token:
             raise _bad(BAD_MESSAGE, "auth: token must be a non-empty string")
-        return Auth(token)
+        return Auth(token, req)
     if op == "subscribe":
         return Subscribe(
             filter=Filter(
@@ -167,15 +193,16 @@ def parse(data: bytes | str) -> Message:
             ),
             since=stream_id("since", obj.get("since")),
             audit_since=stream_id("audit_since", obj.get("audit_since")),
+            req=req,
         )
     if op == "action":
-        return Action(command=_command(obj), req=_req(obj))
+        return Action(command=_command(obj), req=req)
     if op == "metrics":
-        return Metrics(req=_req(obj))
+        return Metrics(req=req)
     if op == "history":
-        return History(id=_alert_id(obj), req=_req(obj))
+        return History(id=_alert_id(obj), req=req)
     if op == "ping":
-        return Ping(req=_req(obj))
+        return Ping(req=req)
     shown = op if isinstance(op, str) and len(op) <= MAX_TEXT else "?"
     raise _bad(UNKNOWN_OP, f"op {shown!r} is not one of {', '.join(_OPS)}")
 
@@ -259,10 +286,12 @@ def _command(obj: Mapping[str, Any]) -> Command:
     until = obj.get("until_ms")
     if until is not None and (not isinstance(until, int) or isinstance(until, bool)):
         raise _bad(BAD_MESSAGE, "until_ms: expected epoch milliseconds (integer)")
+    # ``actor`` is not read: who acts is the identity that logged in (citywatch.identity);
+    # the server fills it in, and the state machine refuses a command without one.
     return Command(
         action=str(action),
         id=aid,
-        actor=_text(obj, "actor") or "console",
+        actor="",
         dept=_text(obj, "dept"),
         assignee=_text(obj, "assignee"),
         reason=_text(obj, "reason", MAX_NOTE),

@@ -2,8 +2,14 @@
 
 One reader task per process follows ``cw:alerts`` and ``cw:audit`` with XREAD BLOCK and fans
 each entry out to the subscribed clients whose filter matches; every message is encoded once.
-Each client has a bounded queue drained by its own sender task: a client whose queue overflows
-is closed with 1013 and resumes with ``since``; nobody else waits for it.
+Each client has a bounded queue drained by its own sender task: a client whose queue overflows,
+or whose socket does not take a write within ``feed_send_timeout_s``, is closed with 1013 and
+resumes with ``since``; nobody else waits for it. The guard reads only the transport's public
+``get_write_buffer_size()``, never asyncio's pause/resume callbacks (Python 3.12.0-3.12.x's
+``writelines`` does not call them), so it holds on every interpreter.
+
+Who is connected: the ``auth`` token names an identity (:mod:`citywatch.identity`); every
+action is checked against its role and department, and the audit's actor is that identity.
 
 Backfill without gap or duplicate: on subscribe the client is registered for live fan-out
 *first*, at the reader's current positions R; the sender then pages ``(since, R]`` with XRANGE
@@ -14,7 +20,8 @@ Lifecycle actions are checked by :mod:`sinks.feed.lifecycle` and written by
 audit stream, so every feed process tells its clients about every action.
 
 HTTP on the same port (``process_request``): ``/`` the console, ``/static/*`` its assets,
-``/districts.geojson``, ``/config.json``, ``/healthz``. Websocket: ``/feed``.
+``/districts.geojson``, ``/config.json``, ``/healthz``. Websocket: ``/feed``. Plain HTTP requests
+are logged as access lines at DEBUG, not as rejected websocket connections.
 """
 
 from __future__ import annotations
@@ -31,8 +38,9 @@ import os
 import re
 import socket
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -44,7 +52,18 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from citywatch.errors import ConfigError
+from citywatch.errors import CitywatchError, ConfigError, InputError
+from citywatch.identity import (
+    DEMO_LOGINS,
+    DEV_ADMIN,
+    Forbidden,
+    Identity,
+    UserStore,
+    authorize,
+    hash_token,
+    is_loopback,
+)
+from citywatch.processes import port_problem
 from citywatch.settings import Settings
 from sinks.feed import protocol as proto
 from sinks.feed.lifecycle import (
@@ -59,32 +78,43 @@ from sinks.feed.lifecycle import (
 from sinks.feed.protocol import CLOSE_AUTH, CLOSE_SLOW, Filter, ProtocolError, sid_key
 from sinks.feed.store import FeedStore
 
-__all__ = ["STATIC_DIR", "FeedServer", "run"]
+__all__ = ["STATIC_DIR", "FeedServer", "check_exposure", "run"]
 
 log = logging.getLogger("citywatch.feed")
 #: websockets logs every frame's content at DEBUG, the auth message (the token) included.
 #: Its logger for the feed never goes below INFO, whatever the CLI's verbosity.
 _WS_LOG = logging.getLogger("citywatch.feed.websockets")
-_WS_LOG.setLevel(logging.INFO)
+_WS_LOG.setLevel(logging.INFO)  # raised to the root's level at start (see FeedServer.start)
+#: Connections answered with a plain HTTP page: websockets would log each as "connection
+#: rejected (200 OK)"; they get a DEBUG access line instead.
+_PLAIN_HTTP: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
+
+
+class _PlainHttpIsNoRejection(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.msg == "connection rejected (%d %s)"
+            and getattr(record, "websocket", None) in _PLAIN_HTTP
+        )
+
+
+_WS_LOG.addFilter(_PlainHttpIsNoRejection())
 
 STATIC_DIR: Final = Path(__file__).resolve().parent.parent / "static"
-DEFAULT_DEPARTMENTS: Final = (
-    "生态环境局",
-    "应急管理局",
-    "交通运输局",
-    "住房和城乡建设局",
-    "城市管理局",
-    "公安局",
-    "市场监督管理局",
-    "水利局",
-    "属地街道",
-)
 _HOST_RE: Final = re.compile(r"^[A-Za-z0-9.\-\[\]:]{1,255}$")
 #: Kernel send buffer per client. Autotuning would let a stalled client soak up megabytes
 #: before its queue fills; with this, falling behind shows within ~60 KB.
 SEND_BUFFER_BYTES: Final = 32_768
-#: At most this many messages go straight to one socket per reader batch; more wait in the
-#: client's bounded queue, so a burst cannot pile megabytes into every transport at once.
+#: Bytes a client's transport may hold before the fan-out stops writing to it directly and its
+#: sender takes over (waiting for the buffer to drain, within ``feed_send_timeout_s``).
+BACKLOG_HIGH: Final = 64 * 1024
+#: The sender resumes once the transport holds at most this much.
+BACKLOG_LOW: Final = 16 * 1024
+#: Proxy headers: a request carrying one did not come straight from this machine.
+_PROXY_HEADERS: Final = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+#: At most this many messages (and ``BACKLOG_HIGH`` bytes) go straight to one socket per reader
+#: batch; more wait in the client's bounded queue, so a burst cannot pile megabytes into every
+#: transport at once.
 DIRECT_BATCH_MAX: Final = 64
 _EMPTY_GEOJSON: Final = b'{"type":"FeatureCollection","features":[]}'
 _Item = tuple[str, tuple[int, int] | None, bytes]  # (kind a|l|h, stream key, message)
@@ -112,11 +142,30 @@ class Client:
     sender: asyncio.Task[None] | None = None
 
 
+@dataclass(eq=False, slots=True)
+class Session:
+    """One authenticated connection. ``token_sha256`` is None for a development login."""
+
+    ws: ServerConnection
+    identity: Identity
+    token_sha256: str | None
+
+
+class _Refused(CitywatchError):
+    """An action refused before the state machine sees it; ``code`` goes to the client."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 @dataclass(slots=True)
 class Stats:
     connections: int = 0
     subscribed: int = 0
     auth_failed: int = 0
+    forbidden: int = 0
+    revoked: int = 0
     dropped_slow: int = 0
     sent: int = 0
     bad_messages: int = 0
@@ -142,7 +191,14 @@ class FeedServer:
         districts: bytes | None = None,
         clock: Callable[[], int] = _now_ms,
         escalate_every_s: float = 1.0,
+        users: UserStore | None = None,
+        dev_logins: Mapping[str, Identity] | None = None,
+        demo_logins: bool = False,
+        users_every_s: float = 2.0,
     ) -> None:
+        """``users``: the users file (default ``settings.users_path``). ``dev_logins``: token ->
+        identity accepted only over a direct loopback connection (default: every
+        ``feed_tokens`` token as the development admin); ``demo_logins`` adds the demo's."""
         self.settings = settings
         self.store = store
         self.keys = settings.keys
@@ -152,7 +208,17 @@ class FeedServer:
             signoff_ms=int(settings.signoff_deadline_s * 1000),
             handling_ms=int(settings.handling_deadline_s * 1000),
         )
-        self._tokens = [t.encode() for t in settings.feed_tokens]
+        self.users = users if users is not None else UserStore(settings.users_path)
+        dev = (
+            {t: DEV_ADMIN for t in settings.feed_tokens} if dev_logins is None else dict(dev_logins)
+        )
+        if demo_logins:
+            dev.update(DEMO_LOGINS)
+        self._dev = [(t.encode(), who) for t, who in dev.items()]
+        self._dev_ids = {who.id: who for who in dev.values()}
+        self._sessions: dict[ServerConnection, Session] = {}
+        self.users_every_s = users_every_s
+        self._users_error: str | None = None
         self.stats = Stats()
         self.by_filter: dict[Filter, set[Client]] = {}
         self.pos_a = "0-0"
@@ -168,6 +234,7 @@ class FeedServer:
         self._metrics_lock = asyncio.Lock()
         self._closers: set[asyncio.Task[None]] = set()
         self._pending: dict[Client, list[bytes]] = {}
+        self._pending_bytes: dict[Client, int] = {}
         self._last_entry_s = 0.0
         self._snapshot_lock = asyncio.Lock()
         self._snapshot_cache: tuple[tuple[str, str], float, list[dict[str, Any]]] | None = None
@@ -184,13 +251,33 @@ class FeedServer:
         return port
 
     async def start(self, host: str | None = None, port: int | None = None) -> None:
+        host = self.settings.feed_host if host is None else host
+        check_exposure(host, dev_logins=bool(self._dev))
+        # websockets' per-connection lines ("connection open") follow the CLI's verbosity;
+        # its frame logging (tokens included) never shows, even with -vv.
+        _WS_LOG.setLevel(max(logging.INFO, logging.getLogger().getEffectiveLevel()))
+        self.users.refresh()  # a malformed users file stops the start (ConfigError)
         self.pos_a = await self.store.last_id(self.keys.alerts)
         self.pos_l = await self.store.last_id(self.keys.audit)
+        port = self.settings.feed_port if port is None else port
+        try:
+            self._server = await self._listen(host, port)
+        except OSError as exc:
+            raise InputError(port_problem(host, port, exc)) from exc
+        self._tasks = [
+            asyncio.create_task(self._reader(), name="feed-reader"),
+            asyncio.create_task(self._heartbeats(), name="feed-heartbeat"),
+            asyncio.create_task(self._escalator(), name="feed-escalator"),
+            asyncio.create_task(self._watch_users(), name="feed-users"),
+        ]
+        log.info("feed listening on %s:%s", host, self.port)
+
+    async def _listen(self, host: str, port: int) -> Server:
         limit = self.settings.feed_max_message
-        self._server = await serve(
+        return await serve(
             self._handler,
-            self.settings.feed_host if host is None else host,
-            self.settings.feed_port if port is None else port,
+            host,
+            port,
             process_request=self._process_request,
             compression=None,  # per-client deflate costs more CPU than loopback bytes
             max_size=max(4 * limit, 4096),  # above the hard cap websockets closes with 1009
@@ -201,12 +288,6 @@ class FeedServer:
             server_header=None,
             logger=_WS_LOG,
         )
-        self._tasks = [
-            asyncio.create_task(self._reader(), name="feed-reader"),
-            asyncio.create_task(self._heartbeats(), name="feed-heartbeat"),
-            asyncio.create_task(self._escalator(), name="feed-escalator"),
-        ]
-        log.info("feed listening on %s:%s", self.settings.feed_host, self.port)
 
     async def stop(self) -> None:
         """Stop accepting, close every connection with 1001 (going away), stop the tasks."""
@@ -227,6 +308,12 @@ class FeedServer:
         path = request.path.split("?", 1)[0]
         if path == "/feed":
             return self._check_origin(conn, request)
+        resp = self._http(request, path)
+        _PLAIN_HTTP.add(conn)  # an HTTP page, not a refused websocket: an access line instead
+        log.debug("http %s GET %s %d", _peer(conn), path[:200], resp.status_code)
+        return resp
+
+    def _http(self, request: Request, path: str) -> Response:
         if path in ("/", "/index.html"):
             return self._file(request, "index.html")
         if path.startswith("/static/"):
@@ -299,7 +386,7 @@ class FeedServer:
 
     def _public_config(self) -> dict[str, Any]:
         lat0, lat1, lon0, lon1 = self._map_region()
-        depts = self.settings.extra.get("departments") or DEFAULT_DEPARTMENTS
+        depts = self.settings.departments
         return {
             "region": {"lat_min": lat0, "lat_max": lat1, "lon_min": lon0, "lon_max": lon1},
             "heartbeat_s": self.settings.feed_heartbeat_s,
@@ -316,8 +403,10 @@ class FeedServer:
         if sock is not None:  # a small kernel buffer: a stalled reader shows up in our queue
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
-        if not await self._authenticate(ws):
+        session = await self._authenticate(ws)
+        if session is None:
             return
+        self._sessions[ws] = session
         client: Client | None = None
         try:
             await ws.send(
@@ -326,13 +415,17 @@ class FeedServer:
                         "type": "welcome",
                         "server_ms": self.clock(),
                         "heartbeat_s": self.settings.feed_heartbeat_s,
+                        "user": session.identity.public(),
                     }
                 ),
                 text=True,
             )
-            async for raw in ws:
+            while True:
+                # bytes, also for text frames: the size limit counts bytes, and orjson reads
+                # UTF-8 itself (invalid UTF-8 is a bad_json error, not a closed connection)
+                raw = await ws.recv(decode=False)
                 try:
-                    reply = await self._on_message(ws, raw, client)
+                    reply = await self._on_message(session, raw, client)
                 except aioredis.RedisError as exc:
                     log.warning("feed: store error while answering a client: %s", exc)
                     reply = proto.error("unavailable", "store unavailable, try again")
@@ -346,41 +439,103 @@ class FeedServer:
         except ConnectionClosed:
             pass
         finally:
+            self._sessions.pop(ws, None)
             if client is not None:
                 self._forget(client)
                 if client.sender is not None:
                     client.sender.cancel()
 
-    async def _authenticate(self, ws: ServerConnection) -> bool:
+    async def _authenticate(self, ws: ServerConnection) -> Session | None:
         try:
             async with asyncio.timeout(self.settings.feed_auth_timeout_s):
                 raw = await ws.recv()
         except TimeoutError:
             self.stats.auth_failed += 1
             await ws.close(CLOSE_AUTH, "auth timeout")
-            return False
+            return None
         except ConnectionClosed:
-            return False
+            return None
         try:
             msg = proto.parse(raw)
         except ProtocolError:
             msg = None
-        if not isinstance(msg, proto.Auth) or not self._token_ok(msg.token):
+        session = self._login(ws, msg.token) if isinstance(msg, proto.Auth) else None
+        if session is None:
             self.stats.auth_failed += 1
             log.info("feed: auth failed from %s", _peer(ws))  # never the token itself
             await ws.close(CLOSE_AUTH, "auth failed")
-            return False
-        return True
+            return None
+        log.info(
+            "feed: %s (%s) logged in from %s",
+            session.identity.id,
+            session.identity.role.value,
+            _peer(ws),
+        )
+        return session
 
-    def _token_ok(self, token: str) -> bool:
+    def _login(self, ws: ServerConnection, token: str) -> Session | None:
+        """The session for ``token``: a user of the users file, else a development login
+        (only over a direct loopback connection), else None."""
+        self._refresh_users()
+        sha = hash_token(token)
+        who = self.users.by_hash(sha)
+        if who is not None:
+            return Session(ws, who, sha)
         given = token.encode()
-        ok = False
-        for t in self._tokens:  # compare with every token: timing does not tell which matched
-            ok |= hmac.compare_digest(given, t)
-        return ok
+        dev: Identity | None = None
+        for t, ident in self._dev:  # compare with every token: timing does not tell which
+            if hmac.compare_digest(given, t):
+                dev = ident
+        if dev is None:
+            return None
+        if not _direct_loopback(ws):
+            log.warning(
+                "feed: development login refused from %s: not a direct loopback connection",
+                _peer(ws),
+            )
+            return None
+        return Session(ws, dev, None)
+
+    def _refresh_users(self) -> None:
+        """Re-read the users file if it changed, and apply the change to live sessions (the
+        only place the feed reads it). A malformed file is logged once and the last good
+        contents stay in use."""
+        try:
+            changed = self.users.refresh()
+        except ConfigError as exc:
+            if str(exc) != self._users_error:
+                log.warning("feed: %s; keeping the users read before", exc)
+                self._users_error = str(exc)
+            return
+        self._users_error = None
+        if changed:
+            self._revalidate()
+
+    async def _watch_users(self) -> None:
+        """Notice edits of the users file while nobody logs in."""
+        while True:
+            await asyncio.sleep(self.users_every_s)
+            self._refresh_users()
+
+    def _revalidate(self) -> None:
+        """A revoked or rotated token's connections are closed with 1008; a changed role or
+        department applies to the session's next action."""
+        for ws, session in list(self._sessions.items()):
+            if session.token_sha256 is None:
+                continue  # development logins are not in the users file
+            who = self.users.by_hash(session.token_sha256)
+            if who is None or who.id != session.identity.id:
+                self.stats.revoked += 1
+                self._sessions.pop(ws, None)
+                log.info("feed: %s's token was revoked; closing", session.identity.id)
+                task = asyncio.create_task(_close(ws, CLOSE_AUTH, "token revoked"))
+                self._closers.add(task)
+                task.add_done_callback(self._closers.discard)
+            else:
+                session.identity = who
 
     async def _on_message(
-        self, ws: ServerConnection, raw: str | bytes, client: Client | None
+        self, session: Session, raw: str | bytes, client: Client | None
     ) -> bytes | Client | None:
         if len(raw) > self.settings.feed_max_message:
             self.stats.bad_messages += 1
@@ -391,16 +546,17 @@ class FeedServer:
             msg = proto.parse(raw)
         except ProtocolError as exc:
             self.stats.bad_messages += 1
-            return proto.error(exc.code, exc.message)
+            return proto.error(exc.code, exc.message, exc.req)
         if isinstance(msg, proto.Subscribe):
             if client is not None:
                 return proto.error(
                     "already_subscribed",
                     "one subscription per connection; reconnect with since to change filters",
+                    msg.req,
                 )
-            return self._subscribe(ws, msg)
+            return self._subscribe(session.ws, msg)
         if isinstance(msg, proto.Action):
-            return await self._action(msg)
+            return await self._action(msg, session)
         if isinstance(msg, proto.History):
             events = await self.store.history(msg.id)
             return proto.dumps({"type": "history", "req": msg.req, "id": msg.id, "events": events})
@@ -408,7 +564,7 @@ class FeedServer:
             return proto.dumps({"type": "metrics", "req": msg.req, "metrics": await self.metrics()})
         if isinstance(msg, proto.Ping):
             return proto.dumps({"type": "pong", "req": msg.req, "server_ms": self.clock()})
-        return proto.error("bad_message", "already authenticated")
+        return proto.error("bad_message", "already authenticated", msg.req)
 
     # -- subscription, backfill, fan-out --------------------------------------------------
 
@@ -438,7 +594,7 @@ class FeedServer:
         """Hand ``item`` to ``client``: straight to its socket when its sender is idle (with
         ``defer``, at the end of the reader's batch, one write per client), else its queue."""
         ws = client.ws
-        if client.idle and not _paused(ws) and ws.protocol.state is State.OPEN:
+        if client.idle and _backlog(ws) < BACKLOG_HIGH and ws.protocol.state is State.OPEN:
             kind, key, msg = item
             if kind == "a" and key is not None:
                 if key <= client.last_a:
@@ -451,21 +607,22 @@ class FeedServer:
             if defer:
                 batch = self._pending.setdefault(client, [])
                 batch.append(msg)
-                if len(batch) >= DIRECT_BATCH_MAX:  # the rest of this batch waits in the queue
-                    client.idle = False
+                size = self._pending_bytes[client] = self._pending_bytes.get(client, 0) + len(msg)
+                if len(batch) >= DIRECT_BATCH_MAX or _backlog(ws) + size >= BACKLOG_HIGH:
+                    client.idle = False  # the rest of this batch waits in the queue
             else:
                 self._write(client, [msg])
             return
         try:
             client.queue.put_nowait(item)
         except asyncio.QueueFull:
-            self._drop(client)
+            self._drop(client, f"queue full ({client.queue.maxsize} messages)")
 
     def _write(
         self, client: Client, msgs: list[bytes], frames: dict[int, bytes] | None = None
     ) -> None:
         """Write ``msgs`` to an idle client with one syscall, as ``websockets.broadcast`` would
-        (only called while the socket is below its high-water mark). Compression is off, so a
+        (only while its transport holds less than ``BACKLOG_HIGH``). Compression is off, so a
         text frame is the same bytes for every client: ``frames`` caches them per batch."""
         ws = client.ws
         if client.dropped or ws.protocol.state is not State.OPEN:
@@ -483,29 +640,30 @@ class FeedServer:
             ws.transport.writelines(out)
         except Exception:  # a broken socket: the handler sees it and cleans up
             log.debug("feed: direct write failed", exc_info=True)
-            self._drop(client)
+            self._drop(client, "write failed")
             return
         self.stats.sent += len(msgs)
-        if _paused(ws):  # over the write-buffer mark: the sender waits for the drain
+        if _backlog(ws) >= BACKLOG_HIGH:  # it falls behind: its sender waits for the drain
             client.idle = False
             self._offer(client, ("d", None, b""))
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, {}
+        self._pending_bytes = {}
         frames: dict[int, bytes] = {}  # id(message) -> frame; messages live through the loop
         for client, msgs in pending.items():
             self._write(client, msgs, frames)
 
-    def _drop(self, client: Client) -> None:
+    def _drop(self, client: Client, why: str) -> None:
         """Close a client that fell behind with 1013; it resumes with ``since``."""
         if client.dropped:
             return
         client.dropped = True
         self.stats.dropped_slow += 1
         self._forget(client)
-        if client.sender is not None:
+        if client.sender is not None and client.sender is not asyncio.current_task():
             client.sender.cancel()
-        log.info("feed: dropped slow client %s", _peer(client.ws))
+        log.info("feed: dropped slow client %s: %s", _peer(client.ws), why)
         task = asyncio.create_task(_close(client.ws, CLOSE_SLOW, "too slow: resume with since"))
         self._closers.add(task)
         task.add_done_callback(self._closers.discard)
@@ -518,7 +676,6 @@ class FeedServer:
                     self._offer(c, item, defer=True)
 
     async def _sender(self, c: Client, sub: proto.Subscribe) -> None:
-        ws = c.ws
         try:
             since = sub.since
             if since is not None and sid_key(since) > sid_key(c.bound_a):
@@ -530,25 +687,23 @@ class FeedServer:
                     for sid, fields in batch:
                         meta = _json_field(fields, b"a")
                         if meta is not None and c.filter.matches(meta):
-                            await ws.send(proto.alert_message(sid, fields[b"a"]), text=True)
+                            await self._send(c, proto.alert_message(sid, fields[b"a"]))
                 c.last_a = sid_key(c.bound_a)
                 if sub.audit_since is not None:
                     async for batch in self.store.page(self.keys.audit, sub.audit_since, c.bound_l):
                         for aid, fields in batch:
                             ev = _json_field(fields, b"e")
                             if ev is not None and c.filter.matches(ev):
-                                await ws.send(proto.lifecycle_message(aid, fields[b"e"]), text=True)
+                                await self._send(c, proto.lifecycle_message(aid, fields[b"e"]))
             c.last_a, c.last_l = sid_key(c.bound_a), sid_key(c.bound_l)
-            await ws.send(
-                proto.dumps({"type": "live", "sid": c.bound_a, "aid": c.bound_l}), text=True
-            )
+            await self._send(c, proto.dumps({"type": "live", "sid": c.bound_a, "aid": c.bound_l}))
             while True:
                 if c.queue.empty():
                     c.idle = True
                 kind, key, msg = await c.queue.get()
                 c.idle = False
                 if kind == "d":  # the fan-out wrote directly and the buffer is full: drain
-                    await ws.drain()
+                    await self._drained(c)
                     continue
                 if kind == "a" and key is not None:
                     if key <= c.last_a:
@@ -558,13 +713,40 @@ class FeedServer:
                     if key <= c.last_l:
                         continue
                     c.last_l = key
-                await ws.send(msg, text=True)
+                await self._send(c, msg)
                 self.stats.sent += 1
         except ConnectionClosed:
             pass
+        except TimeoutError:
+            timeout = self.settings.feed_send_timeout_s
+            self._drop(c, f"a write did not complete within {timeout:g} s")
         except aioredis.RedisError as exc:
             log.warning("feed: backfill failed (%s); closing so the client retries", exc)
-            await _close(ws, 1011, "backfill failed, retry")
+            await _close(c.ws, 1011, "backfill failed, retry")
+
+    async def _send(self, c: Client, msg: bytes) -> None:
+        """Send one message, then wait while the client's transport holds more than
+        ``BACKLOG_HIGH``; all of it within ``feed_send_timeout_s`` (else TimeoutError)."""
+        async with asyncio.timeout(self.settings.feed_send_timeout_s):
+            await c.ws.send(msg, text=True)
+            await self._wait_backlog(c.ws)
+
+    async def _drained(self, c: Client) -> None:
+        async with asyncio.timeout(self.settings.feed_send_timeout_s):
+            await self._wait_backlog(c.ws)
+
+    @staticmethod
+    async def _wait_backlog(ws: ServerConnection) -> None:
+        """Until the transport holds at most ``BACKLOG_LOW`` (if it holds more than
+        ``BACKLOG_HIGH``). websockets' drain wakes us when asyncio's flow control works; the
+        size check below does not depend on it (3.12's ``writelines`` never pauses)."""
+        if _backlog(ws) < BACKLOG_HIGH:
+            return
+        await ws.drain()
+        while _backlog(ws) > BACKLOG_LOW:
+            if ws.protocol.state is not State.OPEN:
+                return
+            await asyncio.sleep(0.02)
 
     async def _snapshot_items(self, bound: tuple[str, str]) -> list[dict[str, Any]]:
         """Open alerts with their work orders, read at or after the positions ``bound``.
@@ -589,7 +771,8 @@ class FeedServer:
         mine = [i for i in items if c.filter.matches(i["alert"])]
         chunk = 200
         for start in range(0, max(len(mine), 1), chunk):
-            await c.ws.send(
+            await self._send(
+                c,
                 proto.dumps(
                     {
                         "type": "snapshot",
@@ -599,7 +782,6 @@ class FeedServer:
                         "more": start + chunk < len(mine),
                     }
                 ),
-                text=True,
             )
 
     async def _reader(self) -> None:
@@ -662,10 +844,24 @@ class FeedServer:
 
     # -- the closed loop ------------------------------------------------------------------
 
-    async def _action(self, msg: proto.Action) -> bytes:
+    async def _action(self, msg: proto.Action, session: Session) -> bytes:
         self.stats.actions += 1
+        who = session.identity
+        cmd = replace(
+            msg.command,
+            actor=who.name,
+            actor_id=who.id,
+            role=who.role.value,
+            actor_dept=who.dept,
+        )
         try:
-            t, aid = await self.act(msg.command)
+            t, aid = await self.act(cmd, by=who)
+        except Forbidden as exc:
+            self.stats.forbidden += 1
+            log.info("feed: %s (%s) refused: %s", who.id, who.role.value, exc)
+            return proto.error(proto.FORBIDDEN, str(exc), msg.req)
+        except _Refused as exc:
+            return proto.error(exc.code, str(exc), msg.req)
         except IllegalTransition as exc:
             return proto.error("illegal_transition", str(exc), msg.req)
         except LookupError as exc:
@@ -683,20 +879,54 @@ class FeedServer:
             }
         )
 
-    async def act(self, cmd: Command, attempts: int = 5) -> tuple[Transition, str]:
-        """Plan and write ``cmd`` atomically, re-planning on a lost race."""
+    async def act(
+        self, cmd: Command, by: Identity | None = None, attempts: int = 5
+    ) -> tuple[Transition, str]:
+        """Plan and write ``cmd`` atomically, re-planning on a lost race.
+
+        ``by``: who asked; their role and department are checked against the order as it is
+        when the plan is made (raises :class:`Forbidden`). None is the system itself (the
+        escalator), which is never reachable from a socket.
+        """
+        if by is not None:
+            if cmd.action not in by.actions:  # before touching Redis: the role alone decides
+                authorize(by, cmd.action, order_dept="")
+            if cmd.action == "dispatch":
+                self._check_department(cmd.dept)
         for _ in range(attempts):
             found = await self.store.read_order(cmd.id)
             if found is None:
                 msg = f"alert {cmd.id!r} is unknown"
                 raise LookupError(msg)
             order, alert = found
+            if by is not None:
+                authorize(by, cmd.action, order_dept=order.dept)
+                if cmd.assignee:
+                    self._check_assignee(cmd.assignee, cmd.dept if cmd.dept else order.dept)
             t = plan(order, cmd, now_ms=self.clock(), deadlines=self.deadlines, alert=alert)
             aid = await self.store.apply(t)
             if aid is not None:
                 return t, aid
         msg = f"{cmd.action}: the order kept changing under us, try again"
         raise IllegalTransition(msg)
+
+    def _check_department(self, dept: str | None) -> None:
+        if dept is not None and dept not in self.settings.departments:
+            shown = dept[:40]
+            msg = f"dept: {shown!r} is not a known department (see /config.json departments)"
+            raise _Refused(proto.UNKNOWN_DEPARTMENT, msg)
+
+    def _check_assignee(self, assignee: str, dept: str) -> None:
+        """An assignee is an active user (or development login) of the order's department."""
+        self._refresh_users()
+        user = self.users.cached(assignee)
+        who = user.identity() if user is not None and user.active else self._dev_ids.get(assignee)
+        if who is None:
+            msg = f"assignee: {assignee[:40]!r} is not a user"
+            raise _Refused(proto.UNKNOWN_ASSIGNEE, msg)
+        if who.dept != dept:
+            msg = f"assignee: {assignee[:40]!r} is not in {dept or 'the department'}"
+            raise _Refused(proto.UNKNOWN_ASSIGNEE, msg)
 
     async def escalate_due(self) -> int:
         """Escalate orders past a deadline, reopen shelvings that ended; returns the count."""
@@ -799,9 +1029,35 @@ def _load_static(directory: Path) -> dict[str, tuple[bytes, str]]:
     return files
 
 
-def _paused(ws: ServerConnection) -> bool:
-    """Whether the socket's write buffer is above its high-water mark (asyncio flow control)."""
-    return bool(ws.paused)
+def _backlog(ws: ServerConnection) -> int:
+    """Bytes written to the client's transport and not yet taken by the kernel."""
+    try:
+        return int(ws.transport.get_write_buffer_size())
+    except (AttributeError, RuntimeError):  # a closed transport holds nothing more
+        return 0
+
+
+def _direct_loopback(ws: ServerConnection) -> bool:
+    """Whether the peer is this machine and no proxy stands between (no forwarding headers):
+    a reverse proxy on the same host must not turn a remote browser into a loopback one."""
+    try:
+        host = str(ws.remote_address[0])
+    except (TypeError, IndexError, OSError):
+        return False
+    request = ws.request
+    if request is not None and any(h in request.headers for h in _PROXY_HEADERS):
+        return False
+    return is_loopback(host) or host.startswith("::ffff:127.")
+
+
+def check_exposure(host: str, *, dev_logins: bool) -> None:
+    """Refuse a non-loopback interface while development logins (published tokens) are on."""
+    if dev_logins and not is_loopback(host):
+        msg = (
+            f"host {host or '(all interfaces)'!r} is not loopback and the development token is "
+            "on: set CW_FEED_TOKENS= (empty) and log in with users from `citywatch users add`"
+        )
+        raise ConfigError(msg)
 
 
 def _peer(ws: ServerConnection) -> str:
@@ -853,13 +1109,16 @@ async def run(
     registry_dir: Path | None = None,
     districts: bytes | None = None,
     stop: asyncio.Event | None = None,
+    demo_logins: bool = False,
 ) -> None:
     """Serve until ``stop`` is set (the CLI sets it on SIGTERM/SIGINT)."""
     if not settings.redis_url:
         msg = "serve: redis_url is not set"
         raise ConfigError(msg)
     store = FeedStore.from_url(settings.redis_url, settings.keys)
-    server = FeedServer(settings, store, registry_dir=registry_dir, districts=districts)
+    server = FeedServer(
+        settings, store, registry_dir=registry_dir, districts=districts, demo_logins=demo_logins
+    )
     stop = stop or asyncio.Event()
     collector: asyncio.Task[None] | None = None
     try:

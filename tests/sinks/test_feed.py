@@ -26,6 +26,7 @@ from citywatch.alerts import Level
 from citywatch.settings import Settings
 from tests.sinks.test_feed_support import (
     TOKEN,
+    closed_code,
     connect_auth,
     feed_settings,
     make_alert,
@@ -33,6 +34,7 @@ from tests.sinks.test_feed_support import (
     recv_until,
     run,
     running,
+    stalled_client,
     write_alert,
 )
 
@@ -41,14 +43,6 @@ pytestmark = pytest.mark.integration
 
 def _send(obj: dict[str, Any]) -> str:
     return orjson.dumps(obj).decode()
-
-
-async def _closed_code(ws: Any, timeout: float = 5.0) -> int | None:
-    try:
-        while True:
-            await asyncio.wait_for(ws.recv(), timeout)
-    except ConnectionClosed as exc:
-        return exc.rcvd.code if exc.rcvd is not None else None
 
 
 # -- auth -------------------------------------------------------------------------------------
@@ -74,7 +68,7 @@ def test_auth_failures_close_1008(
                 await ws.send(_send({"op": "subscribe"}))
             elif how == "garbage":
                 await ws.send("{{{")
-            assert await _closed_code(ws) == 1008
+            assert await closed_code(ws) == 1008
             assert srv.stats.auth_failed == 1
             server_logs = [
                 r.getMessage() for r in caplog.records if not r.name.startswith("websockets.client")
@@ -358,11 +352,7 @@ def test_a_client_that_never_reads_is_dropped_with_1013_and_others_are_not(
 
     async def scenario() -> None:
         async with running(s) as srv:
-            sock = socket.socket()
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            sock.connect(("127.0.0.1", srv.port))
-            stalled = await connect_auth(srv, sock=sock, max_queue=1)
-            await stalled.send(_send({"op": "subscribe"}))
+            stalled = await stalled_client(srv)
             good = await connect_auth(srv)
             await good.send(_send({"op": "subscribe"}))
             await recv_until(good, "live")
@@ -381,10 +371,47 @@ def test_a_client_that_never_reads_is_dropped_with_1013_and_others_are_not(
             assert srv.stats.dropped_slow == 1
             # once it reads again it finds the connection closed: 1013 if the close frame got
             # through its full buffers, else aborted after close_timeout (no close frame)
-            assert await _closed_code(stalled, timeout=10) in (1013, None)
+            assert await closed_code(stalled, timeout=10) in (1013, None)
             await good.close()
 
     run(scenario(), timeout=60)
+
+
+def test_a_stalled_client_is_dropped_by_the_write_deadline_with_room_in_its_queue(
+    settings: Settings, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The queue never fills (100,000 messages of room): only the write deadline can drop
+    it, and meanwhile the server holds a bounded backlog for it, whatever the interpreter's
+    transport does with flow control."""
+    from sinks.feed.server import BACKLOG_HIGH
+
+    caplog.set_level(logging.INFO, logger="citywatch.feed")
+    keys = settings.keys
+    s = feed_settings(settings, feed_queue=100_000, feed_send_timeout_s=1.0)
+    big = {"blob": "x" * 30_000}
+
+    async def scenario() -> None:
+        async with running(s) as srv:
+            stalled = await stalled_client(srv)
+            while srv._client_count() == 0:
+                await asyncio.sleep(0.01)
+            (client,) = [c for members in srv.by_filter.values() for c in members]
+            t0 = time.monotonic()
+            worst = 0
+            for i in range(60):  # ~1.8 MB for a client that reads nothing
+                write_alert(redis_client, keys, make_alert(i, evidence=big))
+                await asyncio.sleep(0.01)
+                worst = max(worst, client.ws.transport.get_write_buffer_size())
+            while srv.stats.dropped_slow == 0:
+                assert time.monotonic() - t0 < 8, "the stalled client was never dropped"
+                await asyncio.sleep(0.05)
+                worst = max(worst, client.ws.transport.get_write_buffer_size())
+            assert client.queue.qsize() < 100
+            assert worst <= 2 * BACKLOG_HIGH + 64 * 1024, worst
+            stalled.transport.abort()
+
+    run(scenario(), timeout=30)
+    assert any("did not complete within 1 s" in r.getMessage() for r in caplog.records)
 
 
 # -- bad input --------------------------------------------------------------------------------
@@ -413,18 +440,39 @@ def test_bad_messages_get_errors_and_the_connection_lives(settings: Settings) ->
                 await ws.send(raw)
                 msg = await recv_json(ws)
                 assert (msg["type"], msg["code"]) == ("error", code), raw
+                assert "req" not in msg
+            # every error echoes a valid req, as docs/protocol.md says
+            with_req = [
+                ({"op": "dance"}, "unknown_op"),
+                ({"op": "subscribe", "levels": ["purple"]}, "bad_message"),
+                ({"op": "action", "action": "explode", "id": "x"}, "bad_action"),
+                ({"op": "action", "action": "sign", "id": "../etc"}, "bad_message"),
+                ({"op": "action", "action": "sign", "id": "x", "until_ms": "soon"}, "bad_message"),
+                ({"op": "history"}, "bad_message"),
+                ({"op": "auth", "token": TOKEN}, "bad_message"),
+            ]
+            for n, (obj, code) in enumerate(with_req):
+                req: int | str = n if n % 2 else f"r{n}"
+                await ws.send(_send({**obj, "req": req}))
+                msg = await recv_json(ws)
+                assert (msg["code"], msg["req"]) == (code, str(req)), obj
+            await ws.send(_send({"op": "dance", "req": ["not", "a", "req"]}))
+            msg = await recv_json(ws)
+            assert (msg["code"], "req" in msg) == ("bad_message", False)
+            assert msg["message"] == "req: expected a short string or integer"
             await ws.send(_send({"op": "subscribe"}))
             await recv_until(ws, "live")
             await ws.send(_send({"op": "subscribe"}))
             assert (await recv_json(ws))["code"] == "already_subscribed"
             # beyond the hard cap websockets closes with 1009; the server goes on
             await ws.send("x" * 5000)
-            assert await _closed_code(ws) == 1009
+            assert await closed_code(ws) == 1009
             again = await connect_auth(srv)
             await again.send(_send({"op": "ping"}))
             assert (await recv_json(again))["type"] == "pong"
             await again.close()
-            assert srv.stats.bad_messages == len(cases) - 2  # unknown_alert, auth: valid ops
+            # unknown_alert, auth: valid ops
+            assert srv.stats.bad_messages == len(cases) - 2 + len(with_req) - 1 + 1
 
     run(scenario())
 
@@ -478,11 +526,13 @@ def test_actions_follow_the_state_machine_and_reach_every_feed_process(
             assert ok["wo"]["status"] == "dispatched"
             ev = (await recv_until(watcher, "lifecycle"))[0]["event"]
             assert ev["id"] == alert.id  # the blue alert's close never reached this watcher
-            assert (ev["action"], ev["from"], ev["to"], ev["actor"]) == (
+            # the client said it was 王五; the audit names who logged in (the dev admin)
+            assert (ev["action"], ev["from"], ev["to"], ev["actor"], ev["actor_id"]) == (
                 "dispatch",
                 "new",
                 "dispatched",
-                "王五",
+                "开发者",
+                "dev",
             )
             assert ev["district"] == "崇川区"
             assert ev["level"] == "red"
@@ -498,7 +548,7 @@ def test_actions_follow_the_state_machine_and_reach_every_feed_process(
             h = redis_client.hgetall(keys.alert(alert.id))
             assert h[b"status"] == b"closed"
             assert h[b"dept"] == "生态环境局".encode()
-            assert h[b"updated_by"] == "王五".encode()
+            assert h[b"updated_by"] == "开发者".encode()
             assert h[b"rev"] == b"5"
             audit = [orjson.loads(f[b"e"]) for _, f in redis_client.xrange(keys.audit)]
             assert [e["to"] for e in audit] == [
@@ -636,6 +686,29 @@ def test_console_files_geojson_and_origin_check(settings: Settings, tmp_path: An
     run(scenario())
 
 
+def test_page_loads_are_access_lines_not_rejected_connections(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    async def scenario() -> None:
+        async with running(feed_settings(settings)) as srv:
+            base = f"http://127.0.0.1:{srv.port}"
+            for path in ("/", "/static/console.js", "/config.json", "/nope"):
+                await asyncio.to_thread(_get, base + path)
+            with pytest.raises(InvalidStatus):  # a refused websocket is still a rejection
+                await connect(f"ws://127.0.0.1:{srv.port}/feed", origin="https://evil.example")  # type: ignore[arg-type]
+
+    run(scenario())
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name.startswith("citywatch")]
+    rejected = [m for _, m in lines if "connection rejected" in m]
+    assert rejected == ["connection rejected (403 Forbidden)"]
+    access = [m for lvl, m in lines if m.startswith("http ") and lvl == logging.DEBUG]
+    assert len(access) == 4
+    assert any(m.endswith("GET / 200") for m in access)
+    assert any(m.endswith("GET /nope 404") for m in access)
+
+
 # -- the process: SIGTERM closes clients with 1001 ------------------------------------------
 
 
@@ -674,7 +747,7 @@ def test_serve_command_shuts_down_gracefully_on_sigterm(settings: Settings, tmp_
         assert status == 200
         assert len(orjson.loads(body)["features"]) == 10
         proc.send_signal(signal.SIGTERM)
-        assert await _closed_code(ws) == 1001
+        assert await closed_code(ws) == 1001
 
     try:
         run(scenario())

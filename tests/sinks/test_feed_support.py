@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import tempfile
 from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
 from typing import Any
 
 import orjson
 import redis
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from citywatch.alerts import Alert, AlertState, Level, Subject, episode_id, fingerprint
+from citywatch.identity import Role, UserStore
 from citywatch.keys import Keys
 from citywatch.settings import Settings
 from sinks.feed.server import FeedServer
@@ -86,8 +91,12 @@ def write_alert(r: redis.Redis, keys: Keys, alert: Alert, maxlen: int | None = N
 
 
 def feed_settings(settings: Settings, **changes: Any) -> Settings:
+    """Settings for a test feed: two development tokens (admins, loopback only) and a users
+    file of its own, empty until :func:`add_user`."""
+    users_dir = tempfile.mkdtemp(prefix="cw-users-")
     base: dict[str, Any] = {
         "feed_tokens": (TOKEN, "another-token"),
+        "users_file": Path(users_dir) / "users.json",
         "feed_host": "127.0.0.1",
         "feed_port": 0,
         "feed_auth_timeout_s": 0.5,
@@ -97,6 +106,15 @@ def feed_settings(settings: Settings, **changes: Any) -> Settings:
     }
     base.update(changes)
     return settings.with_(**base)
+
+
+def add_user(
+    settings: Settings, user_id: str, role: Role | str, dept: str | None = None, name: str = ""
+) -> str:
+    """Add a user to the settings' users file; returns their token."""
+    return UserStore(settings.users_path).add(
+        user_id, name or user_id.upper(), role, dept=dept, departments=settings.departments
+    )
 
 
 @contextlib.asynccontextmanager
@@ -135,6 +153,25 @@ async def recv_until(
         if msg["type"] == type_:
             return msg, before
         before.append(msg)
+
+
+async def closed_code(ws: ClientConnection, timeout: float = 5.0) -> int | None:
+    """Read until the connection closes: the close code it got (None: no close frame)."""
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), timeout)
+    except ConnectionClosed as exc:
+        return exc.rcvd.code if exc.rcvd is not None else None
+
+
+async def stalled_client(server: FeedServer) -> ClientConnection:
+    """A subscribed client that never reads, with a 4 KiB receive buffer."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    ws = await connect_auth(server, sock=sock, max_queue=1)
+    await ws.send(orjson.dumps({"op": "subscribe"}).decode())
+    return ws
 
 
 def run(coro: Coroutine[Any, Any, Any], timeout: float = 30.0) -> Any:
