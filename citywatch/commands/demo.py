@@ -14,6 +14,11 @@ when a scenario ends, the next seed starts, so the demo can run for a whole shif
 A restart of the demo keeps what Redis holds (alerts, work orders, audit) and resumes the
 flow where it stopped (its models and engine, so the alerts it had open are still its own);
 the simulated time then catches up with the clock. ``--fresh`` forgets all of it.
+
+The console accepts the demo's published logins, one per role (``citywatch.identity``
+``DEMO_LOGINS``, plus the development admin ``dev-token``), on loopback only; the demo prints
+a login URL for each. A taken port, or a non-loopback ``feed_host``, stops it before anything
+starts (one line, exit 2).
 """
 
 from __future__ import annotations
@@ -33,8 +38,9 @@ import orjson
 import redis
 
 from citywatch.errors import ConfigError, DependencyError
+from citywatch.identity import DEMO_LOGINS, DEV_ADMIN, ROLE_ACTIONS, Identity
 from citywatch.keys import Keys
-from citywatch.processes import free_port, stop_process
+from citywatch.processes import check_port, free_port, stop_process
 from citywatch.redisconn import (
     EmbeddedRedis,
     RedisWatch,
@@ -89,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else settings.feed_port
     if port == 0:
         port = free_port()
+    from sinks.feed.server import check_exposure
+
+    check_exposure(settings.feed_host, dev_logins=True)  # the demo's logins are published
+    check_port(settings.feed_host, port)  # before anything is printed or started
     home = settings.data_dir / "demo"
     if args.fresh:
         _forget(settings)
@@ -98,12 +108,12 @@ def run(args: argparse.Namespace) -> int:
     with DemoRedis(settings) as store:
         url = store.url
         env = {**os.environ, "REDIS_URL": url, "CW_PREFIX": settings.prefix}
-        serve = _spawn(["serve", "--port", str(port)], env)
+        serve = _spawn(["serve", "--port", str(port), "--demo-logins"], env)
         flow: subprocess.Popen[bytes] | None = None
         plan = DemoFlow(home, args.scenario, args.seed)
         watch = RedisWatch(url, name="citywatch demo", say=_quiet)
         try:
-            print(f"citywatch demo: console at {_console_url(settings, port)}", flush=True)
+            print(_logins(settings, port), flush=True)
             client = connect(url, socket_timeout=2.0)
             if plan.resuming:
                 print(
@@ -151,13 +161,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _console_url(settings: Settings, port: int) -> str:
-    """The console URL; with the built-in development token it logs straight in (the token
-    rides in the fragment, which browsers never send). A configured token is never printed."""
+def _logins(settings: Settings, port: int) -> str:
+    """The console URL and one login URL per demo role (the token rides in the fragment,
+    which browsers never send). A configured development token is never printed."""
     url = f"http://{settings.feed_host}:{port}/"
+    logins: list[tuple[str, Identity]] = list(DEMO_LOGINS.items())
     if settings.feed_tokens == Settings().feed_tokens:
-        return f"{url}#token={settings.feed_tokens[0]}"
-    return f"{url} (log in with a token from CW_FEED_TOKENS)"
+        logins.append((settings.feed_tokens[0], DEV_ADMIN))
+    lines = [f"citywatch demo: console at {url}; log in as"]
+    for token, who in logins:
+        what = ", ".join(ROLE_ACTIONS[who.role]) or "read only"
+        role = who.role.value.replace("_", " ") + (f" of {who.dept}" if who.dept else "")
+        lines.append(f"  {who.name} ({role}: {what})  {url}#token={token}")
+    return "\n".join(lines)
 
 
 class DemoFlow:

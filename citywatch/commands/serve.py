@@ -2,8 +2,12 @@
 
 Redis is ``REDIS_URL`` (or ``redis_url`` in the config file); the feed reads ``cw:alerts`` and
 ``cw:audit`` and owns the work-order fields. On SIGTERM or Ctrl-C it stops accepting, closes
-every client with 1001 (going away) and exits 0. Tokens come from ``CW_FEED_TOKENS`` (comma
-separated) and are never printed.
+every client with 1001 (going away) and exits 0.
+
+Who may log in: the users of ``users_file`` (``citywatch users``), and on loopback only the
+development token(s) of ``CW_FEED_TOKENS`` (default ``dev-token``, an administrator) and, with
+``--demo-logins``, the demo's published logins. A non-loopback ``--host`` while any of those is
+on is refused (exit 2), as is a port that is taken. Tokens are never printed.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import signal
 import sys
 from pathlib import Path
 
+from citywatch.identity import UserStore, is_loopback
+from citywatch.processes import check_port
 from citywatch.redisconn import redact, require_url, wait_for
 from citywatch.settings import Settings
 
@@ -25,6 +31,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--registry",
         type=Path,
         help="registry directory with districts.geojson (default: <data_dir>/registry)",
+    )
+    p.add_argument(
+        "--demo-logins",
+        action="store_true",
+        help="also accept the demo's published logins, one per role (loopback only; "
+        "`citywatch demo` sets this)",
     )
 
 
@@ -38,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     if changes:
         settings = settings.with_(**changes)
     url = require_url(settings, "serve")
+    demo = bool(getattr(args, "demo_logins", False))
+    check_serving(settings, demo_logins=demo)  # before waiting for Redis: these are instant
     wait_for(url, retries=settings.redis_retries).close()
     settings = settings.with_(redis_url=url)
     print(
@@ -46,8 +60,34 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    asyncio.run(_main(settings, args.registry, _fallback_districts(settings, args.registry)))
+    asyncio.run(_main(settings, args.registry, _fallback_districts(settings, args.registry), demo))
     return 0
+
+
+def check_serving(settings: Settings, *, demo_logins: bool) -> None:
+    """Everything that would stop the feed, checked before anything starts: development
+    logins on a non-loopback host, a taken port, a malformed users file. Warns (one line) when
+    nobody could log in."""
+    from sinks.feed.server import check_exposure
+
+    dev = bool(settings.feed_tokens) or demo_logins
+    check_exposure(settings.feed_host, dev_logins=dev)
+    check_port(settings.feed_host, settings.feed_port)
+    users = UserStore(settings.users_path)
+    if not dev and not any(u.active for u in users.users()):
+        print(
+            f"citywatch serve: no users in {settings.users_path} yet: add them with "
+            "`citywatch users add` (the feed reads the file again when it changes)",
+            file=sys.stderr,
+            flush=True,
+        )
+    if not is_loopback(settings.feed_host):
+        print(
+            "citywatch serve: listening beyond this machine without TLS: put a TLS-terminating "
+            "proxy in front (docs/operations.md)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _fallback_districts(settings: Settings, registry: Path | None) -> bytes | None:
@@ -76,11 +116,15 @@ def _fallback_districts(settings: Settings, registry: Path | None) -> bytes | No
     return orjson.dumps(districts_geojson(Geography().districts))
 
 
-async def _main(settings: Settings, registry: Path | None, districts: bytes | None) -> None:
+async def _main(
+    settings: Settings, registry: Path | None, districts: bytes | None, demo_logins: bool
+) -> None:
     from sinks.feed.server import run as serve_feed
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await serve_feed(settings, registry_dir=registry, districts=districts, stop=stop)
+    await serve_feed(
+        settings, registry_dir=registry, districts=districts, stop=stop, demo_logins=demo_logins
+    )
