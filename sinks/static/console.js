@@ -33,6 +33,7 @@
     closed: ["reopen"],
     shelved: ["reopen"],
   };
+  const ROLE_ZH = { duty_officer: "值班员", handler: "部门处置员", leader: "领导（只读）", admin: "管理员" };
   const UNACKNOWLEDGED = new Set(["new", "dispatched"]);
   const ACTIVE = new Set(["dispatched", "signed", "rejected", "handling", "feedback", "shelved"]);
 
@@ -45,6 +46,10 @@
     config: { region: { lat_min: 31.6, lat_max: 32.7, lon_min: 120.2, lon_max: 121.9 },
               departments: [], heartbeat_s: 15 },
     districts: [], sound: false, audio: null, req: 0, live: false, inSnapshot: false,
+    user: null,             // who logged in (the welcome message): the server decides, we only show
+    everLive: false,        // had a complete picture once (a snapshot or backfill reached "live")
+    open: 0,                // open alerts and active orders, before the view's filters
+    conn: "down",           // up | wait | down
   };
 
   // -- small DOM helpers (text only) --------------------------------------------------------
@@ -82,7 +87,13 @@
     if (a.subject) parts.push(`${a.subject.kind}:${a.subject.id}`);
     return parts.join(" · ");
   }
-  function officer() { return ($("officer").value || "").trim() || "值班员"; }
+  // Whether the logged-in identity may take `action` on this work order (the server checks
+  // again: this only keeps buttons that would be refused from looking usable).
+  function mayAct(action, wo) {
+    const u = state.user;
+    if (!u || !u.actions.includes(action)) return false;
+    return !u.dept_bound || (wo.dept || null) === u.dept;
+  }
 
   // -- connection ---------------------------------------------------------------------------
   function token() {
@@ -95,12 +106,56 @@
   }
 
   function setConn(kind, text) {
+    state.conn = kind;
     $("conn").className = "conn " + kind;
     $("conn-text").textContent = text;
+    renderStale();
+  }
+
+  // Never claim "no alerts" while we cannot know: before the first complete picture, while
+  // disconnected or reconnecting, or when the heartbeat stopped, the list may be out of date.
+  function renderStale() {
+    const banner = $("stale");
+    let text = "";
+    if (!state.live) {
+      text = state.everLive ? "已断开：列表可能不是最新（正在重连）" : "正在连接：尚未收到预警列表";
+      if (state.conn === "down" && !state.everLive) text = "未连接：尚未收到预警列表";
+    } else if (state.conn !== "up") {
+      text = "无心跳：列表可能不是最新";
+    }
+    banner.textContent = text;
+    banner.hidden = !text;
+    banner.classList.toggle("wait", state.live || !state.everLive);
+    const shown = $("rows").children.length;
+    const known = state.live && state.conn === "up";
+    $("empty").hidden = !known || shown > 0;
+    $("empty").textContent = state.open ? "无符合筛选条件的预警" : "暂无预警";
+  }
+
+  function renderUser() {
+    const u = state.user, who = $("who");
+    clear(who);
+    $("logout").hidden = !sessionStorage.getItem("cw-token");
+    if (!u) { who.textContent = "未登录"; return; }
+    who.appendChild(el("b", null, u.name));
+    const where = u.dept || u.centre;
+    who.appendChild(document.createTextNode(" · " + (ROLE_ZH[u.role] || u.role) + (where ? " · " + where : "")));
+  }
+
+  function logout() {
+    sessionStorage.removeItem("cw-token");
+    state.user = null;
+    if (state.ws) { const ws = state.ws; state.ws = null; ws.onclose = null; ws.close(1000, "logout"); }
+    state.live = false;
+    renderUser();
+    setConn("down", "未登录");
+    $("login").hidden = false;
+    render();
   }
 
   function connect() {
     const tok = token();
+    renderUser();
     if (!tok) { $("login").hidden = false; setConn("down", "未登录"); return; }
     $("login").hidden = true;
     setConn("wait", "连接中");
@@ -123,9 +178,12 @@
     };
     ws.onclose = (ev) => {
       state.ws = null;
+      state.live = false;
       if (ev.code === 1008) {
         sessionStorage.removeItem("cw-token");
-        setConn("down", "令牌无效");
+        state.user = null;
+        renderUser();
+        setConn("down", ev.reason === "token revoked" ? "令牌已吊销" : "令牌无效");
         $("login").hidden = false;
         return;
       }
@@ -144,7 +202,11 @@
 
   function handle(msg) {
     switch (msg.type) {
-      case "welcome": break;
+      case "welcome":
+        state.user = msg.user || null;
+        renderUser();
+        if (state.selected) renderDetail();
+        break;
       case "snapshot":
         if (!state.inSnapshot) state.alerts.clear();  // a fresh picture replaces what we had
         state.inSnapshot = Boolean(msg.more);          // it may come in several chunks
@@ -165,7 +227,7 @@
         scheduleMetrics();
         break;
       case "live":
-        state.live = true; state.backoff = 500;
+        state.live = true; state.everLive = true; state.backoff = 500;
         state.sid = msg.sid; state.aid = msg.aid;
         setConn("up", "已连接");
         render();
@@ -190,7 +252,9 @@
         if (msg.id === state.selected) renderDetail();
         break;
       }
-      case "error": $("d-msg").textContent = "操作未执行：" + msg.message; break;
+      case "error":
+        $("d-msg").textContent = (msg.code === "forbidden" ? "无权操作：" : "操作未执行：") + msg.message;
+        break;
       default: break;
     }
   }
@@ -252,9 +316,11 @@
     const levels = new Set([...document.querySelectorAll(".f-level")].filter((c) => c.checked).map((c) => c.value));
     const rule = $("f-rule").value, district = $("f-district").value, st = $("f-status").value;
     const out = [];
+    state.open = 0;
     for (const rec of state.alerts.values()) {
       const a = rec.alert, s = rec.wo.status;
       if (a.state !== "firing" && !ACTIVE.has(s)) continue;
+      state.open += 1;  // open before the view's filters: "no alerts" vs "none match"
       if (!levels.has(a.level)) continue;
       if (rule && a.rule !== rule) continue;
       if (district && a.district !== district) continue;
@@ -294,7 +360,7 @@
       tr.addEventListener("click", () => select(a.id));
       body.appendChild(tr);
     }
-    $("empty").hidden = recs.length > 0;
+    renderStale();
     renderCounts();
     renderMarkers(recs);
     refreshFilters();
@@ -430,7 +496,22 @@
       ev.appendChild(tr);
     }
     const allowed = new Set(ALLOWED[wo.status] || []);
-    for (const b of document.querySelectorAll("#d-actions button")) b.disabled = !allowed.has(b.dataset.action);
+    const u = state.user;
+    for (const b of document.querySelectorAll("#d-actions button")) {
+      const a = b.dataset.action;
+      b.hidden = !u || !u.actions.includes(a);  // what this role can never do is not offered
+      b.disabled = !allowed.has(a) || !mayAct(a, wo);
+    }
+    $("a-dept").hidden = !u || !u.actions.includes("dispatch");
+    $("a-text").hidden = !u || !u.actions.length;
+    const note = $("d-role");
+    let text = "";
+    if (u && !u.actions.length) text = "只读账号：可查看预警、时间线和处置效能，不能操作工单。";
+    else if (u && u.dept_bound && wo.dept !== u.dept && u.actions.some((a) => allowed.has(a))) {
+      text = "此工单" + (wo.dept ? "派给" + wo.dept : "尚未派遣") + "，" + u.dept + "不能处理。";
+    }
+    note.textContent = text;
+    note.hidden = !text;
     const tl = $("d-timeline");
     clear(tl);
     const items = [...rec.timeline, ...[...rec.events.values()].map((ev) => ({ ts: ev.ts_ms, text: eventText(ev) }))];
@@ -447,7 +528,7 @@
     const id = state.selected;
     if (!id) return;
     const text = $("a-text").value.trim();
-    const msg = { op: "action", action, id, actor: officer(), req: String(++state.req) };
+    const msg = { op: "action", action, id, req: String(++state.req) };  // who acts: the login
     if (action === "dispatch") msg.dept = $("a-dept").value;
     if (action === "reject" || action === "shelve" || action === "close" || action === "reopen") {
       if (text) msg.reason = text;
@@ -516,8 +597,8 @@
   }
 
   async function start() {
-    $("officer").value = localStorage.getItem("cw-officer") || "";
-    $("officer").addEventListener("change", () => localStorage.setItem("cw-officer", officer()));
+    checkFonts();
+    $("logout").addEventListener("click", logout);
     $("sound").addEventListener("click", () => {
       state.sound = !state.sound;
       if (state.sound && !state.audio) state.audio = new AudioContext();
@@ -553,10 +634,39 @@
         if (rec) tr.querySelector("td.age").textContent = fmtAge(now - rec.alert.first_ts);
       }
       const hb = (state.config.heartbeat_s || 15) * 1000;
-      if (state.ws && state.live && Date.now() - state.lastMsgMs > 2.5 * hb) setConn("wait", "无心跳");
+      if (state.ws && state.live && state.conn === "up" && Date.now() - state.lastMsgMs > 2.5 * hb) {
+        setConn("wait", "无心跳");
+      }
     }, 1000);
   }
 
-  window.citywatch = { state };  // for tests and debugging
+  // -- fonts ----------------------------------------------------------------------------------
+  // Whether two characters render as the same picture: without a font that has them, both
+  // become the same "missing glyph" box. Measured, never fetched: no web fonts, no CDN.
+  function glyphsMissing(a, b) {
+    const c = document.createElement("canvas");
+    c.width = 48; c.height = 48;
+    const ctx = c.getContext("2d", { willReadFrequently: true });
+    if (!ctx) return false;
+    const family = getComputedStyle(document.body).fontFamily || "sans-serif";
+    const picture = (ch) => {
+      ctx.clearRect(0, 0, c.width, c.height);
+      ctx.font = "32px " + family;
+      ctx.textBaseline = "top";
+      ctx.fillStyle = "#000";
+      ctx.fillText(ch, 4, 4);
+      return ctx.getImageData(0, 0, c.width, c.height).data;
+    };
+    const pa = picture(a), pb = picture(b);
+    for (let i = 3; i < pa.length; i += 4) if (pa[i] !== pb[i]) return false;
+    return true;
+  }
+
+  function checkFonts() {
+    // 一 is one stroke, 龍 sixteen: with a CJK font they can never look alike.
+    $("font-hint").hidden = !glyphsMissing("一", "龍");
+  }
+
+  window.citywatch = { state, glyphsMissing };  // for tests and debugging
   document.addEventListener("DOMContentLoaded", start);
 })();

@@ -5,8 +5,10 @@ text is shown as text and never runs. Saves a screenshot (CW_SCREENSHOT=path to 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -19,8 +21,16 @@ import pytest
 import redis
 
 from citywatch.alerts import Level
+from citywatch.identity import Role, UserStore
 from citywatch.settings import Settings
-from tests.sinks.test_feed_support import TOKEN, feed_settings, make_alert, running, write_alert
+from tests.sinks.test_feed_support import (
+    TOKEN,
+    add_user,
+    feed_settings,
+    make_alert,
+    running,
+    write_alert,
+)
 
 CHROMIUM = os.environ.get("CW_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -69,15 +79,14 @@ def _districts(tmp: Path) -> Path:
     return tmp
 
 
-@pytest.fixture
-def feed_port(settings: Settings, tmp_path: Path) -> Iterator[int]:
+@contextlib.contextmanager
+def _serving(s: Settings, registry_dir: Path) -> Iterator[int]:
     """A feed server in a thread with its own event loop (playwright's sync API owns ours)."""
-    s = feed_settings(settings, feed_heartbeat_s=1.0, feed_auth_timeout_s=5.0)
     ready: list[int] = []
     stop = threading.Event()
 
     async def serve() -> None:
-        async with running(s, registry_dir=_districts(tmp_path)) as srv:
+        async with running(s, registry_dir=registry_dir, users_every_s=0.1) as srv:
             ready.append(srv.port)
             while not stop.is_set():
                 await asyncio.sleep(0.05)
@@ -91,6 +100,16 @@ def feed_port(settings: Settings, tmp_path: Path) -> Iterator[int]:
     yield ready[0]
     stop.set()
     thread.join(10)
+
+
+def _console_settings(settings: Settings) -> Settings:
+    return feed_settings(settings, feed_heartbeat_s=1.0, feed_auth_timeout_s=5.0)
+
+
+@pytest.fixture
+def feed_port(settings: Settings, tmp_path: Path) -> Iterator[int]:
+    with _serving(_console_settings(settings), _districts(tmp_path)) as port:
+        yield port
 
 
 def test_console_end_to_end(
@@ -178,7 +197,7 @@ def test_console_end_to_end(
             assert page.locator("#d-title").text_content() == XSS
             assert page.locator("#d-evidence").text_content().count(XSS) == 1
             assert page.locator('#d-actions button[data-action="sign"]').is_disabled()
-            page.fill("#officer", "李值班")
+            assert page.locator("#who").text_content() == "开发者 · 管理员 · 开发环境"
             page.click('#d-actions button[data-action="dispatch"]')
             _wait_redis(redis_client, keys.alert(red.id), b"dispatched")
             page.wait_for_selector('#d-actions button[data-action="sign"]:not([disabled])')
@@ -191,7 +210,7 @@ def test_console_end_to_end(
                 timeout=2_000,
             )
             assert page.locator(f'#markers circle[data-id="{red.id}"].blink').count() == 0
-            assert redis_client.hget(keys.alert(red.id), "updated_by") == "李值班".encode()
+            assert redis_client.hget(keys.alert(red.id), "updated_by") == "开发者".encode()
             page.wait_for_function(
                 "() => document.querySelectorAll('#d-timeline li').length >= 3", timeout=2_000
             )
@@ -246,3 +265,199 @@ def test_console_loads_a_snapshot_in_several_chunks(
             )
         finally:
             browser.close()
+
+
+# -- identities in the console ---------------------------------------------------------------
+
+ECO, TRAFFIC = "生态环境局", "交通运输局"
+HANDLER_ACTIONS = ("sign", "reject", "handle", "feedback")
+
+
+def _buttons(page: Any) -> dict[str, str]:
+    """Each action button's state: hidden, disabled or enabled."""
+    out = {}
+    for b in page.locator("#d-actions button").all():
+        action = b.get_attribute("data-action") or "?"
+        out[action] = "hidden" if b.is_hidden() else "disabled" if b.is_disabled() else "enabled"
+    return out
+
+
+def test_each_role_sees_only_the_actions_it_may_take(
+    settings: Settings, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    s = _console_settings(settings)
+    tokens = {
+        "duty": add_user(s, "li", Role.DUTY_OFFICER, name="李值班"),
+        "eco": add_user(s, "wang", Role.HANDLER, dept=ECO, name="王环保"),
+        "traffic": add_user(s, "zhao", Role.HANDLER, dept=TRAFFIC, name="赵交通"),
+        "leader": add_user(s, "zhou", Role.LEADER, name="周主任"),
+    }
+    alert = make_alert(1, level=Level.RED)
+    write_alert(redis_client, s.keys, alert)
+    row = f'#rows tr[data-id="{alert.id}"]'
+
+    with _serving(s, _districts(tmp_path)) as port, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        errors: list[str] = []
+
+        def login(who: str) -> Any:
+            page = browser.new_page(viewport={"width": 1400, "height": 860})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"http://127.0.0.1:{port}/#token={tokens[who]}")
+            page.wait_for_selector("#conn.up", timeout=10_000)
+            page.click(row)
+            page.wait_for_selector("#detail:not([hidden])")
+            return page
+
+        try:
+            duty = login("duty")
+            assert duty.locator("#who").text_content() == "李值班 · 值班员"
+            assert _buttons(duty) == {
+                "dispatch": "enabled",
+                **dict.fromkeys(HANDLER_ACTIONS, "hidden"),
+                "close": "enabled",
+                "shelve": "enabled",
+                "reopen": "disabled",
+            }
+            duty.select_option("#a-dept", ECO)
+            duty.click('#d-actions button[data-action="dispatch"]')
+            _wait_redis(redis_client, s.keys.alert(alert.id), b"dispatched")
+
+            traffic = login("traffic")
+            assert traffic.locator("#who").text_content() == f"赵交通 · 部门处置员 · {TRAFFIC}"
+            assert _buttons(traffic) == {
+                "dispatch": "hidden",
+                "sign": "disabled",  # dispatched to the other department
+                "reject": "disabled",
+                "handle": "disabled",
+                "feedback": "disabled",
+                "close": "hidden",
+                "shelve": "hidden",
+                "reopen": "hidden",
+            }
+            assert traffic.locator("#a-dept").is_hidden()
+            assert (
+                traffic.locator("#d-role").text_content() == f"此工单派给{ECO}，{TRAFFIC}不能处理。"
+            )
+
+            leader = login("leader")
+            assert set(_buttons(leader).values()) == {"hidden"}
+            assert "只读账号" in (leader.locator("#d-role").text_content() or "")
+
+            eco = login("eco")
+            assert _buttons(eco)["sign"] == "enabled"
+            eco.click('#d-actions button[data-action="sign"]')
+            _wait_redis(redis_client, s.keys.alert(alert.id), b"signed")
+            assert redis_client.hget(s.keys.alert(alert.id), "updated_by") == "王环保".encode()
+            # the duty officer's page hears about it, and still offers no handler action
+            duty.wait_for_function(
+                "() => document.querySelectorAll('#d-timeline li').length >= 3", timeout=3_000
+            )
+            assert "签收 · 王环保" in (duty.locator("#d-timeline").text_content() or "")
+            assert _buttons(duty)["handle"] == "hidden"
+
+            # revoking a user logs their console out; logging out shows the login form
+            UserStore(s.users_path).revoke("zhao")
+            traffic.wait_for_selector("#login:not([hidden])", timeout=5_000)
+            assert traffic.locator("#conn-text").text_content() == "令牌已吊销"
+            leader.click("#logout")
+            leader.wait_for_selector("#login:not([hidden])")
+            assert leader.locator("#who").text_content() == "未登录"
+        finally:
+            browser.close()
+    assert errors == []
+
+
+def test_the_list_never_claims_no_alerts_while_it_cannot_know(feed_port: int) -> None:
+    from playwright.sync_api import sync_playwright
+
+    routes: list[Any] = []
+    offline = threading.Event()
+
+    def feed(ws: Any) -> None:
+        routes.append(ws)
+        if not offline.is_set():
+            ws.connect_to_server()  # else: accepted, and never a word (no snapshot)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page()
+            page.route_web_socket("**/feed", feed)
+            page.goto(f"http://127.0.0.1:{feed_port}/#token={TOKEN}")
+            page.wait_for_selector("#conn.up", timeout=10_000)
+            # connected, snapshot complete, nothing open: now it may say so
+            page.wait_for_selector("#empty:not([hidden])")
+            assert page.locator("#empty").text_content() == "暂无预警"
+            assert page.locator("#stale").is_hidden()
+            offline.set()
+            routes[-1].close(code=1001, reason="going away")
+            page.wait_for_selector("#conn.down", timeout=5_000)
+            assert page.locator("#empty").is_hidden()
+            assert page.locator("#stale").text_content() == "已断开：列表可能不是最新（正在重连）"
+            # a fresh page whose feed never answers: no claim either
+            fresh = browser.new_page()
+            fresh.route_web_socket("**/feed", feed)
+            fresh.goto(f"http://127.0.0.1:{feed_port}/#token={TOKEN}")
+            fresh.wait_for_selector("#stale:not([hidden])", timeout=5_000)
+            assert fresh.locator("#stale").text_content() == "正在连接：尚未收到预警列表"
+            fresh.wait_for_timeout(500)
+            assert fresh.locator("#empty").is_hidden()
+        finally:
+            browser.close()
+
+
+def _cjk_fonts_installed() -> bool:
+    try:
+        out = subprocess.run(
+            ["fc-list", ":lang=zh"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except OSError:
+        return False
+    return bool(out.stdout.strip())
+
+
+def test_missing_cjk_fonts_are_named_in_a_hint(feed_port: int, tmp_path: Path) -> None:
+    """Without a CJK font Chinese shows as boxes: the page measures it and says what to install.
+    Chromium is started once with a fontconfig that knows only a Latin font, once as is."""
+    from playwright.sync_api import sync_playwright
+
+    latin = next(
+        (
+            d
+            for d in ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/liberation")
+            if Path(d).is_dir()
+        ),
+        None,
+    )
+    if latin is None:
+        pytest.skip("no DejaVu or Liberation fonts to build a Latin-only fontconfig from")
+    conf = tmp_path / "fonts.conf"
+    conf.write_text(
+        '<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd"><fontconfig>'
+        f"<dir>{latin}</dir><cachedir>{tmp_path}/cache</cachedir></fontconfig>",
+        encoding="utf-8",
+    )
+    url = f"http://127.0.0.1:{feed_port}/#token={TOKEN}"
+    with sync_playwright() as p:
+        for env, missing in (
+            ({**os.environ, "FONTCONFIG_FILE": str(conf)}, True),
+            (dict(os.environ), not _cjk_fonts_installed()),
+        ):
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, env=env)
+            try:
+                page = browser.new_page()
+                page.goto(url)
+                page.wait_for_selector("#conn.up", timeout=10_000)
+                assert page.evaluate("() => window.citywatch.glyphsMissing('A', 'W')") is False
+                hint = page.locator("#font-hint")
+                assert hint.is_visible() is missing
+                if missing:
+                    text = hint.text_content() or ""
+                    assert "fonts-noto-cjk" in text
+                    assert "fonts-wqy-microhei" in text
+                    assert text.isascii()  # readable without the fonts it asks for
+            finally:
+                browser.close()
