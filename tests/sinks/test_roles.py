@@ -4,6 +4,7 @@ the identity, revocation, development logins kept to direct loopback."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import orjson
@@ -345,7 +346,12 @@ def test_no_development_token_beyond_loopback(settings: Settings, host: str) -> 
                 pass
         # with development logins off it binds (and nobody logs in without a user)
         async with running(feed_settings(settings, feed_host=host, feed_tokens=())) as srv:
-            local = "[::1]" if host == "::" else "127.0.0.1"  # "::" listens on IPv6 only
+            # srv.port is the first listening socket's; "" listens on IPv4 and IPv6 (each its
+            # own port when asked for any), "::" on IPv6 only
+            first = next(iter(srv._server.sockets)) if srv._server else None
+            local = (
+                "[::1]" if first is not None and first.family == socket.AF_INET6 else "127.0.0.1"
+            )
             ws = await connect(f"ws://{local}:{srv.port}/feed")
             await ws.send(orjson.dumps({"op": "auth", "token": "dev-token"}).decode())
             assert await closed_code(ws) == 1008
