@@ -239,7 +239,7 @@ def test_console_end_to_end(
     assert errors == []
 
 
-def _wait_redis(r: redis.Redis, key: str, status: bytes, timeout: float = 3.0) -> None:
+def _wait_redis(r: redis.Redis, key: str, status: bytes, timeout: float = 10.0) -> None:
     t0 = time.monotonic()
     while r.hget(key, "status") != status:
         assert time.monotonic() - t0 < timeout, f"{key} never became {status!r}"
