@@ -44,7 +44,7 @@ import logging
 import pickle
 import time
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
@@ -191,9 +191,13 @@ CITY = "c:city"
 TICKETS = "k:tickets"
 
 
-#: A stage's clock moves at most this many ticks at once (a gap in the input of more than a
-#: day is crossed in one step, not minute by minute).
+#: A stage that cannot say when it has something to do (no ``due``) walks its clock tick by
+#: tick, at most this many ticks at once (a gap of more than a day is crossed in one step).
 MAX_CLOCK_STEPS = 1440
+
+#: What a stage tells its :class:`Gate`: the earliest clock tick at which running the tick
+#: may emit or change anything beyond the stage's clock itself (None: nothing until new input).
+Due = Callable[[], "int | None"]
 
 
 class Gate:
@@ -204,10 +208,20 @@ class Gate:
     Every path sends a :class:`Tick` after what it sent, promising that whatever it sends
     later was caused at ``tick.wm`` or later; so once the minimum over the paths has passed
     ``c``, every item caused before ``c`` is here. :meth:`update` releases them sorted by
-    ``(cause, tiebreak)``, cut at that minimum and at each multiple of ``tick_ms`` (the
+    ``(cause, tiebreak)``, cut at that minimum and at the multiples of ``tick_ms`` (the
     stage's clock): the stage sees one sequence of items and clock ticks however its paths
     interleave, however often they report and wherever a run was resumed, and waits only as
     long as the slowest path.
+
+    **The clock costs what the input needs.** A stage that passes ``due`` runs only the ticks
+    that can matter, not every multiple of ``tick_ms``: the tick right after each group of
+    items (where the stage's items would meet the tick anyway), the ticks ``due`` names (an
+    auto-resolve, a refresh), and the last tick of each update. Every tick skipped is one at
+    which the stage would have done nothing but move its clock; so that the items see the
+    clock where an every-tick walk would have left it, the last skipped tick before a group
+    of items is run too (it emits nothing). The result is the walk's, tick for tick
+    (tested), at a cost of about two ticks per group of items instead of one per minute of
+    event time: a year of hourly data no longer walks 525,600 minutes per stage.
     """
 
     __slots__ = ("clock", "items", "tick_ms", "wm")
@@ -215,6 +229,7 @@ class Gate:
     def __init__(self, expected: int, tick_ms: int) -> None:
         self.wm = Watermark(expected)
         self.tick_ms = tick_ms
+        #: The last clock tick run.
         self.clock: int | None = None
         self.items: list[tuple[tuple[Any, ...], Any]] = []
 
@@ -222,26 +237,61 @@ class Gate:
         """Hold ``item``; ``key[0]`` is its cause, the rest breaks ties (must be unique)."""
         self.items.append((key, item))
 
-    def update(self, tick: Tick) -> list[tuple[list[Any], int | None]]:
-        """Apply ``tick``; the steps it releases, in order: ``(items, clock tick or None)``
-        (run the items, then the tick)."""
+    def update(self, tick: Tick, due: Due | None = None) -> Iterator[tuple[list[Any], int | None]]:
+        """Apply ``tick`` (at once); the steps it releases, in order, as ``(items, clock tick
+        or None)``: run the items, then the tick. Iterate to the end before the next update.
+
+        ``due`` is asked between steps (after the consumer ran what came before), so items
+        just run count. Without it every multiple of ``tick_ms`` is a tick (at most
+        :data:`MAX_CLOCK_STEPS` of them per update).
+        """
         low = self.wm.update(tick)
         if low is None:
-            return []
-        steps: list[tuple[list[Any], int | None]] = []
+            return iter(())
+        return self._walk(low, due)
+
+    def _walk(self, low: int, due: Due | None) -> Iterator[tuple[list[Any], int | None]]:
         step = self.tick_ms
         top = low // step * step
-        start = self.wm.first // step * step if self.clock is None else self.clock + step
-        start = max(start, top - MAX_CLOCK_STEPS * step)
-        for t in range(start, top + 1, step):
-            steps.append((self._take(t), t))
+        t = self.wm.first // step * step if self.clock is None else self.clock + step
+        ready = self._take(None if self.wm.is_complete() else low)
+        n, i = len(ready), 0
+        if due is None:
+            t = max(t, top - MAX_CLOCK_STEPS * step)
+        first = t
+        while t <= top:
+            j = i
+            while j < n and ready[j][0][0] < t:
+                j += 1
+            if due is None:
+                self.clock = t
+                yield [x[1] for x in ready[i:j]], t
+                i = j
+                t += step
+                continue
+            if j > i:
+                prev = t - step
+                if prev >= first and (self.clock is None or self.clock < prev):
+                    self.clock = prev  # the last tick skipped: where the items expect the clock
+                    yield [], prev
+                yield [x[1] for x in ready[i:j]], None
+                i = j
             self.clock = t
-        rest = self._take(None if self.wm.is_complete() else low)
-        if rest:
-            steps.append((rest, None))
-        return steps
+            yield [], t
+            if t == top:
+                break
+            nxt = top
+            if i < n:
+                nxt = min(nxt, (ready[i][0][0] // step + 1) * step)
+            d = due()
+            if d is not None and d < nxt:
+                nxt = -(-d // step) * step
+            t = max(t + step, nxt)
+        if i < n:
+            yield [x[1] for x in ready[i:]], None
 
-    def _take(self, limit: int | None) -> list[Any]:
+    def _take(self, limit: int | None) -> list[tuple[tuple[Any, ...], Any]]:
+        """The held items caused before ``limit`` (all: None), sorted; the rest stay."""
         items = self.items
         if not items:
             return []
@@ -253,7 +303,7 @@ class Gate:
                 return []
             self.items = [x for x in items if x[0][0] >= limit] if len(ready) < len(items) else []
         ready.sort(key=_first)
-        return [item for _, item in ready]
+        return ready
 
 
 def _first(x: tuple[Any, Any]) -> Any:
@@ -562,23 +612,40 @@ class ModelShard(StatefulLogic[list[Any], list[Any], bytes | None]):
             if self.gate is not None:
                 self.wm = self.gate.wm
         self.has_watermark = type(model).on_watermark is not Model.on_watermark
+        self._newest: dict[str, Tick] = {}  # see on_item
+        #: A signal model that says when its states are due lets its clock skip the rest.
+        self.due: Due | None = None
+        if self.has_watermark and type(model).next_due is not Model.next_due:
+            self.due = self._next_due
 
     def on_item(self, value: list[Any]) -> tuple[Iterable[list[Any]], bool]:
         out: list[Any] = []
         model, states, gate = self.model, self.states, self.gate
         update, new_state, part_of = model.update, model.new_state, self.part_of
+        # An event model's progress: only the newest tick of each known path matters by the
+        # time this list is done (the mark goes out after it), so the watermark takes that
+        # one at the end, not every minute tick of a sparse batch.
+        seen, newest = self.wm.parts, self._newest
         for item in value:
             if type(item) is Tick:
                 if gate is not None:  # a signal model: the clock of all its inputs
-                    for ready, clock in gate.update(item):
+                    for ready, clock in gate.update(item, self.due):
                         for key, sig, cause in ready:
                             out.extend(self._apply(key, sig, cause))
                         if clock is not None and self.has_watermark:
                             for st in states.values():
                                 out.extend(self._guard(model.on_watermark, st, clock, clock))
                 else:
-                    self.wm.update(item)
                     part = item.partition
+                    if item.is_end or part not in seen:
+                        held = newest.pop(part, None)
+                        if held is not None:
+                            self.wm.update(held)
+                        self.wm.update(item)
+                    elif item.wm > seen[part]:
+                        held = newest.get(part)
+                        if held is None or item.wm > held.wm:
+                            newest[part] = item
                     if item.minute and item.wm > self.part_wm.get(part, 0):
                         self.part_wm[part] = item.wm
                         if self.has_watermark:
@@ -605,8 +672,18 @@ class ModelShard(StatefulLogic[list[Any], list[Any], bytes | None]):
                 continue
             if signals:
                 out.extend([(cause, s) for s in signals])
+        if newest:
+            for held in newest.values():
+                self.wm.update(held)
+            newest.clear()
         out.extend(self.wm.mark(self.key))  # after the output it covers: once per list
         return ([out] if out else []), StatefulLogic.RETAIN
+
+    def _next_due(self) -> int | None:
+        """The earliest watermark at which any state's ``on_watermark`` matters."""
+        next_due = self.model.next_due
+        dues = [d for d in map(next_due, self.states.values()) if d is not None]
+        return min(dues) if dues else None
 
     def _moved(self, key: str, part: str) -> None:
         """``key``'s events now come from ``part`` (its ``on_watermark`` follows that clock)."""
@@ -685,6 +762,12 @@ class _EngineStage(StatefulLogic[Any, list[Any], bytes | None]):
         out = self._report()
         return ([out] if out else []), StatefulLogic.RETAIN
 
+    def _due(self) -> int | None:
+        """The first clock tick at which the engine's auto-resolve can do anything (the clock
+        tick ``t`` runs ``advance(t - grace)``)."""
+        due = self.engine.next_due()
+        return None if due is None else due + self.grace_ms
+
     def _report(self) -> list[Any]:
         """The engine's totals when they changed since the last report (at ticks and at EOF)."""
         stats = tuple(sorted(self.engine.stats.items()))
@@ -735,7 +818,7 @@ class EngineShard(_EngineStage):
         for item in value:
             t = type(item)
             if t is Tick:
-                for ready, clock in gate.update(item):
+                for ready, clock in gate.update(item, self._due):
                     for cause, sig in ready:
                         out.extend((cause, a) for a in engine.on_signal(sig))
                     if clock is not None:
@@ -771,7 +854,7 @@ class AreaShard(_EngineStage):
                 cause, a = item
                 self.gate.add((cause, a.id, a.version), a)
                 continue
-            for ready, clock in self.gate.update(item):
+            for ready, clock in self.gate.update(item, self._due):
                 for a in ready:
                     out.extend(engine.on_signals(guard.observe(a)))
                 if clock is not None:
@@ -795,6 +878,8 @@ class CorrelatorShard(_EngineStage):
     ) -> None:
         super().__init__(engine, gate, grace_ms, durable)
         self.corr = corr
+        #: A correlator that cannot say when it is due is ticked every minute.
+        self.due: Due | None = self._due_both if hasattr(corr, "next_due") else None
 
     def _on_item(self, value: list[Any]) -> tuple[list[list[Any]], bool]:
         out: list[Any] = []
@@ -805,7 +890,7 @@ class CorrelatorShard(_EngineStage):
                 cause, x = item if len(item) == 2 else (item[3], item[1])
                 self.gate.add(_order_key(cause, x), x)
                 continue
-            for ready, clock in self.gate.update(item):
+            for ready, clock in self.gate.update(item, self.due):
                 signals: list[Signal] = []
                 for x in ready:
                     if type(x) is Alert:
@@ -818,6 +903,11 @@ class CorrelatorShard(_EngineStage):
                 if clock is not None:
                     out.extend(engine.advance(clock - self.grace_ms))
         return ([out] if out else []), StatefulLogic.RETAIN
+
+    def _due_both(self) -> int | None:
+        """The first clock tick at which the correlator or its engine has something to do."""
+        dues = [d for d in (self.corr.next_due(), self.engine.next_due()) if d is not None]
+        return min(dues) + self.grace_ms if dues else None
 
     def _state(self) -> tuple[Any, ...]:
         return (self.corr, self.engine.snapshot(), self.gate)

@@ -61,6 +61,8 @@ __all__ = [
 ]
 
 MINUTE_MS: Final = 60_000
+#: :meth:`AlertEngine.next_due` not known (recomputed when asked).
+_STALE: Final = -1
 
 #: Rules that say "the sensor is faulty"; they inhibit that station's pollution alerts.
 QC_RULES: Final = frozenset({"air.stuck", "air.range", "air.drift"})
@@ -217,6 +219,8 @@ class AlertEngine:
         self.silences: dict[str, Silence] = {}
         self.watermark = 0
         self.stats: dict[str, int] = {}
+        #: :meth:`next_due`, cached until the next signal, advance or change of silences.
+        self._due: int | None = _STALE
         if snapshot is not None:
             self.tracks = dict(snapshot.tracks)
             self.silences = dict(snapshot.silences)
@@ -242,6 +246,7 @@ class AlertEngine:
 
     def on_signal(self, sig: Signal) -> list[Alert]:
         """Apply one signal; return the alert versions to emit (usually zero or one)."""
+        self._due = _STALE
         self._count("signals")
         pol = self.policy(sig.rule)
         fp = fingerprint(sig.rule, sig.subject)
@@ -283,13 +288,13 @@ class AlertEngine:
         if watermark_ms <= self.watermark:
             return []
         self.watermark = watermark_ms
+        self._due = _STALE
         out: list[Alert] = []
         expired = [s for s in self.silences.values() if s.until_ms <= watermark_ms]
         for s in expired:
             del self.silences[s.id]
         for fp, track in list(self.tracks.items()):
-            pol = self.policy(track.alert.rule)
-            if watermark_ms - track.last_active_ts > pol.quiet_ms:
+            if watermark_ms >= self.resolves_at(track):
                 if track.is_pending:
                     del self.tracks[fp]
                 else:
@@ -297,6 +302,26 @@ class AlertEngine:
             elif expired and track.is_muted:
                 out.extend(self._emit(fp, track, track.last_active_ts))
         return out
+
+    def resolves_at(self, track: Track) -> int:
+        """The watermark at which :meth:`advance` auto-resolves (or drops, if pending) ``track``
+        unless an active signal comes first."""
+        return track.last_active_ts + self.policy(track.alert.rule).quiet_ms + 1
+
+    def next_due(self) -> int | None:
+        """The least watermark at which :meth:`advance` would do more than move the watermark:
+        auto-resolve or drop a track, end a silence (None: nothing, until the next signal).
+
+        A caller may skip every watermark before it (the flow's clock does: ``flows.city.Gate``).
+        Whatever changes what :meth:`advance` does must change this too; a test checks the two
+        against each other on random signals.
+        """
+        due = self._due
+        if due == _STALE:
+            dues = [self.resolves_at(t) for t in self.tracks.values()]
+            dues.extend(s.until_ms for s in self.silences.values())
+            due = self._due = min(dues) if dues else None
+        return due
 
     # -- silences ----------------------------------------------------------------------------
 
@@ -308,6 +333,7 @@ class AlertEngine:
         emitting those would make a resumed run differ from an uninterrupted one).
         """
         self.silences = {s.id: s for s in silences if s.until_ms > self.watermark}
+        self._due = _STALE
         out: list[Alert] = []
         for fp, track in list(self.tracks.items()):
             if track.is_muted:

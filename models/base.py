@@ -89,3 +89,13 @@ class Model(abc.ABC):
     def on_watermark(self, state: Any, watermark_ms: int) -> Sequence[Signal | Observation]:
         """Signals caused by event time reaching ``watermark_ms`` for this key; default none."""
         return []
+
+    def next_due(self, state: Any) -> int | None:
+        """The least watermark at which ``on_watermark(state, ...)`` may signal or change
+        ``state`` (None: not before the next ``update``).
+
+        A second-stage model that says so lets the flow skip the clock ticks before it (a
+        year of sparse input then costs its signals, not its minutes); it must never be later
+        than the truth (earlier only costs a tick). The default, 0, means every tick matters.
+        """
+        return 0

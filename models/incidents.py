@@ -451,6 +451,17 @@ class IncidentCorrelator:
 
     # -- time ----------------------------------------------------------------------------------
 
+    def next_due(self) -> int | None:
+        """The least watermark at which :meth:`advance` would close or refresh an incident or
+        forget an item (None: nothing, until the next observation). Callers may skip the
+        watermarks before it; whatever changes :meth:`advance` must change this too."""
+        cfg = self.config
+        dues = [inc.last_ts + cfg.quiet_ms + 1 for inc in self._incidents.values()]
+        dues.extend(inc.emitted_ts + cfg.refresh_ms for inc in self._incidents.values())
+        if self._items:
+            dues.append(self._items[0].ts + max(cfg.window_ms, cfg.quiet_ms) + 1)
+        return min(dues) if dues else None
+
     def advance(self, watermark_ms: int) -> list[Signal]:
         """Event time reached ``watermark_ms``: forget old items, close quiet incidents."""
         if watermark_ms <= self.watermark_ms:

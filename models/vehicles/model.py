@@ -449,6 +449,12 @@ class WorkshopModel(Model):
             for rank, c in enumerate(state.top(), 1)
         ]
 
+    def next_due(self, state: WorkshopRanker) -> int | None:
+        """The next re-report of the top, or an open visit to forget (see :meth:`on_watermark`)."""
+        refresh = state.refreshed_ms + self.refresh_ms
+        expiry = state.expires_at(self.max_open_ms)
+        return refresh if expiry is None else min(refresh, expiry)
+
     def _signal(self, change: RankChange, ts: int) -> Signal:
         c = change.candidate
         n = c.n_vehicles

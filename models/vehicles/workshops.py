@@ -188,6 +188,15 @@ class WorkshopRanker:
             self._evict()
         return changes
 
+    def expires_at(self, max_open_ms: int) -> int | None:
+        """The least ``now_ms`` at which :meth:`expire` forgets an open visit (None: none open)."""
+        due: int | None = None
+        for _, cid, _ in self._open.values():
+            c = self.candidates.get(cid)
+            at = 0 if c is None else c.last_ms + max_open_ms + 1
+            due = at if due is None or at < due else due
+        return due
+
     def expire(self, now_ms: int, max_open_ms: int) -> None:
         """Forget open visits not reported for ``max_open_ms`` (their end was never seen)."""
         stale = [

@@ -151,11 +151,11 @@ def test_gate_releases_by_cause_with_clock_ticks_between() -> None:
     g = Gate(expected=2, tick_ms=100)
     for cause in (250, 120, 90, 310, 120):
         g.add((cause, str(len(g.items))), cause)
-    assert g.update(Tick(200, "a")) == []  # "b" unknown
-    assert g.update(Tick(130, "b")) == [([90], 100), ([120, 120], None)]
-    assert g.update(Tick(260, "b")) == [([], 200)]  # min 200 (a): 250 may still come
-    assert g.update(Tick(400, "a", is_end=True)) == [([250], None)]  # a is done: min 260
-    assert g.update(Tick(260, "b", is_end=True)) == [([], 300), ([310], 400)]
+    assert list(g.update(Tick(200, "a"))) == []  # "b" unknown
+    assert list(g.update(Tick(130, "b"))) == [([90], 100), ([120, 120], None)]
+    assert list(g.update(Tick(260, "b"))) == [([], 200)]  # min 200 (a): 250 may still come
+    assert list(g.update(Tick(400, "a", is_end=True))) == [([250], None)]  # a is done: min 260
+    assert list(g.update(Tick(260, "b", is_end=True))) == [([], 300), ([310], 400)]
 
 
 def test_gate_order_does_not_depend_on_how_often_paths_report() -> None:
