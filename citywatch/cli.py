@@ -26,7 +26,7 @@ COMMANDS: dict[str, str] = {
     "run": "run the city dataflow: sources -> models -> alert engine -> Redis",
     "serve": "serve the websocket feed and the duty-officer console",
     "replay": "replay recorded or simulated JSONL through the city flow",
-    "evaluate": "score scenarios through the real flow against their labels",
+    "evaluate": "score scenarios or recorded data through the real flow against labels",
     "report": "print work-order effectiveness metrics from the audit stream",
     "bench": "benchmark the full city flow against 400M records/day",
     "search": "search alerts, hotline tickets and work orders by their words",

@@ -189,3 +189,20 @@ def test_error_paths_are_one_line_and_exit_2(
     assert len(err) == 1, err
     assert err[0].startswith("citywatch evaluate: error: ")
     assert re.search(match, err[0]), err[0]
+
+
+def test_plot_text_never_leaves_chinese_to_a_font_without_it() -> None:
+    from types import SimpleNamespace
+
+    from citywatch.commands.evaluate import plot_text
+    from citywatch.registry import District
+
+    reg = Registry(districts=[District(name="崇川区", code="320602", rings=())])
+    run = SimpleNamespace(sim=SimpleNamespace(registry=reg))
+    text = plot_text(run, cjk=False)  # type: ignore[arg-type]
+    assert text("air.spike — baseline, recorded: P - R 0.50") == (
+        "air.spike — baseline, recorded: P - R 0.50"
+    )
+    assert text("崇川区") == "district 320602"
+    assert text("幸福站") == "\\u5e78\\u798f\\u7ad9"
+    assert plot_text(run, cjk=True)("崇川区") == "崇川区"  # type: ignore[arg-type]
