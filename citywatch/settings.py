@@ -96,6 +96,9 @@ class Settings:
     users_file: Path | None = None
     #: Departments a work order may be dispatched to, and that handlers belong to.
     departments: tuple[str, ...] = DEFAULT_DEPARTMENTS
+    #: A record equal to one of its partition's last this many is dead-lettered as a
+    #: duplicate (at-least-once producers and brokers); 0 = off.
+    dedupe_window: int = 10_000
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

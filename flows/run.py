@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 from bytewax.dataflow import Dataflow
 
-from citywatch.errors import CitywatchError, ConfigError
+from citywatch.errors import CitywatchError, ConfigError, DependencyError
 from citywatch.partitioning import partition_key as partition_key_of
 from citywatch.processes import wait_listening
 from citywatch.redisconn import RedisWatch
@@ -206,6 +206,7 @@ def build_city_flow(
         future_tolerance_ms=settings.future_tolerance_ms,
         lateness_ms=int(settings.lateness_s * 1000),
         batch_size=settings.batch_size,
+        dedupe_window=settings.dedupe_window,
     )
     sink = RedisSink(
         url,
@@ -274,10 +275,15 @@ def prepare_recovery(opts: RunOptions) -> RunOptions:
             raise ConfigError(msg)
         log.warning("resuming run %s from %s", saved["run_id"], d)
         return dataclasses.replace(opts, run_id=saved["run_id"], start_ms=saved.get("start_ms"))
-    d.mkdir(parents=True, exist_ok=True)
-    init_db_dir(d, max(1, opts.processes))  # type: ignore[no-untyped-call]
     run_id = opts.run_id or uuid.uuid4().hex[:12]
-    state.write_bytes(orjson.dumps({"run_id": run_id, "shape": shape, "start_ms": opts.start_ms}))
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        init_db_dir(d, max(1, opts.processes))  # type: ignore[no-untyped-call]
+        record = {"run_id": run_id, "shape": shape, "start_ms": opts.start_ms}
+        state.write_bytes(orjson.dumps(record))
+    except Exception as exc:  # OSError, or sqlite's own error from bytewax
+        msg = f"recovery_dir: cannot set up {d} ({exc})"
+        raise DependencyError(msg) from exc
     return dataclasses.replace(opts, run_id=run_id)
 
 
@@ -305,7 +311,7 @@ def execute(
         else None
     )
     name = "citywatch run" if proc_id is None else f"citywatch worker {proc_id}"
-    with stop_on_signals(), watch_redis(url, settings, name), citywatch_errors():
+    with stop_on_signals(), watch_redis(url, settings, name), citywatch_errors(opts.recovery_dir):
         cli_main(  # type: ignore[no-untyped-call]
             flow,
             workers_per_process=1,
@@ -323,28 +329,49 @@ def watch_redis(url: str, settings: Settings, name: str) -> RedisWatch:
 
 
 @contextlib.contextmanager
-def citywatch_errors() -> Iterator[None]:
-    """Re-raise our own error (a StoreError from the sink, say) that bytewax wrapped in its
-    runtime error, so the CLI prints it as one line with its exit code."""
+def citywatch_errors(recovery_dir: str | None = None) -> Iterator[None]:
+    """Turn what stops a running flow into our one-line errors: our own error (a StoreError
+    from the sink, say) that bytewax wrapped in its runtime error, a full recovery disk, a
+    lost peer of a cluster. Anything else passes unchanged."""
     try:
         yield
-    except Exception as exc:
-        cause = citywatch_cause(exc)
-        if cause is None:
+    except BaseException as exc:
+        error = flow_error(exc, recovery_dir)
+        if error is None:
             raise
-        raise cause from None
+        raise error from None
 
 
-def citywatch_cause(exc: BaseException) -> CitywatchError | None:
-    """The first :class:`CitywatchError` in ``exc``'s chain of causes, if any."""
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        if isinstance(cur, CitywatchError):
-            return cur
-        seen.add(id(cur))
-        cur = cur.__cause__ or cur.__context__
+def flow_error(exc: BaseException, recovery_dir: str | None = None) -> CitywatchError | None:
+    """The :class:`CitywatchError` that says what stopped a flow, if we know it."""
+    chain = _chain(exc)
+    for e in chain:
+        if isinstance(e, CitywatchError):
+            return e
+    text = " ".join(str(e) for e in chain)
+    if "disk is full" in text or "No space left" in text:
+        where = recovery_dir or "the recovery directory"
+        msg = (
+            f"recovery: no space left in {where} (database or disk is full); free some and "
+            "rerun the same command: it resumes from the last snapshot"
+        )
+        return DependencyError(msg)
+    if type(exc).__name__ == "PanicException" and "thread panic" in text:
+        msg = (
+            "cluster: lost the connection to another process of the cluster; start every "
+            "process again with the same options (with --recovery it resumes)"
+        )
+        return DependencyError(msg)
     return None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and all(cur is not s for s in seen):
+        seen.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return seen
 
 
 @contextlib.contextmanager
@@ -463,7 +490,7 @@ def _run_cluster(opts: RunOptions, settings: Settings, url: str) -> int:
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        codes = [c.wait() for c in children]
+        codes = _wait_cluster(children)
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
@@ -473,3 +500,29 @@ def _run_cluster(opts: RunOptions, settings: Settings, url: str) -> int:
                 c.wait()
     bad = [c for c in codes if c != 0]
     return bad[0] if bad else 0
+
+
+def _wait_cluster(children: list[subprocess.Popen[bytes]], grace_s: float = 10.0) -> list[int]:
+    """Wait for every process; once one fails, the cluster cannot go on without it (a timely
+    cluster is not rejoined): say so, give the others ``grace_s`` to end, then stop them."""
+    while all(c.poll() in (None, 0) for c in children):
+        if all(c.poll() == 0 for c in children):
+            return [0 for _ in children]
+        time.sleep(0.1)
+    i, failed = next((i, c) for i, c in enumerate(children) if c.poll() not in (None, 0))
+    code = failed.returncode
+    how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+    print(
+        f"citywatch run: cluster process {i} stopped ({how}); stopping the others "
+        "(with --recovery, run the same command again to resume)",
+        file=sys.stderr,
+        flush=True,
+    )
+    deadline = time.monotonic() + grace_s
+    for c in children:
+        if c.poll() is None:
+            try:
+                c.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                c.terminate()
+    return [c.wait() for c in children]

@@ -25,6 +25,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from citywatch.events import MAX_RAW_BYTES, DeadLetter, Event, EventDecoder, Region
 from citywatch.partitioning import partition_of
+from flows.sources.dedupe import DUPLICATE, RecentRecords
 from models.alert_engine import LatenessGate
 from sinks.redis_sink import KIND_CODES, NOT_COUNTED, DeadRecord
 
@@ -208,8 +209,11 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
         lateness_ms: int,
         batch_size: int,
         highs: dict[str, int] | None = None,
+        dedupe_window: int = 0,
     ) -> None:
         self.name = name
+        #: Records delivered twice are dead-lettered (``flows.sources.dedupe``).
+        self.recent = RecentRecords(dedupe_window) if dedupe_window > 0 else None
         #: The event time of each live partition this process reads (shared between them).
         self.highs: dict[str, int] = {} if highs is None else highs
         self.followed = float("-inf")
@@ -289,8 +293,13 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
         lateness = gate.lateness_ms
         late_below = high - lateness
         next_tick = (high // tick_ms + 1) * tick_ms if high else 0
+        recent = self.recent
+        repeats = recent.repeats(raws) if recent is not None else None
         for i, raw in enumerate(raws):
             out = decode(raw, source)
+            if repeats and i in repeats and type(out) is not DeadLetter and recent is not None:
+                again = DUPLICATE.format(window=recent.window)
+                out = DeadLetter(raw[:MAX_RAW_BYTES], source, again)
             if type(out) is DeadLetter:
                 dead.append(DeadRecord(out, part, seq + i))
                 codes[i] = NOT_COUNTED
@@ -394,8 +403,11 @@ class DecodingSource(FixedPartitionedSource[Batch, PartitionState]):
         lateness_ms: int = 600_000,
         batch_size: int = 1000,
         splitter: Splitter | None = None,
+        dedupe_window: int = 0,
     ) -> None:
         self.raw = raw
+        #: Dead-letter a record equal to one of the partition's last this many (0: off).
+        self.dedupe_window = dedupe_window
         #: How the partitions group their events: the flow's (``build_flow`` sets it).
         self.splitter = splitter
         #: Live partitions' event times in this process: a quiet one follows the newest.
@@ -414,6 +426,7 @@ class DecodingSource(FixedPartitionedSource[Batch, PartitionState]):
             lateness_ms=self.lateness_ms,
             batch_size=self.batch_size,
             splitter=splitter,
+            dedupe_window=self.dedupe_window,
         )
 
     def list_parts(self) -> list[str]:
@@ -437,4 +450,5 @@ class DecodingSource(FixedPartitionedSource[Batch, PartitionState]):
             lateness_ms=self.lateness_ms,
             batch_size=self.batch_size,
             highs=self.highs,
+            dedupe_window=self.dedupe_window,
         )

@@ -34,6 +34,7 @@ def run_flow(
         region=settings.region_box,
         batch_size=batch_size,
         lateness_ms=int(settings.lateness_s * 1000),
+        dedupe_window=settings.dedupe_window,
     )
     sink = RedisSink(settings.redis_url, settings.keys, run_id=run_id)
     flow = build_flow(source, sink, models=models or [ToyExceedance()], config=config)
