@@ -431,10 +431,18 @@ class Suite:
                 if code not in (0, -signal.SIGKILL):
                     msg = f"a run exited with {code}: {self.tail('kill')}"
                     raise RuntimeError(msg)
+            assert self.ref is not None
+            client = redis.Redis.from_url(url)
+            before = State.capture(client, Keys(prefix))
+            client.close()
+            done = sum(1 for i, v in self.ref.final.items() if before.final.get(i) == v)
             self.complete("kill", url, prefix, self.run_argv(rec), "the last run")
         finally:
             officer.finish()
-        out.notes.append(f"{landed} of {self.args.kills} kills landed mid-run")
+        out.notes.append(
+            f"{landed} of {self.args.kills} kills landed mid-run; {done} of "
+            f"{len(self.ref.final)} alerts final before the last run"
+        )
         self._check(out, url, prefix, officer)
 
     def _broken_redis(
