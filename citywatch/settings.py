@@ -86,7 +86,7 @@ class Settings:
     #: Prometheus endpoint for our metrics (0 = off).
     metrics_port: int = 0
     mqtt_url: str = "mqtt://127.0.0.1:1883"
-    #: Search index: unset = a SQLite file under data_dir; a path; or a postgresql:// URL.
+    #: Search index: unset = a SQLite file under data_dir; a path; a postgresql:// URL; "off".
     search_url: str | None = None
     #: Redis unreachable at start: retry this often (0.25 s growing to 2 s; 10 = about 16 s).
     redis_retries: int = 10

@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         index.close()
     if args.json:
-        print(orjson.dumps(results_json(results)).decode())
+        print(orjson.dumps(results.to_dict()).decode())
         return 0
     color = sys.stdout.isatty()
     more = "+" if results.capped else ""
@@ -128,36 +128,6 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"       {text}")
     return 0
-
-
-def results_json(results: Any) -> dict[str, Any]:
-    """The JSON of a search: what ``GET /api/search`` returns too."""
-    return {
-        "query": results.query,
-        "matched": results.matched,
-        "capped": results.capped,
-        "took_ms": round(results.took_ms, 2),
-        "terms": results.terms,
-        "hits": [
-            {
-                "kind": h.doc.kind,
-                "ref": h.doc.ref,
-                "ts": h.doc.ts,
-                "title": h.doc.title,
-                "district": h.doc.district,
-                "town": h.doc.town,
-                "grid": h.doc.grid,
-                "rule": h.doc.rule,
-                "level": h.doc.level,
-                "status": h.doc.status,
-                "lat": h.doc.lat,
-                "lon": h.doc.lon,
-                "score": round(h.score, 4),
-                "snippet": [[s, m] for s, m in h.snippet],
-            }
-            for h in results.hits
-        ],
-    }
 
 
 def _catch_up(index: Any, settings: Settings, *, rebuild: bool) -> None:

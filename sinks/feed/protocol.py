@@ -1,9 +1,9 @@
 """The feed's wire protocol: parse and check client messages, build server messages (no I/O).
 
 Every message is one JSON object. Client -> server ops: ``auth``, ``subscribe``, ``action``,
-``history``, ``metrics``, ``ping``. Server -> client types: ``welcome``, ``snapshot``,
-``alert``, ``lifecycle``, ``live``, ``heartbeat``, ``ack``, ``history``, ``metrics``, ``pong``,
-``error``. See
+``history``, ``metrics``, ``search``, ``ping``. Server -> client types: ``welcome``,
+``snapshot``, ``alert``, ``lifecycle``, ``live``, ``heartbeat``, ``ack``, ``history``,
+``metrics``, ``search``, ``pong``, ``error``. See
 ``docs/protocol.md`` for every field.
 
 >>> sub = parse(b'{"op":"subscribe","levels":["red","ORANGE"],"since":"1700000000000"}')
@@ -13,7 +13,7 @@ Every message is one JSON object. Client -> server ops: ``auth``, ``subscribe``,
 Traceback (most recent call last):
 ...
 sinks.feed.protocol.ProtocolError: unknown_op: op 'dance' is not one of action, auth, history, \
-metrics, ping, subscribe
+metrics, ping, search, subscribe
 >>> Filter(levels=frozenset({"red"})).matches({"level": "red", "rule": "air.spike"})
 True
 """
@@ -29,6 +29,7 @@ import orjson
 
 from citywatch.errors import CitywatchError
 from sinks.feed.lifecycle import ACTIONS, Command
+from sinks.search.service import SearchRequest, SearchRequestError, parse_request
 
 __all__ = [
     "CLOSE_AUTH",
@@ -40,6 +41,7 @@ __all__ = [
     "Metrics",
     "Ping",
     "ProtocolError",
+    "Search",
     "Subscribe",
     "error",
     "parse",
@@ -141,12 +143,21 @@ class Metrics:
 
 
 @dataclass(frozen=True, slots=True)
+class Search:
+    """``{"op":"search","q":"噪声 崇川","kinds":[...],"from":ms,...}``: checked by
+    :func:`sinks.search.service.parse_request`."""
+
+    request: SearchRequest
+    req: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Ping:
     req: str | None
 
 
-Message = Auth | Subscribe | Action | History | Metrics | Ping
-_OPS: Final = ("action", "auth", "history", "metrics", "ping", "subscribe")
+Message = Auth | Subscribe | Action | History | Metrics | Search | Ping
+_OPS: Final = ("action", "auth", "history", "metrics", "ping", "search", "subscribe")
 
 
 def _bad(code: str, message: str) -> ProtocolError:
@@ -203,6 +214,11 @@ def _message(obj: dict[str, Any], req: str | None) -> Message:
         return History(id=_alert_id(obj), req=req)
     if op == "ping":
         return Ping(req=req)
+    if op == "search":
+        try:
+            return Search(parse_request(obj), req=req)
+        except SearchRequestError as exc:
+            raise _bad(BAD_MESSAGE, f"search: {exc}") from exc
     shown = op if isinstance(op, str) and len(op) <= MAX_TEXT else "?"
     raise _bad(UNKNOWN_OP, f"op {shown!r} is not one of {', '.join(_OPS)}")
 

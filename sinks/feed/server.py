@@ -37,7 +37,9 @@ import mimetypes
 import os
 import re
 import socket
+import sqlite3
 import time
+import urllib.parse
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -45,6 +47,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import orjson
+import redis
 import redis.asyncio as aioredis
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -77,6 +80,12 @@ from sinks.feed.lifecycle import (
 )
 from sinks.feed.protocol import CLOSE_AUTH, CLOSE_SLOW, Filter, ProtocolError, sid_key
 from sinks.feed.store import FeedStore
+from sinks.search.service import (
+    SearchRequest,
+    SearchRequestError,
+    SearchService,
+    parse_request,
+)
 
 __all__ = ["STATIC_DIR", "FeedServer", "check_exposure", "run"]
 
@@ -171,6 +180,7 @@ class Stats:
     bad_messages: int = 0
     actions: int = 0
     escalations: int = 0
+    searches: int = 0
     reader_errors: int = 0
     gc_runs: int = 0
     gc_pause_ms_total: float = 0.0
@@ -195,6 +205,8 @@ class FeedServer:
         dev_logins: Mapping[str, Identity] | None = None,
         demo_logins: bool = False,
         users_every_s: float = 2.0,
+        search: SearchService | None = None,
+        search_every_s: float = 0.5,
     ) -> None:
         """``users``: the users file (default ``settings.users_path``). ``dev_logins``: token ->
         identity accepted only over a direct loopback connection (default: every
@@ -238,6 +250,10 @@ class FeedServer:
         self._last_entry_s = 0.0
         self._snapshot_lock = asyncio.Lock()
         self._snapshot_cache: tuple[tuple[str, str], float, list[dict[str, Any]]] | None = None
+        #: Full-text search over alerts, tickets and work orders, caught up from the streams
+        #: every ``search_every_s`` (None: search answers "search_unavailable").
+        self.search = search
+        self.search_every_s = search_every_s
 
     # -- lifecycle of the service ---------------------------------------------------------
 
@@ -270,6 +286,8 @@ class FeedServer:
             asyncio.create_task(self._escalator(), name="feed-escalator"),
             asyncio.create_task(self._watch_users(), name="feed-users"),
         ]
+        if self.search is not None:
+            self._tasks.append(asyncio.create_task(self._indexer(), name="feed-search"))
         log.info("feed listening on %s:%s", host, self.port)
 
     async def _listen(self, host: str, port: int) -> Server:
@@ -304,11 +322,14 @@ class FeedServer:
 
     # -- HTTP on the websocket port -------------------------------------------------------
 
-    def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+    async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path == "/feed":
             return self._check_origin(conn, request)
-        resp = self._http(request, path)
+        if path == "/api/search":
+            resp = await self._http_search(conn, request)
+        else:
+            resp = self._http(request, path)
         _PLAIN_HTTP.add(conn)  # an HTTP page, not a refused websocket: an access line instead
         log.debug("http %s GET %s %d", _peer(conn), path[:200], resp.status_code)
         return resp
@@ -337,6 +358,58 @@ class FeedServer:
             )
             return _response(http.HTTPStatus.OK, body, "application/json")
         return _response(http.HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
+
+    async def _http_search(self, conn: ServerConnection, request: Request) -> Response:
+        """``GET /api/search?q=...&kinds=ticket&from=<ms>&...``, with ``Authorization: Bearer
+        <token>`` (the same tokens as the feed): JSON results, or a JSON error."""
+        auth = request.headers.get("Authorization", "")
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        session = self._login(conn, token) if token else None
+        if session is None:
+            self.stats.auth_failed += 1
+            return _json_error(http.HTTPStatus.UNAUTHORIZED, "auth", "a valid bearer token")
+        query = urllib.parse.parse_qs(request.path.partition("?")[2], max_num_fields=32)
+        params = {k: (v if k in _LIST_PARAMS else v[-1]) for k, v in query.items()}
+        for k in _LIST_PARAMS:
+            if k in params:
+                params[k] = [x for v in params[k] for x in v.split(",") if x]
+        try:
+            body = await self._search(parse_request(params))
+        except SearchRequestError as exc:
+            return _json_error(http.HTTPStatus.BAD_REQUEST, "bad_request", str(exc))
+        except _SearchUnavailable as exc:
+            return _json_error(http.HTTPStatus.SERVICE_UNAVAILABLE, "search_unavailable", str(exc))
+        return _response(http.HTTPStatus.OK, orjson.dumps(body), "application/json")
+
+    async def _search(self, req: SearchRequest) -> dict[str, Any]:
+        if self.search is None:
+            msg = "search is off (no index: see docs/search.md)"
+            raise _SearchUnavailable(msg)
+        self.stats.searches += 1
+        try:
+            return await asyncio.to_thread(self.search.search, req)
+        except CitywatchError as exc:
+            if isinstance(exc, SearchRequestError):
+                raise
+            raise _SearchUnavailable(str(exc)) from exc
+
+    async def _indexer(self) -> None:
+        """Keep the search index caught up with the streams (in a worker thread)."""
+        search = self.search
+        if search is None:
+            return
+        failing = ""
+        while True:
+            try:
+                await asyncio.to_thread(search.catch_up)
+                if failing:
+                    log.info("search: indexing works again")
+                failing = ""
+            except (CitywatchError, redis.RedisError, OSError, sqlite3.Error) as exc:
+                if str(exc) != failing:
+                    log.warning("search: indexing failed (%s); retrying", exc)
+                failing = str(exc)
+            await asyncio.sleep(self.search_every_s)
 
     def _check_origin(self, conn: ServerConnection, request: Request) -> Response | None:
         origin = request.headers.get("Origin")
@@ -564,6 +637,14 @@ class FeedServer:
             return proto.dumps({"type": "metrics", "req": msg.req, "metrics": await self.metrics()})
         if isinstance(msg, proto.Ping):
             return proto.dumps({"type": "pong", "req": msg.req, "server_ms": self.clock()})
+        if isinstance(msg, proto.Search):
+            try:
+                found = await self._search(msg.request)
+            except SearchRequestError as exc:
+                return proto.error("bad_message", f"search: {exc}", msg.req)
+            except _SearchUnavailable as exc:
+                return proto.error("search_unavailable", str(exc), msg.req)
+            return proto.dumps({"type": "search", "req": msg.req, **found})
         return proto.error("bad_message", "already authenticated", msg.req)
 
     # -- subscription, backfill, fan-out --------------------------------------------------
@@ -1001,6 +1082,19 @@ def _json_field(fields: dict[bytes, bytes], name: bytes) -> dict[str, Any] | Non
     return d if isinstance(d, dict) else None
 
 
+class _SearchUnavailable(CitywatchError):
+    """Search is off, or its index failed (a server-side problem, not the request's)."""
+
+
+#: Query parameters of ``/api/search`` that may repeat or carry comma-separated lists.
+_LIST_PARAMS: Final = ("kinds", "districts", "towns", "rules", "statuses")
+
+
+def _json_error(status: http.HTTPStatus, code: str, message: str) -> Response:
+    body = orjson.dumps({"type": "error", "code": code, "message": message})
+    return _response(status, body, "application/json")
+
+
 def _response(status: http.HTTPStatus, body: bytes, ctype: str) -> Response:
     headers = Headers(
         [
@@ -1116,8 +1210,14 @@ async def run(
         msg = "serve: redis_url is not set"
         raise ConfigError(msg)
     store = FeedStore.from_url(settings.redis_url, settings.keys)
+    search = open_search(settings, registry_dir or settings.data_dir / "registry")
     server = FeedServer(
-        settings, store, registry_dir=registry_dir, districts=districts, demo_logins=demo_logins
+        settings,
+        store,
+        registry_dir=registry_dir,
+        districts=districts,
+        demo_logins=demo_logins,
+        search=search,
     )
     stop = stop or asyncio.Event()
     collector: asyncio.Task[None] | None = None
@@ -1133,3 +1233,21 @@ async def run(
             collector.cancel()
         await server.stop()
         await store.close()
+        if search is not None:
+            search.close()
+
+
+def open_search(settings: Settings, registry_dir: Path) -> SearchService | None:
+    """The feed's search service, or None (logged) when its index cannot be opened: the feed
+    serves without search rather than not at all."""
+    from sinks.search import open_index
+    from sinks.search.service import registry_locator
+
+    if not settings.redis_url or settings.search_url == "off":
+        return None
+    try:
+        index = open_index(settings)
+    except (CitywatchError, OSError, sqlite3.Error) as exc:
+        log.warning("feed: search is off: %s", exc)
+        return None
+    return SearchService(index, settings.redis_url, settings.keys, registry_locator(registry_dir))

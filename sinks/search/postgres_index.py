@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from citywatch.errors import ConfigError, StoreError
 from sinks.search.documents import Doc
-from sinks.search.sqlite_index import Filters, Hit, Results, snippet
+from sinks.search.sqlite_index import Filters, Hit, Results, best_snippet
 from sinks.search.tokens import QueryError, index_text, terms_of, tsquery_expression
 
 __all__ = ["PostgresIndex"]
@@ -152,7 +152,7 @@ class PostgresIndex:
         hits = []
         for row in rows:
             doc = Doc(**dict(zip(_FIELDS, row[: len(_FIELDS)], strict=True)))
-            hits.append(Hit(doc, float(row[-2]), snippet(doc.title + " | " + doc.body, terms)))
+            hits.append(Hit(doc, float(row[-2]), best_snippet(doc, terms)))
         took = (time.perf_counter() - t0) * 1000
         return Results(query, hits, min(n, cap), n > cap, took, terms)
 

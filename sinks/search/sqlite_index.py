@@ -29,7 +29,7 @@ from citywatch.errors import InputError
 from sinks.search.documents import Doc
 from sinks.search.tokens import QueryError, index_text, match_expression, terms_of
 
-__all__ = ["Filters", "Hit", "Results", "SqliteIndex", "snippet"]
+__all__ = ["Filters", "Hit", "Results", "SqliteIndex", "best_snippet", "snippet"]
 
 SCHEMA_VERSION: Final = "1"
 _SCHEMA: Final = """
@@ -112,6 +112,36 @@ class Results:
     took_ms: float
     terms: list[str] = field(default_factory=list)
 
+    def to_dict(self, body_chars: int = 400) -> dict[str, Any]:
+        """The JSON of a search (``citywatch search --json``, the feed's ``search``, HTTP)."""
+        return {
+            "query": self.query,
+            "matched": self.matched,
+            "capped": self.capped,
+            "took_ms": round(self.took_ms, 2),
+            "terms": self.terms,
+            "hits": [
+                {
+                    "kind": h.doc.kind,
+                    "ref": h.doc.ref,
+                    "ts": h.doc.ts,
+                    "title": h.doc.title,
+                    "body": h.doc.body[:body_chars],
+                    "district": h.doc.district,
+                    "town": h.doc.town,
+                    "grid": h.doc.grid,
+                    "rule": h.doc.rule,
+                    "level": h.doc.level,
+                    "status": h.doc.status,
+                    "lat": h.doc.lat,
+                    "lon": h.doc.lon,
+                    "score": round(h.score, 4),
+                    "snippet": [[s, m] for s, m in h.snippet],
+                }
+                for h in self.hits
+            ],
+        }
+
 
 def snippet(text: str, terms: Sequence[str], width: int = 80) -> tuple[tuple[str, bool], ...]:
     """The part of ``text`` around the first match of any term, as (text, is_match) segments.
@@ -156,6 +186,15 @@ def snippet(text: str, terms: Sequence[str], width: int = 80) -> tuple[tuple[str
         else:
             merged.append(seg)
     return tuple(merged)
+
+
+def best_snippet(doc: Doc, terms: Sequence[str]) -> tuple[tuple[str, bool], ...]:
+    """The snippet of the body where a term is in it (the text a reader wants), else of the
+    title."""
+    body = doc.body.lower()
+    if any(t.lower() in body for t in terms):
+        return snippet(doc.body, terms)
+    return snippet(doc.title, terms)
 
 
 def _row(doc: Doc) -> tuple[Any, ...]:
@@ -327,7 +366,6 @@ class SqliteIndex:
         hits = []
         for row in rows:
             doc = _doc(row[:-1])
-            text = doc.title + " | " + doc.body
-            hits.append(Hit(doc, -float(row[-1]), snippet(text, terms)))
+            hits.append(Hit(doc, -float(row[-1]), best_snippet(doc, terms)))
         took = (time.perf_counter() - t0) * 1000
         return Results(query, hits, matched, capped, took, terms)

@@ -246,6 +246,7 @@
         $("d-msg").textContent = "";
         break;
       case "metrics": renderMetrics(msg.metrics); break;
+      case "search": renderResults(msg); break;
       case "history": {
         const rec = state.alerts.get(msg.id);
         if (rec) for (const item of msg.events || []) rec.events.set(item.aid, item.event);
@@ -253,6 +254,7 @@
         break;
       }
       case "error":
+        if (msg.req && String(msg.req).startsWith("q")) { searchError(msg); break; }
         $("d-msg").textContent = (msg.code === "forbidden" ? "无权操作：" : "操作未执行：") + msg.message;
         break;
       default: break;
@@ -462,7 +464,65 @@
   }
 
   // -- detail and actions ---------------------------------------------------------------------
+  // -- search ---------------------------------------------------------------------------------
+  const KIND_ZH = { alert: "预警", ticket: "热线", order: "工单" };
+  function search(e) {
+    if (e) e.preventDefault();
+    const q = $("q").value.trim();
+    if (!q) return;
+    const msg = { op: "search", q, limit: 20, req: "q" + (++state.req) };
+    if ($("q-kind").value) msg.kinds = [$("q-kind").value];
+    if ($("q-since").value) msg.from = Date.now() - Number($("q-since").value) * 86400000;
+    $("results").hidden = false;
+    clear($("r-list"));
+    $("r-summary").textContent = send(msg) ? "搜索中…" : "未连接，无法搜索";
+  }
+  function searchError(msg) {
+    $("results").hidden = false;
+    clear($("r-list"));
+    $("r-summary").textContent = (msg.code === "search_unavailable" ? "搜索不可用：" : "搜索有误：") + msg.message;
+  }
+  function renderResults(msg) {
+    $("results").hidden = false;
+    const list = $("r-list");
+    clear(list);
+    $("r-summary").textContent = msg.hits.length
+      ? "“" + msg.query + "”：" + msg.matched + (msg.capped ? "+" : "") + " 条，显示前 " + msg.hits.length + " 条"
+      : "“" + msg.query + "”：没有结果";
+    for (const h of msg.hits) {
+      const li = el("li");
+      li.appendChild(el("span", "kind", KIND_ZH[h.kind] || h.kind));
+      if (h.level) li.appendChild(el("span", "lvl " + ({ 4: "red", 3: "orange", 2: "yellow", 1: "blue" })[h.level], ""));
+      li.appendChild(el("span", "when", fmtTime(h.ts)));
+      li.appendChild(el("span", null, h.title));
+      const snip = el("span", "snip");
+      for (const [text, isHit] of h.snippet) snip.appendChild(isHit ? el("mark", null, text) : document.createTextNode(text));
+      li.appendChild(snip);
+      li.addEventListener("click", () => openHit(h));
+      list.appendChild(li);
+    }
+  }
+  function openHit(h) {
+    const id = h.ref;
+    if ((h.kind === "alert" || h.kind === "order") && state.alerts.has(id)) {
+      $("hit").hidden = true;
+      select(id);
+      return;
+    }
+    // Not on the live list (resolved and gone, or a ticket): what the index knows.
+    $("detail").hidden = true;
+    $("hit").hidden = false;
+    $("h-title").textContent = (KIND_ZH[h.kind] || h.kind) + " · " + h.title;
+    const dl = $("h-fields");
+    clear(dl);
+    const rows = [["编号", id], ["时间", fmtTime(h.ts)], ["区县", h.district || "–"], ["街镇", h.town || "–"],
+      ["网格", h.grid || "–"], ["规则/类别", h.rule || "–"], ["状态", STATUS_ZH[h.status] || h.status || "–"]];
+    for (const [k, v] of rows) { dl.appendChild(el("dt", null, k)); dl.appendChild(el("dd", null, v)); }
+    $("h-body").textContent = h.body;
+  }
+
   function select(id) {
+    $("hit").hidden = true;
     state.selected = id;
     send({ op: "history", id });  // the timeline from before this page was opened
     $("detail").hidden = false;
@@ -609,6 +669,8 @@
     for (const b of document.querySelectorAll("#d-actions button")) b.addEventListener("click", () => act(b.dataset.action));
     for (const f of document.querySelectorAll(".filters input, .filters select")) f.addEventListener("change", render);
     $("m-refresh").addEventListener("click", requestMetrics);
+    $("search-form").addEventListener("submit", search);
+    $("r-close").addEventListener("click", () => { $("results").hidden = true; $("hit").hidden = true; });
     $("m-group").addEventListener("change", () => renderMetrics(lastMetrics));
     $("login-form").addEventListener("submit", (e) => {
       e.preventDefault();

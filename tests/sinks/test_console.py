@@ -80,13 +80,13 @@ def _districts(tmp: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _serving(s: Settings, registry_dir: Path) -> Iterator[int]:
+def _serving(s: Settings, registry_dir: Path, **kwargs: Any) -> Iterator[int]:
     """A feed server in a thread with its own event loop (playwright's sync API owns ours)."""
     ready: list[int] = []
     stop = threading.Event()
 
     async def serve() -> None:
-        async with running(s, registry_dir=registry_dir, users_every_s=0.1) as srv:
+        async with running(s, registry_dir=registry_dir, users_every_s=0.1, **kwargs) as srv:
             ready.append(srv.port)
             while not stop.is_set():
                 await asyncio.sleep(0.05)
@@ -461,3 +461,57 @@ def test_missing_cjk_fonts_are_named_in_a_hint(feed_port: int, tmp_path: Path) -
                     assert text.isascii()  # readable without the fonts it asks for
             finally:
                 browser.close()
+
+
+def test_search_from_the_console_finds_alerts_and_tickets(
+    settings: Settings, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from sinks.search.service import SearchService
+    from sinks.search.sqlite_index import SqliteIndex
+
+    s = _console_settings(settings)
+    assert s.redis_url
+    service = SearchService(SqliteIndex(tmp_path / "s.sqlite"), s.redis_url, s.keys)
+    alert = make_alert(5, level=Level.ORANGE, title="化工园区异味扩散")
+    write_alert(redis_client, s.keys, alert)
+    ticket = {"kind": "hotline", "ticket": "T900", "ts": alert.first_ts, "category": "odor",
+              "text": "化工厂方向异味很重 " + XSS}  # fmt: skip
+    redis_client.xadd(s.keys.tickets, {"t": orjson.dumps(ticket)})
+    errors: list[str] = []
+    with _serving(s, _districts(tmp_path), search=service, search_every_s=0.1) as port:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 860})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("dialog", lambda d: (errors.append("dialog " + d.message), d.dismiss()))
+            try:
+                page.goto(f"http://127.0.0.1:{port}/#token={TOKEN}")
+                page.wait_for_selector("#conn.up", timeout=10_000)
+                page.fill("#q", "异味")
+                page.click("#search-form button")
+                page.wait_for_selector("#r-list li >> nth=1", timeout=5_000)
+                assert page.locator("#r-list li").count() == 2
+                for i in range(2):  # each hit shows where the word is
+                    assert page.locator("#r-list li").nth(i).locator("mark").count() >= 1
+                page.locator("#r-list li", has_text="热线").click()
+                page.wait_for_selector("#hit:not([hidden])")
+                assert XSS in (page.locator("#h-body").text_content() or "")
+                assert page.locator("img").count() == 0
+                page.locator("#r-list li", has_text="预警").click()
+                page.wait_for_selector("#detail:not([hidden])")
+                assert page.locator("#d-title").text_content() == "化工园区异味扩散"
+                assert page.locator("#hit").is_hidden()
+                page.select_option("#q-kind", "ticket")
+                page.click("#search-form button")
+                page.wait_for_function(
+                    "document.querySelectorAll('#r-list li').length === 1", timeout=5_000
+                )
+                shot = os.environ.get("CW_SCREENSHOT_SEARCH")
+                if shot:
+                    page.screenshot(path=shot)
+            finally:
+                browser.close()
+    service.close()
+    assert errors == []
