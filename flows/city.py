@@ -106,12 +106,15 @@ class Watermark:
         self.ended = False
 
     def update(self, tick: Tick) -> int | None:
-        """Apply ``tick``; return the new effective watermark if it advanced, else None."""
+        """Apply ``tick``; return the new effective watermark if it advanced (or the input
+        just ended: everything held must go out then), else None."""
         before = self.low
         p = tick.partition
         old = self.parts.get(p)
+        ends = False
         if tick.is_end and p not in self.done:
             self.done.add(p)
+            ends = self.is_complete()
         elif old is not None and (tick.wm <= old or old > before):
             # Not this path's news, or not the slowest path: the minimum stays.
             if tick.wm > old:
@@ -122,7 +125,7 @@ class Watermark:
         if old is None or tick.wm > old:
             self.parts[p] = tick.wm
         self.low = self._value()
-        return self.low if self.low > before else None
+        return self.low if self.low > before or ends else None
 
     def is_complete(self) -> bool:
         """Every expected path has ended (a finite input is fully read)."""

@@ -309,3 +309,22 @@ def test_a_sparse_month_costs_its_records_not_its_minutes(
     # ... and now tick a few times per hour of records at most.
     print(f"advances: every tick {walk_n}, as needed {fast_n}")
     assert fast_n < 5 * 24 * 30 * 3
+
+
+@pytest.mark.parametrize("due", [None, lambda: None])
+def test_the_end_of_input_releases_everything_held_whatever_the_last_marks_said(
+    due: Any,
+) -> None:
+    # Two paths; the last progress mark of each (12:00:05.727) is below an item caused at
+    # 12:00:34, and each path ends with its minute tick (12:00:00), below both: the input is
+    # complete, so the item must come out (it used to stay held: the watermark had not moved).
+    gate = Gate(2, 60_000)
+    base = 1_793_549_640_000
+    for p in ("a", "b"):
+        list(gate.update(Tick(base, p), due))
+        list(gate.update(Tick(base + 5_727, p, minute=False), due))
+    gate.add((base + 34_289, "x"), "the item")
+    list(gate.update(Tick(base, "a", is_end=True), due))
+    released = [x for items, _ in gate.update(Tick(base, "b", is_end=True), due) for x in items]
+    assert released == ["the item"]
+    assert gate.items == []
