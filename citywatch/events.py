@@ -4,7 +4,9 @@ Every record is one JSON object with ``kind`` and ``ts`` (event time, epoch mill
 Missing measurements are ``null``. See ``docs/protocol.md`` for the table of kinds and fields.
 
 The decoder never raises on bad input: it returns a :class:`DeadLetter` whose ``reason`` names
-the field and the problem, so ``valid + dead-lettered == input`` always holds.
+the field and the problem, so ``valid + dead-lettered == input`` always holds. It judges each
+record alone; how far ahead of its stream a record may be is the source partition's call
+(``flows/sources/horizon.py``), with a wall clock only for live input.
 
 >>> dec = EventDecoder()
 >>> ev = dec.decode(b'{"kind":"air","ts":1767225600000,"station":"S1","pm25":35.0}')
@@ -18,12 +20,15 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Final, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 import msgspec
 
 __all__ = [
+    "BOM",
+    "FIELDS",
     "KINDS",
     "MAX_RAW_BYTES",
     "MAX_TEXT_BYTES",
@@ -38,12 +43,14 @@ __all__ = [
     "Power",
     "Region",
     "Video",
+    "ahead_of_clock",
     "encode",
 ]
 
 #: 2000-01-01T00:00:00Z: anything earlier is a unit error (seconds instead of ms) or garbage.
 TS_MIN_MS: Final = 946_684_800_000
-#: 2100-01-01T00:00:00Z: a static ceiling, before the "ahead of the newest seen" check applies.
+#: 2100-01-01T00:00:00Z: a static ceiling; how far ahead of its stream a record may be is
+#: decided where the stream is known (the source partition, or the wall clock when live).
 TS_MAX_MS: Final = 4_102_444_800_000
 MAX_TEXT_BYTES: Final = 4096
 #: Raw bytes kept in a dead letter.
@@ -193,6 +200,22 @@ class Region:
 _ENCODER: Final = msgspec.json.Encoder()
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _UNKNOWN_TAG = re.compile(r"Invalid value '(?P<tag>.*)'")
+#: A UTF-8 byte-order mark: Windows tools and some editors start a file with one.
+BOM: Final = b"\xef\xbb\xbf"
+#: Every field of every kind. A reason starts with the field only when it is one of these:
+#: the dead-letter counters are per field, and garbage keys must not make new ones.
+FIELDS: Final[frozenset[str]] = frozenset({"kind"}).union(
+    *(cls.__struct_fields__ for cls in (Air, Gps, Video, Power, Hotline, Order))
+)
+_BYTE = re.compile(r"^JSON is malformed: (?P<what>.*) \(byte (?P<at>\d+)\)$")
+#: The tokens of a JSON text, broken or not: strings (an unterminated one runs to the end),
+#: structural characters, and scalars (numbers, literals, garbage).
+_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*(?:(")|\\?\Z)|[{}\[\]:,]|[^\s{}\[\]:,"]+', re.DOTALL)
+_SURROGATE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])")
+#: Nesting deeper than this is reported at the field where it passed this depth.
+_DEEP = 64
+#: Reasons name fields by their first characters only.
+_NAME_CHARS = 40
 
 
 def encode(event: Event) -> bytes:
@@ -200,35 +223,192 @@ def encode(event: Event) -> bytes:
     return _ENCODER.encode(event)
 
 
+@dataclass(slots=True)
+class _Spot:
+    """Where a byte offset falls in a JSON record that may be broken or cut short.
+
+    ``path`` names the innermost field there (``pm25``, ``plates[1]``; ``""`` at the top
+    level) and ``parent`` its container; ``state`` is what that container expected next
+    (``key``, ``colon``, ``value``, ``after`` a value; ``top`` outside any container);
+    ``inside``: the offset falls within a token that may go on (a number, a literal, a string
+    without its closing quote); ``deep`` names the top-level field where nesting first went
+    deeper than ``_DEEP``; ``open`` counts the containers still open.
+    """
+
+    path: str
+    parent: str
+    state: str
+    inside: bool
+    deep: str
+    open: int
+
+    @property
+    def in_name(self) -> bool:
+        return self.state in ("key", "colon")
+
+
+def _spot(raw: bytes, end: int) -> _Spot:
+    """Walk the tokens of ``raw[:end]`` (error paths only: a few µs for a record)."""
+    # One frame per open container: [key (object) or index (array), state, is_object].
+    frames: list[list[Any]] = []
+    state = "value"
+    inside = False
+    deep = ""
+    for m in _TOKEN.finditer(raw, 0, end):
+        t = m.group()
+        c = t[:1]
+        # The offset falls inside a token when one reaches it and may go on: a number, a
+        # literal, a string without its closing quote.
+        inside = m.end() == end and (m.group(1) is None if c == b'"' else c not in b"{}[]:,")
+        if frames and frames[-1][1] == "key" and c == b'"':
+            frames[-1][0] = t[1:-1].decode("utf-8", "replace")[:_NAME_CHARS]
+            frames[-1][1] = "colon"
+        elif c in (b"{", b"["):
+            frames.append([None if c == b"{" else 0, "key" if c == b"{" else "value", c == b"{"])
+            if len(frames) > _DEEP and not deep:
+                deep = _path(frames[:1])
+        elif c in (b"}", b"]"):
+            if frames:
+                frames.pop()
+            if frames:
+                frames[-1][1] = "after"
+            else:
+                state = "top"
+        elif c == b":":
+            if frames and frames[-1][1] == "colon":
+                frames[-1][1] = "value"
+        elif c == b",":
+            if frames and frames[-1][1] == "after":
+                top = frames[-1]
+                if top[2]:
+                    top[1] = "key"
+                else:
+                    top[0] += 1
+                    top[1] = "value"
+        elif frames:
+            frames[-1][1] = "after"
+        else:
+            state = "top"
+    if frames:
+        state = frames[-1][1]
+    return _Spot(_path(frames), _path(frames[:-1]), state, inside, deep, len(frames))
+
+
+def _path(frames: list[list[Any]]) -> str:
+    out = ""
+    for key, _, is_object in frames:
+        if is_object:
+            if key is None:
+                break
+            out = f"{out}.{key}" if out else key
+        else:
+            out = f"{out}[{key}]"
+    return out[:_NAME_CHARS]
+
+
+def _at(path: str, text: str) -> str:
+    """``text`` with the field it concerns: first when it is a field of ours, else after."""
+    if not path:
+        return text
+    if path.split("[", 1)[0].split(".", 1)[0] in FIELDS:
+        return f"{path}: {text}"
+    return f"{text} (in field {path!r})"
+
+
+def _at_spot(spot: _Spot, text: str) -> str:
+    if spot.in_name:
+        return _at(spot.parent, f"{text} (in a field name)")
+    return _at(spot.path, text)
+
+
 def _utf8_reason(raw: bytes) -> str:
     """The dead-letter reason for invalid UTF-8 (offset within the record), or ``""``."""
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return f"not UTF-8: invalid byte at offset {exc.start}"
+        return _at_spot(_spot(raw, exc.start), f"not UTF-8: invalid byte at offset {exc.start}")
     return ""
 
 
-def _reason(exc: msgspec.ValidationError | msgspec.DecodeError) -> str:
+def _truncated(spot: _Spot) -> str:
+    """Where a record cut short ends, for its dead letter."""
+    name, state = spot.path, spot.state
+    if state == "key":  # after "{" or after a value and its comma
+        where = f"after the value of {name}" if name else "before its first field"
+    elif state == "colon":
+        where = "inside a field name" if spot.inside else f"after the field name {name!r}"
+    elif state == "value":
+        where = f"before the value of {name}" if name else "before a value"
+    elif spot.inside:
+        where = f"inside the value of {name}" if name else "inside a value"
+    else:
+        where = f"after the value of {name}" if name else "after a value"
+    return f"invalid JSON: truncated record (ends {where})"
+
+
+def _syntax_reason(raw: bytes, msg: str) -> str:
+    """The reason for a record that is not JSON, naming the field where it breaks."""
+    m = _BYTE.match(msg)
+    if m is None:  # msgspec: "Input data was truncated"
+        spot = _spot(raw, len(raw))
+        if spot.open or spot.inside:
+            return _truncated(spot)
+        bad = _SURROGATE.search(raw)
+        if bad is not None:  # msgspec reports an unpaired \\ud800 escape as truncation
+            text = "invalid JSON: a \\u escape is half of a surrogate pair"
+            return _at_spot(_spot(raw, bad.start()), text)
+        return f"invalid JSON: {msg}"
+    what, at = m.group("what"), int(m.group("at"))
+    if what == "trailing characters":
+        return f"invalid JSON: trailing characters after the record (byte {at})"
+    # The value that failed starts after the last separator: the error may be reported
+    # inside it or after it (``nan`` is read as far as ``null`` would go).
+    word = max(raw.rfind(sep, 0, at) for sep in (b",", b":", b"[", b"{")) + 1
+    while raw[word : word + 1] in (b" ", b"\t"):
+        word += 1
+    spot = _spot(raw, word)
+    if raw[word : word + 4].lstrip(b"+-")[:3].lower() in (b"nan", b"inf"):
+        return _at_spot(spot, "NaN/Infinity is not a number JSON allows")
+    return _at_spot(spot, f"invalid JSON: {what} (byte {at})")
+
+
+def _reason(exc: msgspec.ValidationError) -> str:
     text = str(exc)
+    m = _AT.match(text)
+    msg, path = (m.group("msg"), (m.group("path") or "").lstrip(".")) if m else (text, "")
+    if path == "kind":
+        tag = _UNKNOWN_TAG.search(msg)
+        if tag:
+            return f"kind: unknown kind {tag.group('tag')!r}, expected one of {', '.join(KINDS)}"
+    if msg.startswith("Object missing required field"):
+        field = msg.split("`")[1] if "`" in msg else "?"
+        where = f"{path}." if path else ""
+        return f"{where}{field}: missing required field"
+    if msg == "Number out of range":
+        msg = "number out of range (or not finite)"
+    msg = msg[0].lower() + msg[1:] if msg else msg
+    return f"{path}: {msg}" if path else msg
+
+
+def _explain(raw: bytes, exc: Exception) -> str:
+    """Why ``raw`` could not be decoded (``exc``: what msgspec raised), field first."""
+    if isinstance(exc, RecursionError):
+        spot = _spot(raw, len(raw))
+        return _at(spot.deep, f"invalid JSON: nested more than {_DEEP} levels deep")
     if isinstance(exc, msgspec.ValidationError):
-        m = _AT.match(text)
-        msg, path = (m.group("msg"), (m.group("path") or "").lstrip(".")) if m else (text, "")
-        if path == "kind":
-            tag = _UNKNOWN_TAG.search(msg)
-            if tag:
-                return (
-                    f"kind: unknown kind {tag.group('tag')!r}, expected one of {', '.join(KINDS)}"
-                )
-        if msg.startswith("Object missing required field"):
-            field = msg.split("`")[1] if "`" in msg else "?"
-            where = f"{path}." if path else ""
-            return f"{where}{field}: missing required field"
-        if msg == "Number out of range":
-            msg = "number out of range (or not finite)"
-        msg = msg[0].lower() + msg[1:] if msg else msg
-        return f"{path}: {msg}" if path else msg
-    return f"invalid JSON: {text}"
+        # msgspec checks values as it reads: the record may still be broken further on
+        # (cut short, NaN, trailing garbage), which is the more useful thing to say.
+        try:
+            msgspec.json.decode(raw, type=msgspec.Raw)
+        except (msgspec.DecodeError, RecursionError) as syntax:
+            return _explain(raw, syntax)
+        return _reason(exc)
+    reason = _utf8_reason(raw)
+    if reason:
+        return reason
+    if not raw.strip():
+        return "invalid JSON: empty record"
+    return _syntax_reason(raw, str(exc))
 
 
 class EventDecoder:
@@ -238,13 +418,13 @@ class EventDecoder:
     ----------
     region
         Coordinates outside this box are rejected.
-    future_tolerance_ms
-        A ``ts`` more than this far ahead of the newest accepted ``ts`` is rejected (24 h).
-    anchor_ms
-        An optional initial "newest seen" (e.g. the wall clock at start); without it the first
-        accepted record sets it.
+    future_tolerance_ms, clock
+        With a ``clock`` (epoch seconds, e.g. ``time.time``), a ``ts`` more than
+        ``future_tolerance_ms`` ahead of it is rejected: the rule for live input. Without one
+        (the default) the decoder judges no time: the source partition does, against its
+        stream (``flows/sources/horizon.py``), so replays stay deterministic.
 
-    The decoder keeps one number of state (the newest accepted ``ts``); give each worker its own.
+    A leading UTF-8 byte-order mark is accepted. The decoder keeps no state between records.
     """
 
     def __init__(
@@ -252,21 +432,23 @@ class EventDecoder:
         region: Region | None = None,
         *,
         future_tolerance_ms: int = DAY_MS,
-        anchor_ms: int | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.region = region or Region()
         self.future_tolerance_ms = future_tolerance_ms
-        self.newest_ts = anchor_ms if anchor_ms is not None else 0
+        self.clock = clock
         self._decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
 
     def decode(self, raw: bytes, source: str = "") -> Event | DeadLetter:
         """Return the typed event, or a :class:`DeadLetter` naming the field and the problem."""
         try:
             event = self._decoder.decode(raw)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            return DeadLetter(raw[:MAX_RAW_BYTES], source, self._explain(raw, exc))
-        except UnicodeDecodeError:
-            return DeadLetter(raw[:MAX_RAW_BYTES], source, _utf8_reason(raw))
+        except msgspec.DecodeError as exc:
+            if raw.startswith(BOM):
+                return self._without_bom(raw, source)
+            return DeadLetter(raw[:MAX_RAW_BYTES], source, _explain(raw, exc))
+        except (msgspec.ValidationError, RecursionError, UnicodeDecodeError) as exc:
+            return DeadLetter(raw[:MAX_RAW_BYTES], source, _explain(raw, exc))
         # msgspec skips unknown keys and their values without checking them: a record with
         # invalid UTF-8 there would pass and silently lose data. ASCII (most records) is valid
         # UTF-8 by construction; anything else is checked in full.
@@ -277,9 +459,13 @@ class EventDecoder:
         reason = self._check(event)
         if reason is not None:
             return DeadLetter(raw[:MAX_RAW_BYTES], source, reason)
-        if event.ts > self.newest_ts:
-            self.newest_ts = event.ts
         return event
+
+    def _without_bom(self, raw: bytes, source: str) -> Event | DeadLetter:
+        out = self.decode(raw[len(BOM) :], source)
+        if type(out) is DeadLetter:  # the dead letter keeps the record as it came
+            return DeadLetter(raw[:MAX_RAW_BYTES], source, out.reason)
+        return out
 
     def decode_batch(
         self, raws: list[bytes], source: str = ""
@@ -292,19 +478,11 @@ class EventDecoder:
             (dead if type(out) is DeadLetter else good).append(out)  # type: ignore[arg-type]
         return good, dead
 
-    def _explain(self, raw: bytes, exc: msgspec.ValidationError | msgspec.DecodeError) -> str:
-        if isinstance(exc, msgspec.DecodeError):
-            reason = _utf8_reason(raw)
-            if reason:
-                return reason
-            if not raw.strip():
-                return "invalid JSON: empty record"
-        return _reason(exc)
-
     def _check(self, ev: Event) -> str | None:
-        if self.newest_ts and ev.ts > self.newest_ts + self.future_tolerance_ms:
-            ahead_h = (ev.ts - self.newest_ts) / 3_600_000
-            return f"ts: {ev.ts} is {ahead_h:.1f} h ahead of the newest seen ({self.newest_ts})"
+        if self.clock is not None:
+            now_ms = int(self.clock() * 1000)
+            if ev.ts > now_ms + self.future_tolerance_ms:
+                return ahead_of_clock(ev.ts, now_ms)
         cls = type(ev)
         if cls is Gps or cls is Hotline:
             lat, lon = ev.lat, ev.lon  # type: ignore[union-attr]
@@ -324,6 +502,15 @@ class EventDecoder:
     def _box(self) -> str:
         r = self.region
         return f"lat {r.lat_min}..{r.lat_max}, lon {r.lon_min}..{r.lon_max}"
+
+
+def ahead_of_clock(ts: int, now_ms: int) -> str:
+    """The dead-letter reason of a live record too far ahead of the wall clock.
+
+    >>> ahead_of_clock(1_767_315_600_000, 1_767_225_600_000)
+    'ts: 1767315600000 is 25.0 h ahead of the wall clock (1767225600000)'
+    """
+    return f"ts: {ts} is {(ts - now_ms) / 3_600_000:.1f} h ahead of the wall clock ({now_ms})"
 
 
 def is_finite(x: float | None) -> bool:
