@@ -4,15 +4,17 @@ Every source is a :class:`RawSource`: a fixed set of named partitions, each open
 position as a :class:`RawReader` that hands out raw records (bytes, one JSON object each).
 :class:`DecodingSource` turns any of them into a bytewax ``FixedPartitionedSource`` whose items
 are :class:`Batch` values: the records of one read, decoded (typed events, or dead letters
-with the reason), checked for event-time lateness, with their offsets. Decoding happens in the
-partition itself, so the decoder state (newest ``ts`` seen) and the lateness gate are part of the
-snapshot and a resumed run decides exactly as the uninterrupted one would.
+with the reason), checked for event-time lateness and for records far ahead of the stream
+(:mod:`flows.sources.horizon`), with their offsets. Decoding happens in the partition itself,
+so the lateness gate and the records held for a decision are part of the snapshot and a
+resumed run decides exactly as the uninterrupted one would.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
+import copy
 import signal
 import threading
 import time
@@ -26,6 +28,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from citywatch.events import MAX_RAW_BYTES, DeadLetter, Event, EventDecoder, Region
 from citywatch.partitioning import partition_of
 from flows.sources.dedupe import DUPLICATE, RecentRecords
+from flows.sources.horizon import CONFIRM, Held, Horizon
 from models.alert_engine import LatenessGate
 from sinks.redis_sink import KIND_CODES, NOT_COUNTED, DeadRecord
 
@@ -39,6 +42,8 @@ FOLLOW_S = 0.02
 
 #: Set to stop reading: every partition ends at its next batch and the flow completes cleanly.
 STOP = threading.Event()
+#: A bound no event time reaches (live partitions: the decoder judges the future by the clock).
+_NEVER = 1 << 62
 
 __all__ = [
     "FOLLOW_S",
@@ -181,14 +186,21 @@ class Batch:
 
 @dataclass(frozen=True, slots=True)
 class PartitionState:
-    """The resume state of one partition: read position, record offset, decoder and gate."""
+    """The resume state of one partition: read position, record offset, gate, held records.
+
+    ``seq`` counts the partition's accounting offsets: one per record read, and one per
+    decision on a held record (it is accounted when decided, see :mod:`flows.sources.horizon`).
+    """
 
     position: Any
     seq: int
+    #: The event time (kept under its old name too: states written before ``held`` existed).
     newest_ts: int
     high_ts: int
     #: The newest record of each entity of the ``remember`` kinds, and the earliest of all.
     memory: tuple[Event, ...] = ()
+    #: Records far ahead of the event time, waiting for the records after them.
+    held: tuple[Held, ...] = ()
 
 
 def _ts(ev: Event) -> int:
@@ -210,6 +222,7 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
         batch_size: int,
         highs: dict[str, int] | None = None,
         dedupe_window: int = 0,
+        confirm: int = CONFIRM,
     ) -> None:
         self.name = name
         #: Records delivered twice are dead-lettered (``flows.sources.dedupe``).
@@ -240,11 +253,15 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
         self.table = {
             kind: (code, tuple(routes.get(kind, ()))) for kind, code in KIND_CODES.items()
         }
+        # Live input is judged against the wall clock (by the decoder); replayed input against
+        # its own event time, jumps confirmed by the records after them (the horizon).
         self.decoder = EventDecoder(
             region,
             future_tolerance_ms=future_tolerance_ms,
-            anchor_ms=state.newest_ts if state and state.newest_ts else None,
+            clock=time.time if reader.is_live else None,
         )
+        held = getattr(state, "held", ()) if not reader.is_live else ()
+        self.horizon = Horizon(future_tolerance_ms, confirm=confirm, held=held)
         self.gate = LatenessGate(lateness_ms, state.high_ts if state else 0)
         if reader.is_live and self.gate.high_ts:
             self.highs[name] = self.gate.high_ts
@@ -270,55 +287,96 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
         try:
             raws = self.reader.read(self.batch_size)
         except StopIteration:
-            # One last, empty batch tells the flow this partition's event time is complete.
+            # One last batch (the decisions on any held records) tells the flow this
+            # partition's event time is complete.
             self.ended = True
-            h, step = self.gate.high_ts, self.splitter.tick_ms
-            groups: dict[str, list[Any]] = {}
-            self.splitter.tick(groups, h // step * step, self.name, is_end=True)
-            return [Batch(self.name, self.seq, groups, [], b"", h, h, is_last=True)]
+            return [self._split([], final=True)]
         if not raws:
             return self._idle() if self.reader.is_live else []
         self.idle_since = time.monotonic()
         return [self._split(raws)]
 
-    def _split(self, raws: list[bytes]) -> Batch:
-        """Decode, gate and route ``raws`` in one loop (see :class:`Splitter`)."""
+    def _split(self, raws: list[bytes], *, final: bool = False) -> Batch:
+        """Decode, check and route ``raws`` (see :class:`Splitter`): the fast loop, and the
+        slow one while records far ahead of the event time are held (``horizon``)."""
         groups: dict[str, list[Any]] = {}
         dead: list[DeadRecord] = []
         codes = bytearray(len(raws))
-        gate, part, seq, table = self.gate, self.name, self.seq, self.table
+        #: The decisions on held records: (records of the batch before it, its code).
+        slots: list[tuple[int, int]] = []
+        prev_high = self.gate.high_ts
+        n = len(raws)
+        # Records delivered twice (``flows.sources.dedupe``): their indexes in ``raws``.
+        again = self.recent.repeats(raws) if self.recent is not None and n else None
+        i = 0 if self.horizon.held else self._fast(raws, 0, groups, dead, codes, 0, again)
+        while i < n:
+            i = self._slow(raws, i, groups, dead, codes, slots, again)
+            if i < n:
+                i = self._fast(raws, i, groups, dead, codes, len(slots), again)
+        if final:
+            self._settle(n, groups, dead, slots, final=True)
+            h, step = self.gate.high_ts, self.splitter.tick_ms
+            self.splitter.tick(groups, h // step * step, self.name, is_end=True)
+        if slots:
+            codes = _merge(codes, slots)
+        start, high = self.seq, self.gate.high_ts
+        self.seq = start + len(codes)
+        if n and self.reader.is_live:
+            self.highs[self.name] = high
+            self.data_high, self.data_wall = high, time.time()
+        return Batch(self.name, start, groups, dead, bytes(codes), prev_high, high, final)
+
+    def _fast(
+        self,
+        raws: list[bytes],
+        first: int,
+        groups: dict[str, list[Any]],
+        dead: list[DeadRecord],
+        codes: bytearray,
+        shift: int,
+        repeats: set[int] | None,
+    ) -> int:
+        """The hot loop, from ``raws[first]``: decode, gate and route in one pass. Returns
+        ``len(raws)``, or the index of a record far ahead of the event time (for the slow
+        loop). ``shift``: the decisions this batch placed before ``first`` (offsets);
+        ``repeats``: the indexes of records delivered twice."""
+        gate, part, table = self.gate, self.name, self.table
+        base = self.seq + shift
         decode, source = self.decoder.decode, self.source
         tick, tick_ms = self.splitter.tick, self.splitter.tick_ms
-        prev_high = high = gate.high_ts
+        high = gate.high_ts
         lateness = gate.lateness_ms
         late_below = high - lateness
         next_tick = (high // tick_ms + 1) * tick_ms if high else 0
-        recent = self.recent
-        repeats = recent.repeats(raws) if recent is not None else None
-        for i, raw in enumerate(raws):
+        span = _NEVER if self.reader.is_live else self.horizon.tolerance_ms
+        ahead = high + span if high else _NEVER
+        for i, raw in enumerate(raws[first:] if first else raws, first):
             out = decode(raw, source)
-            if repeats and i in repeats and type(out) is not DeadLetter and recent is not None:
-                again = DUPLICATE.format(window=recent.window)
-                out = DeadLetter(raw[:MAX_RAW_BYTES], source, again)
+            if repeats and i in repeats and type(out) is not DeadLetter:
+                out = self._duplicate(raw)
             if type(out) is DeadLetter:
-                dead.append(DeadRecord(out, part, seq + i))
+                dead.append(DeadRecord(out, part, base + i))
                 codes[i] = NOT_COUNTED
                 continue
             ev: Event = out  # type: ignore[assignment]
             ts = ev.ts
             if ts > high:
+                if ts > ahead:  # far ahead of the event time: the slow loop holds it
+                    gate.high_ts = high
+                    return i
                 if ts >= next_tick:
                     wm = ts // tick_ms * tick_ms
                     tick(groups, wm, part)
                     next_tick = wm + tick_ms
                 high = ts
                 late_below = ts - lateness
+                ahead = ts + span
             elif ts < late_below:  # the lateness gate's fast path above; it decides the rest
                 gate.high_ts = high
                 reason = gate.admit(ts)
                 if reason is not None:
                     letter = DeadLetter(raw[:MAX_RAW_BYTES], source, reason)
-                    dead.append(DeadRecord(letter, part, seq + i))
+                    dead.append(DeadRecord(letter, part, base + i))
                     codes[i] = NOT_COUNTED
                     continue
             code, routes = table[ev.kind]
@@ -334,11 +392,101 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
                         items = groups[key] = []
                     items.append((k, ev, part, high))
         gate.high_ts = high
-        self.seq = seq + len(raws)
-        if self.reader.is_live:
-            self.highs[part] = high
-            self.data_high, self.data_wall = high, time.time()
-        return Batch(part, seq, groups, dead, bytes(codes), prev_high, high)
+        return len(raws)
+
+    def _slow(
+        self,
+        raws: list[bytes],
+        first: int,
+        groups: dict[str, list[Any]],
+        dead: list[DeadRecord],
+        codes: bytearray,
+        slots: list[tuple[int, int]],
+        repeats: set[int] | None,
+    ) -> int:
+        """The loop while records are held, from ``raws[first]``: each record votes on the
+        held ones, then is held itself or processed, then what the votes allow is decided.
+        Returns where the fast loop can take over (nothing held) or ``len(raws)``."""
+        horizon, gate, part, source = self.horizon, self.gate, self.name, self.source
+        for i in range(first, len(raws)):
+            raw = raws[i]
+            offset = self.seq + i + len(slots)
+            out = self.decoder.decode(raw, source)
+            if repeats and i in repeats and type(out) is not DeadLetter:
+                out = self._duplicate(raw)
+            if type(out) is DeadLetter:
+                dead.append(DeadRecord(out, part, offset))
+                codes[i] = NOT_COUNTED
+                continue
+            ev: Event = out  # type: ignore[assignment]
+            horizon.vote(ev.ts)
+            if horizon.is_far(ev.ts, gate.high_ts):
+                horizon.hold(ev, raw, gate.high_ts)
+                codes[i] = NOT_COUNTED  # accounted when decided, at an offset of its own
+            else:
+                codes[i] = self._admit(ev, raw, offset, groups, dead)
+            self._settle(i + 1, groups, dead, slots)
+            if not horizon.held:
+                return i + 1
+        return len(raws)
+
+    def _duplicate(self, raw: bytes) -> DeadLetter:
+        window = self.recent.window if self.recent is not None else 0
+        return DeadLetter(raw[:MAX_RAW_BYTES], self.source, DUPLICATE.format(window=window))
+
+    def _settle(
+        self,
+        at: int,
+        groups: dict[str, list[Any]],
+        dead: list[DeadRecord],
+        slots: list[tuple[int, int]],
+        *,
+        final: bool = False,
+    ) -> None:
+        """Process or dead-letter the held records the votes decide, after ``at`` records of
+        the batch; each decision takes the next offset."""
+        while (decided := self.horizon.decide(self.gate.high_ts, final=final)) is not None:
+            held, reason = decided
+            offset = self.seq + at + len(slots)
+            if reason is None:
+                code = self._admit(held.event, held.raw, offset, groups, dead)
+            else:
+                letter = DeadLetter(held.raw[:MAX_RAW_BYTES], self.source, reason)
+                dead.append(DeadRecord(letter, self.name, offset))
+                code = NOT_COUNTED
+            slots.append((at, code))
+
+    def _admit(
+        self,
+        ev: Event,
+        raw: bytes,
+        offset: int,
+        groups: dict[str, list[Any]],
+        dead: list[DeadRecord],
+    ) -> int:
+        """Gate, tick and route one event, as the fast loop does (kept there inline: that
+        loop is the flow's hot path). Returns the record's code."""
+        gate, tick_ms = self.gate, self.splitter.tick_ms
+        high, ts = gate.high_ts, ev.ts
+        if ts > high:
+            if not high or ts // tick_ms > high // tick_ms:
+                self.splitter.tick(groups, ts // tick_ms * tick_ms, self.name)
+            gate.high_ts = high = ts
+        else:
+            reason = gate.admit(ts)
+            if reason is not None:
+                letter = DeadLetter(raw[:MAX_RAW_BYTES], self.source, reason)
+                dead.append(DeadRecord(letter, self.name, offset))
+                return NOT_COUNTED
+        code, routes = self.table[ev.kind]
+        for route, cache, group_of in routes:
+            k = route(ev)
+            if k is not None:
+                key = cache.get(k)
+                if key is None:
+                    key = cache[k] = group_of(k)
+                groups.setdefault(key, []).append((k, ev, self.name, high))
+        return code
 
     def _idle(self) -> list[Batch]:
         """A quiet live partition must not hold the city's event time back (every stage
@@ -382,13 +530,26 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
         return PartitionState(
             self.reader.position(),
             self.seq,
-            self.decoder.newest_ts,
+            self.gate.high_ts,
             self.gate.high_ts,
             tuple(self.memory.values()),
+            tuple(copy.copy(h) for h in self.horizon.held),  # their votes go on changing
         )
 
     def close(self) -> None:
         self.reader.close()
+
+
+def _merge(codes: bytearray, slots: list[tuple[int, int]]) -> bytearray:
+    """The records' codes with each decision's code after the records before it."""
+    out = bytearray()
+    prev = 0
+    for at, code in slots:
+        out += codes[prev:at]
+        out.append(code)
+        prev = at
+    out += codes[prev:]
+    return out
 
 
 class DecodingSource(FixedPartitionedSource[Batch, PartitionState]):
@@ -404,6 +565,7 @@ class DecodingSource(FixedPartitionedSource[Batch, PartitionState]):
         batch_size: int = 1000,
         splitter: Splitter | None = None,
         dedupe_window: int = 0,
+        confirm: int = CONFIRM,
     ) -> None:
         self.raw = raw
         #: Dead-letter a record equal to one of the partition's last this many (0: off).
@@ -416,6 +578,8 @@ class DecodingSource(FixedPartitionedSource[Batch, PartitionState]):
         self.future_tolerance_ms = future_tolerance_ms
         self.lateness_ms = lateness_ms
         self.batch_size = batch_size
+        #: Records after a far-ahead one that decide about it (``flows.sources.horizon``).
+        self.confirm = confirm
 
     def split_by(self, splitter: Splitter) -> DecodingSource:
         """This source, with its partitions grouping events by ``splitter``."""
@@ -427,6 +591,7 @@ class DecodingSource(FixedPartitionedSource[Batch, PartitionState]):
             batch_size=self.batch_size,
             splitter=splitter,
             dedupe_window=self.dedupe_window,
+            confirm=self.confirm,
         )
 
     def list_parts(self) -> list[str]:
@@ -451,4 +616,5 @@ class DecodingSource(FixedPartitionedSource[Batch, PartitionState]):
             batch_size=self.batch_size,
             highs=self.highs,
             dedupe_window=self.dedupe_window,
+            confirm=self.confirm,
         )
