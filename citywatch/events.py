@@ -361,15 +361,29 @@ def _syntax_reason(raw: bytes, msg: str) -> str:
     what, at = m.group("what"), int(m.group("at"))
     if what == "trailing characters":
         return f"invalid JSON: trailing characters after the record (byte {at})"
-    # The value that failed starts after the last separator: the error may be reported
-    # inside it or after it (``nan`` is read as far as ``null`` would go).
-    word = max(raw.rfind(sep, 0, at) for sep in (b",", b":", b"[", b"{")) + 1
-    while raw[word : word + 1] in (b" ", b"\t"):
-        word += 1
-    spot = _spot(raw, word)
-    if raw[word : word + 4].lstrip(b"+-")[:3].lower() in (b"nan", b"inf"):
-        return _at_spot(spot, "NaN/Infinity is not a number JSON allows")
+    # A literal like ``nan`` is reported inside it or just after it (msgspec reads ``n`` as
+    # far as ``null`` would go): look at the word at the offset, then at the one before.
+    start = _word_start(raw, at)
+    if not _not_finite(raw, start):
+        before = at
+        while before > 0 and raw[before - 1 : before] in (b",", b"}", b"]", b" ", b"\t"):
+            before -= 1
+        start = _word_start(raw, before)
+    if _not_finite(raw, start):
+        return _at_spot(_spot(raw, start), "NaN/Infinity is not a number JSON allows")
+    spot = _spot(raw, at)
     return _at_spot(spot, f"invalid JSON: {what} (byte {at})")
+
+
+def _word_start(raw: bytes, at: int) -> int:
+    while at > 0 and (raw[at - 1 : at].isalnum() or raw[at - 1 : at] in b"+-"):
+        at -= 1
+    return at
+
+
+def _not_finite(raw: bytes, start: int) -> bool:
+    """Whether a ``NaN``/``Infinity``-like word starts at ``start``."""
+    return raw[start : start + 4].lstrip(b"+-")[:3].lower() in (b"nan", b"inf")
 
 
 def _reason(exc: msgspec.ValidationError) -> str:
