@@ -5,8 +5,9 @@ time is either a *jump* (the recording went quiet for a day, or a file starts a 
 the records after it agree with it) or a *lone far-future record* (a clock set wrong, a unit
 error: the records after it carry on where they were). Only what follows tells them apart, so
 such a record is **held** and every later valid record of the partition votes on it: *for*
-when it too is far ahead of the event time the held one met and within the tolerance of it,
-*against* otherwise.
+when it too is far ahead of the event time the held one met and not far behind the held one
+(a stream that went on from there, even sparsely: a reading, silence, more readings),
+*against* otherwise (the stream carries on where it was, or well before the held record).
 
 - ``confirm`` (8) votes for, more than against: the jump is real; the held record is
   processed then, the partition's event time moves to it, and the held records of the new
@@ -96,7 +97,7 @@ class Horizon:
         """A valid record with ``ts`` followed the held ones: it agrees or it does not."""
         tol = self.tolerance_ms
         for h in self.held:
-            if ts > h.high + tol and abs(ts - h.event.ts) <= tol:
+            if ts > h.high + tol and ts >= h.event.ts - tol:
                 h.support += 1
             else:
                 h.against += 1
