@@ -11,14 +11,17 @@ over the engine shards' ``engine:<shard>:<outcome>`` fields). Bytewax's own endp
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import redis
 
 from citywatch.settings import Settings
 
-__all__ = ["render", "serve_metrics"]
+__all__ = ["Totals", "read_counts", "render", "serve_metrics"]
 
 
 def _esc(v: str) -> str:
@@ -105,3 +108,91 @@ def serve_metrics(url: str, settings: Settings) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer((settings.feed_host, settings.metrics_port), Handler)
     threading.Thread(target=server.serve_forever, daemon=True, name="metrics").start()
     return server
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """What one run added to ``cw:counts``: the flow's own accounting, as written."""
+
+    records: int
+    valid: int
+    #: Dead letters by reason class (the field, ``late``, ``invalid_json``, ...).
+    dead: dict[str, int]
+    #: Alerts raised by rule: an alert counts once for each level it reaches.
+    alerts: dict[str, int]
+
+    @classmethod
+    def between(cls, before: dict[str, int], after: dict[str, int]) -> Totals:
+        """The difference of two readings of ``cw:counts`` (see :func:`read_counts`)."""
+
+        def grown(prefix: str) -> dict[str, int]:
+            out: dict[str, int] = {}
+            for f, v in after.items():
+                if f.startswith(prefix):
+                    d = v - before.get(f, 0)
+                    if d:
+                        out[f[len(prefix) :]] = d
+            return out
+
+        alerts: dict[str, int] = {}
+        for f, v in grown("alerts:").items():
+            rule = f.rsplit(":", 1)[0]
+            alerts[rule] = alerts.get(rule, 0) + v
+        return cls(
+            records=after.get("records", 0) - before.get("records", 0),
+            valid=sum(grown("in:").values()),
+            dead=grown("dead:"),
+            alerts=alerts,
+        )
+
+    @classmethod
+    def say(cls, before: dict[str, int] | None, after: dict[str, int] | None, dt: float) -> str:
+        """:meth:`line` for two readings of :func:`read_counts`, or why there is none."""
+        if before is None or after is None:
+            return "no totals (Redis did not answer)"
+        return cls.between(before, after).line(dt)
+
+    def line(self, elapsed_s: float, *, top: int = 4) -> str:
+        """One line: records, valid, dead letters by reason, alerts by rule, time and rate.
+
+        >>> t = Totals(1003, 1000, {"late": 2, "pm25": 1}, {"air.spike": 3})
+        >>> for part in t.line(2.0).split("; "):
+        ...     print(part)
+        1,003 records: 1,000 valid, 3 dead letters (late 2, pm25 1)
+        alerts raised: air.spike 3
+        2.0 s, 502 records/s
+        """
+        n_dead = sum(self.dead.values())
+        text = f"{self.records:,} records: {self.valid:,} valid, {n_dead:,} dead letters"
+        if self.dead:
+            text += f" ({_top(self.dead, top, 'reasons')})"
+        if self.alerts:
+            text += f"; alerts raised: {_top(self.alerts, top, 'rules')}"
+        else:
+            text += "; no alerts raised"
+        rate = self.records / elapsed_s if elapsed_s > 0 else 0.0
+        return f"{text}; {elapsed_s:.1f} s, {rate:,.0f} records/s"
+
+
+def _top(counts: dict[str, int], n: int, what: str) -> str:
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    shown = ", ".join(f"{k} {v:,}" for k, v in ranked[:n])
+    rest = len(ranked) - n
+    return f"{shown}, {rest} more {what}" if rest > 0 else shown
+
+
+def read_counts(url: str, settings: Settings) -> dict[str, int] | None:
+    """``cw:counts`` now, as field -> integer (gauges included; :class:`Totals` ignores them);
+    None when Redis does not answer."""
+    client = redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
+    try:
+        raw: Any = client.hgetall(settings.keys.counts)
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()
+    out: dict[str, int] = {}
+    for f, v in raw.items():
+        with contextlib.suppress(ValueError):
+            out[f.decode()] = int(v)
+    return out

@@ -10,6 +10,10 @@ same resume positions) and adds what a model developer needs on top:
 - :class:`Progress`: records read, rate, event-time position and an ETA from the bytes read,
   updated by the readers and shown by :func:`progress_line` (``citywatch replay`` prints it on
   stderr).
+- ``order``: a file written by entity (every record of one vehicle, then the next) would lose
+  most of its records as late; :meth:`ReplaySource.prepare` finds such files (``auto``) or
+  takes them as such (``entity``) and reads a copy sorted by time, made in bounded memory in
+  a temporary directory (``flows/sources/order.py``), under the original file's name.
 
 Pacing and the window need each record's ``ts``; simulator records put it near the start, so a
 byte scan finds it without parsing the JSON (a full parse is the fallback).
@@ -23,15 +27,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-import orjson
 from bytewax.dataflow import Dataflow
 
 from citywatch.settings import Settings
+from flows.panics import contained
 from flows.run import RunOptions, build_city_flow
 from flows.sources import RawReader, RawSource
-from flows.sources.files import FileSource
+from flows.sources.files import PROBLEMS, FileSource
+from flows.sources.order import Sorted, record_ts, scan, sort_by_time
 
 __all__ = [
     "Progress",
@@ -41,29 +47,6 @@ __all__ = [
     "record_ts",
     "run_in_process",
 ]
-
-
-def record_ts(raw: bytes) -> int | None:
-    """The record's ``ts`` (epoch ms) or None when it has none readable.
-
-    >>> record_ts(b'{"kind":"air","ts":1793548800001,"pm25":3}'), record_ts(b"nope")
-    (1793548800001, None)
-    """
-    i = raw.find(b'"ts":')
-    if i >= 0:
-        j = i + 5
-        k = j
-        n = len(raw)
-        while k < n and 48 <= raw[k] <= 57:
-            k += 1
-        if k > j and k < n and raw[k] in b",}":
-            return int(raw[j:k])
-    try:
-        d = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    ts = d.get("ts") if isinstance(d, dict) else None
-    return ts if type(ts) is int else None
 
 
 @dataclass(slots=True)
@@ -230,6 +213,11 @@ class _ReplayReader(RawReader):
         self.inner.close()
 
 
+#: ``--order``: ``auto`` sorts the files that look ordered by entity, ``entity`` every file,
+#: ``file`` none (records as the file has them).
+ORDERS = ("auto", "entity", "file")
+
+
 class ReplaySource(RawSource):
     """:class:`FileSource` with pacing, an event-time window and progress (see module doc)."""
 
@@ -253,16 +241,61 @@ class ReplaySource(RawSource):
         self.from_ms = from_ms
         self.to_ms = to_ms
         self.progress = progress
-        if progress is not None:
-            progress.total_bytes = sum(os.path.getsize(f) for f in self.files.files)
+        #: Original file -> the sorted copy read instead (see :meth:`prepare`).
+        self.sorted: dict[str, Sorted] = {}
+        self._count_bytes()
+
+    def _count_bytes(self) -> None:
+        if self.progress is not None:
+            self.progress.total_bytes = sum(
+                os.path.getsize(self._path_of(f)) for f in self.files.files
+            )
+
+    def _path_of(self, f: str) -> str:
+        done = self.sorted.get(f)
+        return done.path if done else f
+
+    def prepare(self, order: str, lateness_ms: int, tmp: Path, say: Callable[[str], None]) -> None:
+        """Sort the files ``order`` asks for into ``tmp`` (which must outlive the replay),
+        saying what it does, one line a file. A file that broke while sorted is reported
+        as the flow's reader would (:data:`flows.sources.files.PROBLEMS`)."""
+        if order not in ORDERS:
+            msg = f"order: {order!r} is not one of {', '.join(ORDERS)}"
+            raise ValueError(msg)
+        if order == "file":
+            return
+        for i, f in enumerate(self.files.files):
+            name = Path(f).name
+            if order == "auto":
+                found = scan(f, lateness_ms)
+                if not found.looks_by_entity():
+                    continue
+                why = (
+                    f"{name} looks ordered by entity (ts went back {found.back_steps:,} times; "
+                    f"{found.late:,} of {found.records:,} records would be late)"
+                )
+            else:
+                why = f"{name}: --order entity"
+            done = sort_by_time(f, tmp / f"{i:04d}")
+            self.sorted[f] = done
+            if done.problem is not None:
+                PROBLEMS.add(done.problem)
+            runs = f" in {done.runs} runs" if done.runs > 1 else ""
+            say(
+                f"{why}; sorted by time into a temporary file ({done.records:,} records"
+                f"{runs}, {done.seconds:.1f} s)"
+            )
+        self._count_bytes()
 
     def list_parts(self) -> list[str]:
         return self.files.list_parts()
 
     def open(self, part: str, position: Any | None) -> RawReader:
+        path = part.removeprefix("file:")
+        inner = self.files.open(f"file:{self._path_of(path)}", position)
         return _ReplayReader(
             part,
-            self.files.open(part, position),
+            inner,
             pacer=self.pacer,
             from_ms=self.from_ms,
             to_ms=self.to_ms,
@@ -288,6 +321,7 @@ def run_in_process(flow: Dataflow, settings: Settings) -> None:
     """Run ``flow`` to completion in this process (one worker, the settings' epoch)."""
     from bytewax.run import cli_main
 
-    cli_main(  # type: ignore[no-untyped-call]
-        flow, workers_per_process=1, epoch_interval=timedelta(seconds=settings.epoch_s)
-    )
+    with contained():
+        cli_main(  # type: ignore[no-untyped-call]
+            flow, workers_per_process=1, epoch_interval=timedelta(seconds=settings.epoch_s)
+        )

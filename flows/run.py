@@ -40,6 +40,7 @@ from citywatch.redisconn import RedisWatch
 from citywatch.registry import Registry, region_for
 from citywatch.settings import Settings
 from flows.city import FlowConfig, build_flow
+from flows.panics import contained
 from flows.registry import Registration, build_models
 from flows.sources import DecodingSource, RawSource, stop_on_signals
 from flows.sources.iterable import KeyOf, peek
@@ -311,7 +312,16 @@ def execute(
         else None
     )
     name = "citywatch run" if proc_id is None else f"citywatch worker {proc_id}"
-    with stop_on_signals(), watch_redis(url, settings, name), citywatch_errors(opts.recovery_dir):
+    if opts.source == "files":
+        from flows.sources.files import PROBLEMS
+
+        PROBLEMS.take()
+    with (
+        stop_on_signals(),
+        watch_redis(url, settings, name),
+        citywatch_errors(opts.recovery_dir),
+        contained(),
+    ):
         cli_main(  # type: ignore[no-untyped-call]
             flow,
             workers_per_process=1,
@@ -320,6 +330,8 @@ def execute(
             epoch_interval=timedelta(seconds=settings.epoch_s),
             recovery_config=recovery,
         )
+    if opts.source == "files":
+        PROBLEMS.check()  # a file broke while read: processed up to the break, then said
 
 
 def watch_redis(url: str, settings: Settings, name: str) -> RedisWatch:
@@ -404,11 +416,16 @@ def run_city(settings: Settings, opts: RunOptions | None = None, **changes: Any)
         # (minus the pre-roll, which is replayed at once).
         start_s = int(time.time() - max(0.0, opts.preroll_s))
         opts = dataclasses.replace(opts, start_ms=start_s * 1000)
+    if opts.source == "files":
+        from flows.sources.files import FileSource
+
+        FileSource(list(opts.paths))  # every file readable, before anything starts
     opts = prepare_recovery(opts)
     with _redis_url(settings) as url:
-        from flows.metrics import serve_metrics
+        from flows.metrics import Totals, read_counts, serve_metrics
 
         server = serve_metrics(url, settings) if settings.metrics_port else None
+        before, t0 = read_counts(url, settings), time.monotonic()
         try:
             if opts.processes == 1:
                 execute(opts, settings, url)
@@ -417,6 +434,8 @@ def run_city(settings: Settings, opts: RunOptions | None = None, **changes: Any)
         finally:
             if server is not None:
                 server.shutdown()
+            totals = Totals.say(before, read_counts(url, settings), time.monotonic() - t0)
+            print(f"citywatch run: {totals}", file=sys.stderr)
 
 
 def cluster_addresses(processes: int, first_port: int = 0) -> list[str]:

@@ -10,7 +10,15 @@ FILES are files, directories (their ``*.jsonl``/``*.jsonl.gz``) or globs; each f
 source partition. Reference data comes from ``--registry DIR``, else a ``registry/`` next to
 the files (what ``citywatch simulate`` writes), else ``<data_dir>/registry``. Alerts go to
 ``REDIS_URL`` (or a private embedded Redis that lives as long as the replay). The progress
-bar on stderr shows records, rate, event-time position and an ETA from the bytes read.
+bar on stderr shows records, rate, event-time position and an ETA from the bytes read; the
+last line gives the totals the flow counted (``cw:counts``): records, valid, dead letters by
+reason, alerts raised by rule, time and rate.
+
+A file ordered by entity (all records of one vehicle, then the next) would lose most of its
+records as late: ``--order auto`` (the default) finds such files in one quick pass and reads
+a copy sorted by time (made in bounded memory under ``$TMPDIR``, removed after); ``--order
+entity`` sorts every file, ``--order file`` none. A file that breaks while read (a gzip cut
+short) is processed up to the break, then reported: one line, exit code 2.
 
 A replay runs in this one process (pacing and progress live here) and keeps no recovery
 state; for a parallel replay at full speed use ``citywatch run --source files --processes N``.
@@ -20,10 +28,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from citywatch.errors import InputError
+from citywatch.settings import Settings
+
+if TYPE_CHECKING:
+    from flows.replay import Progress, ReplaySource
 
 __all__ = ["add_arguments", "parse_time", "run"]
 
@@ -70,6 +86,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--registry", metavar="PATH", help="reference data, directory or file (default: see above)"
     )
+    p.add_argument(
+        "--order",
+        choices=("auto", "entity", "file"),
+        default="auto",
+        help="auto (default): sort files that look ordered by entity by time first; "
+        "entity: sort every file; file: read records as the files have them",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -86,20 +109,12 @@ def default_registry(files: list[str]) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from citywatch.errors import CitywatchError
-    from citywatch.redisconn import embedded_or_url, redact
-    from citywatch.settings import Settings
-    from flows.replay import (
-        Progress,
-        ReplaySource,
-        build_replay_flow,
-        progress_line,
-        run_in_process,
-    )
-    from flows.run import citywatch_errors, watch_redis
+    from flows.replay import Progress, ReplaySource
+    from flows.sources.files import PROBLEMS
     from flows.sources.iterable import parse_speed
 
     settings = Settings.load(args.config)
+    PROBLEMS.take()
     try:
         speed = parse_speed(args.speed)
         from_ms = parse_time(args.from_) if args.from_ else None
@@ -108,9 +123,31 @@ def run(args: argparse.Namespace) -> int:
         source = ReplaySource(
             args.files, speed=speed, from_ms=from_ms, to_ms=to_ms, progress=progress
         )
-    except (ValueError, CitywatchError) as exc:
-        print(f"replay: {exc}", file=sys.stderr)
-        return 2
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    with tempfile.TemporaryDirectory(prefix="citywatch-replay-") as tmp:
+        try:
+            source.prepare(args.order, int(settings.lateness_s * 1000), Path(tmp), _say)
+        except OSError as exc:  # a full disk while sorting, say
+            msg = f"sorting by time under {tmp}: {exc.strerror or exc} (set TMPDIR elsewhere?)"
+            raise InputError(msg) from None
+        return _replay(args, settings, source, progress)
+
+
+def _say(text: str) -> None:
+    print(f"replay: {text}", file=sys.stderr, flush=True)
+
+
+def _replay(
+    args: argparse.Namespace, settings: Settings, source: ReplaySource, progress: Progress
+) -> int:
+    from citywatch.errors import CitywatchError
+    from citywatch.redisconn import embedded_or_url, redact
+    from flows.metrics import Totals, read_counts
+    from flows.replay import build_replay_flow, progress_line, run_in_process
+    from flows.run import citywatch_errors, watch_redis
+    from flows.sources.files import PROBLEMS
+
     registry = args.registry or default_registry(source.files.files)
     stop = threading.Event()
     tty = sys.stderr.isatty()
@@ -126,16 +163,14 @@ def run(args: argparse.Namespace) -> int:
 
     with embedded_or_url(settings.redis_url, retries=settings.redis_retries) as url:
         if settings.redis_url is None:
-            print(
-                f"replay: embedded Redis at {redact(url)} (set REDIS_URL to keep the alerts)",
-                file=sys.stderr,
-            )
+            _say(f"embedded Redis at {redact(url)} (set REDIS_URL to keep the alerts)")
         run_id = f"replay-{uuid.uuid4().hex[:8]}"
         try:
             flow = build_replay_flow(source, settings, url, registry_dir=registry, run_id=run_id)
         except CitywatchError as exc:
             print(f"replay: {exc}", file=sys.stderr)
             return 2
+        before = read_counts(url, settings)
         bar = threading.Thread(target=show, daemon=True, name="replay-progress")
         if not args.quiet:
             bar.start()
@@ -149,11 +184,13 @@ def run(args: argparse.Namespace) -> int:
         finally:
             stop.set()
         dt = time.monotonic() - t0
+        totals = Totals.say(before, read_counts(url, settings), dt)
+    window = f"; {progress.skipped:,} outside the window" if progress.skipped else ""
     print(
         ("\r" if tty and not args.quiet else "")
-        + f"replay: {progress.records:,} records in {dt:.1f} s "
-        f"({progress.records / max(dt, 1e-9):,.0f}/s), {progress.skipped:,} outside the window, "
-        f"{len(source.files.files)} file(s), registry {registry or settings.data_dir / 'registry'}",
+        + f"replay: {totals}{window}; {len(source.files.files)} file(s), "
+        f"registry {registry or settings.data_dir / 'registry'}",
         file=sys.stderr,
     )
+    PROBLEMS.check()  # a file broke while read: processed up to the break, then said
     return 0
