@@ -242,7 +242,7 @@ def test_replay_ends_with_the_totals_the_flow_counted(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     records = by_time(2, 100)
-    bad = [b'{"kind":"gps","ts":NaN}', b'{"kind":"gps","ts":1', b"[]", fix("V1", 10)]
+    bad = [b'{"kind":"gps","ts":NaN}', b'{"kind":"gps","ts":1', b"[]", fix("V7", 10)]
     f = write(tmp_path / "mixed.jsonl", [*records, *bad])
     assert main(["replay", str(f), "--quiet"]) == 0
     err = capsys.readouterr().err
