@@ -39,8 +39,9 @@ SERVER_CODES = {
     "unknown_assignee",
     "illegal_transition",
     "forbidden",
+    "search_unavailable",
 }
-OPS = ("auth", "subscribe", "action", "history", "metrics", "ping")
+OPS = ("auth", "subscribe", "action", "history", "metrics", "search", "ping")
 FIELDS = (
     "op",
     "token",
@@ -57,6 +58,11 @@ FIELDS = (
     "note",
     "until_ms",
     "actor",
+    "q",
+    "kinds",
+    "from",
+    "to",
+    "limit",
     "req",
 )
 
