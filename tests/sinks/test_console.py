@@ -506,7 +506,7 @@ def test_search_from_the_console_finds_alerts_and_tickets(
                 page.select_option("#q-kind", "ticket")
                 page.click("#search-form button")
                 page.wait_for_function(
-                    "document.querySelectorAll('#r-list li').length === 1", timeout=5_000
+                    "() => document.querySelectorAll('#r-list li').length === 1", timeout=5_000
                 )
                 shot = os.environ.get("CW_SCREENSHOT_SEARCH")
                 if shot:
