@@ -139,8 +139,15 @@ def run(args: argparse.Namespace) -> int:
                         print(f"citywatch demo: scenario done; next seed {plan.seed}", flush=True)
                     flow = _spawn(plan.argv(args), env)
                 elif flow.returncode is not None:
+                    hint = (
+                        f"; if it cannot resume from {plan.recovery}, `citywatch demo --fresh` "
+                        "starts over"
+                        if plan.resuming
+                        else ""
+                    )
                     print(
-                        f"citywatch demo: the flow exited ({flow.returncode}); stopping", flush=True
+                        f"citywatch demo: the flow exited ({flow.returncode}); stopping{hint}",
+                        flush=True,
                     )
                     return 1
                 time.sleep(0.2)

@@ -145,3 +145,28 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_the_demo_resumes_the_flow_it_stopped_unless_told_otherwise(tmp_path: Path) -> None:
+    import argparse
+
+    from citywatch.commands.demo import DemoFlow
+
+    args = argparse.Namespace(speed="1x", preroll=900.0)
+    first = DemoFlow(tmp_path, "demo", None)
+    assert (first.seed, first.resuming) == (1, False)
+    assert first.argv(args)[-4:] == [
+        "--recovery",
+        str(tmp_path / "flow" / "demo-1"),
+        "--preroll",
+        "900.0",
+    ]
+    first.recovery.mkdir(parents=True)  # the flow ran and snapshotted
+    again = DemoFlow(tmp_path, "demo", None)
+    assert (again.seed, again.resuming) == (1, True)
+    again.next_seed()  # the scenario finished
+    assert not (tmp_path / "flow" / "demo-1").exists()
+    assert DemoFlow(tmp_path, "demo", None).seed == 2
+    other = DemoFlow(tmp_path, "demo", 7)  # an explicit other seed starts that one afresh
+    assert (other.seed, other.resuming) == (7, False)
+    assert DemoFlow(tmp_path, "air-faults", None).seed == 1
