@@ -277,9 +277,20 @@ class Suite:
         os.environ[MARK] = self.marker  # every process we start carries it
         self.keep: set[int] = {os.getpid()}
         self.main = EmbeddedRedis()
+        #: The scenario's own redis-servers (redis-server rewrites its process title over its
+        #: environment, so the /proc scan cannot see them): each must be stopped by the end.
+        self.servers: list[EmbeddedRedis] = []
         self.ref: State | None = None
         self.ref_s = 0.0
         self.ref_recovery_bytes = 0
+
+    # processes -----------------------------------------------------------------------------
+
+    def redis(self, **kwargs: Any) -> EmbeddedRedis:
+        """A private redis-server for one scenario (checked for at its end)."""
+        server = EmbeddedRedis(**kwargs)
+        self.servers.append(server)
+        return server
 
     # flows ---------------------------------------------------------------------------------
 
@@ -382,6 +393,15 @@ class Suite:
 
     def reap(self, wait_s: float = 10.0) -> int:
         """Processes of ours still alive (after ``wait_s``): count them, then stop them."""
+        left_servers = 0
+        for server in self.servers:
+            if server.running():
+                left_servers += 1
+                if server.pid is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(server.pid, signal.SIGCONT)
+            server.stop()
+        self.servers.clear()
         deadline = time.monotonic() + wait_s
         left = marked_pids(self.marker, self.keep)
         while left and time.monotonic() < deadline:
@@ -390,7 +410,7 @@ class Suite:
         for pid in left:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        return len(left)
+        return len(left) + left_servers
 
     def _check(
         self,
@@ -485,7 +505,7 @@ class Suite:
 
     def s_redis_data(self, out: Outcome) -> None:
         data = self.work / "redis-data"
-        server = EmbeddedRedis(data_dir=data, args=("--appendfsync", "always"))
+        server = self.redis(data_dir=data, args=("--appendfsync", "always"))
         try:
             officer, _ = self._broken_redis(
                 out, "redis-data", server, lambda: self._restart(server)
@@ -495,7 +515,7 @@ class Suite:
             server.stop()
 
     def s_redis_empty(self, out: Outcome) -> None:
-        server = EmbeddedRedis()
+        server = self.redis()
         try:
             officer, back = self._broken_redis(
                 out, "redis-empty", server, lambda: self._restart(server)
@@ -508,7 +528,7 @@ class Suite:
             server.stop()
 
     def s_pause(self, out: Outcome) -> None:
-        server = EmbeddedRedis()
+        server = self.redis()
 
         def pause() -> None:
             assert server.pid is not None
@@ -605,7 +625,7 @@ class Suite:
         from flows.run import RunOptions, prepare_recovery
 
         with two_hosts():
-            server = EmbeddedRedis(bind=BRIDGE_IP)
+            server = self.redis(bind=BRIDGE_IP)
             try:
                 url = server.start()
                 prefix, rec = "cluster:", self.work / "cluster-recovery"
@@ -743,6 +763,10 @@ def two_hosts() -> Iterator[None]:
 # -- main --------------------------------------------------------------------------------------
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     ap.add_argument("--seeds", type=parse_seeds, default=[3], help="e.g. 3, 3-5 or 3,7")
@@ -761,6 +785,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         ap.error(f"--only: unknown scenario(s) {', '.join(unknown)} (of {', '.join(SCENARIOS)})")
+    for sig in (signal.SIGINT, signal.SIGTERM):  # even where a shell started us ignoring SIGINT
+        signal.signal(sig, _interrupted)
     outcomes: list[Outcome] = []
     for seed in args.seeds:
         work = Path(tempfile.mkdtemp(prefix=f"cwchaos-{seed}-"))
@@ -797,4 +823,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        log("chaos: interrupted; every process and namespace it made is gone")
+        sys.exit(130)

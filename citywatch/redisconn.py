@@ -140,7 +140,10 @@ def reason(exc: BaseException) -> str:
     text = text.rstrip(".").strip()
     if not text:
         return type(exc).__name__
-    return (text[0].lower() + text[1:])[:120]
+    word = text.split(" ", 1)[0]
+    if not word.isupper():  # "Connection refused" -> "connection refused"; "OOM ..." stays
+        text = text[0].lower() + text[1:]
+    return text[:120]
 
 
 #: Errors worth waiting out: the server is down, restarting, loading or failing over.

@@ -304,6 +304,20 @@ class RedisSink(DynamicSink[Any]):
         return RedisSinkPartition(self, worker_index)
 
 
+def is_transient(exc: Exception) -> bool:
+    """Whether waiting may cure ``exc``: Redis down, restarting, loading, failing over, or
+    refusing writes for now (out of memory, or unable to persist: ``OOM``, ``MISCONF``).
+
+    >>> is_transient(redis.ConnectionError("refused")), is_transient(redis.ResponseError(
+    ...     "MISCONF Redis is configured to save RDB snapshots")), is_transient(
+    ...     redis.ResponseError("WRONGTYPE Operation against a key"))
+    (True, True, False)
+    """
+    if isinstance(exc, (*TRANSIENT, redis.exceptions.OutOfMemoryError)):
+        return True
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith(("OOM", "MISCONF"))
+
+
 #: The sink's scripts, in the order ``_write`` unpacks their SHA1s.
 _SCRIPTS = (_ALERT_LUA, _DEAD_LUA, _INGEST_LUA, _OBS_LUA)
 #: Alerts per pipeline when re-publishing.
@@ -358,7 +372,10 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
                 at = where(self.cfg.url)
                 msg = f"redis: Redis at {at} refused the sink's credentials ({exc})"
                 raise StoreError(msg) from exc
-            except TRANSIENT as exc:
+            except redis.RedisError as exc:
+                if not is_transient(exc):
+                    msg = f"redis: Redis at {where(self.cfg.url)} refused a write ({exc})"
+                    raise StoreError(msg) from exc
                 now = time.monotonic()
                 if since is None:
                     since = now
@@ -383,9 +400,6 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
                 time.sleep(min(delay, left))
                 delay = min(cap, delay * 2)
                 continue
-            except redis.RedisError as exc:
-                msg = f"redis: Redis at {where(self.cfg.url)} refused a write ({exc})"
-                raise StoreError(msg) from exc
             if since is not None:
                 log.info("redis sink: Redis is back after %.1f s", time.monotonic() - since)
             return

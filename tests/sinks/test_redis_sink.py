@@ -310,3 +310,34 @@ def test_republished_versions_are_written_by_the_sink_and_remembered(
     p.write_batch([Republish(alert(2))])  # again: nothing new
     assert [Alert.from_json(f[b"a"]).version for _, f in redis_client.xrange(k.alerts)] == [1, 2]
     assert [a.version for a in p.open_alerts] == [2]
+
+
+def test_a_redis_refusing_writes_for_now_is_waited_for_then_written() -> None:
+    """At maxmemory with noeviction Redis answers OOM: waiting may cure it (memory freed),
+    so the sink holds the batch as for an outage; a wrong type is not, it stops at once."""
+    from citywatch.errors import StoreError
+
+    with EmbeddedRedis(args=("--maxmemory", "2mb", "--maxmemory-policy", "noeviction")) as server:
+        client = redis.Redis.from_url(server.start_url)
+        n = 0
+        while n < 10_000:  # fill it
+            try:
+                client.set(f"junk:{n}", b"x" * 10_000)
+            except redis.exceptions.OutOfMemoryError:
+                break
+            n += 1
+        assert 0 < n < 10_000  # it refused one: full
+        p = part(server.start_url, "oom:")
+        done = threading.Event()
+        t = threading.Thread(target=lambda: (p.write_batch([alert(1)]), done.set()), daemon=True)
+        t.start()
+        assert not done.wait(0.5)  # held, not dropped, not crashed
+        client.delete(*[f"junk:{i}" for i in range(n)])
+        assert done.wait(10)
+        assert client.hget(Keys("oom:").alert(alert(1).id), "version") == b"1"
+        assert p.outages == 1
+        client.set("wrong:alerts", b"a string, not a stream")
+        with pytest.raises(StoreError, match="refused a write"):
+            part(server.start_url, "wrong:").write_batch([alert(1)])
+        p.close()
+        client.close()
