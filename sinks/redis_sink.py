@@ -357,6 +357,7 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
             return
         delay, cap = self.cfg.backoff_s
         since: float | None = None
+        unseen = False
         while True:
             try:
                 if not self._sha:
@@ -380,10 +381,15 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
                 if since is None:
                     since = now
                     self.outages += 1
-                    log.info(
-                        "redis sink: Redis at %s unreachable (%s); holding %d items, "
+                    # Gone or not answering: the run's RedisWatch says so; refusing writes
+                    # (OOM, MISCONF) answers its PING: only this line says it.
+                    unseen = not isinstance(exc, redis.ConnectionError | redis.TimeoutError)
+                    log.log(
+                        logging.WARNING if unseen else logging.INFO,
+                        "redis sink: Redis at %s %s (%s); holding %d items, "
                         "retrying for up to %.0f s",
                         where(self.cfg.url),
+                        "refuses writes" if unseen else "unreachable",
                         reason(exc),
                         len(items),
                         self.cfg.max_outage_s,
@@ -401,7 +407,11 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
                 delay = min(cap, delay * 2)
                 continue
             if since is not None:
-                log.info("redis sink: Redis is back after %.1f s", time.monotonic() - since)
+                log.log(
+                    logging.WARNING if unseen else logging.INFO,
+                    "redis sink: Redis takes writes again after %.1f s",
+                    time.monotonic() - since,
+                )
             return
 
     def _attempt(self, items: Sequence[Any]) -> None:
