@@ -15,8 +15,8 @@ breaks, into a Redis of its own or under a key prefix of its own:
     kill -9 the flow at ``--kills`` seeded random points, restarting it each time from its
     recovery directory (``--recovery``), then once more to the end.
 ``cluster``
-    two processes on two hosts: network namespaces made here (a bridge 10.77.0.254 with
-    the Redis, 10.77.0.1 and 10.77.0.2 for the workers, ``python -m flows.worker``); kill -9
+    two processes on two hosts: network namespaces made here (a bridge 10.77.N.254 with
+    the Redis, 10.77.N.1 and 10.77.N.2 for the workers, ``python -m flows.worker``); kill -9
     one of them at a seeded point; the other stops (a timely cluster is not rejoined);
     start both again from recovery. Needs root and ``ip netns``; skipped with the reason
     otherwise.
@@ -63,6 +63,7 @@ import contextlib
 import itertools
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -86,9 +87,6 @@ from citywatch.redisconn import EmbeddedRedis
 
 SCENARIOS = ("kill", "cluster", "redis-data", "redis-empty", "pause", "disk-full", "duplicates")
 MARK = "CW_CHAOS"
-NETNS = ("cwchaosA", "cwchaosB")
-BRIDGE, BRIDGE_IP = "cwchaosbr", "10.77.0.254"
-HOSTS = ("10.77.0.1", "10.77.0.2")
 
 
 def log(line: str) -> None:
@@ -624,8 +622,8 @@ class Suite:
             return
         from flows.run import RunOptions, prepare_recovery
 
-        with two_hosts():
-            server = self.redis(bind=BRIDGE_IP)
+        with two_hosts() as net:
+            server = self.redis(bind=net.bridge_ip)
             try:
                 url = server.start()
                 prefix, rec = "cluster:", self.work / "cluster-recovery"
@@ -636,12 +634,12 @@ class Suite:
                     )
                 )  # fmt: skip
                 base = 20000 + self.rng.randrange(20000)
-                addresses = ";".join(f"{h}:{base}" for h in HOSTS)
+                addresses = ";".join(f"{h}:{base}" for h in net.hosts)
                 env = self.env(url, prefix)
 
                 def start_both() -> list[subprocess.Popen[bytes]]:
                     procs = []
-                    for i, ns in enumerate(NETNS):
+                    for i, ns in enumerate(net.names):
                         argv = ["ip", "netns", "exec", ns, sys.executable, "-m", "flows.worker"]
                         argv += ["--options", opts.to_json().decode(), "--process-id", str(i)]
                         argv += ["--addresses", addresses]
@@ -731,33 +729,68 @@ def netns_problem() -> str | None:
     return None
 
 
-def _teardown() -> None:
-    for ns in NETNS:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
-    subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
+@dataclass
+class Hosts:
+    """Two network namespaces on a bridge, named after this process (concurrent suites on
+    one machine must not meet): ``cwc<pid>a``/``b`` at 10.77.N.1/.2, the bridge at .254."""
+
+    names: tuple[str, str]
+    bridge: str
+    bridge_ip: str
+    hosts: tuple[str, str]
+
+    @classmethod
+    def mine(cls) -> Hosts:
+        tag = f"cwc{os.getpid()}"
+        used = subprocess.run(["ip", "-o", "-4", "addr"], capture_output=True, text=True).stdout
+        start = os.getpid() % 250
+        net = next(
+            f"10.77.{n}"
+            for n in [(start + i) % 250 + 1 for i in range(250)]
+            if f"10.77.{n}." not in used
+        )
+        return cls((f"{tag}a", f"{tag}b"), f"{tag}br", f"{net}.254", (f"{net}.1", f"{net}.2"))
+
+    def teardown(self) -> None:
+        for ns in self.names:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, check=False)
+
+
+def _forsaken() -> None:
+    """Remove the namespaces and bridges of suites that were killed (their pid is gone)."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    names = {w.split("@")[0].rstrip(":") for w in (listed + links).split() if w.startswith("cwc")}
+    for name in names:
+        pid = re.match(r"cwc(\d+)", name)
+        if pid and not Path(f"/proc/{pid.group(1)}").exists():
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+            subprocess.run(["ip", "link", "del", name], capture_output=True, check=False)
 
 
 @contextlib.contextmanager
-def two_hosts() -> Iterator[None]:
-    """Namespaces ``cwchaosA``/``cwchaosB`` (10.77.0.1, 10.77.0.2) on a bridge at 10.77.0.254."""
-    _teardown()  # what a killed suite may have left
+def two_hosts() -> Iterator[Hosts]:
+    """This suite's two hosts (see :class:`Hosts`), removed afterwards."""
+    _forsaken()
+    net = Hosts.mine()
     try:
-        _ip("link", "add", BRIDGE, "type", "bridge")
-        _ip("addr", "add", f"{BRIDGE_IP}/24", "dev", BRIDGE)
-        _ip("link", "set", BRIDGE, "up")
-        for ns, host in zip(NETNS, HOSTS, strict=True):
+        _ip("link", "add", net.bridge, "type", "bridge")
+        _ip("addr", "add", f"{net.bridge_ip}/24", "dev", net.bridge)
+        _ip("link", "set", net.bridge, "up")
+        for ns, host in zip(net.names, net.hosts, strict=True):
             subprocess.run(["ip", "netns", "add", ns], check=True, capture_output=True)
-            inner, outer = f"{ns[-1]}cwv", f"{ns[-1]}cwvbr"
+            inner, outer = f"{ns}0", f"{ns}1"
             _ip("link", "add", inner, "type", "veth", "peer", "name", outer)
             _ip("link", "set", inner, "netns", ns)
-            _ip("link", "set", outer, "master", BRIDGE)
+            _ip("link", "set", outer, "master", net.bridge)
             _ip("link", "set", outer, "up")
             _ip("addr", "add", f"{host}/24", "dev", inner, ns=ns)
             _ip("link", "set", inner, "up", ns=ns)
             _ip("link", "set", "lo", "up", ns=ns)
-        yield
+        yield net
     finally:
-        _teardown()
+        net.teardown()
 
 
 # -- main --------------------------------------------------------------------------------------
