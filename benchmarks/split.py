@@ -5,8 +5,9 @@
 The records are the benchmark city's (``citywatch bench``'s Nantong mix, time-ordered, one
 partition, held in memory), routed by the real flow's router over every registered model's
 ``route``; the loop runs as the dataflow runs it (a ``DecodingSource`` partition,
-``batch_size`` records a read), without bytewax around it. The figure is the best of
-``--repeats`` passes (the machine is shared and noisy). Compare two versions in one run,
+``batch_size`` records a read), without bytewax around it. The figure is CPU time of this
+process (``time.process_time``: on a shared machine the time other processes take is not
+counted), the best of ``--repeats`` passes. Compare two versions in one run,
 alternately: ``farm-bench --vs``, or this file against another checkout's modules
 (``PYTHONPATH=/other/checkout python benchmarks/split.py``). Last line: JSON with
 ``records``, ``records_per_s`` and ``us_per_record``.
@@ -56,12 +57,12 @@ class _Reads(RawReader):
 def one_pass(source: DecodingSource) -> tuple[float, int]:
     part = source.build_part("in", "bench", None)
     events = 0
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     with contextlib.suppress(StopIteration):
         while True:
             for batch in part.next_batch():
                 events += len(batch.codes)
-    return time.perf_counter() - t0, events
+    return time.process_time() - t0, events
 
 
 def records_of(scale: float, seconds: int, seed: int) -> Iterator[bytes]:
