@@ -121,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
         when = datetime.fromtimestamp(d.ts / 1000).astimezone().strftime("%Y-%m-%d %H:%M")
         level = next((k for k, v in LEVEL_NAMES.items() if v == d.level), "")
         place = " ".join(x for x in (d.district, d.town) if x)
-        print(f"{d.kind:6} {d.ref}  {when}  {level:6} {place}  {d.title}")
+        partial = "  (some of the words)" if hit.is_partial else ""
+        print(f"{d.kind:6} {d.ref}  {when}  {level:6} {place}  {d.title}{partial}")
         text = "".join(
             (f"{MARK[0]}{s}{MARK[1]}" if color else f"[{s}]") if hit_ else s
             for s, hit_ in hit.snippet

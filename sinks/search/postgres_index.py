@@ -19,7 +19,7 @@ from typing import Any, Final
 from citywatch.errors import ConfigError, StoreError
 from sinks.search.documents import Doc
 from sinks.search.sqlite_index import Filters, Hit, Results, best_snippet
-from sinks.search.tokens import QueryError, index_text, terms_of, tsquery_expression
+from sinks.search.tokens import QueryError, index_text, terms_of, tsquery_expression, word_count
 
 __all__ = ["PostgresIndex"]
 
@@ -124,14 +124,38 @@ class PostgresIndex:
     def search(
         self, query: str, filters: Filters | None = None, *, limit: int = 10, offset: int = 0
     ) -> Results:
+        """As :meth:`SqliteIndex.search`: every word first, then some of them."""
         t0 = time.perf_counter()
         f = filters or Filters()
-        tsq = tsquery_expression(query)
         terms = terms_of(query)
-        where, params = _where(f)
+        rows, n = self._ranked(query, tsquery_expression(query), f, limit, offset)
+        hits = [self._hit(r, terms) for r in rows]
+        relaxed = False
+        if len(hits) < limit and word_count(query) > 1:
+            seen = {h.doc.doc_id for h in hits}
+            more, _ = self._ranked(
+                query, tsquery_expression(query, any_word=True), f, limit + len(seen), 0
+            )
+            for r in more:
+                hit = self._hit(r, terms, partial=True)
+                if hit.doc.doc_id not in seen and len(hits) < limit:
+                    hits.append(hit)
+                    relaxed = True
+        took = (time.perf_counter() - t0) * 1000
         cap = self.max_candidates
+        return Results(query, hits, min(n, cap), n > cap, took, terms, relaxed)
+
+    @staticmethod
+    def _hit(row: Any, terms: list[str], *, partial: bool = False) -> Hit:
+        doc = Doc(**dict(zip(_FIELDS, row[: len(_FIELDS)], strict=True)))
+        return Hit(doc, float(row[-2]), best_snippet(doc, terms), partial)
+
+    def _ranked(
+        self, query: str, tsq: str, f: Filters, limit: int, offset: int
+    ) -> tuple[list[Any], int]:
         import psycopg
 
+        where, params = _where(f)
         try:
             with self.db.transaction():
                 rows = self.db.execute(
@@ -143,18 +167,12 @@ class PostgresIndex:
                         ts_rank(d.tsv, q.q) AS score, (SELECT count(*) FROM newest) AS n
                     FROM {self.docs} d JOIN newest USING (rid), q
                     ORDER BY score DESC, d.ts DESC LIMIT %s OFFSET %s""",
-                    (tsq, *params, cap + 1, limit, offset),
+                    (tsq, *params, self.max_candidates + 1, limit, offset),
                 ).fetchall()
         except psycopg.Error as exc:
             msg = f"query {query!r}: {str(exc).strip().splitlines()[0]}"
             raise QueryError(msg) from exc
-        n = int(rows[0][-1]) if rows else 0
-        hits = []
-        for row in rows:
-            doc = Doc(**dict(zip(_FIELDS, row[: len(_FIELDS)], strict=True)))
-            hits.append(Hit(doc, float(row[-2]), best_snippet(doc, terms)))
-        took = (time.perf_counter() - t0) * 1000
-        return Results(query, hits, min(n, cap), n > cap, took, terms)
+        return rows, int(rows[0][-1]) if rows else 0
 
 
 def _where(f: Filters) -> tuple[str, list[Any]]:

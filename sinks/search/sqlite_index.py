@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from citywatch.errors import InputError
 from sinks.search.documents import Doc
-from sinks.search.tokens import QueryError, index_text, match_expression, terms_of
+from sinks.search.tokens import QueryError, index_text, match_expression, terms_of, word_count
 
 __all__ = ["Filters", "Hit", "Results", "SqliteIndex", "best_snippet", "snippet"]
 
@@ -99,6 +99,8 @@ class Hit:
     score: float
     #: The matched part of the text: (text, is_match) segments, for safe highlighting.
     snippet: tuple[tuple[str, bool], ...]
+    #: It has only some of the query's words (see :meth:`SqliteIndex.search`).
+    is_partial: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,8 @@ class Results:
     capped: bool
     took_ms: float
     terms: list[str] = field(default_factory=list)
+    #: Some hits have only some of the words: too few had them all.
+    relaxed: bool = False
 
     def to_dict(self, body_chars: int = 400) -> dict[str, Any]:
         """The JSON of a search (``citywatch search --json``, the feed's ``search``, HTTP)."""
@@ -120,6 +124,7 @@ class Results:
             "capped": self.capped,
             "took_ms": round(self.took_ms, 2),
             "terms": self.terms,
+            "relaxed": self.relaxed,
             "hits": [
                 {
                     "kind": h.doc.kind,
@@ -137,6 +142,7 @@ class Results:
                     "lon": h.doc.lon,
                     "score": round(h.score, 4),
                     "snippet": [[s, m] for s, m in h.snippet],
+                    "partial": h.is_partial,
                 }
                 for h in self.hits
             ],
@@ -336,22 +342,49 @@ class SqliteIndex:
     def search(
         self, query: str, filters: Filters | None = None, *, limit: int = 10, offset: int = 0
     ) -> Results:
-        """The best ``limit`` documents for ``query`` (raises QueryError for an empty query)."""
+        """The best ``limit`` documents for ``query`` (raises QueryError for an empty query).
+
+        Documents with every word come first; when there are fewer than ``limit`` of them,
+        documents with some of the words follow (``Hit.is_partial``, ``Results.relaxed``):
+        the same incident reported by one caller by its street and by another by its
+        community is still found.
+        """
         t0 = time.perf_counter()
         f = filters or Filters()
-        expr = match_expression(query)
         terms = terms_of(query)
+        rows, matched, capped = self._ranked(query, match_expression(query), f, limit, offset)
+        hits = [Hit(_doc(r[:-1]), -float(r[-1]), best_snippet(_doc(r[:-1]), terms)) for r in rows]
+        relaxed = False
+        if len(hits) < limit and word_count(query) > 1:
+            seen = {h.doc.doc_id for h in hits}
+            more, _, _ = self._ranked(
+                query, match_expression(query, any_word=True), f, limit + len(seen), 0
+            )
+            for r in more:
+                doc = _doc(r[:-1])
+                if doc.doc_id not in seen and len(hits) < limit:
+                    hits.append(Hit(doc, -float(r[-1]), best_snippet(doc, terms), True))
+                    relaxed = True
+        took = (time.perf_counter() - t0) * 1000
+        return Results(query, hits, matched, capped, took, terms, relaxed)
+
+    def _ranked(
+        self, query: str, expr: str, f: Filters, limit: int, offset: int
+    ) -> tuple[list[Any], int, bool]:
+        """Rows ranked by BM25 then recency among the newest ``max_candidates`` matches of
+        ``expr`` in the filters' time range; the number of matches (capped) and whether the
+        cap applied."""
         lo, hi = self._rowid_bounds(f)
         where, params = f.where()
         cap = self.max_candidates
-        newest = self.db.execute(
-            "SELECT rowid FROM fts WHERE fts MATCH ? AND rowid BETWEEN ? AND ? "
-            "ORDER BY rowid DESC LIMIT ?",
-            (expr, lo, hi, cap + 1),
-        ).fetchall()
-        capped = len(newest) > cap
-        low = newest[-1][0] + 1 if capped else lo
         try:
+            newest = self.db.execute(
+                "SELECT rowid FROM fts WHERE fts MATCH ? AND rowid BETWEEN ? AND ? "
+                "ORDER BY rowid DESC LIMIT ?",
+                (expr, lo, hi, cap + 1),
+            ).fetchall()
+            capped = len(newest) > cap
+            low = newest[-1][0] + 1 if capped else lo
             sql = (
                 f"SELECT {_D_COLUMNS}, bm25(fts, 2.0, 1.0) AS score "
                 "FROM fts JOIN docs d ON d.rowid = fts.rowid "
@@ -362,10 +395,4 @@ class SqliteIndex:
         except sqlite3.OperationalError as exc:  # a malformed expression: our bug, say so
             msg = f"query {query!r}: {exc}"
             raise QueryError(msg) from exc
-        matched = min(len(newest), cap)
-        hits = []
-        for row in rows:
-            doc = _doc(row[:-1])
-            hits.append(Hit(doc, -float(row[-1]), best_snippet(doc, terms)))
-        took = (time.perf_counter() - t0) * 1000
-        return Results(query, hits, matched, capped, took, terms)
+        return rows, min(len(newest), cap), capped

@@ -43,6 +43,7 @@ __all__ = [
     "terms_of",
     "tokens",
     "tsquery_expression",
+    "word_count",
 ]
 
 #: CJK unified ideographs (with extension A and compatibility), or one ASCII alphanumeric run.
@@ -156,21 +157,22 @@ def parse_query(query: str) -> Query:
     return Query(tuple(tuple(g) for g in groups), tuple(excluded))
 
 
-def match_expression(query: str) -> str:
-    """The FTS5 MATCH expression of ``query``; every token is quoted, so nothing the user
-    types can inject FTS5 syntax."""
+def match_expression(query: str, *, any_word: bool = False) -> str:
+    """The FTS5 MATCH expression of ``query`` (``any_word``: its words ORed, the relaxed
+    query); every token is quoted, so nothing the user types can inject FTS5 syntax."""
     q = parse_query(query)
 
     def fts(p: Phrase) -> str:
         return '"' + " ".join(p.tokens) + '"' + ("*" if p.is_prefix else "")
 
-    expr = " AND ".join(
-        fts(g[0]) if len(g) == 1 else "(" + " OR ".join(map(fts, g)) + ")" for g in q.groups
-    )
+    groups = [fts(g[0]) if len(g) == 1 else "(" + " OR ".join(map(fts, g)) + ")" for g in q.groups]
+    expr = " OR ".join(groups) if any_word else " AND ".join(groups)
+    if any_word and len(groups) > 1 and q.excluded:
+        expr = f"({expr})"
     return " ".join([expr, *(f"NOT {fts(x)}" for x in q.excluded)])
 
 
-def tsquery_expression(query: str) -> str:
+def tsquery_expression(query: str, *, any_word: bool = False) -> str:
     """The PostgreSQL ``to_tsquery('simple', ...)`` text of ``query`` (tokens quoted).
 
     >>> tsquery_expression("危化品 OR 加油 -st0*")
@@ -185,8 +187,15 @@ def tsquery_expression(query: str) -> str:
         return words[0] if len(words) == 1 else "(" + " <-> ".join(words) + ")"
 
     parts = [ts(g[0]) if len(g) == 1 else "(" + " | ".join(map(ts, g)) + ")" for g in q.groups]
+    if any_word and len(parts) > 1:
+        parts = ["(" + " | ".join(parts) + ")"]
     parts += [f"!{ts(x)}" for x in q.excluded]
     return " & ".join(parts)
+
+
+def word_count(query: str) -> int:
+    """How many word groups must all match (the relaxed query needs only one of them)."""
+    return len(parse_query(query).groups)
 
 
 def terms_of(query: str) -> list[str]:

@@ -495,6 +495,7 @@
       if (h.level) li.appendChild(el("span", "lvl " + ({ 4: "red", 3: "orange", 2: "yellow", 1: "blue" })[h.level], ""));
       li.appendChild(el("span", "when", fmtTime(h.ts)));
       li.appendChild(el("span", null, h.title));
+      if (h.partial) li.appendChild(el("span", "badge", "部分匹配"));
       const snip = el("span", "snip");
       for (const [text, isHit] of h.snippet) snip.appendChild(isHit ? el("mark", null, text) : document.createTextNode(text));
       li.appendChild(snip);

@@ -321,3 +321,22 @@ def test_tickets_are_placed_in_their_district_and_town(
     got = {h.doc.ref: (h.doc.district, h.doc.town) for h in idx.search("路灯").hits}
     assert got == {"T1": ("崇川区", "TA"), "T2": ("崇川区", "TA"), "T3": ("", "")}
     assert {h.doc.ref for h in idx.search("路灯", Filters(towns=("TA",))).hits} == {"T1", "T2"}
+
+
+def test_documents_with_every_word_come_first_then_some_of_them(index: Any) -> None:
+    index.add(
+        [
+            ticket(1, "跃秀路183号华光小区施工渣土车带泥上路"),  # both words
+            ticket(2, "华光小区东门工地的土方车把路面弄脏了"),  # the community only
+            ticket(3, "跃秀路附近渣土车撒土"),  # the street only
+            ticket(4, "人民路路灯不亮"),  # neither
+        ]
+    )
+    res = index.search("华光 跃秀")
+    assert (res.hits[0].doc.ref, res.hits[0].is_partial) == ("T1", False)
+    assert {(h.doc.ref, h.is_partial) for h in res.hits[1:]} == {("T2", True), ("T3", True)}
+    assert res.relaxed
+    assert res.matched == 1  # documents with every word
+    assert [h.doc.ref for h in index.search("华光 跃秀", limit=1).hits] == ["T1"]
+    assert not index.search("华光 跃秀", limit=1).relaxed
+    assert {h.doc.ref for h in index.search("华光 跃秀 -渣土").hits} == {"T2"}
