@@ -121,6 +121,12 @@ def load_registry(opts: RunOptions, settings: Settings) -> tuple[Registry, Any]:
     if opts.registry_dir:
         msg = f"registry: {opts.registry_dir!r} not found (a directory or a registry file)"
         raise ConfigError(msg)
+    if settings.region is None:
+        msg = (
+            f"no registry (looked for {directory}) and no region: give --registry DIR (the "
+            "simulator writes one), or set CW_REGION=lat_min,lat_max,lon_min,lon_max"
+        )
+        raise ConfigError(msg)
     log.warning("no registry directory (%s): running with empty reference data", directory)
     return Registry(), None
 

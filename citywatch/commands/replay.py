@@ -141,11 +141,10 @@ def _say(text: str) -> None:
 def _replay(
     args: argparse.Namespace, settings: Settings, source: ReplaySource, progress: Progress
 ) -> int:
-    from citywatch.errors import CitywatchError
     from citywatch.redisconn import embedded_or_url, redact
     from flows.metrics import Totals, read_counts
     from flows.replay import build_replay_flow, progress_line, run_in_process
-    from flows.run import citywatch_errors, watch_redis
+    from flows.run import RunOptions, citywatch_errors, load_registry, watch_redis
     from flows.sources.files import PROBLEMS
 
     registry = args.registry or default_registry(source.files.files)
@@ -161,15 +160,13 @@ def _replay(
                 flush=True,
             )
 
+    # The registry and the region first: a bad one is one line before anything starts.
+    load_registry(RunOptions(source="files", registry_dir=registry), settings)
     with embedded_or_url(settings.redis_url, retries=settings.redis_retries) as url:
         if settings.redis_url is None:
             _say(f"embedded Redis at {redact(url)} (set REDIS_URL to keep the alerts)")
         run_id = f"replay-{uuid.uuid4().hex[:8]}"
-        try:
-            flow = build_replay_flow(source, settings, url, registry_dir=registry, run_id=run_id)
-        except CitywatchError as exc:
-            print(f"replay: {exc}", file=sys.stderr)
-            return 2
+        flow = build_replay_flow(source, settings, url, registry_dir=registry, run_id=run_id)
         before = read_counts(url, settings)
         bar = threading.Thread(target=show, daemon=True, name="replay-progress")
         if not args.quiet:

@@ -114,6 +114,21 @@ def test_bad_window_and_missing_files_are_clear_errors(tmp_path: Path) -> None:
     assert main(["replay", str(tmp_path), "--from", "yesterday", "--quiet"]) == 2
 
 
+def test_no_registry_and_no_region_is_one_line_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no var/registry here
+    monkeypatch.delenv("CW_REGION", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    f = tmp_path / "f.jsonl"
+    f.write_bytes(b'{"kind":"air","ts":1767225600000,"station":"S1","pm25":35}\n')
+    assert main(["replay", str(f), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err  # no "embedded Redis at ..." before it
+    assert "no registry" in err
+    assert "CW_REGION" in err
+
+
 @pytest.mark.integration
 def test_replay_command_runs_the_city_flow_into_redis(
     sim_dir: Path,
