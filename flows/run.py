@@ -285,9 +285,15 @@ def prepare_recovery(opts: RunOptions) -> RunOptions:
     run_id = opts.run_id or uuid.uuid4().hex[:12]
     try:
         d.mkdir(parents=True, exist_ok=True)
+        # No state file means no run ever started here (it is written before the flow runs):
+        # partition files are left by a setup that was killed half-way, and hold nothing.
+        for stale in d.glob("part-*.sqlite3*"):
+            stale.unlink()
         init_db_dir(d, max(1, opts.processes))  # type: ignore[no-untyped-call]
         record = {"run_id": run_id, "shape": shape, "start_ms": opts.start_ms}
-        state.write_bytes(orjson.dumps(record))
+        tmp = state.with_name(state.name + ".tmp")
+        tmp.write_bytes(orjson.dumps(record))
+        tmp.replace(state)  # all or nothing: a kill never leaves half a state file
     except Exception as exc:  # OSError, or sqlite's own error from bytewax
         msg = f"recovery_dir: cannot set up {d} ({exc})"
         raise DependencyError(msg) from exc

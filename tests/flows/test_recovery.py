@@ -161,3 +161,17 @@ def test_a_resumed_engine_publishes_its_open_alerts_to_a_redis_that_lost_them(
     got = final_alerts(redis_client, crash.keys)
     assert {i: v for i, v in got.items() if v[1] == "firing"} == opened
     assert [i.decode() for i in redis_client.zrange(crash.keys.open, 0, -1)] == [held_id]
+
+
+def test_a_setup_killed_half_way_is_started_again(tmp_path: Path) -> None:
+    from bytewax.recovery import init_db_dir
+
+    from flows.run import RunOptions, prepare_recovery
+
+    d = tmp_path / "rec"
+    d.mkdir()
+    init_db_dir(d, 1)  # the partition file exists, the state file does not: killed in between
+    opts = prepare_recovery(RunOptions(source="files", paths=("x.jsonl",), recovery_dir=str(d)))
+    assert opts.run_id
+    again = prepare_recovery(RunOptions(source="files", paths=("x.jsonl",), recovery_dir=str(d)))
+    assert again.run_id == opts.run_id  # a real run is resumed, not set up again
