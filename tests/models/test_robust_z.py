@@ -1,4 +1,8 @@
-"""RobustZ: statistics, robustness, adaptation, and the shared detector contract."""
+"""RobustZ under its legacy name (models.robust_z): the z-scores models were tuned with.
+
+The calibrated score and the contract of every detector are tested in tests/models/detect/;
+here: the legacy defaults and the z-score statistics models use (z_of, learn_value).
+"""
 
 from __future__ import annotations
 
@@ -48,15 +52,24 @@ def test_score_is_zero_in_warmup_and_for_missing() -> None:
     assert d.n == 5
 
 
-def test_score_half_at_z_half_and_monotone() -> None:
-    d = RobustZ(half_life=100, warmup=10, z_half=4.0)
-    for x in _series(2000):
-        d.learn_one(x)
-    x_half = d.location + 4.0 * d.scale
-    assert d.score_one(x_half) == pytest.approx(0.5, abs=1e-9)
-    scores = [d.score_one(d.location + k * 0.5) for k in range(40)]
-    assert scores == sorted(scores)
-    assert all(0.0 <= s < 1.0 for s in scores)
+def test_legacy_defaults_one_half_life_and_no_automatic_floor() -> None:
+    d = RobustZ(half_life=40)
+    assert d.half_life == d.scale_half_life == 40.0
+    assert d.resolution is None
+    for _ in range(100):
+        d.learn_one(3.0)
+    assert d.scale == pytest.approx(1e-12)  # min_scale alone floors it, as models set it
+
+
+def test_z_of_and_learn_value_are_the_z_scores_of_the_library_detector() -> None:
+    from models.detect import RobustZ as Library
+
+    a = RobustZ(half_life=30, warmup=10, min_scale=0.05)
+    b = Library(30, warmup=10, min_scale=0.05, scale_half_life=30, quantum_floor=0, rel_floor=0)
+    for x in _series(500, seed=4):
+        assert a.z_of(x) == b.z_of(x)
+        a.learn_value(x)
+        b.learn_value(x)
 
 
 def test_single_outlier_hardly_moves_the_estimates() -> None:
@@ -89,7 +102,8 @@ def test_one_sided_and_log1p() -> None:
     assert up.score_one(0.5) == 0.0
     assert down.score_one(0.5) > 0.9
     assert down.score_one(100.0) == 0.0
-    assert up.score_one(-5.0) == 0.0  # log1p of a negative is clamped to 0
+    # log1p keeps the sign: a negative reading is far below, not clamped to zero
+    assert down.z_one(-5.0) < down.z_one(0.0) < 0.0
 
 
 def test_constant_series_uses_min_scale() -> None:
@@ -106,7 +120,6 @@ def test_constant_series_uses_min_scale() -> None:
         ({"half_life": 0}, "half_life"),
         ({"warmup": 0}, "warmup"),
         ({"clip": -1.0}, "clip"),
-        ({"z_half": 0.0}, "z_half"),
         ({"min_scale": -1.0}, "min_scale"),
         ({"side": "sideways"}, "side"),
     ],
