@@ -115,11 +115,24 @@ def load_registry(opts: RunOptions, settings: Settings) -> tuple[Registry, Any]:
         spec = SimSpec(opts.scenario, seed=opts.seed, scale=opts.scale, **extra)
         sim = spec.build()
         return sim.registry, spec
-    directory = Path(opts.registry_dir) if opts.registry_dir else settings.data_dir / "registry"
-    if directory.is_dir() or (opts.registry_dir and directory.is_file()):
+    directory = registry_path(opts.registry_dir, settings)
+    if directory is not None:
         return Registry.load(directory), None
-    if opts.registry_dir:
-        msg = f"registry: {opts.registry_dir!r} not found (a directory or a registry file)"
+    log.warning(
+        "no registry directory (%s): running with empty reference data",
+        settings.data_dir / "registry",
+    )
+    return Registry(), None
+
+
+def registry_path(given: str | None, settings: Settings) -> Path | None:
+    """The registry to load (``given``, else ``<data_dir>/registry``), or None when there is
+    none and the settings' region stands in for it; a ConfigError naming the fix otherwise."""
+    directory = Path(given) if given else settings.data_dir / "registry"
+    if directory.is_dir() or (given and directory.is_file()):
+        return directory
+    if given:
+        msg = f"registry: {given!r} not found (a directory or a registry file)"
         raise ConfigError(msg)
     if settings.region is None:
         msg = (
@@ -127,8 +140,7 @@ def load_registry(opts: RunOptions, settings: Settings) -> tuple[Registry, Any]:
             "simulator writes one), or set CW_REGION=lat_min,lat_max,lon_min,lon_max"
         )
         raise ConfigError(msg)
-    log.warning("no registry directory (%s): running with empty reference data", directory)
-    return Registry(), None
+    return None
 
 
 def partition_key(registry: Registry) -> KeyOf:

@@ -141,10 +141,10 @@ def _say(text: str) -> None:
 def _replay(
     args: argparse.Namespace, settings: Settings, source: ReplaySource, progress: Progress
 ) -> int:
-    from citywatch.redisconn import embedded_or_url, redact
+    from citywatch.redisconn import check_url, embedded_or_url, redact
     from flows.metrics import Totals, read_counts
     from flows.replay import build_replay_flow, progress_line, run_in_process
-    from flows.run import RunOptions, citywatch_errors, load_registry, watch_redis
+    from flows.run import citywatch_errors, registry_path, watch_redis
     from flows.sources.files import PROBLEMS
 
     registry = args.registry or default_registry(source.files.files)
@@ -160,8 +160,11 @@ def _replay(
                 flush=True,
             )
 
-    # The registry and the region first: a bad one is one line before anything starts.
-    load_registry(RunOptions(source="files", registry_dir=registry), settings)
+    # The Redis URL's form, the registry and the region first: a bad one is one line before
+    # anything starts (reaching Redis comes after).
+    if settings.redis_url is not None:
+        check_url(settings.redis_url)
+    registry_path(registry, settings)
     with embedded_or_url(settings.redis_url, retries=settings.redis_retries) as url:
         if settings.redis_url is None:
             _say(f"embedded Redis at {redact(url)} (set REDIS_URL to keep the alerts)")

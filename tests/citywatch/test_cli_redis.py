@@ -20,9 +20,16 @@ RECORD = b'{"kind":"air","ts":1793548800000,"station":"S1","pm25":3}\n'
 
 def argv_of(command: str, tmp: Path) -> list[str]:
     (tmp / "f.jsonl").write_bytes(RECORD)
+    (tmp / "registry.jsonl").write_bytes(b'{"type":"station","id":"S1","lat":32.0,"lon":120.9}\n')
     return {
         "run": ["run", "--speed", "max"],
-        "replay": ["replay", str(tmp / "f.jsonl"), "--quiet"],
+        "replay": [
+            "replay",
+            str(tmp / "f.jsonl"),
+            "--quiet",
+            "--registry",
+            str(tmp / "registry.jsonl"),
+        ],
         "demo": ["demo", "--duration", "1", "--port", "0"],
         "serve": ["serve", "--port", "0"],
         "report": ["report"],
@@ -125,7 +132,8 @@ def test_a_wrong_password_or_database_is_one_line_and_exit_2(
 def test_replay_as_a_user_runs_it_prints_no_backtrace(url: str, tmp_path: Path) -> None:
     """The command as typed in a shell, with RUST_BACKTRACE set: one line, never a hang."""
     (tmp_path / "f.jsonl").write_bytes(RECORD)
-    env = {**os.environ, "REDIS_URL": url, "RUST_BACKTRACE": "1", "CW_REDIS_RETRIES": "2"}
+    env = {**os.environ, "REDIS_URL": url, "RUST_BACKTRACE": "1", "CW_REDIS_RETRIES": "2",
+           "CW_REGION": "31.6,32.7,120.2,121.9"}  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-m", "citywatch", "replay", "f.jsonl"],
         cwd=tmp_path,
