@@ -7,11 +7,16 @@ the identity, never from the client.
 =============== ======================================================================
 role            may
 =============== ======================================================================
-``duty_officer`` dispatch, close, shelve, reopen (any work order)
+``duty_officer`` dispatch, close, shelve, reopen (the work orders of their centre; the
+                city centre's, and one without a centre id: any work order)
 ``handler``      sign, reject, handle, feedback: only orders dispatched to their department
 ``leader``       nothing: reads the feed, histories and metrics
 ``admin``        every action on every order; manages users (``citywatch users``)
 =============== ======================================================================
+
+A centre is a centre id of :mod:`citywatch.tiers` (``city``, ``county:<district>``,
+``town:<town id>``). A users file written before centres had ids holds free text there: it
+still loads, and such a centre counts as the city centre (as every officer was before).
 
 The users file (``users_file``, default ``<data_dir>/users.json``) keeps only the SHA-256 of
 each token. Tokens are 32 random bytes, so a fast hash is enough: there is nothing to guess
@@ -26,6 +31,11 @@ takes effect within seconds, without a restart.
 Traceback (most recent call last):
 ...
 citywatch.identity.Forbidden: sign: a duty officer may dispatch, close, shelve, reopen
+>>> town = Identity("zhang", "张值班", Role.DUTY_OFFICER, centre="town:T32060201")
+>>> authorize(town, "dispatch", order_dept="", order_centre="county:崇川区")
+Traceback (most recent call last):
+...
+citywatch.identity.Forbidden: dispatch: this order belongs to county:崇川区, not to town:T32060201
 >>> eco = Identity("wang", "王环保", Role.HANDLER, dept="生态环境局")
 >>> authorize(eco, "sign", order_dept="生态环境局")
 >>> authorize(eco, "sign", order_dept="公安局")
@@ -47,12 +57,13 @@ import re
 import secrets
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
 from citywatch.errors import CitywatchError, ConfigError, InputError
+from citywatch.tiers import is_centre_id
 
 __all__ = [
     "DEMO_LOGINS",
@@ -92,6 +103,8 @@ _ROLE_TEXT: Final = {
 }
 #: Roles whose actions are bound to their own department's orders.
 DEPT_BOUND: Final = frozenset({Role.HANDLER})
+#: Roles whose actions (and queue) are bound to their own centre's orders.
+CENTRE_BOUND: Final = frozenset({Role.DUTY_OFFICER})
 
 _ID_RE: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f]")
@@ -120,6 +133,18 @@ class Identity:
     def actions(self) -> tuple[str, ...]:
         return ROLE_ACTIONS[self.role]
 
+    @property
+    def centre_id(self) -> str:
+        """The centre as an id: ``centre`` when it is one, else ``city`` (none, or the free
+        text of an older users file)."""
+        return self.centre if self.centre and is_centre_id(self.centre) else "city"
+
+    @property
+    def scope(self) -> str:
+        """Whose queues this identity's feed carries: its centre for a centre-bound role
+        below the city (``citywatch.tiers.in_scope``), else ``city`` (everything)."""
+        return self.centre_id if self.role in CENTRE_BOUND else "city"
+
     def public(self) -> dict[str, Any]:
         """What the client is told about itself (the ``welcome`` message's ``user``)."""
         return {
@@ -128,17 +153,24 @@ class Identity:
             "role": self.role.value,
             "dept": self.dept,
             "centre": self.centre,
+            "centre_id": self.centre_id,
+            "scope": self.scope,
             "actions": list(self.actions),
             "dept_bound": self.role in DEPT_BOUND,
+            "centre_bound": self.scope != "city",
         }
 
 
-def authorize(who: Identity, action: str, *, order_dept: str) -> None:
+def authorize(who: Identity, action: str, *, order_dept: str, order_centre: str = "") -> None:
     """Raise :class:`Forbidden` unless ``who`` may take ``action`` on an order now dispatched
-    to ``order_dept`` ("" when it is not dispatched)."""
+    to ``order_dept`` ("" when it is not dispatched) and owned by ``order_centre`` ("" when
+    unknown: then only the role is checked)."""
     if action not in who.actions:
         may = ", ".join(who.actions) or "take no action (read only)"
         msg = f"{action}: {_ROLE_TEXT[who.role]} may {may}"
+        raise Forbidden(msg)
+    if who.scope != "city" and order_centre and order_centre != who.scope:
+        msg = f"{action}: this order belongs to {order_centre}, not to {who.scope}"
         raise Forbidden(msg)
     if who.role in DEPT_BOUND and order_dept != who.dept:
         where = f"dispatched to {order_dept}" if order_dept else "not dispatched to anyone"
@@ -172,10 +204,17 @@ def is_loopback(host: str) -> bool:
 
 #: The development login (``feed_tokens``, default ``dev-token``): an administrator.
 DEV_ADMIN: Final = Identity("dev", "开发者", Role.ADMIN, centre="开发环境", dev=True)
-_DEMO_CENTRE: Final = "南通市城市运行管理指挥中心"
-#: The demo's published logins, one per role (``citywatch demo`` turns them on, loopback only).
+_DEMO_CENTRE: Final = "city"
+#: The demo's published logins, one per role, and duty officers of a county and a town
+#: centre (``citywatch demo`` turns them on, loopback only).
 DEMO_LOGINS: Final[Mapping[str, Identity]] = {
     "demo-duty": Identity("demo-duty", "李值班", Role.DUTY_OFFICER, centre=_DEMO_CENTRE, dev=True),
+    "demo-county": Identity(
+        "demo-county", "孙区值班", Role.DUTY_OFFICER, centre="county:崇川区", dev=True
+    ),
+    "demo-town": Identity(
+        "demo-town", "吴街道值班", Role.DUTY_OFFICER, centre="town:T32060201", dev=True
+    ),
     "demo-eco": Identity(
         "demo-eco", "王环保", Role.HANDLER, dept="生态环境局", centre=_DEMO_CENTRE, dev=True
     ),
@@ -382,14 +421,18 @@ class UserStore:
         dept: str | None = None,
         centre: str | None = None,
         departments: tuple[str, ...] = (),
+        centres: Collection[str] | None = None,
         now_ms: int | None = None,
     ) -> str:
-        """Add a user and return their token (shown once: only its hash is kept)."""
+        """Add a user and return their token (shown once: only its hash is kept).
+
+        ``centre`` must be a centre id; ``centres``, when given, the ids it must be one of
+        (the registry's)."""
         role = _role(role)
         _check_id(user_id)
         name = _check_text("name", name)
         dept = _check_dept(role, dept, departments)
-        centre = _check_text("centre", centre) if centre else None
+        centre = check_centre(centre, centres) if centre else None
         token = new_token()
         now = _now_ms() if now_ms is None else now_ms
         with self._editing() as users:
@@ -456,6 +499,31 @@ def _check_text(field: str, value: str) -> str:
         msg = f"{field}: {value[:40]!r} must be 1-{MAX_NAME} printable characters"
         raise InputError(msg)
     return value
+
+
+def check_centre(centre: str, known: Collection[str] | None = None) -> str:
+    """``centre`` if it is a centre id (and one of ``known``, when given), else InputError.
+
+    >>> check_centre("town:T32060201")
+    'town:T32060201'
+    >>> check_centre("市运行管理中心")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    citywatch.errors.InputError: centre: '市运行管理中心' is not a centre id: city, county:<dis...
+    """
+    centre = _check_text("centre", centre)
+    if not is_centre_id(centre):
+        msg = (
+            f"centre: {centre[:40]!r} is not a centre id: city, county:<district> or town:<town id>"
+        )
+        raise InputError(msg)
+    if known is not None and centre not in known:
+        kind = centre.split(":", 1)[0]
+        some = sorted(c for c in known if c.startswith(kind + ":"))[:5]
+        hint = f" (e.g. {', '.join(some)})" if some else ""
+        msg = f"centre: {centre[:40]!r} is not in the registry{hint}"
+        raise InputError(msg)
+    return centre
 
 
 def _check_dept(role: Role, dept: str | None, departments: tuple[str, ...]) -> str | None:

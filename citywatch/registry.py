@@ -172,6 +172,19 @@ class Registry(msgspec.Struct, kw_only=True):
         few lookups; hot paths keep ``locator()``)."""
         return self.locator().locate(lat, lon)
 
+    def centres(self) -> list[dict[str, str]]:
+        """The command centres this registry knows: the city, one per district (county),
+        one per town; each ``{"id", "name", "district"}`` (``citywatch.tiers`` ids)."""
+        out = [{"id": "city", "name": "市中心", "district": ""}]
+        out += [
+            {"id": f"county:{d.name}", "name": d.name, "district": d.name} for d in self.districts
+        ]
+        out += [
+            {"id": f"town:{t.id}", "name": t.name, "district": t.district}
+            for t in self.towns.values()
+        ]
+        return out
+
     def site_of_camera(self) -> dict[str, str]:
         """camera id -> site id, for every camera registered at a site."""
         return {c: s.id for s in self.sites.values() for c in s.cameras}

@@ -27,6 +27,7 @@ from typing import Any
 from citywatch.errors import ConfigError
 from citywatch.events import Region
 from citywatch.keys import Keys
+from citywatch.tiers import parse_rule_tiers, parse_tier_seconds
 
 __all__ = ["DEFAULT_DEPARTMENTS", "Settings", "read_toml"]
 
@@ -99,6 +100,13 @@ class Settings:
     #: A record equal to one of its partition's last this many is dead-lettered as a
     #: duplicate (at-least-once producers and brokers); 0 = off.
     dedupe_window: int = 10_000
+    #: Which tier's centre gets a rule's work orders, over ``citywatch.tiers.DEFAULT_RULE_TIERS``:
+    #: ``rule=tier`` or ``family.=tier`` entries (``hotline.=county``, ``air.episode=city``).
+    rule_tiers: tuple[str, ...] = ()
+    #: Per-tier deadlines, ``tier=seconds`` (``town=900``); a tier not listed uses
+    #: ``signoff_deadline_s`` / ``handling_deadline_s``.
+    tier_signoff_deadline_s: tuple[str, ...] = ()
+    tier_handling_deadline_s: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -137,6 +145,16 @@ class Settings:
         ):
             msg = f"departments: expected 1-64 printable characters each, got {self.departments!r}"
             raise ConfigError(msg)
+        for name, parse in (
+            ("rule_tiers", parse_rule_tiers),
+            ("tier_signoff_deadline_s", parse_tier_seconds),
+            ("tier_handling_deadline_s", parse_tier_seconds),
+        ):
+            try:
+                parse(getattr(self, name))
+            except ValueError as exc:
+                msg = f"{name}: {exc}"
+                raise ConfigError(msg) from exc
 
     @property
     def keys(self) -> Keys:

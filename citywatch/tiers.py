@@ -39,6 +39,11 @@ __all__ = [
     "centre_id",
     "centre_tier",
     "escalation_chain",
+    "in_scope",
+    "is_centre_id",
+    "parse_rule_tiers",
+    "parse_tier_seconds",
+    "route",
     "tier_for_rule",
 ]
 
@@ -125,6 +130,89 @@ def escalation_chain(centre: str, *, district: str | None) -> list[str]:
     if chain[-1] != "city":
         chain.append("city")
     return chain
+
+
+def route(
+    rule: str,
+    *,
+    district: str | None,
+    town: str | None,
+    table: Mapping[str, Tier] = DEFAULT_RULE_TIERS,
+) -> str:
+    """The centre a work order belongs to by rule and place (before any escalation).
+
+    >>> route("hotline.duplicate", district="崇川区", town="T32060201")
+    'town:T32060201'
+    >>> route("air.spike", district="崇川区", town="T32060201"), route("air.spike", district=None,
+    ...     town=None)
+    ('county:崇川区', 'city')
+    """
+    return centre_id(tier_for_rule(rule, table), district=district, town=town)
+
+
+def is_centre_id(text: str) -> bool:
+    """Whether ``text`` has the form of a centre id (``city``, ``county:X``, ``town:X``)."""
+    if text == "city":
+        return True
+    kind, sep, rest = text.partition(":")
+    return bool(sep) and kind in ("county", "town") and bool(rest.strip()) and rest == rest.strip()
+
+
+def in_scope(centre: str, scope: str, *, district: str | None) -> bool:
+    """Whether an order owned by ``centre`` (in ``district``) is in the queues ``scope`` sees:
+    the city sees every centre, a county its own and its district's towns, a town its own.
+
+    >>> [in_scope(c, "county:崇川区", district="崇川区") for c in ("county:崇川区", "town:T1",
+    ...     "city", "county:海门区")]
+    [True, True, False, False]
+    >>> in_scope("town:T1", "town:T1", district=None), in_scope("town:T1", "city", district=None)
+    (True, True)
+    """
+    if not scope or scope == "city" or centre == scope:
+        return True
+    if scope.startswith("county:") and centre.startswith("town:"):
+        return district == scope[len("county:") :]
+    return False
+
+
+def parse_rule_tiers(entries: Iterable[str]) -> dict[str, Tier]:
+    """``["hotline.=county", "air.episode=city"]`` -> the rule table with these overrides over
+    :data:`DEFAULT_RULE_TIERS`. Raises ValueError naming the bad entry.
+
+    >>> parse_rule_tiers(["hotline.=county"])["hotline."]
+    <Tier.COUNTY: 'county'>
+    """
+    table = dict(DEFAULT_RULE_TIERS)
+    for entry in entries:
+        rule, sep, tier = (x.strip() for x in entry.partition("="))
+        if not sep or not rule or tier not in _TIERS:
+            msg = f"{entry!r} is not rule=tier (tier one of {', '.join(_TIERS)})"
+            raise ValueError(msg)
+        table[rule] = Tier(tier)
+    return table
+
+
+def parse_tier_seconds(entries: Iterable[str]) -> dict[Tier, float]:
+    """``["town=900", "county=1800"]`` -> {Tier.TOWN: 900.0, ...}; ValueError on a bad entry.
+
+    >>> parse_tier_seconds(["town=900", "city = 3600"])
+    {<Tier.TOWN: 'town'>: 900.0, <Tier.CITY: 'city'>: 3600.0}
+    """
+    out: dict[Tier, float] = {}
+    for entry in entries:
+        tier, sep, value = (x.strip() for x in entry.partition("="))
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1.0
+        if not sep or tier not in _TIERS or not 0 < seconds < float("inf"):
+            msg = f"{entry!r} is not tier=seconds (tier one of {', '.join(_TIERS)}, seconds > 0)"
+            raise ValueError(msg)
+        out[Tier(tier)] = seconds
+    return out
+
+
+_TIERS: Final = tuple(t.value for t in Tier)
 
 
 class Locator:

@@ -179,6 +179,8 @@ def _logins(settings: Settings, port: int) -> str:
     for token, who in logins:
         what = ", ".join(ROLE_ACTIONS[who.role]) or "read only"
         role = who.role.value.replace("_", " ") + (f" of {who.dept}" if who.dept else "")
+        if who.scope != "city":
+            role += f" of {who.scope}"
         lines.append(f"  {who.name} ({role}: {what})  {url}#token={token}")
     return "\n".join(lines)
 

@@ -1,7 +1,8 @@
 """``citywatch report``: work-order effectiveness metrics from the audit stream.
 
 Sign-off time (dispatch -> sign), rejection rate, handling time (sign -> feedback), overdue and
-closure rates, in total, per department and per district. ``--json`` prints one JSON object.
+closure rates, in total, per department, district, tier (town, county, city) and centre.
+``--json`` prints one JSON object.
 """
 
 from __future__ import annotations
@@ -80,13 +81,15 @@ def _duration(ms: float) -> str:
 
 
 def format_report(metrics: dict[str, Any]) -> str:
-    """Plain-text tables: total, then per department, then per district."""
+    """Plain-text tables: total, then per department, district, tier and centre."""
     lines: list[str] = []
     header = ["", *(zh for _, zh in _COLS)]
     for title, rows in (
         ("total / 合计", {"all": metrics["total"]}),
         ("by department / 按部门", metrics["by_dept"]),
         ("by district / 按区县", metrics["by_district"]),
+        ("by tier / 按层级", metrics.get("by_tier", {})),
+        ("by centre / 按指挥中心", metrics.get("by_centre", {})),
     ):
         lines.append(f"== {title}")
         table = [header] + [[name, *(_cell(k, r[k]) for k, _ in _COLS)] for name, r in rows.items()]

@@ -2,7 +2,8 @@
 
 ::
 
-    citywatch users add li --name 李值班 --role duty_officer --centre 市运行管理中心
+    citywatch users add li --name 李值班 --role duty_officer --centre city
+    citywatch users add zhang --name 张值班 --role duty_officer --centre town:T32060201
     citywatch users add wang --name 王环保 --role handler --dept 生态环境局
     citywatch users list
     citywatch users rotate wang        # a new token; the old one stops working
@@ -21,6 +22,7 @@ import argparse
 import sys
 import time
 import unicodedata
+from pathlib import Path
 
 import orjson
 
@@ -41,7 +43,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "feedback on their department's orders; leader: read only; admin: everything",
     )
     add.add_argument("--dept", help="department (required for a handler; see settings departments)")
-    add.add_argument("--centre", help="command centre the person works in")
+    add.add_argument(
+        "--centre",
+        help="command centre the person works in: city, county:<district> or town:<town id> "
+        "(checked against the registry when it has districts or towns); a duty officer of a "
+        "county or town centre works on that centre's queue",
+    )
+    add.add_argument(
+        "--registry",
+        type=Path,
+        help="registry to check --centre against (default: <data_dir>/registry)",
+    )
     lst = sub.add_parser("list", help="list users (never tokens)")
     lst.add_argument("--json", action="store_true", help="one JSON object per line")
     for name, text in (
@@ -65,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
             dept=args.dept,
             centre=args.centre,
             departments=settings.departments,
+            centres=_known_centres(args.registry or settings.data_dir / "registry")
+            if args.centre
+            else None,
         )
         _say(f"added {args.id} ({args.role}) to {store.path}")
         _print_token(settings, token)
@@ -81,6 +96,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         _list(store, settings, as_json=args.json)
     return 0
+
+
+def _known_centres(registry: Path) -> set[str] | None:
+    """The centre ids of the registry, or None (said on stderr) when it has no districts or
+    towns to check against."""
+    from citywatch.registry import Registry
+
+    reg = Registry.load(registry) if registry.exists() else Registry()
+    if not reg.districts and not reg.towns:
+        _say(f"no districts or towns in {registry}: the centre's form is checked, not its name")
+        return None
+    return {c["id"] for c in reg.centres()}
 
 
 def _say(text: str) -> None:

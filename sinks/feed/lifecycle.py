@@ -16,6 +16,13 @@ An alert becomes a work order (docs/protocol.md)::
 than ``signoff_deadline_s``) or handling (``signed``/``handling`` for longer than
 ``handling_deadline_s``). It keeps the status and marks the order ``overdue``.
 
+Three-tier command (:mod:`citywatch.tiers`): every order belongs to a centre (``centre``),
+first the one its rule and place route it to, and deadlines are those of that centre's tier.
+An escalation moves an order to the centre above (town -> county -> city), which gets a fresh
+deadline of the same kind; at the city it only marks the order overdue. Every audit event
+carries the order's ``centre`` and ``tier``; an ``escalate`` event also ``from_centre`` and
+``to_centre``.
+
 :func:`plan` checks one command against the machine and returns the new fields and the audit
 event; the store writes both atomically (compare-and-set on ``rev``). :func:`compute_metrics`
 folds an audit stream into the figures the centre is judged on.
@@ -41,6 +48,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from citywatch.errors import CitywatchError
+from citywatch.settings import Settings
+from citywatch.tiers import (
+    DEFAULT_RULE_TIERS,
+    Tier,
+    centre_tier,
+    escalation_chain,
+    parse_rule_tiers,
+    parse_tier_seconds,
+    route,
+)
 
 __all__ = [
     "ACTIONS",
@@ -136,10 +153,62 @@ def allowed_actions(status: Status | str) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class Deadlines:
-    """How long a department has to sign (from dispatch) and to hand in feedback (from sign)."""
+    """How long a department has to sign (from dispatch) and to hand in feedback (from sign):
+    ``signoff_ms``/``handling_ms``, unless ``by_tier`` has the tier of the order's centre
+    (tier -> (signoff_ms, handling_ms); a 0 there falls back).
+
+    >>> d = Deadlines(1_000, 9_000, by_tier={Tier.TOWN: (500, 0)})
+    >>> d.signoff(Tier.TOWN), d.handling(Tier.TOWN), d.signoff(Tier.CITY), d.signoff(None)
+    (500, 9000, 1000, 1000)
+    """
 
     signoff_ms: int
     handling_ms: int
+    by_tier: Mapping[Tier, tuple[int, int]] = field(default_factory=dict)
+
+    def signoff(self, tier: Tier | None) -> int:
+        own = self.by_tier.get(tier, (0, 0))[0] if tier is not None else 0
+        return own or self.signoff_ms
+
+    def handling(self, tier: Tier | None) -> int:
+        own = self.by_tier.get(tier, (0, 0))[1] if tier is not None else 0
+        return own or self.handling_ms
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Deadlines:
+        """``signoff_deadline_s``/``handling_deadline_s`` and the per-tier overrides."""
+        sign = parse_tier_seconds(settings.tier_signoff_deadline_s)
+        handle = parse_tier_seconds(settings.tier_handling_deadline_s)
+        by_tier = {
+            t: (int(sign.get(t, 0) * 1000), int(handle.get(t, 0) * 1000))
+            for t in Tier
+            if t in sign or t in handle
+        }
+        return cls(
+            signoff_ms=int(settings.signoff_deadline_s * 1000),
+            handling_ms=int(settings.handling_deadline_s * 1000),
+            by_tier=by_tier,
+        )
+
+
+def rule_table(settings: Settings) -> dict[str, Tier]:
+    """The rule -> tier table: :data:`citywatch.tiers.DEFAULT_RULE_TIERS` with the settings'
+    ``rule_tiers`` over it."""
+    return parse_rule_tiers(settings.rule_tiers)
+
+
+def routed_centre(
+    alert: Mapping[str, Any] | None, rules: Mapping[str, Tier] = DEFAULT_RULE_TIERS
+) -> str:
+    """The centre an alert's work order belongs to by rule and place ("" without an alert)."""
+    if not alert:
+        return ""
+    district, town, rule = (_opt(alert.get(k)) for k in ("district", "town", "rule"))
+    return route(rule or "", district=district, town=town, table=rules)
+
+
+def _opt(v: Any) -> str | None:
+    return _s(v) if v not in (None, "", b"") else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +238,8 @@ class WorkOrder:
 
     ``rev`` counts transitions: the store's compare-and-set key. ``overdue`` is ``""``,
     ``"signoff"`` or ``"handling"``. ``due_ms`` is when the store must look at the order again
-    (a deadline, or the end of a shelving), 0 for never.
+    (a deadline, or the end of a shelving), 0 for never. ``centre`` is the centre that owns the
+    order now ("" until its first transition: then the routed one).
     """
 
     status: Status = Status.NEW
@@ -181,14 +251,20 @@ class WorkOrder:
     updated_by: str = ""
     overdue: str = ""
     rev: int = 0
+    centre: str = ""
 
     @property
     def due_ms(self) -> int:
         if self.status is Status.SHELVED:
             return self.shelved_until
-        if self.overdue:
-            return 0
+        if self.overdue and self.at_top:
+            return 0  # escalated where nobody is above: nothing more to watch
         return self.deadline_ms
+
+    @property
+    def at_top(self) -> bool:
+        """Whether no centre is above this order's (the city, or no centre known)."""
+        return not self.centre or centre_tier(self.centre) is Tier.CITY
 
     @property
     def is_active(self) -> bool:
@@ -212,6 +288,7 @@ class WorkOrder:
             updated_by=d.get("updated_by", ""),
             overdue=d.get("overdue", ""),
             rev=_int(d.get("rev")),
+            centre=d.get("centre", ""),
         )
 
     def to_fields(self) -> dict[str, str]:
@@ -226,6 +303,7 @@ class WorkOrder:
             "updated_by": self.updated_by,
             "overdue": self.overdue,
             "rev": str(self.rev),
+            "centre": self.centre,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -240,6 +318,7 @@ class WorkOrder:
             "updated_by": self.updated_by or None,
             "overdue": self.overdue or None,
             "rev": self.rev,
+            "centre": self.centre or None,
         }
 
 
@@ -270,11 +349,13 @@ def plan(
     now_ms: int,
     deadlines: Deadlines,
     alert: Mapping[str, Any] | None = None,
+    rules: Mapping[str, Tier] = DEFAULT_RULE_TIERS,
 ) -> Transition:
     """Check ``cmd`` against the machine from ``order`` and compute the new order and audit event.
 
     ``alert`` (the hash's ``district``, ``rule``, ``level``) is copied into the event so metrics
-    can be computed from the audit stream alone. Raises :class:`IllegalTransition`.
+    can be computed from the audit stream alone; with its ``town`` and ``rules`` it routes an
+    order that has no centre yet. Raises :class:`IllegalTransition`.
     """
     if not cmd.actor:
         msg = f"{cmd.action}: no actor (the server names who acts)"
@@ -289,7 +370,14 @@ def plan(
         allowed = ", ".join(allowed_actions(order.status)) or "none"
         msg = f"{action.value}: not allowed from {order.status.value} (allowed: {allowed})"
         raise IllegalTransition(msg)
-    changes: dict[str, Any] = {"status": nxt, "updated_ms": now_ms, "updated_by": cmd.actor}
+    centre = order.centre or routed_centre(alert, rules)
+    tier = centre_tier(centre) if centre else None
+    changes: dict[str, Any] = {
+        "status": nxt,
+        "updated_ms": now_ms,
+        "updated_by": cmd.actor,
+        "centre": centre,
+    }
     extra: dict[str, Any] = {}
     if action is Action.DISPATCH:
         if not cmd.dept:
@@ -299,10 +387,10 @@ def plan(
             dept=cmd.dept,
             assignee=cmd.assignee or "",
             overdue="",
-            deadline_ms=now_ms + deadlines.signoff_ms,
+            deadline_ms=now_ms + deadlines.signoff(tier),
         )
     elif action is Action.SIGN:
-        changes.update(deadline_ms=now_ms + deadlines.handling_ms, overdue="")
+        changes.update(deadline_ms=now_ms + deadlines.handling(tier), overdue="")
         if cmd.assignee:
             changes["assignee"] = cmd.assignee
     elif action is Action.REJECT:
@@ -314,7 +402,7 @@ def plan(
         changes.update(deadline_ms=0)
     elif action is Action.HANDLE:
         if order.status is Status.FEEDBACK:  # rework: a fresh handling deadline
-            changes.update(deadline_ms=now_ms + deadlines.handling_ms, overdue="")
+            changes.update(deadline_ms=now_ms + deadlines.handling(tier), overdue="")
     elif action is Action.CLOSE:
         changes.update(deadline_ms=0)
     elif action is Action.SHELVE:
@@ -326,16 +414,27 @@ def plan(
             raise IllegalTransition(msg)
         changes.update(shelved_until=cmd.until_ms, deadline_ms=0)
         extra["until_ms"] = cmd.until_ms
-    elif action is Action.REOPEN:
-        changes.update(shelved_until=0, deadline_ms=0, overdue="", dept="", assignee="")
+    elif action is Action.REOPEN:  # back to the centre its rule and place route it to
+        centre = routed_centre(alert, rules) or centre
+        tier = centre_tier(centre) if centre else None
+        changes.update(
+            shelved_until=0, deadline_ms=0, overdue="", dept="", assignee="", centre=centre
+        )
     elif action is Action.ESCALATE:
-        if order.overdue or not order.deadline_ms or order.deadline_ms > now_ms:
+        due = replace(order, centre=centre)
+        if not order.deadline_ms or order.deadline_ms > now_ms or not due.due_ms:
             msg = f"escalate: order is not past an open deadline ({order.deadline_ms})"
             raise IllegalTransition(msg)
         kind = "signoff" if order.status is Status.DISPATCHED else "handling"
+        chain = escalation_chain(centre, district=_opt((alert or {}).get("district")))
         changes.update(overdue=kind)
-        extra["kind"] = kind
-        extra["late_ms"] = now_ms - order.deadline_ms
+        extra.update(kind=kind, late_ms=now_ms - order.deadline_ms, from_centre=centre or None)
+        if centre and len(chain) > 1:  # the centre above takes it over, with its own deadline
+            centre = chain[1]
+            tier = centre_tier(centre)
+            limit = deadlines.signoff(tier) if kind == "signoff" else deadlines.handling(tier)
+            changes.update(centre=centre, deadline_ms=now_ms + limit)
+        extra["to_centre"] = centre or None
     new = replace(order, rev=order.rev + 1, **changes)
     event: dict[str, Any] = {
         "id": cmd.id,
@@ -349,6 +448,8 @@ def plan(
         "deadline_ms": new.deadline_ms or None,
         "overdue": new.overdue or None,
         "rev": new.rev,
+        "centre": new.centre or None,
+        "tier": tier.value if tier is not None else None,
     }
     for name in ("reason", "note", "actor_id", "role", "actor_dept"):
         value = getattr(cmd, name)
@@ -373,8 +474,11 @@ class _Cycle:
     district: str
     dispatch_ms: int
     deadline_ms: int
+    centre: str = "?"
+    tier: str = "?"
     sign_ms: int | None = None
     overdue: bool = False
+    escalated: bool = False
     ended: bool = False
 
 
@@ -385,6 +489,7 @@ class _Group:
     rejected: int = 0
     closed: int = 0
     overdue: int = 0
+    escalated: int = 0
     signoff_ms: list[int] = field(default_factory=list)
     handling_ms: list[int] = field(default_factory=list)
 
@@ -396,6 +501,7 @@ class _Group:
             "rejected": self.rejected,
             "closed": self.closed,
             "overdue": self.overdue,
+            "escalated": self.escalated,
             "signoff_ms_mean": _mean(self.signoff_ms),
             "signoff_ms_median": _median(self.signoff_ms),
             "handling_ms_mean": _mean(self.handling_ms),
@@ -419,13 +525,17 @@ def _rate(n: int, d: int) -> float | None:
 
 
 def compute_metrics(events: Iterable[Mapping[str, Any]], *, now_ms: int) -> dict[str, Any]:
-    """Effectiveness figures from audit events (in stream order), per department and district.
+    """Effectiveness figures from audit events (in stream order), in total and per department,
+    district, tier (``town``/``county``/``city``) and centre (``town:T...``, ...).
 
     Unit of count: a dispatch *cycle* (one alert sent to one department). Sign-off time is
     dispatch -> sign; handling time is sign -> feedback; rejection rate is rejected / (signed +
     rejected); a cycle is overdue when it was escalated, answered after its deadline, or is still
     waiting past its deadline at ``now_ms``; closure rate is closed cycles / dispatched cycles.
-    Events missing fields are skipped, never fatal.
+    A cycle counts for the centre and tier that owned the order when it was dispatched (the
+    dispatch event's ``centre``/``tier``; ``?`` in audits written before they existed), so an
+    escalation is charged to the centre that let the deadline pass; ``escalated`` counts the
+    cycles moved up to a higher centre. Events missing fields are skipped, never fatal.
 
     >>> ev = [
     ...   {"id": "a", "action": "dispatch", "ts_ms": 0, "dept": "D1", "district": "崇川区",
@@ -446,13 +556,17 @@ def compute_metrics(events: Iterable[Mapping[str, Any]], *, now_ms: int) -> dict
     cycles: dict[str, _Cycle] = {}
     by_dept: dict[str, _Group] = {}
     by_district: dict[str, _Group] = {}
+    by_tier: dict[str, _Group] = {}
+    by_centre: dict[str, _Group] = {}
     total = _Group()
     district_of: dict[str, str] = {}
 
-    def groups(c: _Cycle) -> tuple[_Group, _Group, _Group]:
+    def groups(c: _Cycle) -> tuple[_Group, ...]:
         return (
             by_dept.setdefault(c.dept, _Group()),
             by_district.setdefault(c.district, _Group()),
+            by_tier.setdefault(c.tier, _Group()),
+            by_centre.setdefault(c.centre, _Group()),
             total,
         )
 
@@ -480,6 +594,8 @@ def compute_metrics(events: Iterable[Mapping[str, Any]], *, now_ms: int) -> dict
                 district=district_of.get(aid, "?"),
                 dispatch_ms=ts,
                 deadline_ms=_int(str(ev.get("deadline_ms") or 0)),
+                centre=str(ev.get("centre") or "?"),
+                tier=str(ev.get("tier") or "?"),
             )
             cycles[aid] = cyc
             for g in groups(cyc):
@@ -511,6 +627,11 @@ def compute_metrics(events: Iterable[Mapping[str, Any]], *, now_ms: int) -> dict
             cyc.deadline_ms = _int(str(ev.get("deadline_ms")))
         elif action == Action.ESCALATE:
             mark_overdue(cyc)
+            moved = ev.get("to_centre") and ev.get("to_centre") != ev.get("from_centre")
+            if moved and not cyc.escalated:
+                cyc.escalated = True
+                for g in groups(cyc):
+                    g.escalated += 1
         elif action == Action.CLOSE:
             cyc.ended = True
             for g in groups(cyc):
@@ -527,4 +648,14 @@ def compute_metrics(events: Iterable[Mapping[str, Any]], *, now_ms: int) -> dict
         "total": total.as_dict(),
         "by_dept": {k: v.as_dict() for k, v in sorted(by_dept.items())},
         "by_district": {k: v.as_dict() for k, v in sorted(by_district.items())},
+        "by_tier": {k: v.as_dict() for k, v in sorted(by_tier.items(), key=_tier_order)},
+        "by_centre": {k: v.as_dict() for k, v in sorted(by_centre.items(), key=_tier_order)},
     }
+
+
+_TIER_RANK: Final = {"city": 0, "county": 1, "town": 2}
+
+
+def _tier_order(item: tuple[str, Any]) -> tuple[int, str]:
+    """City first, then counties, then towns (then anything else), by name within a tier."""
+    return _TIER_RANK.get(item[0].split(":", 1)[0], 3), item[0]

@@ -53,6 +53,7 @@ ORDER_FIELDS: Final = (
     "updated_by",
     "overdue",
     "rev",
+    "centre",
 )
 _META_FIELDS: Final = ("a", "district", "rule", "level")
 AUDIT_MAXLEN: Final = 1_000_000
@@ -149,6 +150,20 @@ class FeedStore:
                 continue
             order = WorkOrder.from_fields(dict(zip(ORDER_FIELDS, values[1:], strict=True)))
             out.append({"alert": alert, "wo": order.to_dict()})
+        return out
+
+    async def active_centres(self, limit: int = 100_000) -> dict[str, str]:
+        """Alert id -> the centre owning its work order, for the active orders that have one."""
+        ids = [_str(x) for x in await self.r.zrevrange(self.active_key, 0, limit - 1)]
+        out: dict[str, str] = {}
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            pipe = self.r.pipeline(transaction=False)
+            for aid in chunk:
+                pipe.hget(self.keys.alert(aid), "centre")
+            for aid, centre in zip(chunk, await pipe.execute(), strict=True):
+                if centre:
+                    out[aid] = _str(centre)
         return out
 
     async def read_order(self, aid: str) -> tuple[WorkOrder, dict[str, Any]] | None:

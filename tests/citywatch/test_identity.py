@@ -52,10 +52,10 @@ def test_store_keeps_hashes_and_follows_edits(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "users.json"
     store = UserStore(path)
     assert store.users() == []
-    token = store.add("li", " 李值班 ", Role.DUTY_OFFICER, centre="中心", now_ms=5)
+    token = store.add("li", " 李值班 ", Role.DUTY_OFFICER, centre="county:崇川区", now_ms=5)
     assert token not in path.read_text(encoding="utf-8")
     who = store.lookup(token)
-    assert who == Identity("li", "李值班", Role.DUTY_OFFICER, None, "中心")
+    assert who == Identity("li", "李值班", Role.DUTY_OFFICER, None, "county:崇川区")
     reader = UserStore(path)  # another process's view
     assert reader.lookup(token) == who
     new = store.rotate("li", now_ms=9)
@@ -145,3 +145,53 @@ def test_a_file_edited_by_hand_works(tmp_path: Path) -> None:
     who = UserStore(path).lookup("secret-token-of-zhou")
     assert who is not None
     assert (who.id, who.role) == ("zhou", Role.LEADER)
+
+
+# -- centres ------------------------------------------------------------------------------------
+
+
+def test_a_centre_is_a_centre_id_checked_against_the_registry(tmp_path: Path) -> None:
+    store = UserStore(tmp_path / "users.json")
+    known = {"city", "county:崇川区", "town:T32060201"}
+    store.add("zhang", "张值班", Role.DUTY_OFFICER, centre="town:T32060201", centres=known)
+    assert store.get("zhang") is not None
+    with pytest.raises(InputError, match="not a centre id"):
+        store.add("li", "李值班", Role.DUTY_OFFICER, centre="市运行管理中心")
+    with pytest.raises(InputError, match=r"'town:T99' is not in the registry \(e.g. town:T3206"):
+        store.add("li", "李值班", Role.DUTY_OFFICER, centre="town:T99", centres=known)
+    who = store.users()[0].identity()
+    assert (who.centre_id, who.scope, who.public()["centre_bound"]) == (
+        "town:T32060201",
+        "town:T32060201",
+        True,
+    )
+
+
+def test_an_older_users_file_with_free_text_centres_still_loads_as_the_city(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "users.json"
+    record = {
+        "id": "li",
+        "name": "李值班",
+        "role": "duty_officer",
+        "dept": None,
+        "centre": "市运行管理中心",
+        "token_sha256": hash_token("t"),
+        "created_ms": 1,
+        "token_ms": 1,
+    }
+    path.write_text(json.dumps({"format": "citywatch-users/1", "users": [record]}))
+    who = UserStore(path).lookup("t")
+    assert who is not None
+    assert (who.centre, who.centre_id, who.scope) == ("市运行管理中心", "city", "city")
+    authorize(who, "dispatch", order_dept="", order_centre="town:T32060201")  # sees all
+
+
+def test_a_town_officer_acts_only_on_its_own_centres_orders() -> None:
+    town = Identity("z", "张", Role.DUTY_OFFICER, centre="town:T1")
+    authorize(town, "close", order_dept="", order_centre="town:T1")
+    with pytest.raises(Forbidden, match="belongs to county:D, not to town:T1"):
+        authorize(town, "close", order_dept="", order_centre="county:D")
+    handler = Identity("w", "王", Role.HANDLER, dept="D1", centre="town:T1")
+    authorize(handler, "sign", order_dept="D1", order_centre="county:D")  # departments: any centre

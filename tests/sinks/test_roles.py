@@ -92,8 +92,11 @@ def test_welcome_says_who_logged_in_and_what_they_may_do(
                 "role": "handler",
                 "dept": ECO,
                 "centre": None,
+                "centre_id": "city",
+                "scope": "city",
                 "actions": ["sign", "reject", "handle", "feedback"],
                 "dept_bound": True,
+                "centre_bound": False,
             }
             await ws.close()
             ws, user = await _login(srv, tokens["leader"])
