@@ -19,8 +19,10 @@ import sys
 from pathlib import Path
 
 from citywatch.identity import UserStore, is_loopback
+from citywatch.outlines import Outlines, load_outlines
 from citywatch.processes import check_port
 from citywatch.redisconn import redact, require_url, wait_for
+from citywatch.registry import Registry
 from citywatch.settings import Settings
 
 
@@ -30,7 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--registry",
         type=Path,
-        help="registry directory with districts.geojson (default: <data_dir>/registry)",
+        help="registry directory with districts.geojson, towns, grids and, for the maps, "
+        "outlines.geojson (default: <data_dir>/registry)",
     )
     p.add_argument(
         "--demo-logins",
@@ -52,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     url = require_url(settings, "serve")
     demo = bool(getattr(args, "demo_logins", False))
     check_serving(settings, demo_logins=demo)  # before waiting for Redis: these are instant
+    directory = args.registry or settings.data_dir / "registry"
+    outlines = load_outlines(directory if directory.is_dir() else directory.parent)
     wait_for(url, retries=settings.redis_retries).close()
     settings = settings.with_(redis_url=url)
     print(
@@ -60,7 +65,22 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    asyncio.run(_main(settings, args.registry, _fallback_districts(settings, args.registry), demo))
+    fallback = _fallback_registry(settings, args.registry)
+    districts = None
+    if fallback is not None:
+        import orjson
+
+        from citywatch.registry import districts_geojson
+
+        districts = orjson.dumps(districts_geojson(fallback.districts))
+    if outlines is None:
+        print(
+            "citywatch serve: no outlines.geojson beside the registry: the maps show simulated "
+            "outlines, labelled 模拟边界 (docs/operations.md, supplying outlines)",
+            file=sys.stderr,
+            flush=True,
+        )
+    asyncio.run(_main(settings, args.registry, districts, demo, fallback, outlines))
     return 0
 
 
@@ -90,34 +110,42 @@ def check_serving(settings: Settings, *, demo_logins: bool) -> None:
         )
 
 
-def _fallback_districts(settings: Settings, registry: Path | None) -> bytes | None:
-    """The simulated Nantong outlines when no registry directory has a districts.geojson.
+def _fallback_registry(settings: Settings, registry: Path | None) -> Registry | None:
+    """The simulated Nantong (districts, towns, grids) when no registry directory has a
+    districts.geojson.
 
     ``citywatch run`` on the simulator keeps its registry in memory, so the demo's console
-    would otherwise have a map without districts.
+    and cockpit would otherwise have maps without districts and centres without names.
     """
     directory = registry or settings.data_dir / "registry"
     if (directory / "districts.geojson").is_file():
         return None
     try:
         from simulators.geography import Geography
+        from simulators.towns import build_grids, build_towns
     except ImportError:
         return None
-    import orjson
-
-    from citywatch.registry import districts_geojson
-
     print(
         f"citywatch serve: no {directory}/districts.geojson; showing the simulated Nantong "
-        "districts",
+        "districts, towns and grids",
         file=sys.stderr,
         flush=True,
     )
-    return orjson.dumps(districts_geojson(Geography().districts))
+    towns = build_towns()
+    return Registry(
+        districts=list(Geography().districts),
+        towns={t.id: t for t in towns},
+        grids=build_grids(towns),
+    )
 
 
 async def _main(
-    settings: Settings, registry: Path | None, districts: bytes | None, demo_logins: bool
+    settings: Settings,
+    registry: Path | None,
+    districts: bytes | None,
+    demo_logins: bool,
+    fallback: Registry | None = None,
+    outlines: Outlines | None = None,
 ) -> None:
     from sinks.feed.server import run as serve_feed
 
@@ -126,5 +154,11 @@ async def _main(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await serve_feed(
-        settings, registry_dir=registry, districts=districts, stop=stop, demo_logins=demo_logins
+        settings,
+        registry_dir=registry,
+        districts=districts,
+        stop=stop,
+        demo_logins=demo_logins,
+        registry=fallback,
+        outlines=outlines,
     )

@@ -1,9 +1,9 @@
 """The feed's wire protocol: parse and check client messages, build server messages (no I/O).
 
 Every message is one JSON object. Client -> server ops: ``auth``, ``subscribe``, ``action``,
-``history``, ``metrics``, ``search``, ``ping``. Server -> client types: ``welcome``,
-``snapshot``, ``alert``, ``lifecycle``, ``live``, ``heartbeat``, ``ack``, ``history``,
-``metrics``, ``search``, ``pong``, ``error``. See
+``history``, ``metrics``, ``search``, ``cockpit``, ``ping``. Server -> client types:
+``welcome``, ``snapshot``, ``alert``, ``lifecycle``, ``live``, ``heartbeat``, ``ack``,
+``history``, ``metrics``, ``search``, ``cockpit``, ``pong``, ``error``. See
 ``docs/protocol.md`` for every field.
 
 >>> sub = parse(b'{"op":"subscribe","levels":["red","ORANGE"],"since":"1700000000000"}')
@@ -12,8 +12,8 @@ Every message is one JSON object. Client -> server ops: ``auth``, ``subscribe``,
 >>> parse(b'{"op":"dance"}')
 Traceback (most recent call last):
 ...
-sinks.feed.protocol.ProtocolError: unknown_op: op 'dance' is not one of action, auth, history, \
-metrics, ping, search, subscribe
+sinks.feed.protocol.ProtocolError: unknown_op: op 'dance' is not one of action, auth, cockpit, \
+history, metrics, ping, search, subscribe
 >>> Filter(levels=frozenset({"red"})).matches({"level": "red", "rule": "air.spike"})
 True
 """
@@ -28,6 +28,7 @@ from typing import Any, Final
 import orjson
 
 from citywatch.errors import CitywatchError
+from citywatch.tiers import in_scope
 from sinks.feed.lifecycle import ACTIONS, Command
 from sinks.search.service import SearchRequest, SearchRequestError, parse_request
 
@@ -37,6 +38,7 @@ __all__ = [
     "CLOSE_SLOW",
     "Action",
     "Auth",
+    "Cockpit",
     "Filter",
     "Metrics",
     "Ping",
@@ -84,15 +86,22 @@ class ProtocolError(CitywatchError):
 
 @dataclass(frozen=True, slots=True)
 class Filter:
-    """Which alerts a client wants; an empty set means "all". Rules may end in ``.*``."""
+    """Which alerts a client wants; an empty set means "all". Rules may end in ``.*``.
+
+    ``scope``: a centre id whose queues the client may see (``citywatch.tiers.in_scope``), set
+    by the server from the identity ("" = every centre). An item matches it by its ``centre``
+    (an alert: the centre its work order belongs to now; a lifecycle event: the order's centre
+    after it) or, for an escalation, by the ``from_centre`` it left.
+    """
 
     levels: frozenset[str] = frozenset()
     rules: frozenset[str] = frozenset()
     districts: frozenset[str] = frozenset()
+    scope: str = ""
 
     @property
     def is_all(self) -> bool:
-        return not (self.levels or self.rules or self.districts)
+        return not (self.levels or self.rules or self.districts or self.scope)
 
     def matches(self, alert: Mapping[str, Any]) -> bool:
         """Whether an alert (or lifecycle event: same ``level``/``rule``/``district`` keys) fits."""
@@ -100,6 +109,13 @@ class Filter:
             return False
         if self.districts and alert.get("district") not in self.districts:
             return False
+        if self.scope and self.scope != "city":
+            district = alert.get("district")
+            centres = (alert.get("centre"), alert.get("from_centre"))
+            if not any(
+                isinstance(c, str) and in_scope(c, self.scope, district=district) for c in centres
+            ):
+                return False
         if self.rules:
             rule = alert.get("rule")
             if not isinstance(rule, str):
@@ -156,8 +172,15 @@ class Ping:
     req: str | None
 
 
-Message = Auth | Subscribe | Action | History | Metrics | Search | Ping
-_OPS: Final = ("action", "auth", "history", "metrics", "ping", "search", "subscribe")
+@dataclass(frozen=True, slots=True)
+class Cockpit:
+    """``{"op":"cockpit"}``: the leader cockpit's aggregated picture."""
+
+    req: str | None
+
+
+Message = Auth | Subscribe | Action | History | Metrics | Search | Ping | Cockpit
+_OPS: Final = ("action", "auth", "cockpit", "history", "metrics", "ping", "search", "subscribe")
 
 
 def _bad(code: str, message: str) -> ProtocolError:
@@ -214,6 +237,8 @@ def _message(obj: dict[str, Any], req: str | None) -> Message:
         return History(id=_alert_id(obj), req=req)
     if op == "ping":
         return Ping(req=req)
+    if op == "cockpit":
+        return Cockpit(req=req)
     if op == "search":
         try:
             return Search(parse_request(obj), req=req)
@@ -330,9 +355,13 @@ def error(code: str, message: str, req: str | None = None) -> bytes:
     return orjson.dumps(out)
 
 
-def alert_message(sid: str, alert_json: bytes) -> bytes:
-    """``{"type":"alert","sid":...,"alert":{...}}`` splicing the stored JSON without re-parsing."""
-    return b'{"type":"alert","sid":"' + sid.encode() + b'","alert":' + alert_json + b"}"
+def alert_message(sid: str, alert_json: bytes, centre: str | None = None) -> bytes:
+    """``{"type":"alert","sid":...,"centre":...,"alert":{...}}`` splicing the stored JSON
+    without re-parsing; ``centre``: the centre its work order belongs to now."""
+    head = b'{"type":"alert","sid":"' + sid.encode() + b'"'
+    if centre:
+        head += b',"centre":' + orjson.dumps(centre)
+    return head + b',"alert":' + alert_json + b"}"
 
 
 def text_frame(payload: bytes) -> bytes:

@@ -19,8 +19,10 @@ Lifecycle actions are checked by :mod:`sinks.feed.lifecycle` and written by
 :class:`sinks.feed.store.FeedStore` (atomic compare-and-set); the broadcast comes from the
 audit stream, so every feed process tells its clients about every action.
 
-HTTP on the same port (``process_request``): ``/`` the console, ``/static/*`` its assets,
-``/districts.geojson``, ``/config.json``, ``/healthz``. Websocket: ``/feed``. Plain HTTP requests
+HTTP on the same port (``process_request``): ``/`` the console, ``/cockpit`` the leader
+cockpit, ``/static/*`` their assets, ``/districts.geojson``, ``/outlines/<level>.geojson``,
+``/config.json``, ``/healthz``, and with a bearer token ``/api/search`` and ``/api/cockpit``.
+Websocket: ``/feed``. Plain HTTP requests
 are logged as access lines at DEBUG, not as rejected websocket connections.
 """
 
@@ -66,9 +68,13 @@ from citywatch.identity import (
     hash_token,
     is_loopback,
 )
+from citywatch.outlines import LEVELS as OUTLINE_LEVELS
+from citywatch.outlines import Outlines, load_outlines, outlines_from_registry
 from citywatch.processes import port_problem
+from citywatch.registry import Registry, parse_districts
 from citywatch.settings import Settings
 from sinks.feed import protocol as proto
+from sinks.feed.cockpit import Cockpit
 from sinks.feed.lifecycle import (
     Command,
     Deadlines,
@@ -77,6 +83,8 @@ from sinks.feed.lifecycle import (
     Transition,
     compute_metrics,
     plan,
+    routed_centre,
+    rule_table,
 )
 from sinks.feed.protocol import CLOSE_AUTH, CLOSE_SLOW, Filter, ProtocolError, sid_key
 from sinks.feed.store import FeedStore
@@ -181,6 +189,7 @@ class Stats:
     actions: int = 0
     escalations: int = 0
     searches: int = 0
+    cockpits: int = 0
     reader_errors: int = 0
     gc_runs: int = 0
     gc_pause_ms_total: float = 0.0
@@ -207,19 +216,28 @@ class FeedServer:
         users_every_s: float = 2.0,
         search: SearchService | None = None,
         search_every_s: float = 0.5,
+        registry: Registry | None = None,
+        outlines: Outlines | None = None,
+        cockpit_cache_s: float = 2.0,
     ) -> None:
         """``users``: the users file (default ``settings.users_path``). ``dev_logins``: token ->
         identity accepted only over a direct loopback connection (default: every
-        ``feed_tokens`` token as the development admin); ``demo_logins`` adds the demo's."""
+        ``feed_tokens`` token as the development admin); ``demo_logins`` adds the demo's.
+        ``registry``: reference data when ``registry_dir`` has none (the demo's simulated
+        city); ``outlines``: the maps' outlines (default: the operator's outline files beside
+        the registry, else the registry's own shapes, labelled simulated: a bad outline file
+        raises :class:`~citywatch.errors.SchemaError`)."""
         self.settings = settings
         self.store = store
         self.keys = settings.keys
         self.clock = clock
         self.escalate_every_s = escalate_every_s
-        self.deadlines = Deadlines(
-            signoff_ms=int(settings.signoff_deadline_s * 1000),
-            handling_ms=int(settings.handling_deadline_s * 1000),
-        )
+        self.deadlines = Deadlines.from_settings(settings)
+        #: rule -> tier: which centre a work order belongs to (citywatch.tiers).
+        self.rules = rule_table(settings)
+        #: alert id -> the centre owning its active work order (from the audit stream), so
+        #: live alert versions reach the centre that has the order now, escalated or not.
+        self._centre_of: dict[str, str] = {}
         self.users = users if users is not None else UserStore(settings.users_path)
         dev = (
             {t: DEV_ADMIN for t in settings.feed_tokens} if dev_logins is None else dict(dev_logins)
@@ -241,6 +259,22 @@ class FeedServer:
         self._registry_dir = registry_dir or settings.data_dir / "registry"
         #: District outlines to serve when the registry directory has none.
         self._districts_fallback = districts or _EMPTY_GEOJSON
+        self.registry = _registry(self._registry_dir, registry, self._districts_fallback)
+        if outlines is None:
+            where = self._registry_dir
+            outlines = load_outlines(where if where.is_dir() else where.parent)
+        self.outlines = outlines or outlines_from_registry(self.registry)
+        self._outline_bytes: dict[str, bytes] = {}
+        has_places = bool(self.registry.districts or self.registry.towns)
+        self.cockpit = Cockpit(
+            store,
+            self.keys,
+            rules=self.rules,
+            locator=self.registry.locator() if has_places else None,
+            clock=clock,
+            cache_ms=int(cockpit_cache_s * 1000),
+            outlines=self.outlines.summary(),
+        )
         #: (computed at ms, audit position, result); one computation at a time.
         self._metrics_cache: tuple[int, str, dict[str, Any]] | None = None
         self._metrics_lock = asyncio.Lock()
@@ -275,6 +309,7 @@ class FeedServer:
         self.users.refresh()  # a malformed users file stops the start (ConfigError)
         self.pos_a = await self.store.last_id(self.keys.alerts)
         self.pos_l = await self.store.last_id(self.keys.audit)
+        self._centre_of = await self.store.active_centres()
         port = self.settings.feed_port if port is None else port
         try:
             self._server = await self._listen(host, port)
@@ -328,6 +363,8 @@ class FeedServer:
             return self._check_origin(conn, request)
         if path == "/api/search":
             resp = await self._http_search(conn, request)
+        elif path == "/api/cockpit":
+            resp = await self._http_cockpit(conn, request)
         else:
             resp = self._http(request, path)
         _PLAIN_HTTP.add(conn)  # an HTTP page, not a refused websocket: an access line instead
@@ -337,6 +374,12 @@ class FeedServer:
     def _http(self, request: Request, path: str) -> Response:
         if path in ("/", "/index.html"):
             return self._file(request, "index.html")
+        if path in ("/cockpit", "/cockpit.html"):
+            return self._file(request, "cockpit.html")
+        if path.startswith("/outlines/") and path.endswith(".geojson"):
+            level = path[len("/outlines/") : -len(".geojson")]
+            if level in OUTLINE_LEVELS:
+                return _response(http.HTTPStatus.OK, self._outline(level), "application/geo+json")
         if path.startswith("/static/"):
             return self._file(request, path[len("/static/") :])
         if path == "/districts.geojson":
@@ -359,15 +402,46 @@ class FeedServer:
             return _response(http.HTTPStatus.OK, body, "application/json")
         return _response(http.HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
 
+    def _bearer(self, conn: ServerConnection, request: Request) -> Response | None:
+        """None when the request has ``Authorization: Bearer <token>`` with a token the feed
+        accepts (development ones only from loopback), else the 401 to answer."""
+        auth = request.headers.get("Authorization", "")
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        if token and self._login(conn, token) is not None:
+            return None
+        self.stats.auth_failed += 1
+        return _json_error(http.HTTPStatus.UNAUTHORIZED, "auth", "a valid bearer token")
+
+    async def _http_cockpit(self, conn: ServerConnection, request: Request) -> Response:
+        """``GET /api/cockpit`` with a bearer token: the cockpit's picture as JSON."""
+        refused = self._bearer(conn, request)
+        if refused is not None:
+            return refused
+        try:
+            picture = await self.cockpit_picture()
+        except aioredis.RedisError as exc:
+            log.warning("feed: cockpit: %s", exc)
+            return _json_error(http.HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", "store down")
+        return _response(http.HTTPStatus.OK, orjson.dumps(picture), "application/json")
+
+    async def cockpit_picture(self) -> dict[str, Any]:
+        """The cockpit's aggregated picture (computed at most once per ``cockpit_cache_s``)."""
+        self.stats.cockpits += 1
+        return await self.cockpit.picture()
+
+    def _outline(self, level: str) -> bytes:
+        """One level's outlines as WGS-84 GeoJSON, encoded once."""
+        body = self._outline_bytes.get(level)
+        if body is None:
+            body = self._outline_bytes[level] = orjson.dumps(self.outlines.geojson(level))
+        return body
+
     async def _http_search(self, conn: ServerConnection, request: Request) -> Response:
         """``GET /api/search?q=...&kinds=ticket&from=<ms>&...``, with ``Authorization: Bearer
         <token>`` (the same tokens as the feed): JSON results, or a JSON error."""
-        auth = request.headers.get("Authorization", "")
-        token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
-        session = self._login(conn, token) if token else None
-        if session is None:
-            self.stats.auth_failed += 1
-            return _json_error(http.HTTPStatus.UNAUTHORIZED, "auth", "a valid bearer token")
+        refused = self._bearer(conn, request)
+        if refused is not None:
+            return refused
         query = urllib.parse.parse_qs(request.path.partition("?")[2], max_num_fields=32)
         params = {k: (v if k in _LIST_PARAMS else v[-1]) for k, v in query.items()}
         for k in _LIST_PARAMS:
@@ -445,9 +519,6 @@ class FeedServer:
         """The settings' region, else the registry's, else the served districts' box."""
         if self.settings.region is not None:
             return self.settings.region
-        from citywatch.errors import CitywatchError
-        from citywatch.registry import Registry, parse_districts
-
         box = None
         with contextlib.suppress(CitywatchError, OSError, ValueError):
             box = Registry.load(self._registry_dir).derived_region()
@@ -466,6 +537,8 @@ class FeedServer:
             "signoff_deadline_s": self.settings.signoff_deadline_s,
             "handling_deadline_s": self.settings.handling_deadline_s,
             "departments": list(depts),
+            "centres": self.registry.centres(),
+            "outlines": self.outlines.summary(),
         }
 
     # -- one connection -------------------------------------------------------------------
@@ -627,7 +700,7 @@ class FeedServer:
                     "one subscription per connection; reconnect with since to change filters",
                     msg.req,
                 )
-            return self._subscribe(session.ws, msg)
+            return self._subscribe(session, msg)
         if isinstance(msg, proto.Action):
             return await self._action(msg, session)
         if isinstance(msg, proto.History):
@@ -635,6 +708,9 @@ class FeedServer:
             return proto.dumps({"type": "history", "req": msg.req, "id": msg.id, "events": events})
         if isinstance(msg, proto.Metrics):
             return proto.dumps({"type": "metrics", "req": msg.req, "metrics": await self.metrics()})
+        if isinstance(msg, proto.Cockpit):
+            picture = await self.cockpit_picture()
+            return proto.dumps({"type": "cockpit", "req": msg.req, "cockpit": picture})
         if isinstance(msg, proto.Ping):
             return proto.dumps({"type": "pong", "req": msg.req, "server_ms": self.clock()})
         if isinstance(msg, proto.Search):
@@ -649,14 +725,16 @@ class FeedServer:
 
     # -- subscription, backfill, fan-out --------------------------------------------------
 
-    def _subscribe(self, ws: ServerConnection, sub: proto.Subscribe) -> Client:
+    def _subscribe(self, session: Session, sub: proto.Subscribe) -> Client:
+        scope = session.identity.scope  # a town or county officer: that centre's queues
+        flt = replace(sub.filter, scope="" if scope == "city" else scope)
         client = Client(
-            ws=ws, filter=sub.filter, queue=asyncio.Queue(maxsize=self.settings.feed_queue)
+            ws=session.ws, filter=flt, queue=asyncio.Queue(maxsize=self.settings.feed_queue)
         )
         # No await between reading the reader's positions and registering: every entry after
         # them reaches this client's queue, every entry up to them comes from the backfill.
         client.bound_a, client.bound_l = self.pos_a, self.pos_l
-        self.by_filter.setdefault(sub.filter, set()).add(client)
+        self.by_filter.setdefault(flt, set()).add(client)
         self.stats.subscribed += 1
         client.sender = asyncio.create_task(self._sender(client, sub))
         return client
@@ -766,9 +844,10 @@ class FeedServer:
             else:
                 async for batch in self.store.page(self.keys.alerts, since, c.bound_a):
                     for sid, fields in batch:
-                        meta = _json_field(fields, b"a")
+                        meta = self._alert_meta(fields)
                         if meta is not None and c.filter.matches(meta):
-                            await self._send(c, proto.alert_message(sid, fields[b"a"]))
+                            msg = proto.alert_message(sid, fields[b"a"], meta["centre"])
+                            await self._send(c, msg)
                 c.last_a = sid_key(c.bound_a)
                 if sub.audit_since is not None:
                     async for batch in self.store.page(self.keys.audit, sub.audit_since, c.bound_l):
@@ -804,6 +883,26 @@ class FeedServer:
         except aioredis.RedisError as exc:
             log.warning("feed: backfill failed (%s); closing so the client retries", exc)
             await _close(c.ws, 1011, "backfill failed, retry")
+
+    def _alert_meta(self, fields: dict[bytes, bytes]) -> dict[str, Any] | None:
+        """The alert of a stream entry with ``centre``: who owns its work order now."""
+        meta = _json_field(fields, b"a")
+        if meta is not None:
+            meta["centre"] = self.centre_of(meta)
+        return meta
+
+    def centre_of(self, alert: Mapping[str, Any]) -> str:
+        """The centre owning the alert's work order: as escalated, else by rule and place."""
+        return self._centre_of.get(str(alert.get("id"))) or routed_centre(alert, self.rules)
+
+    def _note_centre(self, ev: Mapping[str, Any]) -> None:
+        aid, centre = ev.get("id"), ev.get("centre")
+        if not isinstance(aid, str):
+            return
+        if ev.get("to") in (Status.CLOSED.value, Status.NEW.value) or not centre:
+            self._centre_of.pop(aid, None)
+        else:
+            self._centre_of[aid] = str(centre)
 
     async def _send(self, c: Client, msg: bytes) -> None:
         """Send one message, then wait while the client's transport holds more than
@@ -844,12 +943,16 @@ class FeedServer:
             items: list[dict[str, Any]] = []
             for start in range(0, len(ids), 500):
                 items.extend(await self.store.load(ids[start : start + 500]))
+            for item in items:  # an order not acted on yet: the centre it is routed to
+                item["wo"]["centre"] = item["wo"]["centre"] or routed_centre(
+                    item["alert"], self.rules
+                )
             self._snapshot_cache = (bound, time.monotonic(), items)
             return items
 
     async def _send_snapshot(self, c: Client) -> None:
         items = await self._snapshot_items((c.bound_a, c.bound_l))
-        mine = [i for i in items if c.filter.matches(i["alert"])]
+        mine = [i for i in items if c.filter.matches({**i["alert"], "centre": i["wo"]["centre"]})]
         chunk = 200
         for start in range(0, max(len(mine), 1), chunk):
             await self._send(
@@ -885,19 +988,19 @@ class FeedServer:
                 if stream == self.keys.alerts:
                     for sid, fields in rows:
                         self.pos_a = sid
-                        meta = _json_field(fields, b"a")
+                        meta = self._alert_meta(fields)
                         if meta is None:
                             log.warning("feed: unreadable alert entry %s skipped", sid)
                             continue
-                        self._fanout(
-                            "a", sid_key(sid), proto.alert_message(sid, fields[b"a"]), meta
-                        )
+                        msg = proto.alert_message(sid, fields[b"a"], meta["centre"])
+                        self._fanout("a", sid_key(sid), msg, meta)
                 else:
                     for aid, fields in rows:
                         self.pos_l = aid
                         ev = _json_field(fields, b"e")
                         if ev is None:
                             continue
+                        self._note_centre(ev)
                         self._fanout(
                             "l", sid_key(aid), proto.lifecycle_message(aid, fields[b"e"]), ev
                         )
@@ -981,10 +1084,18 @@ class FeedServer:
                 raise LookupError(msg)
             order, alert = found
             if by is not None:
-                authorize(by, cmd.action, order_dept=order.dept)
+                centre = order.centre or routed_centre(alert, self.rules)
+                authorize(by, cmd.action, order_dept=order.dept, order_centre=centre)
                 if cmd.assignee:
                     self._check_assignee(cmd.assignee, cmd.dept if cmd.dept else order.dept)
-            t = plan(order, cmd, now_ms=self.clock(), deadlines=self.deadlines, alert=alert)
+            t = plan(
+                order,
+                cmd,
+                now_ms=self.clock(),
+                deadlines=self.deadlines,
+                alert=alert,
+                rules=self.rules,
+            )
             aid = await self.store.apply(t)
             if aid is not None:
                 return t, aid
@@ -1021,7 +1132,7 @@ class FeedServer:
             order = found[0]
             if order.status is Status.SHELVED and 0 < order.shelved_until <= now:
                 cmd = Command("reopen", aid, actor="system", reason="shelving ended")
-            elif order.deadline_ms and order.deadline_ms <= now and not order.overdue:
+            elif order.deadline_ms and order.deadline_ms <= now and order.due_ms:
                 cmd = Command("escalate", aid, actor="system")
             else:
                 await self.store.drop_due(aid)
@@ -1064,6 +1175,23 @@ class FeedServer:
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+def _registry(directory: Path, given: Registry | None, districts: bytes) -> Registry:
+    """The registry in ``directory``, else ``given``, else one holding only the districts of
+    ``districts`` (GeoJSON); a registry that cannot be read is logged, not fatal."""
+    reg = None
+    if directory.exists():
+        try:
+            reg = Registry.load(directory)
+        except (CitywatchError, OSError) as exc:
+            log.warning("feed: registry %s not read (%s); maps without its places", directory, exc)
+    if reg is None or not (reg.districts or reg.towns):
+        reg = given or reg or Registry()
+    if not reg.districts:
+        with contextlib.suppress(CitywatchError, ValueError):
+            reg.districts = parse_districts(orjson.loads(districts))
+    return reg
 
 
 def vars_of(stats: Stats) -> dict[str, Any]:
@@ -1204,6 +1332,8 @@ async def run(
     districts: bytes | None = None,
     stop: asyncio.Event | None = None,
     demo_logins: bool = False,
+    registry: Registry | None = None,
+    outlines: Outlines | None = None,
 ) -> None:
     """Serve until ``stop`` is set (the CLI sets it on SIGTERM/SIGINT)."""
     if not settings.redis_url:
@@ -1218,6 +1348,8 @@ async def run(
         districts=districts,
         demo_logins=demo_logins,
         search=search,
+        registry=registry,
+        outlines=outlines,
     )
     stop = stop or asyncio.Event()
     collector: asyncio.Task[None] | None = None

@@ -33,6 +33,7 @@
     closed: ["reopen"],
     shelved: ["reopen"],
   };
+  const TIER_ZH = { city: "市级", county: "区县级", town: "街镇级" };
   const ROLE_ZH = { duty_officer: "值班员", handler: "部门处置员", leader: "领导（只读）", admin: "管理员" };
   const UNACKNOWLEDGED = new Set(["new", "dispatched"]);
   const ACTIVE = new Set(["dispatched", "signed", "rejected", "handling", "feedback", "shelved"]);
@@ -204,6 +205,11 @@
     switch (msg.type) {
       case "welcome":
         state.user = msg.user || null;
+        if (state.user && state.user.role === "leader" && !/[?&]console\b/.test(location.search)) {
+          location.replace("/cockpit");  // a leader's place is the cockpit (its link comes back)
+          return;
+        }
+        setCentreDefault();
         renderUser();
         if (state.selected) renderDetail();
         break;
@@ -215,7 +221,7 @@
         render();
         break;
       case "alert":
-        upsert(msg.alert, null, state.live);
+        upsert(msg.alert, null, state.live, msg.centre);
         state.sid = msg.sid;
         if (state.live) showLag(Date.now() - sidMs(msg.sid));
         scheduleRender();
@@ -268,7 +274,7 @@
   }
 
   // -- state --------------------------------------------------------------------------------
-  function upsert(alert, wo, isLive) {
+  function upsert(alert, wo, isLive, centre) {
     if (!alert || !alert.id) return;
     const old = state.alerts.get(alert.id);
     if (old && old.alert.version > alert.version) return;  // stale repeat: ids and versions decide
@@ -280,6 +286,7 @@
       rec.timeline.push({ ts: alert.emitted_ms || alert.last_ts, text: what });
     }
     rec.alert = alert;
+    if (centre) rec.wo.centre = centre;  // the centre its order belongs to now (server-side)
     state.alerts.set(alert.id, rec);
     if (isLive && !old && alert.level === "red" && rec.wo.status === "new") beep();
   }
@@ -292,7 +299,7 @@
       rec.wo = {
         status: ev.to, dept: ev.dept, assignee: ev.assignee, deadline_ms: ev.deadline_ms,
         overdue: ev.overdue, updated_ms: ev.ts_ms, updated_by: ev.actor, rev: ev.rev,
-        shelved_until: ev.until_ms || null,
+        shelved_until: ev.until_ms || null, centre: ev.centre || rec.wo.centre,
       };
     }
   }
@@ -317,6 +324,7 @@
   function visible() {
     const levels = new Set([...document.querySelectorAll(".f-level")].filter((c) => c.checked).map((c) => c.value));
     const rule = $("f-rule").value, district = $("f-district").value, st = $("f-status").value;
+    const centre = $("f-centre").value === "mine" ? myCentre() : $("f-centre").value;
     const out = [];
     state.open = 0;
     for (const rec of state.alerts.values()) {
@@ -326,6 +334,7 @@
       if (!levels.has(a.level)) continue;
       if (rule && a.rule !== rule) continue;
       if (district && a.district !== district) continue;
+      if (centre && (rec.wo.centre || "") !== centre) continue;
       if (st === "pending" && !UNACKNOWLEDGED.has(s)) continue;
       if (st === "working" && !["signed", "handling", "feedback", "rejected"].includes(s)) continue;
       if (st === "done" && !["closed", "shelved"].includes(s)) continue;
@@ -380,14 +389,31 @@
   }
 
   function refreshFilters() {
-    const rules = new Set(), districts = new Set();
+    const rules = new Set(), districts = new Set(), centres = new Set();
     for (const rec of state.alerts.values()) {
       rules.add(rec.alert.rule);
+      if (rec.wo.centre) centres.add(rec.wo.centre);
       if (rec.alert.district) districts.add(rec.alert.district);
     }
     for (const d of state.districts) districts.add(d.name);
     fillSelect($("f-rule"), rules, (r) => RULE_ZH[r] || r);
     fillSelect($("f-district"), districts, (d) => d);
+    fillSelect($("f-centre"), centres, centreName);
+  }
+
+  // -- centres (three-tier command) ---------------------------------------------------------
+  function myCentre() { return (state.user && state.user.centre_id) || "city"; }
+  function centreName(c) {
+    if (!c || c === "city") return "市中心";
+    const known = (state.config.centres || []).find((x) => x.id === c);
+    if (known) return c.startsWith("county:") ? known.name + "中心" : known.district + " · " + known.name;
+    return c.replace(/^(county|town):/, "");
+  }
+  // A town or county centre's officer sees their own queue first; the city sees everything.
+  function setCentreDefault() {
+    const sel = $("f-centre"), u = state.user;
+    sel.options[1].textContent = "本中心（" + centreName(myCentre()) + "）";
+    if (!state.centreChosen) sel.value = u && u.centre_bound ? "mine" : "";
   }
 
   function fillSelect(sel, values, label) {
@@ -545,7 +571,7 @@
       ["开始", fmtTime(a.first_ts)], ["最近", fmtTime(a.last_ts)], ["状态", a.state === "firing" ? "持续中" : "已解除"],
       ["评分", typeof a.score === "number" ? a.score.toFixed(2) : "–"], ["次数", a.count], ["模型", a.model || "–"],
       ["工单", (STATUS_ZH[wo.status] || wo.status) + (wo.overdue ? "（超时）" : "")],
-      ["部门", wo.dept || "–"], ["时限", fmtTime(wo.deadline_ms)],
+      ["部门", wo.dept || "–"], ["时限", fmtTime(wo.deadline_ms)], ["指挥中心", centreName(wo.centre)],
     ];
     for (const [k, v] of rows) { dl.appendChild(el("dt", null, k)); dl.appendChild(el("dd", null, v)); }
     const ev = $("d-evidence");
@@ -618,10 +644,11 @@
     if (!m) return;
     lastMetrics = m;
     const group = $("m-group").value;
-    $("m-head").textContent = group === "by_district" ? "区县" : "部门";
+    $("m-head").textContent = { by_district: "区县", by_tier: "层级", by_centre: "指挥中心" }[group] || "部门";
+    const label = group === "by_tier" ? (t) => TIER_ZH[t] || t : group === "by_centre" ? centreName : (x) => x;
     const body = $("m-rows");
     clear(body);
-    const rows = [["合计", m.total], ...Object.entries(m[group] || {})];
+    const rows = [["合计", m.total], ...Object.entries(m[group] || {}).map(([k, r]) => [k === "?" ? "未知" : label(k), r])];
     for (const [name, r] of rows) {
       const tr = el("tr");
       for (const v of [name, r.dispatched, fmtDur(r.signoff_ms_median), fmtDur(r.handling_ms_median),
@@ -669,6 +696,7 @@
     });
     for (const b of document.querySelectorAll("#d-actions button")) b.addEventListener("click", () => act(b.dataset.action));
     for (const f of document.querySelectorAll(".filters input, .filters select")) f.addEventListener("change", render);
+    $("f-centre").addEventListener("change", () => { state.centreChosen = true; });
     $("m-refresh").addEventListener("click", requestMetrics);
     $("search-form").addEventListener("submit", search);
     $("r-close").addEventListener("click", () => { $("results").hidden = true; $("hit").hidden = true; });
