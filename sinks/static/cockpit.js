@@ -410,6 +410,7 @@
     if (!p) { note("正在获取数据…"); for (const x of document.querySelectorAll("#fills path")) x.style.fill = ""; applyView(); return; }
     $("asof").textContent = "数据 " + fmtTime(p.ts_ms);
     $("simulated").hidden = !(p.outlines && p.outlines.simulated);
+    for (const x of document.querySelectorAll("#fills path")) x.style.fill = "";  // no theme's tint stays
     THEMES[state.theme](p);
     applyView();
   }

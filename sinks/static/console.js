@@ -101,7 +101,7 @@
     const m = /(?:^|[#&])token=([^&]+)/.exec(location.hash);
     if (m) {
       sessionStorage.setItem("cw-token", decodeURIComponent(m[1]));
-      history.replaceState(null, "", location.pathname);  // keep the token out of the address bar
+      history.replaceState(null, "", location.pathname + location.search);  // keep the token out of the address bar
     }
     return sessionStorage.getItem("cw-token");
   }

@@ -171,6 +171,7 @@ def test_the_leader_lands_on_the_cockpit_and_switches_maps_in_place(
                     page.screenshot(path=str(Path(shots) / f"cockpit-{theme}.png"))
             page.click('#themes button[data-theme="air"]')
             assert page.locator("#marks circle").count() == 3  # stations, by AQI
+            assert page.locator("#fills path[style*='fill']").count() == 0  # no tint left over
             assert "轻度污染" in (page.locator("#legend").text_content() or "")
             page.click('#themes button[data-theme="hotline"]')
             assert "近一天各街镇工单数" in (page.locator("#legend").text_content() or "")
