@@ -26,8 +26,11 @@ records go into ``--partitions`` part files by the partitioning rule (air by dis
 Then ``citywatch``'s real flow (every registered model, alert engine, flood guard,
 incident correlator, Redis sink; ``flows.run.build_city_flow``) replays the files in this
 process on an embedded Redis (or ``REDIS_URL``), timed from building the flow to its end.
-Each seed is one run; ``records_per_s`` is all records over all runs' time. Last line:
-``{"records": N, "records_per_s": ..., "event_days": ...}`` (plus the alert versions).
+Each seed is one run; ``records_per_s`` is all records over all runs' wall time,
+``records_per_cpu_s`` over this process's CPU time (steadier on a shared machine).
+``--models trivial`` replaces the registered models by one that only counts readings: what the
+flow itself costs. Last line: ``{"records": N, "records_per_s": ..., "event_days": ...}``
+(plus ``records_per_cpu_s`` and the alert versions).
 """
 
 from __future__ import annotations
@@ -46,15 +49,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import orjson
 
+from citywatch.alerts import Signal
 from citywatch.cli_options import parse_seeds
-from citywatch.events import Air, encode
+from citywatch.events import Air, Event, encode
 from citywatch.partitioning import partition_key
 from citywatch.registry import Registry
+from models.base import Model
 from simulators.seeds import entity_hash
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -243,7 +248,25 @@ def alerts_digest(client: Any, key: str) -> str:
     return hashlib.sha256(b"\n".join(sorted(rows))).hexdigest()
 
 
-def replay(directory: Path, info: dict[str, Any], url: str) -> Run:
+class Readings(Model):
+    """``--models trivial``: counts each station's readings and says nothing (what the flow
+    costs around a model that costs nothing)."""
+
+    name: ClassVar[str] = "bench.readings"
+    kinds: ClassVar[frozenset[str]] = frozenset({"air"})
+
+    def route(self, event: Event) -> str | None:
+        return event.station if isinstance(event, Air) else None
+
+    def new_state(self, key: str) -> list[int]:
+        return [0]
+
+    def update(self, state: list[int], event: Event) -> list[Signal]:
+        state[0] += 1
+        return []
+
+
+def replay(directory: Path, info: dict[str, Any], url: str, models: str = "real") -> Run:
     """One in-process flow run over the file set."""
     import redis
     from bytewax.testing import run_main
@@ -260,8 +283,13 @@ def replay(directory: Path, info: dict[str, Any], url: str) -> Run:
         speed=None,
         run_id="hourly",
     )
+    regs = None
+    if models == "trivial":
+        from flows.registry import Registration
+
+        regs = [Registration("air", lambda reg, s: Readings())]
     t0, c0 = time.perf_counter(), time.process_time()
-    run_main(build_city_flow(opts, settings, url))  # type: ignore[no-untyped-call]
+    run_main(build_city_flow(opts, settings, url, registrations=regs))  # type: ignore[no-untyped-call]
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     client = redis.Redis.from_url(url)
     keys = settings.keys
@@ -284,6 +312,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", help="the real-data folder (default: $CITYWATCH_DATA, ...)")
     ap.add_argument("--partitions", type=int, default=4, help="part files (source partitions)")
     ap.add_argument("--cache", default=str(ROOT / "var" / "replay-hourly"))
+    ap.add_argument(
+        "--models",
+        choices=("real", "trivial"),
+        default="real",
+        help="the registered models, or one that only counts readings (the flow's own cost)",
+    )
     args = ap.parse_args(argv)
     if args.years <= 0 or args.stations < 1 or args.partitions < 1:
         print("replay_hourly: error: --years, --stations, --partitions must be positive")
@@ -298,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     with embedded_or_url(Settings.load().redis_url) as url:
         for seed in args.seeds:
             d, info = file_set(args, seed)
-            run = replay(d, info, url)
+            run = replay(d, info, url, args.models)
             if run.records != info["records"]:
                 print(
                     f"replay_hourly: the flow counted {run.records:,} of {info['records']:,} "

@@ -120,10 +120,14 @@ class Site(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Vehicle(msgspec.Struct, frozen=True, kw_only=True):
+    """A hazmat vehicle. ``sleep_interval_s``: how often its terminal reports while the
+    ignition is off (JT/T 808 sleep reporting, 5-60 min), when known; else it is learned."""
+
     id: str
     plate: str
     un: str | None = None
     depot: str | None = None
+    sleep_interval_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] | None = None
 
 
 class District(msgspec.Struct, frozen=True, kw_only=True):

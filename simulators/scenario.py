@@ -95,6 +95,9 @@ class Scenario:
     dwell_sensitive: int = 0
     workshops_visited: int = 0
     visits_per_workshop: int = 3
+    #: How the GPS terminals behave: "real" (sleep mode, jumps, late re-sends, no speed, ...)
+    #: or "ideal" (a fix every 10 s): ``simulators.vehicles.TERMINALS``.
+    terminals: str = "real"
     # work sites
     resumptions: int = 0
     night_resumptions: int = 0
@@ -271,6 +274,7 @@ SCENARIOS: Final[dict[str, Scenario]] = {
             lead_s=20,
             start_window_s=40,
             time_scale=0.1,
+            terminals="ideal",  # minutes-long dwells: a terminal sleeping 5-60 min hides them
             **_ALL,  # type: ignore[arg-type]
         ),
     )

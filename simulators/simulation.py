@@ -24,7 +24,7 @@ from simulators.scoring import population_days
 from simulators.seeds import py_rng
 from simulators.sites import OrderStream, PowerStream, SiteActivity, VideoStream
 from simulators.stream import Generator
-from simulators.vehicles import VehicleStream
+from simulators.vehicles import TERMINALS, VehicleStream, declare, traits
 
 __all__ = ["Batch", "Simulation", "simulate"]
 
@@ -62,6 +62,12 @@ class Simulation:
         self.start_ms = scenario.start_ms
         self.end_ms = scenario.end_ms
         self.city: City = build_city(seed, PROFILES[scenario.profile], scenario.scale)
+        if scenario.terminals not in TERMINALS:
+            msg = f"terminals: unknown {scenario.terminals!r}, expected one of {sorted(TERMINALS)}"
+            raise ValueError(msg)
+        self.terminals = TERMINALS[scenario.terminals]
+        ids = self.city.vehicle_ids
+        declare(self.city.registry, ids, traits(ids, seed, self.terminals))
         self.plan: Plan = make_plan(self.city, scenario.counts_scaled(), seed)
         self.generators: list[Generator] = self._generators()
         self.labels: list[Label] = self._labels()
@@ -95,7 +101,7 @@ class Simulation:
             )
             gens["air"] = self.air
         if "gps" in kinds:
-            self.gps = VehicleStream(city, seed, s, e, plan.stops)
+            self.gps = VehicleStream(city, seed, s, e, plan.stops, self.terminals)
             gens["gps"] = self.gps
         if "video" in kinds:
             gens["video"] = VideoStream(city, seed, s, e, activity)

@@ -11,8 +11,14 @@ verdict and level from context and dwell time. Signals (rule ``vehicle.dwell``, 
   ``refresh_s`` while it stays (so the engine's quiet-period auto-resolve never fires on a truck
   that is still there; the engine dedups the repeats);
 * inactive (the clear) when the stop ends: a fix outside the radius confirmed by the next one
-  (a single outlier is dropped), a gap in the fixes, or event time passing ``max_gap_s``
-  beyond its last fix (:meth:`DwellModel.on_watermark`).
+  (a single outlier or GPS jump is dropped), a silence longer than the vehicle's allowance,
+  or event time passing that allowance beyond its last fix (:meth:`DwellModel.on_watermark`).
+
+Terminals that sleep (ignition off: one fix every 5-60 min; ``Vehicle.sleep_interval_s`` in
+the registry, else learned by the detector): the stay goes on across their silences, and
+between fixes the dwell clock runs on event time up to one interval after the last fix, so a
+threshold is signalled when it passes and the alert is refreshed between fixes (evidence
+``last_fix_ms`` then says when the truck was last seen).
 
 A *dwell* is a stop, or consecutive stops at one spot: a stop whose first fix was off-centre
 (a slow approach) can end on a jittered fix that is outside the radius of that first fix but
@@ -118,6 +124,7 @@ class VehicleState(CompactSlots):
         "ref_m",
         "start_ms",
         "stop_ms",
+        "un",
         "vehicle",
     )
 
@@ -125,6 +132,8 @@ class VehicleState(CompactSlots):
         self.vehicle = vehicle
         self.det = det
         self.stop_ms = -1
+        #: The cargo (UN number) of the last fix, for signals between fixes.
+        self.un: str | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -197,9 +206,12 @@ class DwellModel(Model):
         return event.vehicle if type(event) is Gps else None
 
     def new_state(self, key: str) -> VehicleState:
-        return VehicleState(
-            key, StayPointDetector(self.radius_m, self.min_duration_s, self.max_gap_s)
+        vehicle = self.registry.vehicles.get(key)
+        sleep_s = vehicle.sleep_interval_s if vehicle is not None else None
+        det = StayPointDetector(
+            self.radius_m, self.min_duration_s, self.max_gap_s, sleep_s=sleep_s or 0.0
         )
+        return VehicleState(key, det)
 
     def update(self, state: VehicleState, event: Event) -> list[Signal]:
         if type(event) is not Gps:
@@ -226,9 +238,32 @@ class DwellModel(Model):
             # The candidate that began at the held end failed (the detector has filtered
             # outliers by now): the truck did leave.
             self._end_held(state, event.ts, event.un, out)
+        state.un = event.un
+        self._progress(state, det.last_ms, event.ts, out)
+        return out
+
+    def on_watermark(self, state: VehicleState, watermark_ms: int) -> list[Signal]:
+        out: list[Signal] = []
+        det = state.det
+        stop = det.flush(watermark_ms)
+        if stop is not None and stop.end_ms is not None:
+            self._end(state, stop, watermark_ms, state.un, out)
+        elif state.held_end_ms and watermark_ms - det.last_ms > det.max_gap_ms + det.sleep_ms:
+            self._end_held(state, watermark_ms, state.un, out)
+        elif det.sleep_ms and (det.in_stop or state.held_end_ms):
+            # A sleeping terminal: the truck is believed there until E after its last fix, so
+            # its dwell clock runs on (thresholds pass, the alert stays open between fixes).
+            self._progress(state, det.present_ms(watermark_ms), watermark_ms, out)
+        return out
+
+    def _progress(self, state: VehicleState, now_ms: int, ts: int, out: list[Signal]) -> None:
+        """The dwell as it stands at ``now_ms`` (the last fix, or the believed presence of a
+        sleeping terminal): a new stop located, a held one continued or ended, and the
+        signal when the level changes or ``refresh_s`` has passed."""
+        det = state.det
         if not det.in_stop:
             if not state.held_end_ms:
-                return out
+                return
             # Held: by hypothesis the truck is still there, so its dwell clock keeps running.
         elif det.start_ms != state.stop_ms:  # a stop not accounted for yet
             state.stop_ms = det.start_ms
@@ -237,29 +272,19 @@ class DwellModel(Model):
                 if planar_distance_m(state.held_lat, state.held_lon, lat, lon) <= self.radius_m:
                     state.held_end_ms = 0  # the same dwell goes on
                 else:
-                    self._end_held(state, event.ts, event.un, out)
+                    self._end_held(state, ts, state.un, out)
             if state.context is None:
                 state.start_ms = det.arrival_ms
                 self._locate(state)
         context = state.context or "unregistered"
-        dwell_s = (det.last_ms - state.start_ms) / 1000.0
+        dwell_s = (now_ms - state.start_ms) / 1000.0
         verdict, level = self.policy.classify(context, dwell_s)
         if level is None:
-            return out
-        if level != state.level or det.last_ms - state.last_emit_ms >= self.refresh_ms:
+            return
+        if level != state.level or now_ms - state.last_emit_ms >= self.refresh_ms:
             state.level = int(level)
-            state.last_emit_ms = det.last_ms
-            out.append(self._signal(state, verdict, level, dwell_s, event.un))
-        return out
-
-    def on_watermark(self, state: VehicleState, watermark_ms: int) -> list[Signal]:
-        out: list[Signal] = []
-        stop = state.det.flush(watermark_ms)
-        if stop is not None and stop.end_ms is not None:
-            self._end(state, stop, watermark_ms, None, out)
-        elif state.held_end_ms and watermark_ms - state.det.last_ms > state.det.max_gap_ms:
-            self._end_held(state, watermark_ms, None, out)
-        return out
+            state.last_emit_ms = now_ms
+            out.append(self._signal(state, verdict, level, dwell_s, now_ms))
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -297,16 +322,18 @@ class DwellModel(Model):
         }
 
     def _signal(
-        self, state: VehicleState, verdict: Verdict, level: Level, dwell_s: float, un: str | None
+        self, state: VehicleState, verdict: Verdict, level: Level, dwell_s: float, now_ms: int
     ) -> Signal:
         lat, lon = state.det.centroid()
         if state.district is None:
             state.district = self.registry.district_of(lat, lon) or ""
         ctx = state.context or "unregistered"
-        ev = self._evidence(state, dwell_s, un)
+        ev = self._evidence(state, dwell_s, state.un)
         ev["verdict"] = verdict.value
+        if now_ms > state.det.last_ms:
+            ev["last_fix_ms"] = state.det.last_ms  # the rest is a sleeping terminal's silence
         title = f"危化品车辆{_CONTEXT_ZH.get(ctx, '')}异常停留{round(dwell_s / 60)}分钟"
-        return self._make(state, state.det.last_ms, True, level, dwell_s, title, ev, lat, lon)
+        return self._make(state, now_ms, True, level, dwell_s, title, ev, lat, lon)
 
     def _clear(self, state: VehicleState, stop: Stop, ts: int, un: str | None) -> Signal:
         end_ms = stop.end_ms if stop.end_ms is not None else ts

@@ -9,24 +9,40 @@ Semantics (scikit-mobility's ``stay_locations``, made streaming):
 * The first fix farther than ``radius_m`` from the anchor ends the candidate or stop and becomes
   the anchor of the next candidate. A stop ended this way has ``end_ms`` = that fix's time (the
   leaving time, as scikit-mobility's ``leaving_datetime``) and ``closed_by="left"``.
-* Multipath outliers: a single fix outside the radius whose next fix (within ``max_gap_s``) is
-  back inside is dropped and counted in ``outliers`` (``drop_outliers=True``, the default), so
-  one bad fix neither ends a stop nor restarts a candidate. The price: an end is reported one
-  fix later (its ``end_ms`` is still the first fix outside).
-* Two consecutive fixes more than ``max_gap_s`` apart split the stop: it ends at the last fix
-  before the gap (``closed_by="gap"``: we do not know when the vehicle left) and the fix after
-  the gap anchors a new candidate. :meth:`StayPointDetector.flush` applies the same rule when
-  event time advances with no fix at all (a vehicle that went dark).
+* Multipath outliers and GPS jumps: a single fix outside the radius whose next fix (within the
+  silence allowance S below) is back inside is dropped and counted in ``outliers``
+  (``drop_outliers=True``, the default), so one bad fix neither ends a stop nor restarts a
+  candidate. The price: an end is reported one fix later (its ``end_ms`` is still the first
+  fix outside).
+* Terminals that sleep: with the ignition off a hazmat terminal reports once every 5-60
+  minutes. ``sleep_s`` (E) is that *standing interval*, declared per vehicle or learned (below);
+  0 for a terminal that keeps reporting. A stop survives a silence of up to S = E + G
+  (``max_gap_s``): the next fix inside the radius continues it. A fix outside after a silence
+  ends it at that fix, but no later than E (or G) after the last fix inside: a terminal that
+  reports every E would have shown the vehicle there. A silence longer than S splits it: it
+  ends E after its last fix (``closed_by="gap"``; with E = 0 at the last fix) and the fix
+  after anchors a new candidate. :meth:`StayPointDetector.flush` applies the same rule when
+  event time passes S with no fix at all (a vehicle that went dark), and, for a terminal
+  known to sleep (E > 0), confirms a candidate whose believed presence (up to E after its
+  last fix) has lasted T, if its fixes before the silence spanned 30 s (it was standing, not
+  passing through).
+* Learning E: a silence longer than S that ends with a fix inside the radius of the anchor
+  (the vehicle did not move) shows how long the terminal sleeps: E becomes that silence, at
+  most 60 minutes, and never shrinks. A *candidate* (not yet a stop: nothing was said
+  about it) learns at once and goes on across that silence; a stop was already ended when
+  event time passed S, so it learns for the next stop. Declared and learned, the larger wins.
 * Out-of-order and duplicate fixes (``ts`` <= the newest accepted fix) are dropped and counted in
   ``dropped``: a late fix only tells us about a past we already decided on, and accepting it
   would make the output depend on arrival order. Upstream buffering of a few fixes is therefore
   lossy by design; the flow orders per key before this step.
 
-One difference from scikit-mobility: after a candidate fails (the vehicle moved on before
-``min_duration_s``) scikit-mobility restarts from the *next* fix and rescans (quadratic in the
-worst case, and it needs the trajectory in memory); here the next candidate is anchored at the
-first fix outside the radius, which keeps the state O(1). For a moving vehicle both pick the same
-fix; they can differ only while a vehicle crawls within the radius.
+Differences from scikit-mobility's ``stay_locations`` (a stop from a point while later points
+stay within R; it ends at the first point outside, if that is more than T after the first):
+the duration is measured to the last fix inside (the stop is confirmed while the vehicle is
+there, without the fix that ends it); silences longer than S split a stop (scikit-mobility
+has no gap rule by default, and drops the points before a gap when it has one); one fix
+outside between fixes inside is dropped; the leaving time after a silence is bounded by E;
+the centre is the mean, not the median. ``docs/models/vehicles.md`` justifies each.
 
 Distances are planar (equirectangular around the anchor, on the sphere of
 :func:`citywatch.geo.haversine_m`): within a few hundred metres they differ from the haversine
@@ -57,6 +73,7 @@ __all__ = [
     "DEFAULT_MAX_GAP_S",
     "DEFAULT_MIN_DURATION_S",
     "DEFAULT_RADIUS_M",
+    "MAX_SLEEP_S",
     "M_PER_DEG_LAT",
     "StayPointDetector",
     "Stop",
@@ -69,8 +86,15 @@ DEFAULT_RADIUS_M: Final = 150.0
 DEFAULT_MIN_DURATION_S: Final = 180.0
 #: Default gap: fixes come every 10 s; ten minutes of silence means we lost the vehicle.
 DEFAULT_MAX_GAP_S: Final = 600.0
+#: The longest standing interval a terminal may declare or be learned to have: sleep-mode
+#: (ignition off) reporting runs from 5 to 60 minutes.
+MAX_SLEEP_S: Final = 3600.0
 #: Metres per degree of latitude on the sphere ``citywatch.geo.haversine_m`` uses.
 M_PER_DEG_LAT: Final = EARTH_R_M * math.pi / 180.0
+_MAX_SILENCE_MS: Final = round(MAX_SLEEP_S * 1000)
+#: A candidate whose fixes span this long before a silence was standing, not passing by (at
+#: 18 km/h a vehicle crosses a 150-m radius in 30 s): only then is its silence a sleep.
+_STANDING_MS: Final = 30_000
 
 
 def planar_distance_m(lat0: float, lon0: float, lat: float, lon: float) -> float:
@@ -115,8 +139,11 @@ class StayPointDetector(CompactSlots):
     max_gap_s
         G: consecutive fixes farther apart than this split a stop.
     drop_outliers
-        Drop a single fix outside R when the next fix (within G) is back inside (a multipath
-        excursion); the stop then ends one fix later. False: scikit-mobility's exact rule.
+        Drop a single fix outside R when the next fix (within S) is back inside (a multipath
+        excursion, a GPS jump); the stop then ends one fix later. False: scikit-mobility's rule.
+    sleep_s
+        E: how long the terminal may stay silent while the vehicle stands (sleep-mode
+        reporting, declared per vehicle); 0: it keeps reporting. Learned upwards (``sleep_ms``).
 
     ``update`` returns a :class:`Stop` when one is confirmed (open) or ends (closed), else None;
     ``in_stop``, ``start_ms``, ``last_ms`` and :meth:`centroid` describe the current stop.
@@ -129,7 +156,7 @@ class StayPointDetector(CompactSlots):
     it) before the anchor.
 
     ``dropped`` counts out-of-order fixes, ``outliers`` one-fix excursions dropped.
-    State: 20 slots of numbers, ~250 bytes pickled with the parameters.
+    State: 21 slots of numbers, ~260 bytes pickled with the parameters.
     """
 
     __slots__ = (
@@ -152,6 +179,7 @@ class StayPointDetector(CompactSlots):
         "min_duration_ms",
         "outliers",
         "radius_m",
+        "sleep_ms",
         "start_ms",
     )
 
@@ -162,6 +190,7 @@ class StayPointDetector(CompactSlots):
         max_gap_s: float = DEFAULT_MAX_GAP_S,
         *,
         drop_outliers: bool = True,
+        sleep_s: float = 0.0,
     ) -> None:
         if not (radius_m > 0 and math.isfinite(radius_m)):
             msg = f"radius_m: must be a positive finite number, got {radius_m!r}"
@@ -172,7 +201,11 @@ class StayPointDetector(CompactSlots):
         if not (max_gap_s > 0 and math.isfinite(max_gap_s)):
             msg = f"max_gap_s: must be a positive finite number, got {max_gap_s!r}"
             raise ValueError(msg)
+        if not (0 <= sleep_s <= MAX_SLEEP_S):
+            msg = f"sleep_s: must be within 0-{MAX_SLEEP_S:g} s, got {sleep_s!r}"
+            raise ValueError(msg)
         self.radius_m = float(radius_m)
+        self.sleep_ms = round(sleep_s * 1000)
         self.min_duration_ms = round(min_duration_s * 1000)
         self.max_gap_ms = round(max_gap_s * 1000)
         self.drop_outliers = bool(drop_outliers)
@@ -207,17 +240,25 @@ class StayPointDetector(CompactSlots):
             self._anchor(ts, lat, lon)
             return None
         ended: Stop | None = None
+        allowed = self.max_gap_ms + self.sleep_ms  # S
         if self._pend_ms >= 0:
-            if ts - self._pend_ms <= self.max_gap_ms and self._inside(lat, lon):
+            if ts - self._pend_ms <= allowed and self._inside(lat, lon):
                 self.outliers += 1  # the fix outside was a one-fix excursion: forget it
                 self._pend_ms = -1
             else:
                 ended = self._leave()  # it was real: the stop ended there
-        if ts - self.last_ms > self.max_gap_ms:
-            if self.in_stop:
-                ended = self._close(self.last_ms, "gap")
-            self._anchor(ts, lat, lon)
-            return ended
+        silence = ts - self.last_ms
+        if silence > allowed:
+            standing = self._inside(lat, lon)
+            if standing and not self.in_stop and silence <= _MAX_SILENCE_MS + self.max_gap_ms:
+                self._learn(silence)  # a candidate's first sleep: it goes on (see above)
+            else:
+                if self.in_stop:
+                    ended = self._close(self.last_ms + self.sleep_ms, "gap")
+                if standing:
+                    self._learn(silence)
+                self._anchor(ts, lat, lon)
+                return ended
         dy = (lat - self.anchor_lat) * M_PER_DEG_LAT
         dx = (lon - self.anchor_lon) * self._kx
         if dx * dx + dy * dy <= self._r2:
@@ -237,15 +278,29 @@ class StayPointDetector(CompactSlots):
     def flush(self, watermark_ms: int) -> Stop | None:
         """Settle what event time ``watermark_ms`` decides with no new fix (a vehicle gone dark).
 
-        A pending fix outside the radius with nothing after it for ``max_gap_s`` ends the stop
-        there (``"left"``); a stop with no fix for ``max_gap_s`` ends at its last fix (``"gap"``).
+        A pending fix outside the radius with nothing after it for S ends the stop there
+        (``"left"``); a stop with no fix for S ends E after its last fix (``"gap"``); a sleeping
+        terminal's candidate whose believed presence reached T is confirmed (an open stop).
         """
+        allowed = self.max_gap_ms + self.sleep_ms
         if self._pend_ms >= 0:
-            return self._leave() if watermark_ms - self._pend_ms > self.max_gap_ms else None
-        if self.in_stop and watermark_ms - self.last_ms > self.max_gap_ms:
-            ended = self._close(self.last_ms, "gap")
-            self._n = 0
-            return ended
+            return self._leave() if watermark_ms - self._pend_ms > allowed else None
+        if self.in_stop:
+            if watermark_ms - self.last_ms > allowed:
+                ended = self._close(self.last_ms + self.sleep_ms, "gap")
+                self._n = 0
+                return ended
+        elif (
+            self.sleep_ms
+            and self.last_ms - self.start_ms >= _STANDING_MS
+            and min(watermark_ms, self.last_ms + self.sleep_ms) - self.start_ms
+            >= self.min_duration_ms
+            and watermark_ms - self.last_ms <= allowed
+        ):
+            # A sleeping terminal's silence: the vehicle stands there until E after its last
+            # fix (it would report otherwise), long enough to be a stop.
+            self.in_stop = True
+            return self._stop(None, "")
         return None
 
     def close(self) -> Stop | None:
@@ -257,6 +312,13 @@ class StayPointDetector(CompactSlots):
             ended = self._close(self.last_ms, "flush") if self.in_stop else None
         self._n = 0
         return ended
+
+    def present_ms(self, watermark_ms: int) -> int:
+        """Until when the vehicle is known or believed to stand at the current stop: its last
+        fix, or up to E later while a sleeping terminal is silent."""
+        if self.sleep_ms == 0 or watermark_ms <= self.last_ms:
+            return self.last_ms
+        return min(watermark_ms, self.last_ms + self.sleep_ms)
 
     def centroid(self) -> tuple[float, float]:
         """(lat, lon) of the mean of the current candidate's fixes; the anchor if none."""
@@ -284,7 +346,10 @@ class StayPointDetector(CompactSlots):
         ts, lat, lon = self._pend_ms, self._pend_lat, self._pend_lon
         self._pend_ms = -1
         if self.in_stop:
-            ended = self._close(ts, "left")
+            # Left by that fix, but after a silence no later than a terminal standing there
+            # would have reported (E; within G the fix's own time is as close as we know).
+            latest = self.last_ms + max(self.sleep_ms, self.max_gap_ms)
+            ended = self._close(min(ts, latest), "left")
             self._anchor(ts, lat, lon)
             return ended
         # A candidate failed before T. If it lasted at least T/2 and this fix is still within R
@@ -302,6 +367,13 @@ class StayPointDetector(CompactSlots):
         if settling:
             self.arrival_ms = prev
         return None
+
+    def _learn(self, silence_ms: int) -> None:
+        """A standing silence of ``silence_ms``: the terminal sleeps that long (at most 60
+        minutes); E never shrinks."""
+        learned = min(_MAX_SILENCE_MS, silence_ms)
+        if learned > self.sleep_ms:
+            self.sleep_ms = learned
 
     def _anchor(self, ts: int, lat: float, lon: float) -> None:
         self.start_ms = ts

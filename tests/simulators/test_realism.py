@@ -16,6 +16,7 @@ from citywatch.events import Air, Event, Gps, Power, Video
 from citywatch.geo import haversine_m
 from simulators import Simulation, simulate
 from simulators.clock import DEFAULT_START_MS, HOUR_MS
+from tests.simulators.stays import stays
 
 DEC: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)  # type: ignore[arg-type]
 MON = DEFAULT_START_MS  # Monday 00:00 local
@@ -138,7 +139,14 @@ def test_missing_values_are_nulls(air_day: dict[str, list[Air]]) -> None:
 
 
 def test_trucks_drive_at_road_speeds_and_stop_at_registered_places() -> None:
-    sim = simulate("clean", seed=6, kinds=("gps",), start_ms=MON + 6 * HOUR_MS, duration_s=6 * 3600)
+    sim = simulate(
+        "clean",
+        seed=6,
+        kinds=("gps",),
+        start_ms=MON + 6 * HOUR_MS,
+        duration_s=6 * 3600,
+        terminals="ideal",  # no deliveries to unregistered customers (tests/simulators/...)
+    )
     fixes: dict[str, list[Gps]] = defaultdict(list)
     for e in sim.events():
         assert isinstance(e, Gps)
@@ -149,19 +157,11 @@ def test_trucks_drive_at_road_speeds_and_stop_at_registered_places() -> None:
     places = list(sim.registry.places.values())
     cats: Counter[str] = Counter()
     for fs in fixes.values():
-        i = 0
-        while i < len(fs):
-            j = i
-            while (
-                j + 1 < len(fs)
-                and haversine_m(fs[i].lat, fs[i].lon, fs[j + 1].lat, fs[j + 1].lon) < 100
-            ):
-                j += 1
-            if fs[j].ts - fs[i].ts >= 8 * 60_000:
-                p = min(places, key=lambda p: haversine_m(fs[i].lat, fs[i].lon, p.lat, p.lon))
+        for a, b in stays(fs, 100.0):
+            if b.ts - a.ts >= 8 * 60_000:
+                p = min(places, key=lambda p: haversine_m(a.lat, a.lon, p.lat, p.lon))
                 # inside, or queueing at the gate just outside (up to 100 m, plus jitter)
-                assert haversine_m(fs[i].lat, fs[i].lon, p.lat, p.lon) <= p.radius_m + 130
+                assert haversine_m(a.lat, a.lon, p.lat, p.lon) <= p.radius_m + 130
                 cats[p.category] += 1
-            i = j + 1
     assert cats["enterprise"] > 0
     assert cats["depot"] > 0

@@ -26,15 +26,29 @@ class RefStop:
 
 
 def reference_stops(
-    fixes: list[Fix], radius_m: float, min_s: float, gap_s: float, *, drop_outliers: bool = True
+    fixes: list[Fix],
+    radius_m: float,
+    min_s: float,
+    gap_s: float,
+    *,
+    drop_outliers: bool = True,
+    sleep_s: float = 0.0,
+    learn: bool = True,
 ) -> list[RefStop]:
     """Batch stay points: greedy segments of fixes within R of the segment's first fix.
 
     Written independently of the detector: whole-trajectory scans, haversine distances.
     Out-of-order and duplicate fixes (ts <= the newest kept) are dropped first. With
-    ``drop_outliers`` a fix outside R is skipped when the next fix (within G of it) is back
+    ``drop_outliers`` a fix outside R is skipped when the next fix (within S of it) is back
     within R. A segment at the end of the data that is a stop is reported as closed by "flush"
     at its last fix.
+
+    Terminals that sleep: E (``sleep_s``, learned upwards with ``learn``) is how long the
+    terminal may be silent while the vehicle stands; S = E + G. A silence of more than S
+    ends a segment ("gap", at its last fix + E) unless the segment is not a stop yet and the
+    fix after it is back within R (and the silence is at most an hour + G): then E becomes the
+    silence and the segment goes on. A silence ending within R teaches E either way. A segment
+    that is left after a silence ends no later than max(E, G) after its last fix.
     """
     clean: list[Fix] = []
     for f in fixes:
@@ -43,6 +57,7 @@ def reference_stops(
     out: list[RefStop] = []
     n = len(clean)
     min_ms, gap_ms = round(min_s * 1000), round(gap_s * 1000)
+    sleep_ms, max_ms = round(sleep_s * 1000), 3_600_000
 
     def near(a: int, b: int) -> bool:
         return haversine_m(clean[a][1], clean[a][2], clean[b][1], clean[b][2]) <= radius_m
@@ -52,16 +67,27 @@ def reference_stops(
         members = [i]
         j = i + 1
         by = "flush"
+        learned = sleep_ms
         while j < n:
-            if clean[j][0] - clean[members[-1]][0] > gap_ms:
-                by = "gap"
-                break
+            allowed = gap_ms + sleep_ms
+            silence = clean[j][0] - clean[members[-1]][0]
+            if silence > allowed:
+                standing = near(i, j)
+                is_stop = clean[members[-1]][0] - clean[i][0] >= min_ms
+                if standing and learn and not is_stop and silence <= max_ms + gap_ms:
+                    sleep_ms = max(sleep_ms, min(max_ms, silence))
+                    allowed = gap_ms + sleep_ms
+                else:
+                    by = "gap"
+                    if standing and learn:
+                        learned = max(sleep_ms, min(max_ms, silence))
+                    break
             if near(i, j):
                 members.append(j)
             elif (
                 drop_outliers
                 and j + 1 < n
-                and clean[j + 1][0] - clean[j][0] <= gap_ms
+                and clean[j + 1][0] - clean[j][0] <= allowed
                 and near(i, j + 1)
             ):
                 pass  # a one-fix excursion
@@ -72,10 +98,14 @@ def reference_stops(
         seg = [clean[k] for k in members]
         if seg[-1][0] - seg[0][0] >= min_ms:
             confirm = next(f[0] for f in seg if f[0] - seg[0][0] >= min_ms)
-            end = clean[j][0] if by == "left" else seg[-1][0]
+            if by == "left":
+                end = min(clean[j][0], seg[-1][0] + max(sleep_ms, gap_ms))
+            else:
+                end = seg[-1][0] + (sleep_ms if by == "gap" else 0)
             lat = sum(f[1] for f in seg) / len(seg)
             lon = sum(f[2] for f in seg) / len(seg)
             out.append(RefStop(seg[0][0], confirm, end, by, len(seg), lat, lon))
+        sleep_ms = max(sleep_ms, learned)
         i = j
     return out
 
