@@ -286,6 +286,11 @@ def main(argv: list[str] | None = None) -> int:
                 lab = labels[i]
                 delays_arrival.append((first - lab.start_ms) / 1000)
                 delays_thr.append((first - lab.start_ms) / 1000 - threshold_s(lab, policy))
+                if delays_thr[-1] > tol_ms / 1000:
+                    print(
+                        f"    late by {delays_thr[-1]:.0f} s: {lab.subject_id} {lab.params}",
+                        file=sys.stderr,
+                    )
             if scenario == "clean":
                 fp_clean += a_fp
                 clean_days += run.vehicle_days

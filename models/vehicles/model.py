@@ -209,7 +209,11 @@ class DwellModel(Model):
         vehicle = self.registry.vehicles.get(key)
         sleep_s = vehicle.sleep_interval_s if vehicle is not None else None
         det = StayPointDetector(
-            self.radius_m, self.min_duration_s, self.max_gap_s, sleep_s=sleep_s or 0.0
+            self.radius_m,
+            self.min_duration_s,
+            self.max_gap_s,
+            sleep_s=sleep_s or 0.0,
+            learn=not sleep_s,  # a declared interval is the terminal's setting
         )
         return VehicleState(key, det)
 
@@ -239,7 +243,7 @@ class DwellModel(Model):
             # outliers by now): the truck did leave.
             self._end_held(state, event.ts, event.un, out)
         state.un = event.un
-        self._progress(state, det.last_ms, event.ts, out)
+        self._progress(state, det.last_ms, det.last_ms, event.ts, out)
         return out
 
     def on_watermark(self, state: VehicleState, watermark_ms: int) -> list[Signal]:
@@ -248,18 +252,21 @@ class DwellModel(Model):
         stop = det.flush(watermark_ms)
         if stop is not None and stop.end_ms is not None:
             self._end(state, stop, watermark_ms, state.un, out)
-        elif state.held_end_ms and watermark_ms - det.last_ms > det.max_gap_ms + det.sleep_ms:
+        elif state.held_end_ms and watermark_ms - det.last_ms > det.allowed_ms:
             self._end_held(state, watermark_ms, state.un, out)
         elif det.sleep_ms and (det.in_stop or state.held_end_ms):
             # A sleeping terminal: the truck is believed there until E after its last fix, so
-            # its dwell clock runs on (thresholds pass, the alert stays open between fixes).
-            self._progress(state, det.present_ms(watermark_ms), watermark_ms, out)
+            # its dwell clock runs on (thresholds pass); the alert is kept open until the stay
+            # ends (a lost report is no departure), its dwell held at the believed presence.
+            self._progress(state, det.present_ms(watermark_ms), watermark_ms, watermark_ms, out)
         return out
 
-    def _progress(self, state: VehicleState, now_ms: int, ts: int, out: list[Signal]) -> None:
+    def _progress(
+        self, state: VehicleState, now_ms: int, emit_ms: int, ts: int, out: list[Signal]
+    ) -> None:
         """The dwell as it stands at ``now_ms`` (the last fix, or the believed presence of a
         sleeping terminal): a new stop located, a held one continued or ended, and the
-        signal when the level changes or ``refresh_s`` has passed."""
+        signal (at ``emit_ms``) when the level changes or ``refresh_s`` has passed."""
         det = state.det
         if not det.in_stop:
             if not state.held_end_ms:
@@ -281,10 +288,10 @@ class DwellModel(Model):
         verdict, level = self.policy.classify(context, dwell_s)
         if level is None:
             return
-        if level != state.level or now_ms - state.last_emit_ms >= self.refresh_ms:
+        if level != state.level or emit_ms - state.last_emit_ms >= self.refresh_ms:
             state.level = int(level)
-            state.last_emit_ms = now_ms
-            out.append(self._signal(state, verdict, level, dwell_s, now_ms))
+            state.last_emit_ms = emit_ms
+            out.append(self._signal(state, verdict, level, dwell_s, emit_ms))
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -322,7 +329,7 @@ class DwellModel(Model):
         }
 
     def _signal(
-        self, state: VehicleState, verdict: Verdict, level: Level, dwell_s: float, now_ms: int
+        self, state: VehicleState, verdict: Verdict, level: Level, dwell_s: float, ts: int
     ) -> Signal:
         lat, lon = state.det.centroid()
         if state.district is None:
@@ -330,10 +337,10 @@ class DwellModel(Model):
         ctx = state.context or "unregistered"
         ev = self._evidence(state, dwell_s, state.un)
         ev["verdict"] = verdict.value
-        if now_ms > state.det.last_ms:
+        if ts > state.det.last_ms:
             ev["last_fix_ms"] = state.det.last_ms  # the rest is a sleeping terminal's silence
         title = f"危化品车辆{_CONTEXT_ZH.get(ctx, '')}异常停留{round(dwell_s / 60)}分钟"
-        return self._make(state, now_ms, True, level, dwell_s, title, ev, lat, lon)
+        return self._make(state, ts, True, level, dwell_s, title, ev, lat, lon)
 
     def _clear(self, state: VehicleState, stop: Stop, ts: int, un: str | None) -> Signal:
         end_ms = stop.end_ms if stop.end_ms is not None else ts

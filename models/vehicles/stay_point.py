@@ -16,8 +16,9 @@ Semantics (scikit-mobility's ``stay_locations``, made streaming):
   fix outside).
 * Terminals that sleep: with the ignition off a hazmat terminal reports once every 5-60
   minutes. ``sleep_s`` (E) is that *standing interval*, declared per vehicle or learned (below);
-  0 for a terminal that keeps reporting. A stop survives a silence of up to S = E + G
-  (``max_gap_s``): the next fix inside the radius continues it. A fix outside after a silence
+  0 for a terminal that keeps reporting. A stop survives a silence of up to S = 2E + G
+  (``max_gap_s``; one lost sleep report is no departure: leaving wakes the terminal): the
+  next fix inside the radius continues it. A fix outside after a silence
   ends it at that fix, but no later than E (or G) after the last fix inside: a terminal that
   reports every E would have shown the vehicle there. A silence longer than S splits it: it
   ends E after its last fix (``closed_by="gap"``; with E = 0 at the last fix) and the fix
@@ -26,11 +27,11 @@ Semantics (scikit-mobility's ``stay_locations``, made streaming):
   known to sleep (E > 0), confirms a candidate whose believed presence (up to E after its
   last fix) has lasted T, if its fixes before the silence spanned 30 s (it was standing, not
   passing through).
-* Learning E: a silence longer than S that ends with a fix inside the radius of the anchor
-  (the vehicle did not move) shows how long the terminal sleeps: E becomes that silence, at
-  most 60 minutes, and never shrinks. A *candidate* (not yet a stop: nothing was said
+* Learning E: a silence of at least 4 minutes that ends with a fix inside the radius of the
+  anchor (the vehicle did not move) shows how long the terminal sleeps: E becomes that
+  silence, at most 60 minutes, and never shrinks. A *candidate* (not yet a stop: nothing was said
   about it) learns at once and goes on across that silence; a stop was already ended when
-  event time passed S, so it learns for the next stop. Declared and learned, the larger wins.
+  event time passed S, so it learns for the next stop. A declared E is not learned over.
 * Out-of-order and duplicate fixes (``ts`` <= the newest accepted fix) are dropped and counted in
   ``dropped``: a late fix only tells us about a past we already decided on, and accepting it
   would make the output depend on arrival order. Upstream buffering of a few fixes is therefore
@@ -92,6 +93,9 @@ MAX_SLEEP_S: Final = 3600.0
 #: Metres per degree of latitude on the sphere ``citywatch.geo.haversine_m`` uses.
 M_PER_DEG_LAT: Final = EARTH_R_M * math.pi / 180.0
 _MAX_SILENCE_MS: Final = round(MAX_SLEEP_S * 1000)
+#: A standing silence this long is a sleeping terminal's (sleep intervals start at 5 minutes;
+#: an awake one reports every 1-30 s, a lost fix or two leave far shorter silences).
+_MIN_SLEEP_MS: Final = 240_000
 #: A candidate whose fixes span this long before a silence was standing, not passing by (at
 #: 18 km/h a vehicle crosses a 150-m radius in 30 s): only then is its silence a sleep.
 _STANDING_MS: Final = 30_000
@@ -143,7 +147,9 @@ class StayPointDetector(CompactSlots):
         excursion, a GPS jump); the stop then ends one fix later. False: scikit-mobility's rule.
     sleep_s
         E: how long the terminal may stay silent while the vehicle stands (sleep-mode
-        reporting, declared per vehicle); 0: it keeps reporting. Learned upwards (``sleep_ms``).
+        reporting, declared per vehicle); 0: it keeps reporting.
+    learn
+        Learn E upwards from standing silences (``sleep_ms``); off where E is declared.
 
     ``update`` returns a :class:`Stop` when one is confirmed (open) or ends (closed), else None;
     ``in_stop``, ``start_ms``, ``last_ms`` and :meth:`centroid` describe the current stop.
@@ -156,7 +162,7 @@ class StayPointDetector(CompactSlots):
     it) before the anchor.
 
     ``dropped`` counts out-of-order fixes, ``outliers`` one-fix excursions dropped.
-    State: 21 slots of numbers, ~260 bytes pickled with the parameters.
+    State: 22 slots of numbers, ~260 bytes pickled with the parameters.
     """
 
     __slots__ = (
@@ -175,6 +181,7 @@ class StayPointDetector(CompactSlots):
         "dropped",
         "in_stop",
         "last_ms",
+        "learn",
         "max_gap_ms",
         "min_duration_ms",
         "outliers",
@@ -191,6 +198,7 @@ class StayPointDetector(CompactSlots):
         *,
         drop_outliers: bool = True,
         sleep_s: float = 0.0,
+        learn: bool = True,
     ) -> None:
         if not (radius_m > 0 and math.isfinite(radius_m)):
             msg = f"radius_m: must be a positive finite number, got {radius_m!r}"
@@ -206,6 +214,7 @@ class StayPointDetector(CompactSlots):
             raise ValueError(msg)
         self.radius_m = float(radius_m)
         self.sleep_ms = round(sleep_s * 1000)
+        self.learn = bool(learn)
         self.min_duration_ms = round(min_duration_s * 1000)
         self.max_gap_ms = round(max_gap_s * 1000)
         self.drop_outliers = bool(drop_outliers)
@@ -240,7 +249,7 @@ class StayPointDetector(CompactSlots):
             self._anchor(ts, lat, lon)
             return None
         ended: Stop | None = None
-        allowed = self.max_gap_ms + self.sleep_ms  # S
+        allowed = self.allowed_ms  # S
         if self._pend_ms >= 0:
             if ts - self._pend_ms <= allowed and self._inside(lat, lon):
                 self.outliers += 1  # the fix outside was a one-fix excursion: forget it
@@ -250,7 +259,12 @@ class StayPointDetector(CompactSlots):
         silence = ts - self.last_ms
         if silence > allowed:
             standing = self._inside(lat, lon)
-            if standing and not self.in_stop and silence <= _MAX_SILENCE_MS + self.max_gap_ms:
+            if (
+                standing
+                and self.learn
+                and not self.in_stop
+                and silence <= _MAX_SILENCE_MS + self.max_gap_ms
+            ):
                 self._learn(silence)  # a candidate's first sleep: it goes on (see above)
             else:
                 if self.in_stop:
@@ -262,6 +276,8 @@ class StayPointDetector(CompactSlots):
         dy = (lat - self.anchor_lat) * M_PER_DEG_LAT
         dx = (lon - self.anchor_lon) * self._kx
         if dx * dx + dy * dy <= self._r2:
+            if silence > self.sleep_ms and silence >= _MIN_SLEEP_MS:
+                self._learn(silence)  # standing and silent that long: the terminal sleeps
             self._n += 1
             self._sy += dy
             self._sx += dx
@@ -282,7 +298,7 @@ class StayPointDetector(CompactSlots):
         (``"left"``); a stop with no fix for S ends E after its last fix (``"gap"``); a sleeping
         terminal's candidate whose believed presence reached T is confirmed (an open stop).
         """
-        allowed = self.max_gap_ms + self.sleep_ms
+        allowed = self.allowed_ms
         if self._pend_ms >= 0:
             return self._leave() if watermark_ms - self._pend_ms > allowed else None
         if self.in_stop:
@@ -312,6 +328,11 @@ class StayPointDetector(CompactSlots):
             ended = self._close(self.last_ms, "flush") if self.in_stop else None
         self._n = 0
         return ended
+
+    @property
+    def allowed_ms(self) -> int:
+        """S = 2E + G: the longest silence a stop survives (one lost sleep report, plus G)."""
+        return self.max_gap_ms + 2 * self.sleep_ms
 
     def present_ms(self, watermark_ms: int) -> int:
         """Until when the vehicle is known or believed to stand at the current stop: its last
@@ -372,7 +393,7 @@ class StayPointDetector(CompactSlots):
         """A standing silence of ``silence_ms``: the terminal sleeps that long (at most 60
         minutes); E never shrinks."""
         learned = min(_MAX_SILENCE_MS, silence_ms)
-        if learned > self.sleep_ms:
+        if self.learn and learned > self.sleep_ms:
             self.sleep_ms = learned
 
     def _anchor(self, ts: int, lat: float, lon: float) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import pickle
 import random
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -25,7 +26,13 @@ from flows import city
 from flows.city import EngineShard, FlowConfig, Gate, Tick, build_flow
 from flows.sources import DecodingSource
 from flows.sources.iterable import IterableSource
-from models.alert_engine import AlertEngine, EngineSnapshot, RulePolicy, Silence
+from models.alert_engine import (
+    DEFAULT_POLICIES,
+    AlertEngine,
+    EngineSnapshot,
+    RulePolicy,
+    Silence,
+)
 from models.incidents import IncidentCorrelator
 from models.vehicles.model import WorkshopModel
 from sinks.redis_sink import RedisSink
@@ -145,7 +152,9 @@ def _sig(rng: random.Random, ts: int) -> Signal:
 @pytest.mark.parametrize("seed", range(6))
 def test_engine_next_due_is_when_advance_first_acts(seed: int) -> None:
     rng = random.Random(seed)
-    eng = AlertEngine({"air.stuck": RulePolicy(for_ms=5 * MIN, for_count=2)})
+    # The default policies (whatever they come to hold), one with a debounce.
+    stuck = replace(DEFAULT_POLICIES["air.stuck"], for_ms=5 * MIN, for_count=2)
+    eng = AlertEngine({**DEFAULT_POLICIES, "air.stuck": stuck})
     ts = T0
     checked = 0
     for _ in range(300):

@@ -44,11 +44,12 @@ def reference_stops(
     at its last fix.
 
     Terminals that sleep: E (``sleep_s``, learned upwards with ``learn``) is how long the
-    terminal may be silent while the vehicle stands; S = E + G. A silence of more than S
+    terminal may be silent while the vehicle stands; S = 2E + G. A silence of more than S
     ends a segment ("gap", at its last fix + E) unless the segment is not a stop yet and the
     fix after it is back within R (and the silence is at most an hour + G): then E becomes the
-    silence and the segment goes on. A silence ending within R teaches E either way. A segment
-    that is left after a silence ends no later than max(E, G) after its last fix.
+    silence and the segment goes on. A silence of 4 minutes or more ending within R teaches E
+    either way. A segment that is left after a silence ends no later than max(E, G) after its
+    last fix.
     """
     clean: list[Fix] = []
     for f in fixes:
@@ -69,20 +70,22 @@ def reference_stops(
         by = "flush"
         learned = sleep_ms
         while j < n:
-            allowed = gap_ms + sleep_ms
+            allowed = gap_ms + 2 * sleep_ms
             silence = clean[j][0] - clean[members[-1]][0]
             if silence > allowed:
                 standing = near(i, j)
                 is_stop = clean[members[-1]][0] - clean[i][0] >= min_ms
                 if standing and learn and not is_stop and silence <= max_ms + gap_ms:
                     sleep_ms = max(sleep_ms, min(max_ms, silence))
-                    allowed = gap_ms + sleep_ms
+                    allowed = gap_ms + 2 * sleep_ms
                 else:
                     by = "gap"
                     if standing and learn:
                         learned = max(sleep_ms, min(max_ms, silence))
                     break
             if near(i, j):
+                if learn and silence >= 240_000:
+                    sleep_ms = max(sleep_ms, min(max_ms, silence))
                 members.append(j)
             elif (
                 drop_outliers
