@@ -8,8 +8,8 @@ partition, held in memory), routed by the real flow's router over every register
 ``batch_size`` records a read), without bytewax around it. The figure is CPU time of this
 process (``time.process_time``: on a shared machine the time other processes take is not
 counted), the best of ``--repeats`` passes. Compare two versions in one run,
-alternately: ``farm-bench --vs``, or this file against another checkout's modules
-(``PYTHONPATH=/other/checkout python benchmarks/split.py``). Last line: JSON with
+alternately: this file against another checkout's modules
+(``PYTHONPATH=/other/checkout python benchmarks/split.py``), old and new in turn. Last line: JSON with
 ``records``, ``records_per_s`` and ``us_per_record``.
 """
 
