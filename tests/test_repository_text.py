@@ -2,7 +2,8 @@
 
 A reader of the repository cannot follow "(issue 9)", "session 2" or "DESIGN §8": they point to
 a tracker, a work log or a file that is not here. Say what is meant instead (the target, the
-date of the runs, the fact itself, or the doc in ``docs/`` that has it). Lines with a link
+date of the runs, the fact itself, or the doc in ``docs/`` that has it), and no tool of the
+workplace the project was built in. Lines with a link
 (``http``, ``github``) are left alone.
 """
 
@@ -21,7 +22,8 @@ THIS = Path(__file__).resolve().relative_to(ROOT).as_posix()
 #: References a reader cannot follow. This file is excluded: it has to spell them.
 FORBIDDEN = re.compile(
     r"\b(session|issue)s? [0-9]+|shared/(DESIGN|STYLE)"
-    r"|\bDESIGN\.md|DESIGN §|STYLE\.md|DEVELOPERS\.md",
+    r"|\bDESIGN\.md|DESIGN §|STYLE\.md|DEVELOPERS\.md"
+    r"|\bfarm-(studio|bench)\b",  # the workplace's own tools: not the project's
     re.IGNORECASE,
 )
 LINKS = re.compile(r"http|github", re.IGNORECASE)
