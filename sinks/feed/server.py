@@ -1340,7 +1340,7 @@ async def run(
         msg = "serve: redis_url is not set"
         raise ConfigError(msg)
     store = FeedStore.from_url(settings.redis_url, settings.keys)
-    search = open_search(settings, registry_dir or settings.data_dir / "registry")
+    search = open_search(settings, registry_dir or settings.data_dir / "registry", registry)
     server = FeedServer(
         settings,
         store,
@@ -1369,9 +1369,12 @@ async def run(
             search.close()
 
 
-def open_search(settings: Settings, registry_dir: Path) -> SearchService | None:
+def open_search(
+    settings: Settings, registry_dir: Path, registry: Registry | None = None
+) -> SearchService | None:
     """The feed's search service, or None (logged) when its index cannot be opened: the feed
-    serves without search rather than not at all."""
+    serves without search rather than not at all. Tickets are placed with ``registry`` when
+    given (the fallback the maps use), else with the registry in ``registry_dir``."""
     from sinks.search import open_index
     from sinks.search.service import registry_locator
 
@@ -1382,4 +1385,5 @@ def open_search(settings: Settings, registry_dir: Path) -> SearchService | None:
     except (CitywatchError, OSError, sqlite3.Error) as exc:
         log.warning("feed: search is off: %s", exc)
         return None
-    return SearchService(index, settings.redis_url, settings.keys, registry_locator(registry_dir))
+    locator = registry.locator() if registry is not None else registry_locator(registry_dir)
+    return SearchService(index, settings.redis_url, settings.keys, locator)

@@ -14,8 +14,9 @@ import orjson
 import pytest
 import redis
 
+from citywatch.registry import Registry
 from citywatch.settings import Settings
-from sinks.search.service import SearchService
+from sinks.search.service import SearchService, parse_request
 from sinks.search.sqlite_index import SqliteIndex
 from tests.sinks.test_feed_support import (
     TOKEN,
@@ -117,3 +118,25 @@ def test_without_an_index_search_says_it_is_unavailable(settings: Settings) -> N
             assert (status, body["code"]) == (503, "search_unavailable")
 
     run(scenario())
+
+
+def test_the_feed_places_tickets_with_the_registry_its_maps_use(
+    settings: Settings, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    from simulators.geography import Geography
+    from simulators.towns import build_grids, build_towns
+    from sinks.feed.server import open_search
+
+    towns = build_towns()
+    reg = Registry(districts=list(Geography().districts), towns={t.id: t for t in towns},
+                   grids=build_grids(towns))  # fmt: skip
+    s = settings.with_(data_dir=tmp_path)
+    service = open_search(s, tmp_path / "no-registry", reg)
+    assert service is not None
+    redis_client.xadd(s.keys.tickets, {"t": orjson.dumps({
+        "kind": "hotline", "ticket": "T1", "ts": 1_767_225_600_000, "text": "路灯不亮",
+        "lat": 32.02, "lon": 120.87})})  # fmt: skip
+    service.catch_up()
+    hit = service.search(parse_request({"q": "路灯"}))["hits"][0]
+    assert (hit["district"], bool(hit["town"])) == ("崇川区", True)
+    service.close()
