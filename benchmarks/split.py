@@ -9,8 +9,8 @@ partition, held in memory), routed by the real flow's router over every register
 process (``time.process_time``: on a shared machine the time other processes take is not
 counted), the best of ``--repeats`` passes. Compare two versions in one run,
 alternately: this file against another checkout's modules
-(``PYTHONPATH=/other/checkout python benchmarks/split.py``), old and new in turn. Last line: JSON with
-``records``, ``records_per_s`` and ``us_per_record``.
+(``PYTHONPATH=/other/checkout python benchmarks/split.py``), old and new in turn.
+Last line: JSON with ``records``, ``records_per_s`` and ``us_per_record``.
 """
 
 from __future__ import annotations
