@@ -63,6 +63,7 @@ __all__ = [
     "ACTIONS",
     "Action",
     "Command",
+    "Cycle",
     "Deadlines",
     "IllegalTransition",
     "Status",
@@ -70,6 +71,7 @@ __all__ = [
     "WorkOrder",
     "allowed_actions",
     "compute_metrics",
+    "dispatch_cycles",
     "plan",
 ]
 
@@ -467,19 +469,139 @@ def plan(
 
 
 @dataclass(slots=True)
-class _Cycle:
-    """One dispatch of one alert to one department, until closure or the next dispatch."""
+class Cycle:
+    """One dispatch of one alert to one department, until closure or the next dispatch.
 
+    The unit every effectiveness figure counts (:func:`dispatch_cycles`). Times are the audit
+    events' ``ts_ms``. ``feedback_ms`` holds every feedback of the cycle (a rework adds one);
+    ``reworks`` counts feedbacks sent back for more handling; ``reopened`` is set when the
+    cycle was closed and the order was later reopened from ``closed`` (the problem came
+    back). ``centre`` and ``tier`` are those of the dispatch event ("" in audits written
+    before they existed); ``escalated``: the order moved up to a higher centre.
+    """
+
+    id: str
     dept: str
     district: str
     dispatch_ms: int
     deadline_ms: int
-    centre: str = "?"
-    tier: str = "?"
+    rule: str = ""
+    level: str = ""
+    centre: str = ""
+    tier: str = ""
     sign_ms: int | None = None
+    feedback_ms: list[int] = field(default_factory=list)
+    reject_ms: int | None = None
+    close_ms: int | None = None
+    reworks: int = 0
+    reopened: bool = False
     overdue: bool = False
     escalated: bool = False
     ended: bool = False
+
+    @property
+    def signoff_ms(self) -> int | None:
+        """Dispatch -> sign, or None (not signed)."""
+        return None if self.sign_ms is None else self.sign_ms - self.dispatch_ms
+
+    @property
+    def handling_ms(self) -> int | None:
+        """Sign -> first feedback, or None."""
+        if self.sign_ms is None or not self.feedback_ms:
+            return None
+        return self.feedback_ms[0] - self.sign_ms
+
+
+def dispatch_cycles(events: Iterable[Mapping[str, Any]], *, now_ms: int) -> list[Cycle]:
+    """Fold audit events (in stream order) into dispatch cycles, oldest dispatch first.
+
+    A cycle is overdue when it was escalated, answered (signed, rejected, fed back) after its
+    deadline, re-dispatched past it, or is still waiting past it at ``now_ms``. Events
+    missing fields are skipped, never fatal.
+
+    >>> ev = [
+    ...   {"id": "a", "action": "dispatch", "ts_ms": 0, "dept": "D1", "deadline_ms": 100},
+    ...   {"id": "a", "action": "sign", "ts_ms": 40, "deadline_ms": 1000},
+    ...   {"id": "a", "action": "feedback", "ts_ms": 540},
+    ...   {"id": "a", "action": "handle", "ts_ms": 560, "from": "feedback", "deadline_ms": 900},
+    ...   {"id": "a", "action": "feedback", "ts_ms": 700},
+    ...   {"id": "a", "action": "close", "ts_ms": 800},
+    ...   {"id": "a", "action": "reopen", "ts_ms": 900, "from": "closed"},
+    ... ]
+    >>> [(c.signoff_ms, c.handling_ms, c.reworks, c.close_ms, c.reopened, c.overdue)
+    ...  for c in dispatch_cycles(ev, now_ms=1000)]
+    [(40, 500, 1, 800, True, False)]
+    """
+    cycles: list[Cycle] = []
+    current: dict[str, Cycle] = {}
+    last_closed: dict[str, Cycle] = {}
+    district_of: dict[str, str] = {}
+    for ev in events:
+        try:
+            aid = str(ev["id"])
+            action = str(ev["action"])
+            ts = int(ev["ts_ms"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if ev.get("district"):
+            district_of[aid] = str(ev["district"])
+        cyc = current.get(aid)
+        if action == Action.DISPATCH:
+            if cyc is not None and not cyc.ended and cyc.deadline_ms and ts > cyc.deadline_ms:
+                cyc.overdue = True
+            cyc = Cycle(
+                id=aid,
+                dept=str(ev.get("dept") or "?"),
+                district=district_of.get(aid, "?"),
+                dispatch_ms=ts,
+                deadline_ms=_int(str(ev.get("deadline_ms") or 0)),
+                rule=str(ev.get("rule") or ""),
+                level=str(ev.get("level") or ""),
+                centre=str(ev.get("centre") or ""),
+                tier=str(ev.get("tier") or ""),
+            )
+            current[aid] = cyc
+            cycles.append(cyc)
+            continue
+        if action == Action.REOPEN and ev.get("from") == Status.CLOSED.value:
+            closed = last_closed.pop(aid, None)
+            if closed is not None:
+                closed.reopened = True
+        if cyc is None or cyc.ended:
+            continue
+        late = bool(cyc.deadline_ms) and ts > cyc.deadline_ms
+        if action == Action.SIGN and cyc.sign_ms is None:
+            cyc.overdue |= late
+            cyc.sign_ms = ts
+            cyc.deadline_ms = _int(str(ev.get("deadline_ms") or 0))
+        elif action == Action.REJECT:
+            cyc.overdue |= late
+            cyc.ended = True
+            cyc.reject_ms = ts
+        elif action == Action.FEEDBACK and cyc.sign_ms is not None:
+            cyc.overdue |= late
+            cyc.deadline_ms = 0
+            cyc.feedback_ms.append(ts)
+        elif action == Action.HANDLE and ev.get("deadline_ms"):
+            cyc.deadline_ms = _int(str(ev.get("deadline_ms")))
+            if ev.get("from") == Status.FEEDBACK.value:
+                cyc.reworks += 1
+        elif action == Action.ESCALATE:
+            cyc.overdue = True
+            if ev.get("to_centre") and ev.get("to_centre") != ev.get("from_centre"):
+                cyc.escalated = True
+        elif action == Action.CLOSE:
+            cyc.ended = True
+            cyc.close_ms = ts
+            last_closed[aid] = cyc
+        elif action == Action.SHELVE:
+            cyc.deadline_ms = 0
+        elif action == Action.REOPEN:
+            cyc.ended = True
+    for cyc in current.values():
+        if not cyc.ended and cyc.deadline_ms and now_ms > cyc.deadline_ms:
+            cyc.overdue = True
+    return cycles
 
 
 @dataclass(slots=True)
@@ -492,6 +614,17 @@ class _Group:
     escalated: int = 0
     signoff_ms: list[int] = field(default_factory=list)
     handling_ms: list[int] = field(default_factory=list)
+
+    def add(self, c: Cycle) -> None:
+        self.dispatched += 1
+        self.overdue += c.overdue
+        self.escalated += c.escalated
+        self.rejected += c.reject_ms is not None
+        self.closed += c.close_ms is not None
+        if c.sign_ms is not None:
+            self.signed += 1
+            self.signoff_ms.append(c.sign_ms - c.dispatch_ms)
+            self.handling_ms.extend(f - c.sign_ms for f in c.feedback_ms)
 
     def as_dict(self) -> dict[str, Any]:
         answered = self.signed + self.rejected
@@ -528,14 +661,13 @@ def compute_metrics(events: Iterable[Mapping[str, Any]], *, now_ms: int) -> dict
     """Effectiveness figures from audit events (in stream order), in total and per department,
     district, tier (``town``/``county``/``city``) and centre (``town:T...``, ...).
 
-    Unit of count: a dispatch *cycle* (one alert sent to one department). Sign-off time is
-    dispatch -> sign; handling time is sign -> feedback; rejection rate is rejected / (signed +
-    rejected); a cycle is overdue when it was escalated, answered after its deadline, or is still
-    waiting past its deadline at ``now_ms``; closure rate is closed cycles / dispatched cycles.
-    A cycle counts for the centre and tier that owned the order when it was dispatched (the
-    dispatch event's ``centre``/``tier``; ``?`` in audits written before they existed), so an
-    escalation is charged to the centre that let the deadline pass; ``escalated`` counts the
-    cycles moved up to a higher centre. Events missing fields are skipped, never fatal.
+    Unit of count: a dispatch *cycle* (:func:`dispatch_cycles`). Sign-off time is dispatch ->
+    sign; handling time is sign -> feedback (every feedback of the cycle); rejection rate is
+    rejected / (signed + rejected); overdue rate is overdue cycles / dispatched cycles;
+    closure rate is closed cycles / dispatched cycles. A cycle counts for the centre and tier
+    that owned the order when it was dispatched (the dispatch event's ``centre``/``tier``;
+    ``?`` in audits written before they existed), so an escalation is charged to the centre
+    that let the deadline pass; ``escalated`` counts the cycles moved up to a higher centre.
 
     >>> ev = [
     ...   {"id": "a", "action": "dispatch", "ts_ms": 0, "dept": "D1", "district": "崇川区",
@@ -553,103 +685,24 @@ def compute_metrics(events: Iterable[Mapping[str, Any]], *, now_ms: int) -> dict
     >>> m["overdue_rate"], m["closure_rate"]
     (0.5, 0.5)
     """
-    cycles: dict[str, _Cycle] = {}
-    by_dept: dict[str, _Group] = {}
-    by_district: dict[str, _Group] = {}
-    by_tier: dict[str, _Group] = {}
-    by_centre: dict[str, _Group] = {}
+    groups: dict[str, dict[str, _Group]] = {k: {} for k in ("dept", "district", "tier", "centre")}
     total = _Group()
-    district_of: dict[str, str] = {}
+    for c in dispatch_cycles(events, now_ms=now_ms):
+        keys = {"dept": c.dept, "district": c.district, "tier": c.tier, "centre": c.centre}
+        for name, key in keys.items():
+            groups[name].setdefault(key or "?", _Group()).add(c)
+        total.add(c)
 
-    def groups(c: _Cycle) -> tuple[_Group, ...]:
-        return (
-            by_dept.setdefault(c.dept, _Group()),
-            by_district.setdefault(c.district, _Group()),
-            by_tier.setdefault(c.tier, _Group()),
-            by_centre.setdefault(c.centre, _Group()),
-            total,
-        )
+    def table(name: str, order: Any = None) -> dict[str, Any]:
+        return {k: v.as_dict() for k, v in sorted(groups[name].items(), key=order)}
 
-    def mark_overdue(c: _Cycle) -> None:
-        if not c.overdue:
-            c.overdue = True
-            for g in groups(c):
-                g.overdue += 1
-
-    for ev in events:
-        try:
-            aid = str(ev["id"])
-            action = str(ev["action"])
-            ts = int(ev["ts_ms"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        if ev.get("district"):
-            district_of[aid] = str(ev["district"])
-        cyc = cycles.get(aid)
-        if action == Action.DISPATCH:
-            if cyc is not None and not cyc.ended and cyc.deadline_ms and ts > cyc.deadline_ms:
-                mark_overdue(cyc)
-            cyc = _Cycle(
-                dept=str(ev.get("dept") or "?"),
-                district=district_of.get(aid, "?"),
-                dispatch_ms=ts,
-                deadline_ms=_int(str(ev.get("deadline_ms") or 0)),
-                centre=str(ev.get("centre") or "?"),
-                tier=str(ev.get("tier") or "?"),
-            )
-            cycles[aid] = cyc
-            for g in groups(cyc):
-                g.dispatched += 1
-            continue
-        if cyc is None or cyc.ended:
-            continue
-        if action == Action.SIGN and cyc.sign_ms is None:
-            if cyc.deadline_ms and ts > cyc.deadline_ms:
-                mark_overdue(cyc)
-            cyc.sign_ms = ts
-            cyc.deadline_ms = _int(str(ev.get("deadline_ms") or 0))
-            for g in groups(cyc):
-                g.signed += 1
-                g.signoff_ms.append(ts - cyc.dispatch_ms)
-        elif action == Action.REJECT:
-            if cyc.deadline_ms and ts > cyc.deadline_ms:
-                mark_overdue(cyc)
-            cyc.ended = True
-            for g in groups(cyc):
-                g.rejected += 1
-        elif action == Action.FEEDBACK and cyc.sign_ms is not None:
-            if cyc.deadline_ms and ts > cyc.deadline_ms:
-                mark_overdue(cyc)
-            cyc.deadline_ms = 0
-            for g in groups(cyc):
-                g.handling_ms.append(ts - cyc.sign_ms)
-        elif action == Action.HANDLE and ev.get("deadline_ms"):
-            cyc.deadline_ms = _int(str(ev.get("deadline_ms")))
-        elif action == Action.ESCALATE:
-            mark_overdue(cyc)
-            moved = ev.get("to_centre") and ev.get("to_centre") != ev.get("from_centre")
-            if moved and not cyc.escalated:
-                cyc.escalated = True
-                for g in groups(cyc):
-                    g.escalated += 1
-        elif action == Action.CLOSE:
-            cyc.ended = True
-            for g in groups(cyc):
-                g.closed += 1
-        elif action == Action.SHELVE:
-            cyc.deadline_ms = 0
-        elif action == Action.REOPEN:
-            cyc.ended = True
-    for cyc in cycles.values():
-        if not cyc.ended and cyc.deadline_ms and now_ms > cyc.deadline_ms:
-            mark_overdue(cyc)
     return {
         "now_ms": now_ms,
         "total": total.as_dict(),
-        "by_dept": {k: v.as_dict() for k, v in sorted(by_dept.items())},
-        "by_district": {k: v.as_dict() for k, v in sorted(by_district.items())},
-        "by_tier": {k: v.as_dict() for k, v in sorted(by_tier.items(), key=_tier_order)},
-        "by_centre": {k: v.as_dict() for k, v in sorted(by_centre.items(), key=_tier_order)},
+        "by_dept": table("dept"),
+        "by_district": table("district"),
+        "by_tier": table("tier", _tier_order),
+        "by_centre": table("centre", _tier_order),
     }
 
 
