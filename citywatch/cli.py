@@ -27,12 +27,13 @@ COMMANDS: dict[str, str] = {
     "serve": "serve the websocket feed and the duty-officer console",
     "replay": "replay recorded or simulated JSONL through the city flow",
     "evaluate": "score scenarios or recorded data through the real flow against labels",
-    "report": "print work-order effectiveness metrics from the audit stream",
+    "report": "analysis reports (HTML, figures) per day, week or month; effectiveness tables",
     "bench": "benchmark the full city flow against 400M records/day",
     "search": "search alerts, hotline tickets and work orders by their words",
     "import": "turn CSV air-quality files into events and a registry",
     "inject": "add seeded, labelled sensor faults to recorded events",
     "users": "manage who may log in to the feed and console, with which role",
+    "officers": "simulate officers working the alerts in Redis (fills the audit for reports)",
 }
 #: Commands whose module has another name ("import" is a Python keyword).
 _MODULES: dict[str, str] = {"import": "importer"}
