@@ -78,6 +78,12 @@ class Keys:
         search and the console; at-least-once: consumers key by ticket id."""
         return f"{self.prefix}tickets"
 
+    @property
+    def reports(self) -> str:
+        """Hash: report id (``day:2026-11-02``) -> JSON (path, when written) of the reports
+        ``citywatch run`` wrote on its own, so a restarted run does not write them again."""
+        return f"{self.prefix}reports"
+
     def observed(self, name: str) -> str:
         """Hash: subject (``kind:id``) -> the newest observation JSON of model output ``name``
         (e.g. ``air.hourly``: each station's latest hourly AQI)."""

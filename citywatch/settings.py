@@ -107,6 +107,13 @@ class Settings:
     #: ``signoff_deadline_s`` / ``handling_deadline_s``.
     tier_signoff_deadline_s: tuple[str, ...] = ()
     tier_handling_deadline_s: tuple[str, ...] = ()
+    #: Reports: the local time of period boundaries, as hours east of UTC (Asia/Shanghai: 8).
+    report_utc_offset_h: float = 8.0
+    #: ``citywatch run`` writes the previous day's report when event time passes this local
+    #: hour (0-23) of a new day; unset = no daily report.
+    report_hour: int | None = None
+    #: Where daily reports go (one directory per day); unset = ``<data_dir>/reports``.
+    report_dir: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -155,6 +162,17 @@ class Settings:
             except ValueError as exc:
                 msg = f"{name}: {exc}"
                 raise ConfigError(msg) from exc
+        if self.report_hour is not None and not 0 <= self.report_hour <= 23:
+            msg = f"report_hour: expected an hour 0-23, got {self.report_hour!r}"
+            raise ConfigError(msg)
+        if not -12 <= self.report_utc_offset_h <= 14:
+            msg = f"report_utc_offset_h: expected -12..14 hours, got {self.report_utc_offset_h!r}"
+            raise ConfigError(msg)
+
+    @property
+    def reports_path(self) -> Path:
+        """Where daily reports go: ``report_dir``, else ``<data_dir>/reports``."""
+        return self.report_dir if self.report_dir is not None else self.data_dir / "reports"
 
     @property
     def keys(self) -> Keys:

@@ -1,36 +1,165 @@
-"""``citywatch report``: work-order effectiveness metrics from the audit stream.
+"""``citywatch report``: analysis reports per day, week or month, and the effectiveness tables.
 
-Sign-off time (dispatch -> sign), rejection rate, handling time (sign -> feedback), overdue and
-closure rates, in total, per department, district, tier (town, county, city) and centre.
-``--json`` prints one JSON object.
+    citywatch report                                   # effectiveness tables, all time
+    citywatch report --period week                     # this week vs the last: a text summary
+    citywatch report --period week --out var/report    # report.html + PNG figures + report.json
+    citywatch report --period month --topic effectiveness --at 2026-11 --out var/nov
+
+Without ``--period`` (and without ``--out``) it prints, as before, sign-off time, rejection
+rate, handling time, overdue and closure rates in total, per department, district, tier (town,
+county, city) and centre from the whole audit stream (``--json``: one JSON object). With ``--period`` it computes the
+report of the period holding ``--at`` (default: the flow's newest event time, so a replay
+reports its own period) against the one before; docs/reports.md defines every figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
 
+from citywatch.errors import ConfigError
 from citywatch.redisconn import require_url, wait_for
 from citywatch.settings import Settings
 
+TOPICS = ("air", "hazmat", "worksites", "hotline", "effectiveness")
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument(
+        "--period",
+        choices=("day", "week", "month"),
+        help="report this period against the one before (default with --out: day)",
+    )
+    p.add_argument(
+        "--topic",
+        default="all",
+        help="air, hazmat, worksites, hotline, effectiveness or all (comma-separated; default all)",
+    )
+    p.add_argument("--out", type=Path, metavar="DIR", help="write report.html and figures here")
+    p.add_argument(
+        "--at",
+        metavar="DATE",
+        help="a time inside the period: 2026-11-05, 2026-11-05T14:00 (local) or epoch ms "
+        "(default: the flow's newest event time)",
+    )
+    p.add_argument(
+        "--registry",
+        type=Path,
+        metavar="PATH",
+        help="reference data for names and district outlines (default: <data_dir>/registry, "
+        "else the simulated Nantong ones)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.load(getattr(args, "config", None))
+    period = getattr(args, "period", None)
+    out = getattr(args, "out", None)
+    if period is None and out is None:
+        url = require_url(settings, "report")
+        wait_for(url, retries=settings.redis_retries).close()
+        metrics = asyncio.run(_collect(settings.with_(redis_url=url)))
+        print(orjson.dumps(metrics).decode() if args.json else format_report(metrics))
+        return 0
+    topics = parse_topics(getattr(args, "topic", "all") or "all")
+    if out is not None:
+        check_out(out)
+    from flows.reports import report_registry
+
+    registry, simulated = report_registry(settings, getattr(args, "registry", None))
     url = require_url(settings, "report")
     wait_for(url, retries=settings.redis_retries).close()
-    metrics = asyncio.run(_collect(settings.with_(redis_url=url)))
-    if args.json:
-        print(orjson.dumps(metrics).decode())
-    else:
-        print(format_report(metrics))
+    return write_or_print(
+        settings.with_(redis_url=url),
+        kind=period or "day",
+        topics=topics,
+        at=getattr(args, "at", None),
+        out=out,
+        as_json=bool(args.json),
+        registry=registry,
+        simulated=simulated,
+    )
+
+
+def parse_topics(text: str) -> tuple[str, ...]:
+    parts = [t.strip() for t in text.split(",") if t.strip()]
+    if not parts or "all" in parts:
+        return TOPICS
+    bad = [t for t in parts if t not in TOPICS]
+    if bad:
+        msg = f"--topic: {bad[0]!r} is not one of {', '.join(TOPICS)}, all"
+        raise ConfigError(msg)
+    return tuple(t for t in TOPICS if t in parts)
+
+
+def check_out(out: Path) -> None:
+    """Fail before the work when the output directory cannot be written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        msg = f"--out: cannot write into {out} ({exc.strerror or exc})"
+        raise ConfigError(msg) from exc
+
+
+def write_or_print(
+    settings: Settings,
+    *,
+    kind: str,
+    topics: tuple[str, ...],
+    at: str | None,
+    out: Path | None,
+    as_json: bool,
+    registry: Any,
+    simulated: bool,
+) -> int:
+    import redis
+
+    from citywatch.redisconn import redact
+    from sinks.reports import build_report, write_report
+    from sinks.reports.period import parse_at
+    from sinks.reports.text import summary
+
+    started = time.monotonic()
+    at_ms = parse_at(at, settings.report_utc_offset_h) if at else None
+    url = settings.redis_url or ""
+    r = redis.Redis.from_url(url)
+    try:
+        report = build_report(
+            r,
+            settings.keys,
+            kind=kind,
+            topics=topics,
+            at_ms=at_ms,
+            offset_h=settings.report_utc_offset_h,
+            registry=registry,
+            simulated_outlines=simulated,
+            figures=out is not None,
+            source=redact(url),
+        )
+    finally:
+        r.close()
+    if out is None:
+        if as_json:
+            print(orjson.dumps(report.as_dict(), option=orjson.OPT_NON_STR_KEYS).decode())
+        else:
+            sys.stdout.write(summary(report))
+        return 0
+    page = write_report(report, out)
+    figures = sum(len(s.figures) for s in report.sections)
+    print(
+        f"report: {page} ({report.title} {report.period.label}, {len(report.sections)} "
+        f"sections, {figures} figures, {time.monotonic() - started:.1f} s)"
+    )
     return 0
 
 
@@ -60,24 +189,15 @@ _COLS = (
 
 
 def _cell(key: str, value: Any) -> str:
+    from sinks.reports.content import fmt
+
     if value is None:
         return "-"
     if key.endswith("_ms_median"):
-        return _duration(float(value))
+        return fmt(float(value), "dur")
     if key.endswith("_rate"):
-        return f"{100 * float(value):.1f}%"
+        return fmt(float(value), "pct")
     return str(value)
-
-
-def _duration(ms: float) -> str:
-    s = ms / 1000
-    if s < 120:
-        return f"{s:.0f}s"
-    if s < 7200:
-        return f"{s / 60:.0f}min"
-    if s < 172_800:
-        return f"{s / 3600:.1f}h"
-    return f"{s / 86400:.1f}d"
 
 
 def format_report(metrics: dict[str, Any]) -> str:
