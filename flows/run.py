@@ -42,6 +42,7 @@ from citywatch.settings import Settings
 from flows.city import FlowConfig, build_flow
 from flows.panics import contained
 from flows.registry import Registration, build_models
+from flows.reports import daily_reports
 from flows.sources import DecodingSource, RawSource, stop_on_signals
 from flows.sources.iterable import KeyOf, peek
 from flows.sources.silences import SilenceSource
@@ -451,15 +452,26 @@ def run_city(settings: Settings, opts: RunOptions | None = None, **changes: Any)
         server = serve_metrics(url, settings) if settings.metrics_port else None
         before, t0 = read_counts(url, settings), time.monotonic()
         try:
-            if opts.processes == 1:
-                execute(opts, settings, url)
-                return 0
-            return _run_cluster(opts, settings, url)
+            with daily_reports(settings, url, lambda: _report_registry(opts, settings)):
+                if opts.processes == 1:
+                    execute(opts, settings, url)
+                    return 0
+                return _run_cluster(opts, settings, url)
         finally:
             if server is not None:
                 server.shutdown()
             totals = Totals.say(before, read_counts(url, settings), time.monotonic() - t0)
             print(f"citywatch run: {totals}", file=sys.stderr)
+
+
+def _report_registry(opts: RunOptions, settings: Settings) -> tuple[Registry, bool]:
+    """Names and outlines for the daily report: the simulation's (simulated outlines), or the
+    run's registry, else the simulated Nantong ones."""
+    if opts.source == "sim":
+        return load_registry(opts, settings)[0], True
+    from flows.reports import report_registry
+
+    return report_registry(settings, Path(opts.registry_dir) if opts.registry_dir else None)
 
 
 def cluster_addresses(processes: int, first_port: int = 0) -> list[str]:
