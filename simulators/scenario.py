@@ -267,6 +267,15 @@ SCENARIOS: Final[dict[str, Scenario]] = {
             **_ALL,  # type: ignore[arg-type]
         ),
         Scenario(
+            "city-week",
+            "A Nantong week (Monday to Sunday) with everything mixed in, a week's worth of "
+            "anomalies, at a small scale: material for the weekly report.",
+            duration_s=7 * 86_400,
+            scale=0.0005,
+            anomaly_scale=7.0,
+            **_ALL,  # type: ignore[arg-type]
+        ),
+        Scenario(
             "demo",
             "Everything at small scale, compressed: anomalies start within the first minute "
             "so a newcomer sees alerts at once.",
