@@ -268,12 +268,28 @@ SCENARIOS: Final[dict[str, Scenario]] = {
         ),
         Scenario(
             "city-week",
-            "A Nantong week (Monday to Sunday) with everything mixed in, a week's worth of "
-            "anomalies, at a small scale: material for the weekly report.",
+            "A Nantong week (Monday to Sunday) with everything mixed in, several of each "
+            "anomaly, at a small scale: material for the weekly report.",
             duration_s=7 * 86_400,
             scale=0.0005,
-            anomaly_scale=7.0,
-            **_ALL,  # type: ignore[arg-type]
+            # each air anomaly needs a station of its own (12 at this scale)
+            air_spikes=2,
+            air_episodes=2,
+            air_stuck=2,
+            air_drift=1,
+            air_range=1,
+            air_inversion=1,
+            dwell_sensitive=10,
+            workshops_visited=3,
+            # the 20 work sites of this scale have few to suspend
+            resumptions=2,
+            night_resumptions=1,
+            lifts=1,
+            new_suspensions=1,
+            duplicate_clusters=15,
+            hard_negatives=10,
+            surges=4,
+            cross_source=2,
         ),
         Scenario(
             "demo",

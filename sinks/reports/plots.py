@@ -126,7 +126,9 @@ def bars(
 ) -> bytes:
     """Grouped bars: this period (dark) beside the previous one (light)."""
     n = len(names)
-    with _figure(8.0, max(2.6, 0.32 * n + 1.2) if horizontal else 3.4) as (fig, ax):
+    if previous is not None and all(v is None for v in previous):
+        previous = None  # nothing to compare with: no empty legend entry
+    with _figure(8.0, max(2.6, 0.32 * n + 1.5) if horizontal else 3.6) as (fig, ax):
         idx = list(range(n))
         w = 0.4 if previous is not None else 0.7
         cur = [v if v is not None else 0.0 for v in current]
@@ -135,10 +137,17 @@ def bars(
             prev = [v if v is not None else 0.0 for v in previous]
             plot([i + w / 2 for i in idx], prev, w, color=PREVIOUS, label="previous period")
             plot([i - w / 2 for i in idx], cur, w, color=CURRENT, label="this period")
-            ax.legend(fontsize=8, frameon=False)
+            ax.legend(
+                fontsize=8, frameon=False, ncol=2, loc="lower center", bbox_to_anchor=(0.5, 1.0)
+            )
         else:
             plot(idx, cur, w, color=CURRENT)
         ticks = [labels(x) for x in names]
+        values = [v for v in [*current, *(previous or [])] if v is not None]
+        if all(isinstance(v, int) for v in values):  # counts: no 2.5 alerts on the axis
+            from matplotlib.ticker import MaxNLocator
+
+            (ax.xaxis if horizontal else ax.yaxis).set_major_locator(MaxNLocator(integer=True))
         if horizontal:
             ax.set_yticks(idx, ticks, fontsize=8)
             ax.invert_yaxis()
@@ -152,7 +161,7 @@ def bars(
                 ha="right" if n > 6 else "center",
             )
             ax.set_ylabel(ylabel, fontsize=9)
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=10, pad=22 if previous is not None else 6)
         ax.spines[["top", "right"]].set_visible(False)
         return _png(fig)
 
