@@ -279,8 +279,9 @@ SCENARIOS: Final[dict[str, Scenario]] = {
             air_drift=1,
             air_range=1,
             air_inversion=1,
-            dwell_sensitive=10,
-            workshops_visited=3,
+            # and each truck stop a vehicle of the 12 (a 15-minute cut of the week must fit)
+            dwell_sensitive=4,
+            workshops_visited=2,
             # the 20 work sites of this scale have few to suspend
             resumptions=2,
             night_resumptions=1,
@@ -289,7 +290,7 @@ SCENARIOS: Final[dict[str, Scenario]] = {
             duplicate_clusters=15,
             hard_negatives=10,
             surges=4,
-            cross_source=2,
+            cross_source=1,
         ),
         Scenario(
             "demo",
