@@ -7,9 +7,10 @@
 
 Without ``--period`` (and without ``--out``) it prints, as before, sign-off time, rejection
 rate, handling time, overdue and closure rates in total, per department, district, tier (town,
-county, city) and centre from the whole audit stream (``--json``: one JSON object). With ``--period`` it computes the
-report of the period holding ``--at`` (default: the flow's newest event time, so a replay
-reports its own period) against the one before; docs/reports.md defines every figure.
+county, city) and centre from the whole audit stream (``--json``: one JSON object). With
+``--period`` it computes the report of the period holding ``--at`` (default: the flow's newest
+event time, so a replay reports its own period) against the one before; docs/reports.md
+defines every figure.
 """
 
 from __future__ import annotations
