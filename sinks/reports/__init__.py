@@ -26,7 +26,7 @@ from sinks.reports.content import Report, Section
 from sinks.reports.context import Context
 from sinks.reports.html import render
 from sinks.reports.period import Period
-from sinks.reports.source import load, watermark
+from sinks.reports.source import Dataset, load, watermark
 
 __all__ = ["TOPICS", "build_report", "default_at", "write_report"]
 
@@ -87,6 +87,7 @@ def build_report(
         raise DependencyError(msg) from exc
     newest_action = max((int(e["ts_ms"]) for e in data.audit if _is_int(e.get("ts_ms"))), default=0)
     as_of = max(data.watermark_ms or 0, newest_action) or now
+    before = _has_data(data, previous)
     ctx = Context(
         data=data,
         period=period,
@@ -106,6 +107,7 @@ def build_report(
         "hourly": len(data.hourly),
         "unreadable": data.unreadable,
         "registry": "有" if registry is not None else "无",
+        "previous_has_data": before,
     }
     return Report(
         title=f"城市运行分析{period.name_zh}",
@@ -116,6 +118,21 @@ def build_report(
         sections=sections,
         meta=meta,
     )
+
+
+def _has_data(data: Dataset, period: Period) -> bool:
+    """Whether anything at all happened in ``period`` (else its zeros mean "no data", and
+    a comparison with it means little)."""
+    return (
+        any(period.contains(_ts(a.get("first_ts"))) for a in data.alerts)
+        or any(period.contains(_ts(t.get("ts"))) for t in data.tickets)
+        or any(period.contains(_ts(o.get("ts"))) for o in data.hourly)
+        or any(period.contains(_ts(e.get("ts_ms"))) for e in data.audit)
+    )
+
+
+def _ts(v: object) -> int:
+    return v if _is_int(v) else -1  # type: ignore[return-value]
 
 
 def _is_int(v: object) -> bool:

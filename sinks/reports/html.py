@@ -130,6 +130,11 @@ def render(report: Report) -> str:
         if report.as_of_ms < p.end_ms
         else ""
     )
+    if not report.meta.get("previous_has_data", True):
+        partial += (
+            f'<p class="notice">上期（{escape(q.label_zh)}）没有任何数据（早于数据起点或系统'
+            "未运行）：与上期的比较仅供参考，“上期”的0表示无数据。</p>"
+        )
     nav = "".join(f'<a href="#{escape(s.topic)}">{escape(s.title)}</a>' for s in report.sections)
     note_items = "".join(
         f'<li id="note-{escape(i)}" value="{n}">{escape(NOTES.get(i, i))}</li>'

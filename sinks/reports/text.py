@@ -12,6 +12,8 @@ def summary(report: Report) -> str:
     lines = [f"{report.title} {p.label} (compared with {q.label})"]
     if report.as_of_ms < p.end_ms:
         lines.append(f"  (period not over: data up to {p.local_time(report.as_of_ms)})")
+    if not report.meta.get("previous_has_data", True):
+        lines.append("  (the previous period has no data at all: its zeros mean no data)")
     for s in report.sections:
         lines.append(f"== {s.title} / {s.topic}")
         for n in s.notices:

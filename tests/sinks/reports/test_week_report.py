@@ -62,6 +62,7 @@ def test_week_report_renders_with_content_in_every_section(
     settings, _ = fortnight
     report = _build(settings, kind="week")  # the period holding the watermark
     assert report.period.start_ms == WEEK  # type: ignore[attr-defined]
+    assert report.meta["previous_has_data"] is True  # type: ignore[attr-defined]
     sections = {s.topic: s for s in report.sections}  # type: ignore[attr-defined]
     assert list(sections) == ["air", "hazmat", "worksites", "hotline", "effectiveness"]
     for topic, s in sections.items():
@@ -135,7 +136,9 @@ def test_a_period_without_data_says_so_and_still_renders(
     assert air.tables[0].rows == []
     assert [s.topic for s in report.sections if s.has_content] == []  # type: ignore[attr-defined]
     html = write_report(report, tmp_path).read_text(encoding="utf-8")  # type: ignore[arg-type]
-    assert "本期无数据" in html or "本期无" in html
+    assert "本期无" in html
+    assert report.meta["previous_has_data"] is False  # type: ignore[attr-defined]
+    assert "没有任何数据" in html
 
 
 def test_every_note_is_in_the_docs() -> None:
