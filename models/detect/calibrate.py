@@ -95,6 +95,7 @@ class TailCalibrator:
         "_a",
         "_fit",
         "_g",
+        "_zeros",
         "alarm_p",
         "alarm_weight",
         "counts",
@@ -106,7 +107,6 @@ class TailCalibrator:
         "prior_weight",
         "total",
         "u",
-        "w",
         "w_exc",
         "y_cap",
     )
@@ -149,23 +149,43 @@ class TailCalibrator:
         self.alarm_weight = float(alarm_weight)
         self.phi0 = math.exp(-self.u)
         self._a = 1.0 - math.pow(0.5, 1.0 / self.half_life)
-        # learned (exponentially weighted) sums: readings, excesses, excess moments
-        self.w = 0.0
+        # Exponentially weighted sums by the growing-weight trick: a new surprise weighs _g,
+        # and _g grows by 1 / (1 - a) per reading (ratios are what count; no decay loop).
+        # The histogram of surprises, its total, and the excesses' weight and moments:
+        self.counts = [0.0] * _NBINS
+        self.total = 0.0
         self.w_exc = 0.0
         self.m1 = 0.0
         self.m2 = 0.0
-        self._fit = (0.0, 1.0)  # (xi, sigma) of the excesses, refreshed when one is learned
-        # empirical histogram of surprises in 1-nat bins, exponentially weighted by the growing
-        # weight trick (a new surprise weighs _g; _g grows by 1 / (1 - a) per reading)
-        self.counts = [0.0] * _NBINS
-        self.total = 0.0
         self._g = 1.0
+        #: zero surprises learned but not yet added (a flat line's every non-repeat): counted
+        #: here, folded in by the next non-zero one; p() reads them as if folded
+        self._zeros = 0
+        self._fit = (0.0, 1.0)  # (xi, sigma) of the excesses, refreshed when one is learned
+
+    def _pending(self) -> tuple[float, float]:
+        """(growth factor, total weight) with the pending zero surprises folded in."""
+        k = self._zeros
+        if k == 0:
+            return self._g, self.total
+        r = 1.0 / (1.0 - self._a)
+        rk = r**k
+        added = self._g * r * (rk - 1.0) / (r - 1.0) if r != 1.0 else self._g * k
+        return self._g * rk, self.total + added
+
+    def _fold(self) -> None:
+        g, total = self._pending()
+        self.counts[0] += total - self.total
+        self.total = total
+        self._g = g
+        self._zeros = 0
 
     @property
     def phi(self) -> float:
         """Share of surprises above ``u`` (with the prior)."""
-        pw = self.prior_weight
-        return (self.w_exc + pw * self.phi0) / (self.w + pw) if self.w + pw > 0 else self.phi0
+        g, total = self._pending()
+        pw = self.prior_weight * g
+        return (self.w_exc + pw * self.phi0) / (total + pw) if total + pw > 0 else self.phi0
 
     @property
     def shape(self) -> tuple[float, float]:
@@ -173,7 +193,7 @@ class TailCalibrator:
         return self._fit
 
     def _refit(self) -> None:
-        pe = self.prior_excess_weight
+        pe = self.prior_excess_weight * self._g
         we = self.w_exc + pe
         m = (self.m1 + pe) / we  # nominal excesses: Exp(1), E[y] = 1, E[y^2] = 2
         v = (self.m2 + 2.0 * pe) / we - m * m
@@ -192,15 +212,16 @@ class TailCalibrator:
 
     def empirical(self, s: float) -> float:
         """Share of the learned surprises at or above ``s`` (weighted; linear within a bin)."""
-        if self.total <= 0.0:
-            return 0.0
+        total = self._pending()[1] if self._zeros else self.total
+        if total <= 0.0 or s <= 0.0:
+            return 1.0 if total > 0.0 else 0.0
         b = _bin(s)
         lo, hi = _EDGES[b], _EDGES[b + 1]
         inside = (hi - s) / (hi - lo)
         if inside < 0.0:
             inside = 0.0
         c = self.counts
-        return (sum(c[b + 1 :]) + inside * c[b]) / self.total
+        return (sum(c[b + 1 :]) + inside * c[b]) / total
 
     def p(self, s: float) -> float:
         """Tail probability of a surprise ``s`` (nats), in ``[P_FLOOR, 1]``.
@@ -216,8 +237,10 @@ class TailCalibrator:
 
     def _p_fit(self, s: float) -> float:
         u = self.u
-        pw = self.prior_weight
-        phi = (self.w_exc + pw * self.phi0) / (self.w + pw) if self.w + pw > 0 else self.phi0
+        g, total = self._pending() if self._zeros else (self._g, self.total)
+        pw = self.prior_weight * g
+        tot = total + pw
+        phi = (self.w_exc + pw * self.phi0) / tot if tot > 0 else self.phi0
         if s <= u:
             if s <= 0.0:
                 return 1.0
@@ -238,6 +261,11 @@ class TailCalibrator:
         reading alarming at ``p < alarm_p`` is learned at ``alarm_weight``, so anomalies teach
         the calibration slowly (a recurring extreme still becomes normal, ten times later).
         """
+        if s == 0.0 and self.alarm_weight == 1.0:
+            self._zeros += 1  # the commonest surprise, counted now, added with the next one
+            return
+        if self._zeros:
+            self._fold()
         wt = 1.0
         if self.alarm_weight < 1.0 and s > self.u:
             if p is None:
@@ -248,22 +276,21 @@ class TailCalibrator:
         if g > 1e200:  # renormalize the growing weights
             self.counts = [c / g for c in self.counts]
             self.total /= g
+            self.w_exc /= g
+            self.m1 /= g
+            self.m2 /= g
             g = 1.0
         self._g = g
-        self.counts[_bin(s)] += g * wt
-        self.total += g * wt
-        b = 1.0 - self._a
-        self.w = self.w * b + wt
-        self.w_exc *= b
-        self.m1 *= b
-        self.m2 *= b
+        gw = g * wt
+        self.counts[_bin(s)] += gw
+        self.total += gw
         if s > self.u:
             y = s - self.u
             if y > self.y_cap:
                 y = self.y_cap
-            self.w_exc += wt
-            self.m1 += wt * y
-            self.m2 += wt * y * y
+            self.w_exc += gw
+            self.m1 += gw * y
+            self.m2 += gw * y * y
             self._refit()
 
     def __repr__(self) -> str:

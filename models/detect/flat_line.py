@@ -151,20 +151,42 @@ class FlatLine(SurpriseDetector):
         return run * (self.nlog_p if run > 1 else self._nlog())
 
     def learn_surprise(self, x: float, t: int | None, s: float | None) -> None:
+        prev = self.prev
+        self._learn(x, prev is not None and same(x, prev))
+
+    def update_p_value(self, v: float, t: int | None) -> float:
+        # the repeat test once for both the surprise and the learning (the hot path)
+        prev = self.prev
+        repeat = prev is not None and same(v, prev)
+        if self._n < self.warmup:
+            self._learn(v, repeat)
+            return 1.0
+        if repeat and self.changed:
+            run = self.run + 1
+            s = run * (self.nlog_p if run > 1 else self._nlog())
+        else:
+            s = 0.0
+        cal = self.calibrator
+        if cal is None:
+            cal = self._calibrator()
+        p = cal.p(s) if s > 0.0 else 1.0
+        cal.learn(s, p)
+        self._learn(v, repeat)
+        return p
+
+    def _learn(self, x: float, repeat: bool) -> None:
         n = self._n + 1
         self._n = n
-        prev = self.prev
+        first = self.prev is None
         self.prev = x
-        if prev is None:
+        if first:
             return
-        repeat = same(x, prev)
-        if not repeat:
-            self.changed = True
         if repeat:
             self.run += 1
             if self.run == 1:
                 self.nlog_p = self._nlog()
         else:
+            self.changed = True
             self.run = 0
         if self.run * self.nlog_p > self.hold:
             return
@@ -172,8 +194,9 @@ class FlatLine(SurpriseDetector):
         a = 1.0 / n if 1.0 / n > self._a else self._a
         ind = 1.0 if repeat else 0.0
         self.p_repeat += a * (ind - self.p_repeat)
-        a = 1.0 / n if 1.0 / n > self._al else self._al
-        self.p_local += a * (ind - self.p_local)
+        if self.local_weight > 0.0:
+            a = 1.0 / n if 1.0 / n > self._al else self._al
+            self.p_local += a * (ind - self.p_local)
 
     def __repr__(self) -> str:
         return (

@@ -81,6 +81,14 @@ class Resolution:
             return
         self._count(d)
 
+    def step(self, d: float) -> None:
+        """Count a step of size ``d > 0`` between two readings the caller knows differ (for a
+        caller that keeps the previous reading itself)."""
+        q = self.quantum
+        if q > 0.0 and d >= q * (1.0 - _SAME_STEP):
+            return
+        self._count(d)
+
     def _count(self, d: float) -> None:
         steps, counts = self._steps, self._counts
         for i, c in enumerate(steps):

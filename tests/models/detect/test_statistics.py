@@ -238,3 +238,18 @@ def test_ensemble_combination_rules() -> None:
 def test_bad_parameters_name_the_field(make: object, field: str) -> None:
     with pytest.raises(ValueError, match=field):
         make()  # type: ignore[operator]
+
+
+def test_calibrator_folds_zero_surprises_exactly() -> None:
+    """Zero surprises are counted and folded in later; the result is the same as one by one."""
+    rng = np.random.default_rng(14)
+    s = np.where(rng.random(3000) < 0.7, 0.0, rng.exponential(3.0, 3000))
+    lazy = TailCalibrator(half_life=500)
+    eager = TailCalibrator(half_life=500, alarm_weight=1.0 - 1e-12)  # no zero shortcut
+    for i, v in enumerate(s):
+        lazy.learn(float(v))
+        eager.learn(float(v))
+        if i % 97 == 0:
+            for q in (0.5, 3.0, 9.0, 20.0):
+                assert lazy.p(q) == pytest.approx(eager.p(q), rel=1e-9)
+    assert lazy.phi == pytest.approx(eager.phi, rel=1e-9)
