@@ -57,6 +57,9 @@ RULES: Final[tuple[str, ...]] = (
     "hotline.duplicate",
     "hotline.surge",
     "incident.correlated",
+    "water.event",
+    "water.range",
+    "water.stuck",
 )
 
 

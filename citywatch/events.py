@@ -33,6 +33,7 @@ __all__ = [
     "MAX_RAW_BYTES",
     "MAX_TEXT_BYTES",
     "TS_MIN_MS",
+    "WATER_CHANNELS",
     "Air",
     "DeadLetter",
     "Event",
@@ -43,6 +44,7 @@ __all__ = [
     "Power",
     "Region",
     "Video",
+    "Water",
     "ahead_of_clock",
     "encode",
 ]
@@ -76,6 +78,12 @@ Kw = Annotated[float, msgspec.Meta(ge=-1_000_000.0, le=1_000_000.0)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT_BYTES)]
 Short = Annotated[str, msgspec.Meta(max_length=256)]
 Plate = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+Ph = Annotated[float, msgspec.Meta(ge=0.0, le=14.0)]
+MicroSiemens = Annotated[float, msgspec.Meta(ge=0.0, le=200_000.0)]
+Ntu = Annotated[float, msgspec.Meta(ge=0.0, le=10_000.0)]
+MgL = Annotated[float, msgspec.Meta(ge=0.0, le=1000.0)]
+MilliVolt = Annotated[float, msgspec.Meta(ge=-2000.0, le=2000.0)]
+FlowM3h = Annotated[float, msgspec.Meta(ge=-1_000_000.0, le=1_000_000.0)]
 
 
 class _Base(msgspec.Struct, frozen=True, tag_field="kind", kw_only=True):
@@ -172,8 +180,39 @@ class Order(_Base, frozen=True, tag="order"):
     reason: Short | None = None
 
 
-Event = Air | Gps | Video | Power | Hotline | Order
-KINDS: Final[tuple[str, ...]] = ("air", "gps", "video", "power", "hotline", "order")
+class Water(_Base, frozen=True, tag="water"):
+    """One reading of a drinking-water quality station (a plant outlet, a network node).
+
+    Units: ``temp_c`` °C, ``ph``, ``conductivity_us_cm`` µS/cm, ``turbidity_ntu`` NTU,
+    ``chlorine_mg_l`` free (or dioxide) chlorine residual mg/L, ``redox_mv`` mV,
+    ``flow_m3_h`` m³/h. Every channel is optional: stations measure different subsets.
+    """
+
+    kind: ClassVar[str] = "water"
+    KEY_FIELD: ClassVar[str] = "station"
+    station: Id
+    temp_c: TempC | None = None
+    ph: Ph | None = None
+    conductivity_us_cm: MicroSiemens | None = None
+    turbidity_ntu: Ntu | None = None
+    chlorine_mg_l: MgL | None = None
+    redox_mv: MilliVolt | None = None
+    flow_m3_h: FlowM3h | None = None
+
+
+#: The measurement fields of :class:`Water`, in declaration order (models and simulators share it).
+WATER_CHANNELS: Final[tuple[str, ...]] = (
+    "temp_c",
+    "ph",
+    "conductivity_us_cm",
+    "turbidity_ntu",
+    "chlorine_mg_l",
+    "redox_mv",
+    "flow_m3_h",
+)
+
+Event = Air | Gps | Video | Power | Hotline | Order | Water
+KINDS: Final[tuple[str, ...]] = ("air", "gps", "video", "power", "hotline", "order", "water")
 
 
 class DeadLetter(msgspec.Struct, frozen=True):

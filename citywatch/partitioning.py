@@ -14,6 +14,7 @@ power      the site id when the meter is at a site, else the meter id
 order      the site id
 hotline    ``hotline`` (de-duplication and surge detection look at the whole city)
 gps        the vehicle id
+water      the station id (the water model keeps its state per station)
 =========  =================================================================================
 
 and its partition is ``crc32(key) % partitions`` (stable across processes and runs; never

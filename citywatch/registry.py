@@ -11,11 +11,12 @@ Flows load it at start and hand the parts to models. A registry is either a **di
     districts.geojson               district outlines (FeatureCollection, properties.name)
     towns.jsonl         Town        towns/streets (镇/街道): the lowest tier with a centre
     grids.jsonl         Grid        grids (网格): the cells grid workers cover
+    water_stations.jsonl WaterStation drinking-water quality stations
     region.json                     optional: {"lat_min":..,"lat_max":..,"lon_min":..,"lon_max":..}
 
 or **one file** (what ``citywatch import`` writes): JSON Lines with a ``type`` on every line
 (``region``, ``station``, ``place``, ``zone``, ``site``, ``vehicle``, ``town``, ``grid``,
-``district`` with ``name``, ``code``, ``rings``), or one JSON object with lists
+``water_station``, ``district`` with ``name``, ``code``, ``rings``), or one JSON object with lists
 (``{"stations": [...], "places": [...], ..., "districts": [...] or a GeoJSON
 FeatureCollection, "region": {...} or [lat_min, lat_max, lon_min, lon_max]}``).
 ``docs/evaluation.md`` has examples.
@@ -53,6 +54,7 @@ __all__ = [
     "Station",
     "Town",
     "Vehicle",
+    "WaterStation",
     "Zone",
     "region_for",
 ]
@@ -130,6 +132,23 @@ class Vehicle(msgspec.Struct, frozen=True, kw_only=True):
     sleep_interval_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] | None = None
 
 
+class WaterStation(msgspec.Struct, frozen=True, kw_only=True):
+    """A drinking-water quality station (its readings are ``water`` events).
+
+    ``kind``: ``source`` (raw water intake), ``plant`` (a treatment plant's outlet) or
+    ``network`` (a node of the distribution network). ``name`` is what the duty officer reads.
+    Kept apart from the air ``Station``: the air models read every ``stations`` entry.
+    """
+
+    id: str
+    lat: float
+    lon: float
+    name: str = ""
+    district: str = ""
+    grid: str = ""
+    kind: Literal["source", "plant", "network"] = "network"
+
+
 class District(msgspec.Struct, frozen=True, kw_only=True):
     """A district and its outline: a list of rings of (lon, lat), the first one outer."""
 
@@ -157,6 +176,7 @@ class Registry(msgspec.Struct, kw_only=True):
     districts: list[District] = msgspec.field(default_factory=list)
     towns: dict[str, Town] = msgspec.field(default_factory=dict)
     grids: dict[str, Grid] = msgspec.field(default_factory=dict)
+    water_stations: dict[str, WaterStation] = msgspec.field(default_factory=dict)
     #: An explicit region box (lat_min, lat_max, lon_min, lon_max), or None to derive one.
     region: tuple[float, float, float, float] | None = None
 
@@ -198,7 +218,14 @@ class Registry(msgspec.Struct, kw_only=True):
 
     def points(self) -> Iterator[tuple[float, float]]:
         """(lat, lon) of every located entity: stations, places, zones, sites, outlines."""
-        for group in (self.stations, self.places, self.zones, self.sites, self.towns):
+        for group in (
+            self.stations,
+            self.places,
+            self.zones,
+            self.sites,
+            self.towns,
+            self.water_stations,
+        ):
             for e in group.values():
                 yield e.lat, e.lon
         for d in self.districts:
@@ -243,6 +270,8 @@ class Registry(msgspec.Struct, kw_only=True):
             _write_jsonl(d / "towns.jsonl", self.towns.values())
         if self.grids:
             _write_jsonl(d / "grids.jsonl", self.grids.values())
+        if self.water_stations:
+            _write_jsonl(d / "water_stations.jsonl", self.water_stations.values())
         (d / "districts.geojson").write_bytes(
             orjson.dumps(districts_geojson(self.districts), option=orjson.OPT_INDENT_2)
         )
@@ -282,6 +311,7 @@ class Registry(msgspec.Struct, kw_only=True):
             vehicles={v.id: v for v in _read_jsonl(d / "vehicles.jsonl", Vehicle)},
             towns={t.id: t for t in _read_jsonl(d / "towns.jsonl", Town)},
             grids={g.id: g for g in _read_jsonl(d / "grids.jsonl", Grid)},
+            water_stations={w.id: w for w in _read_jsonl(d / "water_stations.jsonl", WaterStation)},
         )
         geo = d / "districts.geojson"
         if geo.exists():
@@ -366,6 +396,7 @@ _TYPED: Final = (
     ("vehicle", "vehicles"),
     ("town", "towns"),
     ("grid", "grids"),
+    ("water_station", "water_stations"),
 )
 _TYPES: Final[dict[str, type[msgspec.Struct]]] = {
     "station": Station,
@@ -375,6 +406,7 @@ _TYPES: Final[dict[str, type[msgspec.Struct]]] = {
     "vehicle": Vehicle,
     "town": Town,
     "grid": Grid,
+    "water_station": WaterStation,
     "district": District,
 }
 _GROUPS: Final = {group for _, group in _TYPED} | {"districts", "region"}

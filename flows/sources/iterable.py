@@ -33,6 +33,7 @@ _KEY_FIELD: Final = {
     "power": "meter",
     "hotline": "ticket",
     "order": "site",
+    "water": "station",
 }
 
 

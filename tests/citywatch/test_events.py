@@ -20,6 +20,7 @@ from citywatch.events import (
     Power,
     Region,
     Video,
+    Water,
     encode,
 )
 
@@ -101,6 +102,18 @@ STRATEGIES = {
         until=st.none() | st.integers(T0, T0 + 86_400_000),
         reason=st.none() | st.text(max_size=30),
     ),
+    "water": st.builds(
+        Water,
+        ts=ts,
+        station=ids,
+        temp_c=opt(floats(-80, 80)),
+        ph=opt(floats(0, 14)),
+        conductivity_us_cm=opt(floats(0, 200_000)),
+        turbidity_ntu=opt(floats(0, 10_000)),
+        chlorine_mg_l=opt(floats(0, 1000)),
+        redox_mv=opt(floats(-2000, 2000)),
+        flow_m3_h=opt(floats(-1e6, 1e6)),
+    ),
 }
 
 
@@ -131,6 +144,7 @@ def test_key_is_the_entity_field() -> None:
     assert Power(ts=T0, meter="M1").key == "M1"
     assert Hotline(ts=T0, ticket="T1", text="噪音").key == "T1"
     assert Order(ts=T0, site="W1", action="lift").key == "W1"
+    assert Water(ts=T0, station="WS1").key == "WS1"
 
 
 def _air(**fields: object) -> bytes:
@@ -256,6 +270,19 @@ MALFORMED: list[tuple[bytes, str]] = [
         b'{"kind":"power","ts":1767225600000,"meter":"M1","kw":1e12}',
         "kw: expected `float` <= 1000000.0",
     ),
+    (
+        b'{"kind":"water","ts":1767225600000,"station":"WS1","ph":15.2}',
+        "ph: expected `float` <= 14.0",
+    ),
+    (
+        b'{"kind":"water","ts":1767225600000,"station":"WS1","turbidity_ntu":-0.5}',
+        "turbidity_ntu: expected `float` >= 0.0",
+    ),
+    (
+        b'{"kind":"water","ts":1767225600000,"station":"WS1","chlorine_mg_l":"0.3mg"}',
+        "chlorine_mg_l: expected `float | null`, got `str`",
+    ),
+    (b'{"kind":"water","ts":1767225600000,"ph":7.1}', "station: missing required field"),
     (_hot(text="x" * 5000), "text: expected `str` of length <= 4096"),
     (_hot(text="噪" * 2000), "text: 6000 bytes, over the 4096-byte limit"),
     (_hot(text=""), "text: expected `str` of length >= 1"),
@@ -372,3 +399,10 @@ def test_events_are_frozen() -> None:
 def test_kind_attribute_is_the_decoding_tag(cls: type) -> None:
     assert cls.kind == cls.__struct_config__.tag  # type: ignore[attr-defined]
     assert cls.kind in KINDS
+
+
+def test_water_channels_are_the_water_fields() -> None:
+    from citywatch.events import WATER_CHANNELS
+
+    fields = tuple(f for f in Water.__struct_fields__ if f not in ("ts", "station"))
+    assert fields == WATER_CHANNELS

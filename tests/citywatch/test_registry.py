@@ -13,6 +13,7 @@ from citywatch.registry import (
     Site,
     Station,
     Vehicle,
+    WaterStation,
     Zone,
     districts_geojson,
     region_for,
@@ -43,6 +44,23 @@ def test_dump_load_round_trip(tmp_path: Path) -> None:
     assert back == reg
     assert back.site_of_camera() == {"C1": "W1", "C2": "W1"}
     assert back.site_of_meter() == {"M1": "W1"}
+
+
+def test_water_stations_round_trip_in_both_forms_and_are_not_air_stations(tmp_path: Path) -> None:
+    reg = _registry()
+    reg.water_stations["WS1"] = WaterStation(
+        id="WS1", name="狼山水厂出厂水", lat=31.95, lon=120.9, kind="plant", district="甲区"
+    )
+    reg.dump(tmp_path / "dir")
+    assert (tmp_path / "dir" / "water_stations.jsonl").exists()
+    assert Registry.load(tmp_path / "dir") == reg
+    reg.dump_file(tmp_path / "reg.jsonl")
+    assert Registry.load(tmp_path / "reg.jsonl") == reg
+    assert "WS1" not in reg.stations
+    assert (31.95, 120.9) in set(reg.points())
+    one = tmp_path / "one.json"
+    one.write_text('{"water_stations": [{"id": "W2", "lat": 32.0, "lon": 121.0}]}')
+    assert Registry.load(one).water_stations["W2"].kind == "network"
 
 
 def test_district_lookup() -> None:
