@@ -17,6 +17,7 @@ from models.air.model import AirModel
 from models.base import Model
 from models.hotline.model import HotlineModel
 from models.vehicles.model import DwellModel, WorkshopModel
+from models.water.model import WaterModel
 from models.worksites.model import WorksiteResumption
 from models.worksites.resumption import ResumptionConfig
 
@@ -41,10 +42,11 @@ MODELS: Sequence[Registration] = (
         lambda reg, s: WorksiteResumption(reg, ResumptionConfig(complaint_radius_m=0.0)),
     ),
     Registration("hotline", lambda reg, s: HotlineModel(reg)),
+    Registration("water", lambda reg, s: WaterModel(reg)),
 )
 
 #: The domains a per-domain flow can run alone (``citywatch run --domain air``).
-DOMAINS = ("air", "vehicles", "worksites", "hotline")
+DOMAINS = ("air", "vehicles", "worksites", "hotline", "water")
 
 
 def build_models(

@@ -111,6 +111,9 @@ DEFAULT_POLICIES: Final[Mapping[str, RulePolicy]] = {
     "hotline.duplicate": RulePolicy(quiet_ms=6 * 60 * MINUTE_MS, refresh_ms=0),
     "hotline.surge": RulePolicy(quiet_ms=2 * 60 * MINUTE_MS),
     "incident.correlated": RulePolicy(quiet_ms=30 * MINUTE_MS, refresh_ms=0),
+    "water.event": RulePolicy(quiet_ms=30 * MINUTE_MS),
+    "water.range": RulePolicy(quiet_ms=30 * MINUTE_MS),
+    "water.stuck": RulePolicy(quiet_ms=2 * 60 * MINUTE_MS, refresh_ms=60 * MINUTE_MS),
 }
 
 

@@ -66,7 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--domain",
-        choices=("air", "vehicles", "worksites", "hotline"),
+        choices=("air", "vehicles", "worksites", "hotline", "water"),
         help="run only this domain's models (a per-domain flow)",
     )
     p.add_argument(

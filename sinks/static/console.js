@@ -21,6 +21,7 @@
     "vehicle.dwell": "危化车异常停留", "vehicle.workshop": "疑似非法作坊",
     "worksite.resumption": "违规复工", "hotline.duplicate": "热线重复工单",
     "hotline.surge": "热线激增", "incident.correlated": "关联事件",
+    "water.event": "水质突变", "water.range": "水质超标", "water.stuck": "水质数据卡滞",
   };
   // Must match sinks/feed/lifecycle.py: which actions each status allows.
   const ALLOWED = {
