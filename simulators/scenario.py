@@ -107,6 +107,10 @@ class Scenario:
     duplicate_clusters: int = 0
     hard_negatives: int = 0
     surges: int = 0
+    # drinking water (kind "water": only scenarios that list it)
+    water_events: int = 0
+    water_stuck: int = 0
+    water_range: int = 0
     # cross-source incidents (spike + smell complaints + hazmat truck upwind)
     cross_source: int = 0
     #: Fraction of malformed records mixed into ``records()`` (0 = none).
@@ -168,6 +172,9 @@ _COUNTS: Final = (
     "hard_negatives",
     "surges",
     "cross_source",
+    "water_events",
+    "water_stuck",
+    "water_range",
 )
 
 _ALL: Final = dict(
@@ -260,6 +267,18 @@ SCENARIOS: Final[dict[str, Scenario]] = {
             "one correlated incident.",
             kinds=("air", "gps", "hotline"),
             cross_source=1,
+        ),
+        Scenario(
+            "water",
+            "Drinking-water quality stations (plant outlets, network nodes): contamination and "
+            "treatment-failure events across channels, frozen analysers, limit breaches, among "
+            "pump switches that lift turbidity for minutes.",
+            kinds=("water",),
+            duration_s=2 * 86_400,
+            lead_s=8 * 3600,  # the model learns each station's normal first
+            water_events=4,
+            water_stuck=2,
+            water_range=2,
         ),
         Scenario(
             "city-day",

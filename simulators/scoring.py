@@ -236,7 +236,14 @@ def prf(tp_alerts: int, alerts: int, detected: int, labels: int) -> tuple[float,
 
 
 def population_days(
-    *, days: float, stations: int, districts: int, vehicles: int, sites: int, tickets: int
+    *,
+    days: float,
+    stations: int,
+    districts: int,
+    vehicles: int,
+    sites: int,
+    tickets: int,
+    water_stations: int = 0,
 ) -> dict[str, float]:
     """Entity-days of each rule's subject population over ``days``: what false alerts per
     entity-day divide by (every ticket is one entity, whatever the span)."""
@@ -253,6 +260,9 @@ def population_days(
         "hotline.duplicate": max(1, tickets) / max(days, 1e-9),
         "hotline.surge": districts * 8,
         "incident.correlated": districts,
+        "water.event": water_stations,
+        "water.range": water_stations,
+        "water.stuck": water_stations,
     }
     return {rule: n * days for rule, n in per.items()}
 

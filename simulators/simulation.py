@@ -25,11 +25,12 @@ from simulators.seeds import py_rng
 from simulators.sites import OrderStream, PowerStream, SiteActivity, VideoStream
 from simulators.stream import Generator
 from simulators.vehicles import TERMINALS, VehicleStream, declare, traits
+from simulators.water import WaterStream
 
 __all__ = ["Batch", "Simulation", "simulate"]
 
 #: Merge order of kinds with equal timestamps: orders first (they change what follows).
-_ORDER = ("order", "air", "gps", "video", "power", "hotline")
+_ORDER = ("order", "air", "gps", "video", "power", "hotline", "water")
 
 
 @dataclass(slots=True)
@@ -109,6 +110,13 @@ class Simulation:
             gens["power"] = PowerStream(city, seed, s, e, activity)
         if "hotline" in kinds:
             gens["hotline"] = HotlineStream(city, seed, s, e, plan.tickets, ticket_salt(sc))
+        if "water" in kinds:
+            self.water = WaterStream(
+                city, seed, s, e, events=sc.water_events, stuck=sc.water_stuck,
+                range_=sc.water_range, lead_s=sc.lead_s, time_scale=sc.time_scale,
+                start_window_s=sc.start_window_s,
+            )  # fmt: skip
+            gens["water"] = self.water
         return [gens[k] for k in _ORDER if k in gens]
 
     def _labels(self) -> list[Label]:
@@ -128,6 +136,8 @@ class Simulation:
                 )
         if "air" in self.scenario.kinds:
             labels += self.air.exceedance_labels()
+        if "water" in self.scenario.kinds:
+            labels += self.water.labels
         labels = self._clip_tickets(labels)
         labels = [lab for lab in labels if lab.start_ms < self.end_ms]
         labels.sort(key=lambda x: (x.start_ms, x.rule, x.subject_id))
@@ -180,6 +190,7 @@ class Simulation:
             vehicles=len(reg.vehicles),
             sites=len(reg.sites),
             tickets=sum(len(g.tickets) for g in self.generators if isinstance(g, HotlineStream)),
+            water_stations=len(reg.water_stations),
         )
 
     # -- streams -----------------------------------------------------------------------------
