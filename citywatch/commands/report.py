@@ -28,7 +28,7 @@ from citywatch.errors import ConfigError
 from citywatch.redisconn import require_url, wait_for
 from citywatch.settings import Settings
 
-TOPICS = ("air", "hazmat", "worksites", "hotline", "effectiveness")
+TOPICS = ("air", "hazmat", "worksites", "hotline", "water", "effectiveness")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -41,7 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--topic",
         default="all",
-        help="air, hazmat, worksites, hotline, effectiveness or all (comma-separated; default all)",
+        help="air, hazmat, worksites, hotline, water, effectiveness or all (comma-separated; "
+        "default all; water only where water stations raised alerts)",
     )
     p.add_argument("--out", type=Path, metavar="DIR", help="write report.html and figures here")
     p.add_argument(

@@ -2,7 +2,7 @@
 orders, compared with the period before, as HTML with figures (docs/reports.md).
 
 :func:`build_report` reads Redis (``source.py``) and computes one :class:`~.content.Section`
-per topic (``air.py``, ``hazmat.py``, ``worksites.py``, ``hotline.py``,
+per topic (``air.py``, ``hazmat.py``, ``worksites.py``, ``hotline.py``, ``water.py``,
 ``effectiveness.py``); :func:`write_report` writes ``report.html`` (self-contained: figures
 inlined), the figures as PNG files beside it and ``report.json`` (every figure's numbers).
 ``citywatch report`` and the daily report of ``citywatch run`` (``daily.py``) call these.
@@ -21,14 +21,14 @@ import redis
 from citywatch.errors import DependencyError, InputError
 from citywatch.keys import Keys
 from citywatch.registry import Registry
-from sinks.reports import air, effectiveness, hazmat, hotline, worksites
+from sinks.reports import air, effectiveness, hazmat, hotline, water, worksites
 from sinks.reports.content import Report, Section
 from sinks.reports.context import Context
 from sinks.reports.html import render
 from sinks.reports.period import Period
 from sinks.reports.source import Dataset, load, watermark
 
-__all__ = ["TOPICS", "build_report", "default_at", "write_report"]
+__all__ = ["OPTIONAL", "TOPICS", "build_report", "default_at", "write_report"]
 
 #: Topic -> the function computing its section, in report order.
 TOPICS: Final[dict[str, Callable[[Context], Section]]] = {
@@ -36,8 +36,12 @@ TOPICS: Final[dict[str, Callable[[Context], Section]]] = {
     "hazmat": hazmat.section,
     "worksites": worksites.section,
     "hotline": hotline.section,
+    "water": water.section,
     "effectiveness": effectiveness.section,
 }
+#: Topics a city may not have at all (no water stations): their section is left out unless
+#: their rules raised an alert in the period or the one before.
+OPTIONAL: Final[dict[str, tuple[str, ...]]] = {"water": water.RULES}
 
 
 def default_at(r: redis.Redis, keys: Keys, now_ms: int) -> int:
@@ -97,7 +101,12 @@ def build_report(
         simulated_outlines=simulated_outlines,
         figures=figures,
     )
-    sections = [TOPICS[t](ctx) for t in TOPICS if t in topics]
+    present = {str(a.get("rule")) for a in data.alerts}
+    sections = [
+        TOPICS[t](ctx)
+        for t in TOPICS
+        if t in topics and (t not in OPTIONAL or present & set(OPTIONAL[t]))
+    ]
     meta = {
         "redis": source,
         "prefix": keys.prefix,
