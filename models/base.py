@@ -1,6 +1,8 @@
 """The two model contracts every detector in ``models/`` follows.
 
-:class:`Detector` is river's univariate contract: ``learn_one(x)`` changes only ``self``;
+:class:`Detector` is river's univariate contract (the worksite CUSUM follows it). New
+detectors belong in :mod:`models.detect`, whose protocol adds event time and a calibrated
+score (``docs/models/detectors.md``). The contract: ``learn_one(x)`` changes only ``self``;
 ``score_one(x)`` changes nothing and returns a builtin finite float in [0, 1], higher = more
 anomalous, 0.0 during warm-up. Detectors pickle and deepcopy; they hold no clock, no RNG but
 a private seeded one, no client.
