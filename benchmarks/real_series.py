@@ -172,6 +172,9 @@ def load_aberdeen(root: Path) -> list[Series]:
 def load_gecco(root: Path) -> tuple[I64, dict[str, F64], npt.NDArray[np.bool_]]:
     """GECCO 2018 training set: times, channels (our names), the EVENT label per minute."""
     path = root / "water" / "gecco2018" / "geccoIC2018Train.csv.gz"
+    if not path.is_file():
+        msg = f"{str(path)!r} not found (set --data or CITYWATCH_DATA to the data folder)"
+        raise FileNotFoundError(msg)
     t_list: list[int] = []
     cols: dict[str, list[float]] = {c: [] for c in GECCO_CHANNELS}
     ev: list[bool] = []
