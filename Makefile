@@ -9,6 +9,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 PY_PATHS := citywatch models flows sinks simulators tests benchmarks
+# Test processes: most tests wait (subprocesses, sockets, Redis), so 4 fill 2 cores.
+TEST_WORKERS ?= 4
 
 .DEFAULT_GOAL := help
 .PHONY: help venv lint fmt test test-fast demo bench browser-deps clean
@@ -43,10 +45,10 @@ browser-deps: ## Debian's chromium for the console's browser test
 	fi
 
 test: venv lint browser-deps ## lint, then the whole test suite (real Redis at 127.0.0.1:6379 or embedded)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS)
 
 test-fast: venv ## the test suite without lint and slow tests
-	$(BIN)/pytest -q -m "not slow and not browser"
+	$(BIN)/pytest -q -n $(TEST_WORKERS) -m "not slow and not browser"
 
 demo: venv ## the whole system on an embedded Redis (or REDIS_URL) until Ctrl-C
 	$(BIN)/citywatch demo
