@@ -60,6 +60,7 @@ RULES: Final[tuple[str, ...]] = (
     "water.event",
     "water.range",
     "water.stuck",
+    "hotline.unplaced",
 )
 
 

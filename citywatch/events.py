@@ -156,7 +156,14 @@ class Power(_Base, frozen=True, tag="power"):
 
 
 class Hotline(_Base, frozen=True, tag="hotline"):
-    """A 12345 citizen-hotline ticket; ``caller`` is hashed upstream."""
+    """A 12345 citizen-hotline ticket; ``caller`` is hashed upstream.
+
+    ``address`` is where, in words, as the caller or call-taker gave it (many tickets have no
+    coordinates). A record that repeats a ticket id with ``dept`` or ``duplicate_of`` set is
+    an officer's decision about that ticket (:attr:`is_decision`): ``dept`` the department it
+    was dispatched to (a later one corrects an earlier one), ``category`` the confirmed
+    category, ``duplicate_of`` the ticket it was merged into (``""``: split from any merge).
+    """
 
     kind: ClassVar[str] = "hotline"
     KEY_FIELD: ClassVar[str] = "ticket"
@@ -167,6 +174,14 @@ class Hotline(_Base, frozen=True, tag="hotline"):
     lon: Lon | None = None
     grid: Short | None = None
     caller: Short | None = None
+    address: Short | None = None
+    dept: Short | None = None
+    duplicate_of: Short | None = None
+
+    @property
+    def is_decision(self) -> bool:
+        """An officer's decision about an earlier ticket (dispatch, merge or split)."""
+        return bool(self.dept) or self.duplicate_of is not None
 
 
 class Order(_Base, frozen=True, tag="order"):

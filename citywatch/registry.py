@@ -10,6 +10,7 @@ Flows load it at start and hand the parts to models. A registry is either a **di
     vehicles.jsonl      Vehicle     registered hazmat vehicles
     districts.geojson               district outlines (FeatureCollection, properties.name)
     towns.jsonl         Town        towns/streets (镇/街道): the lowest tier with a centre
+    localities.jsonl    Locality    names in addresses: communities, roads, landmarks
     grids.jsonl         Grid        grids (网格): the cells grid workers cover
     water_stations.jsonl WaterStation drinking-water quality stations
     region.json                     optional: {"lat_min":..,"lat_max":..,"lon_min":..,"lon_max":..}
@@ -48,6 +49,7 @@ __all__ = [
     "REGION_MARGIN_KM",
     "District",
     "Grid",
+    "Locality",
     "Place",
     "Registry",
     "Site",
@@ -162,6 +164,22 @@ class District(msgspec.Struct, frozen=True, kw_only=True):
         return not any(point_in_polygon(lat, lon, list(h)) for h in self.rings[1:])
 
 
+class Locality(msgspec.Struct, frozen=True, kw_only=True):
+    """A name citizens use in addresses: a residential community (``community``), a road
+    (``road``, with its centre line ``line`` of (lon, lat) points), a landmark (market, park,
+    mall ...) or a town not in ``towns``. ``town`` names the town it lies in."""
+
+    id: str
+    name: str
+    kind: Literal["town", "community", "road", "landmark"]
+    lat: float
+    lon: float
+    district: str = ""
+    town: str = ""
+    line: tuple[tuple[float, float], ...] = ()
+    aliases: tuple[str, ...] = ()
+
+
 T = TypeVar("T", bound=msgspec.Struct)
 
 
@@ -177,6 +195,7 @@ class Registry(msgspec.Struct, kw_only=True):
     towns: dict[str, Town] = msgspec.field(default_factory=dict)
     grids: dict[str, Grid] = msgspec.field(default_factory=dict)
     water_stations: dict[str, WaterStation] = msgspec.field(default_factory=dict)
+    localities: dict[str, Locality] = msgspec.field(default_factory=dict)
     #: An explicit region box (lat_min, lat_max, lon_min, lon_max), or None to derive one.
     region: tuple[float, float, float, float] | None = None
 
@@ -272,6 +291,8 @@ class Registry(msgspec.Struct, kw_only=True):
             _write_jsonl(d / "grids.jsonl", self.grids.values())
         if self.water_stations:
             _write_jsonl(d / "water_stations.jsonl", self.water_stations.values())
+        if self.localities:
+            _write_jsonl(d / "localities.jsonl", self.localities.values())
         (d / "districts.geojson").write_bytes(
             orjson.dumps(districts_geojson(self.districts), option=orjson.OPT_INDENT_2)
         )
@@ -312,6 +333,7 @@ class Registry(msgspec.Struct, kw_only=True):
             towns={t.id: t for t in _read_jsonl(d / "towns.jsonl", Town)},
             grids={g.id: g for g in _read_jsonl(d / "grids.jsonl", Grid)},
             water_stations={w.id: w for w in _read_jsonl(d / "water_stations.jsonl", WaterStation)},
+            localities={x.id: x for x in _read_jsonl(d / "localities.jsonl", Locality)},
         )
         geo = d / "districts.geojson"
         if geo.exists():
@@ -397,6 +419,7 @@ _TYPED: Final = (
     ("town", "towns"),
     ("grid", "grids"),
     ("water_station", "water_stations"),
+    ("locality", "localities"),
 )
 _TYPES: Final[dict[str, type[msgspec.Struct]]] = {
     "station": Station,
@@ -407,6 +430,7 @@ _TYPES: Final[dict[str, type[msgspec.Struct]]] = {
     "town": Town,
     "grid": Grid,
     "water_station": WaterStation,
+    "locality": Locality,
     "district": District,
 }
 _GROUPS: Final = {group for _, group in _TYPED} | {"districts", "region"}
