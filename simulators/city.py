@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from citywatch.geo import grid_id, haversine_m
 from citywatch.registry import Place, Registry, Site, Station, Vehicle, Zone
+from simulators.addresses import AddressBook
 from simulators.geography import LAT_MAX, LAT_MIN, LON_MAX, LON_MIN, Geography, Roads
 from simulators.labels import Workshop
 from simulators.scenario import Profile
@@ -110,6 +111,7 @@ class City:
     meter_kw: npt.NDArray[np.float64]
     meter_pattern: npt.NDArray[np.int64]
     vehicle_ids: list[str]
+    addresses: AddressBook
     places_by_cat: dict[str, list[Place]] = field(default_factory=dict)
 
     def site_index(self) -> dict[str, int]:
@@ -127,6 +129,8 @@ def build_city(seed: int, profile: Profile, scale: float) -> City:
         grids=build_grids(towns),
         region=(LAT_MIN, LAT_MAX, LON_MIN, LON_MAX),
     )
+    addresses = AddressBook.build(geo, seed, towns)
+    reg.localities = {x.id: x for x in addresses.localities()}
     district_names = [d.name for d in geo.specs]
     taken = SpatialIndex()
 
@@ -325,5 +329,6 @@ def build_city(seed: int, profile: Profile, scale: float) -> City:
         meter_kw=meter_kw,
         meter_pattern=pattern.astype(np.int64),
         vehicle_ids=vehicle_ids,
+        addresses=addresses,
         places_by_cat=places_by_cat,
     )

@@ -1,60 +1,87 @@
-"""12345 hotline tickets: Chinese complaint texts from templates per category, with places.
+"""12345 hotline tickets: citizens' complaints at named places, and the officers' decisions.
 
 Background tickets arrive with the day's rhythm (few at night, peaks late morning and
-afternoon; noise complaints shift to the evening), spread over the city with the population.
-Background tickets never accidentally duplicate one another: a ticket drawn within 600 m and
-2 hours of another of the same category is moved. So every real duplicate is a planned one:
+afternoon; noise complaints shift to the evening), at places drawn from the city's address
+book (``simulators.addresses``) with the population. Texts are composed from parts
+(``simulators.complaints``): 15 categories, 42 problem families, colloquial, with homophone
+slips, some in traditional characters, many with a masked phone number.
 
-- duplicate clusters: several callers (one sometimes calling twice) report one incident within
-  minutes to an hour, in other words (other templates, other details) and naming the place
-  differently ("幸福小区3栋", "人民路与工农路交叉口", "金沙幸福小区东门"), with 30-300 m of
-  place jitter;
-- hard negatives (not duplicates): same place, other problem; same problem, other place 3+ km
-  away, at the same time and in similar words;
-- surges: many tickets of one category in one district within an hour or two, at distinct places.
+Places: about a third of tickets carry only an address in words (no coordinates, no grid),
+the rest coordinates near the named place; most carry the address text too, and the body
+usually names the place again (often in other words). A few addresses are too vague to place
+(``我家楼下``), as real ones are.
+
+Decisions: each ticket is dispatched by an officer 3-90 minutes after intake: a second record
+with the same ticket id, the confirmed ``category`` and the ``dept`` (department). One in
+twelve first goes to a wrong department and is corrected by a third record later. Officers also
+merge duplicates (``duplicate_of`` = the first ticket) and split same-place look-alikes
+(``duplicate_of = ""``). At intake, 60% of tickets carry the call-taker's category.
+
+Background tickets never accidentally duplicate one another: a ticket of the same family within
+``BACKGROUND_GAP_M`` and ``BACKGROUND_GAP_MS`` of another is moved. So every real duplicate is a
+planned one (clusters, by the planner), and tickets at one place about other problems, or about
+the same problem elsewhere, are the hard negatives.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Final
+
+import msgspec
 
 from citywatch.events import Hotline, encode
 from citywatch.geo import grid_id, haversine_m, offset
 from citywatch.partitioning import partition_key
+from simulators.addresses import AddressBook, Spot
 from simulators.city import City
 from simulators.clock import HOUR_MS, MINUTE_MS, TZ, local_hour, weekday
+from simulators.complaints import (
+    CATEGORIES,
+    FAMILIES,
+    Family,
+    Incident,
+    compose,
+    families_for,
+    misspell,
+)
+from simulators.geography import LAT_MAX, LAT_MIN, LON_MAX, LON_MIN
 from simulators.seeds import derive, entity_hash, py_rng
 from simulators.stream import Chunk
 
 #: Every ticket travels in one partition (citywatch.partitioning).
 HOTLINE_KEY = entity_hash(partition_key("hotline", ""))
 
-__all__ = ["CATEGORIES", "HotlineStream", "Poi", "Problem", "Ticket", "TicketWriter"]
+__all__ = [
+    "BACKGROUND_GAP_M",
+    "BACKGROUND_GAP_MS",
+    "CATEGORIES",
+    "Decision",
+    "HotlineStream",
+    "Ticket",
+    "TicketWriter",
+]
 
-#: Category code -> Chinese name (the ``category`` field carries the code).
-CATEGORIES: Final[dict[str, str]] = {
-    "noise": "噪声扰民",
-    "odor": "异味废气",
-    "garbage": "垃圾清运",
-    "traffic": "交通秩序",
-    "construction": "施工扬尘",
-    "water": "供水问题",
-    "vending": "占道经营",
-    "streetlight": "路灯故障",
-}
 _SHARES: Final = {
-    "noise": 0.2,
-    "garbage": 0.15,
-    "traffic": 0.12,
-    "construction": 0.12,
-    "odor": 0.08,
-    "water": 0.1,
-    "vending": 0.13,
-    "streetlight": 0.1,
+    "noise": 0.14,
+    "garbage": 0.09,
+    "traffic": 0.08,
+    "construction": 0.07,
+    "odor": 0.06,
+    "water": 0.07,
+    "vending": 0.07,
+    "streetlight": 0.05,
+    "labour": 0.08,
+    "health": 0.05,
+    "education": 0.04,
+    "housing": 0.07,
+    "transport": 0.05,
+    "market": 0.05,
+    "power": 0.03,
 }
 _HOURLY: Final = (
     0.15,
@@ -82,198 +109,113 @@ _HOURLY: Final = (
     0.4,
     0.25,
 )
-_SLOTS: Final[dict[str, tuple[str, ...]]] = {
-    "src": ("广场舞音响", "夜间施工机械", "餐饮店排风机", "装修电钻", "KTV音乐", "货车装卸"),
-    "smell": ("化工异味", "刺鼻的气味", "臭鸡蛋味", "油漆味", "烧塑料的味道"),
-    "feeling": ("头晕恶心", "呛得喘不过气", "窗户都不敢开", "眼睛刺痛", "孩子咳嗽"),
-    "days": ("两", "三", "好几", "四五"),
-}
-_TIME_NIGHT: Final = ("凌晨两三点", "今晚十点以后", "半夜", "每天晚上")
-_TIME_MORNING: Final = ("一大早六点", "早上", "每天早上", "这几天")
-_TIME_DAY: Final = ("刚才", "这几天", "今天一天", "每天")
-#: category -> problems -> paraphrases. One incident is one problem: the callers of a
-#: duplicate cluster use different paraphrases of the same problem (and the same ``src`` or
-#: ``smell``); tickets about different problems are not duplicates even at the same place.
-TEMPLATES: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
-    "noise": (
-        (
-            "{place}{time}有{src}噪音，声音很大，严重影响休息，请相关部门尽快处理。",
-            "反映{place}附近{src}噪声扰民，{time}一直吵，老人小孩都睡不着。",
-            "来电人称{place}{src}太吵了，{time}还在响，希望管一管。",
-            "{place}{src}噪音扰民问题，{time}持续，多次反映未解决，要求处理。",
-        ),
-    ),
-    "odor": (
-        (
-            "{place}附近闻到一股{smell}，{feeling}，怀疑有企业偷排，请环保部门查看。",
-            "来电反映{place}空气中有{smell}，{feeling}，已经持续一段时间了。",
-            "{place}{time}有刺鼻{smell}，{feeling}，请尽快派人检查。",
-            "市民反映{place}周边{smell}很重，{feeling}，不知道哪里排出来的。",
-        ),
-    ),
-    "garbage": (
-        (
-            "{place}垃圾{days}天没人清运，堆成小山，臭气熏天。",
-            "反映{place}的垃圾桶满了没人收，周边卫生很差。",
-            "{place}生活垃圾好几天没拉走了，味道很大，请环卫处理。",
-        ),
-        (
-            "{place}有人乱倒建筑垃圾，影响通行，请处理。",
-            "反映{place}路边被倾倒了大量装修垃圾，没人管。",
-            "{place}夜里有车偷倒渣土垃圾，堆在路边。",
-        ),
-    ),
-    "traffic": (
-        (
-            "{place}信号灯坏了，路口很乱，容易出事故。",
-            "反映{place}红绿灯不亮，车辆抢行很危险。",
-            "{place}路口红绿灯{time}一直黄闪，请尽快维修。",
-        ),
-        (
-            "来电称{place}路口车辆乱停乱放，造成拥堵。",
-            "{place}两边停满了车，公交车都过不去。",
-            "反映{place}违停严重，{time}堵得走不动。",
-        ),
-    ),
-    "construction": (
-        (
-            "{place}工地扬尘很大，没有洒水降尘，灰尘飘进家里。",
-            "反映{place}施工现场尘土飞扬，没有采取降尘措施。",
-            "{place}工地{time}灰很大，窗台上一层土，请管一管。",
-        ),
-        (
-            "反映{place}施工渣土车带泥上路，路面很脏。",
-            "{place}渣土车没有覆盖，一路撒土。",
-            "{place}工地出来的土方车把路面弄得全是泥。",
-        ),
-    ),
-    "water": (
-        (
-            "{place}{time}停水了，没有接到通知，请问什么时候恢复。",
-            "反映{place}突然没水了，也没有停水通知。",
-            "{place}整栋楼都停水，{time}到现在还没来水。",
-        ),
-        (
-            "{place}自来水发黄有异味，不敢饮用。",
-            "反映{place}水龙头放出来的水浑浊发黄。",
-            "{place}自来水有股怪味，烧开了也有。",
-        ),
-        (
-            "{place}水压太低，高层用不上水。",
-            "反映{place}楼上水压不够，热水器都打不着火。",
-        ),
-    ),
-    "vending": (
-        (
-            "{place}有流动摊贩占道经营，{time}很乱，影响通行。",
-            "反映{place}路边摆摊卖菜的太多，把路都堵了。",
-            "{place}一到{time}就有小商贩占道，行人只能走机动车道。",
-        ),
-        (
-            "反映{place}附近夜市摊位占用人行道，油烟很大。",
-            "{place}烧烤摊每天晚上占道经营，油烟熏得没法开窗。",
-            "{place}路边夜宵摊位太多，油烟和垃圾都很严重。",
-        ),
-    ),
-    "streetlight": (
-        (
-            "{place}路灯不亮好几天了，晚上很黑，不安全。",
-            "{place}一排路灯{time}都不亮，请维修。",
-            "反映{place}路灯坏了，晚上走路看不见。",
-        ),
-    ),
-}
-
-
-def time_phrase(rng: random.Random, ts: int) -> str:
-    """A time expression that fits the hour the caller calls at."""
-    h = local_hour(ts)
-    if h >= 21.0 or h < 5.0:
-        return rng.choice(_TIME_NIGHT)
-    if h < 10.0:
-        return rng.choice(_TIME_MORNING)
-    return rng.choice(_TIME_DAY)
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One concrete problem: category, which paraphrase family, and its fixed details."""
-
-    category: str
-    index: int
-    slots: tuple[tuple[str, str], ...]
-
-    @classmethod
-    def draw(cls, rng: random.Random, category: str, index: int | None = None) -> Problem:
-        n = len(TEMPLATES[category])
-        i = rng.randrange(n) if index is None else index % n
-        slots = tuple(sorted((k, rng.choice(v)) for k, v in _SLOTS.items()))
-        return cls(category, i, slots)
-
-    def paraphrases(self) -> tuple[str, ...]:
-        return TEMPLATES[self.category][self.index]
-
-
-NIGHT_WORK_TEMPLATES: Final = (
+#: Share of tickets with an address in words only (no coordinates).
+TEXT_ONLY_SHARE: Final = 0.33
+#: Share of intake records carrying the call-taker's category.
+INTAKE_CATEGORY_SHARE: Final = 0.6
+#: Share of tickets first dispatched to a wrong department, then corrected.
+REDISPATCH_SHARE: Final = 1 / 12
+#: Addresses nobody can place.
+_VAGUE: Final = ("我家楼下", "家门口", "我们村里", "老街那边", "小区里面", "单位附近", "菜场后面")
+_NIGHT_WORK: Final = (
     "{place}的{site}半夜还在施工，机器轰隆隆响，吵得根本睡不着，不是说停工了吗？",
     "反映{site}夜间违规施工，{place}这边{time}挖掘机一直在响，请执法部门查处。",
     "{place}附近{site}明明贴了停工通知，晚上偷偷开工，噪音和灰尘都很大。",
 )
-_GATES: Final = ("东门", "南门", "西门", "北门", "正门")
+
+
+@functools.cache
+def _s2t() -> object:
+    import opencc
+
+    return opencc.OpenCC("s2t")
+
+
+def traditional(text: str) -> str:
+    """The text in traditional characters (as some callers from Hong Kong or Taiwan type)."""
+    conv = _s2t()
+    return str(conv.convert(text))  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
-class Poi:
-    """A named place: how callers may describe it."""
+class Decision:
+    """An officer's decision about a ticket, sent as a second record with the ticket's id."""
 
-    lat: float
-    lon: float
-    district: str
-    town: str
-    community: str
-    road: str
-    cross: str
-    number: int
-    building: int
-
-    def describe(self, variant: int) -> str:
-        v = variant % 6
-        if v == 0:
-            return f"{self.district}{self.town}{self.community}"
-        if v == 1:
-            return f"{self.community}{self.building}栋"
-        if v == 2:
-            return f"{self.road}与{self.cross}交叉口"
-        if v == 3:
-            return f"{self.community}{_GATES[self.building % len(_GATES)]}"
-        if v == 4:
-            return f"{self.road}{self.number}号{self.community}"
-        return f"{self.town}{self.road}附近"
+    ts: int
+    dept: str = ""
+    category: str = ""
+    #: merged into this ticket; "" = split from a wrong merge; None = no merge decision
+    duplicate_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Ticket:
+    """One ticket and its truth: what the intake record says, and what really holds."""
+
     ts: int
     id: str
     text: str
-    category: str
-    lat: float
-    lon: float
+    category: str  # true category
+    lat: float | None  # as sent (None: address in words only)
+    lon: float | None
     caller: str
+    address: str | None = None
+    intake_category: str = ""
+    family: str = ""
+    dept: str = ""
+    district: str = ""
+    town: str = ""
+    true_lat: float = 0.0
+    true_lon: float = 0.0
+    #: the address can be placed from its words (not a vague one)
+    placeable: bool = True
+    decisions: tuple[Decision, ...] = ()
+
+    @property
+    def held_out(self) -> bool:
+        fam = FAMILIES.get(self.family)
+        return fam is not None and fam.held_out
+
+    def intake(self) -> Hotline:
+        return Hotline(
+            ts=self.ts,
+            ticket=self.id,
+            text=self.text,
+            category=self.intake_category,
+            lat=self.lat,
+            lon=self.lon,
+            grid=grid_id(self.lat, self.lon)
+            if self.lat is not None and self.lon is not None
+            else None,
+            caller=self.caller,
+            address=self.address,
+        )
+
+    def records(self) -> list[Hotline]:
+        """The intake record and the decision records, in time order."""
+        first = self.intake()
+        out = [first]
+        for d in self.decisions:
+            out.append(
+                msgspec.structs.replace(
+                    first,
+                    ts=d.ts,
+                    category=d.category or self.category,
+                    dept=d.dept or None,
+                    duplicate_of=d.duplicate_of,
+                )
+            )
+        return out
 
     def encode(self) -> bytes:
-        return encode(
-            Hotline(
-                ts=self.ts,
-                ticket=self.id,
-                text=self.text,
-                category=self.category,
-                lat=self.lat,
-                lon=self.lon,
-                grid=grid_id(self.lat, self.lon),
-                caller=self.caller,
-            )
-        )
+        return encode(self.intake())
+
+    def with_merge(self, into: str | None) -> Ticket:
+        """The ticket with an officer's merge (``into``) or split (``""``) on its dispatch."""
+        if not self.decisions:
+            return self
+        first = replace(self.decisions[0], duplicate_of=into)
+        return replace(self, decisions=(first, *self.decisions[1:]))
 
 
 class TicketWriter:
@@ -282,21 +224,21 @@ class TicketWriter:
     def __init__(self, city: City, seed: int, salt: str = "") -> None:
         # the salt (scenario and start) keeps ids of different runs apart
         self.city, self.seed, self.salt = city, seed, salt
+        self.book: AddressBook = city.addresses
+        self.families = families_for(seed)
+        self._by_cat: dict[str, list[Family]] = {}
+        for f in self.families:
+            self._by_cat.setdefault(f.category, []).append(f)
+        self.categories = [c for c in _SHARES if c in self._by_cat]
+        self.depts = _all_depts(city)
 
-    def poi(self, rng: random.Random, lat: float, lon: float) -> Poi:
-        geo = self.city.geo
-        d = geo.district_at(lat, lon)
-        return Poi(
-            lat=lat,
-            lon=lon,
-            district=d,
-            town=geo.spec(d).town,
-            community=geo.community(rng),
-            road=geo.road(rng),
-            cross=geo.road(rng),
-            number=rng.randrange(1, 300),
-            building=rng.randrange(1, 40),
-        )
+    def family(self, rng: random.Random, category: str | None = None) -> Family:
+        if category is None or category not in self._by_cat:
+            category = rng.choices(self.categories, [_SHARES[c] for c in self.categories])[0]
+        return rng.choice(self._by_cat[category])
+
+    def incident(self, rng: random.Random, category: str | None = None) -> Incident:
+        return Incident.draw(rng, self.family(rng, category))
 
     def ticket_id(self, ts: int, key: str) -> str:
         day = datetime.fromtimestamp(ts / 1000, TZ).strftime("%Y%m%d")
@@ -305,72 +247,131 @@ class TicketWriter:
     def caller(self, key: str) -> str:
         return f"{derive(self.seed, 'caller', self.salt, key):016x}"
 
-    def text(
-        self,
-        rng: random.Random,
-        problem: Problem,
-        place: str,
-        ts: int,
-        paraphrase: int | None = None,
-    ) -> str:
-        forms = problem.paraphrases()
-        tmpl = forms[rng.randrange(len(forms)) if paraphrase is None else paraphrase % len(forms)]
-        return tmpl.format(place=place, time=time_phrase(rng, ts), **dict(problem.slots))
-
     def make(
         self,
         rng: random.Random,
         key: str,
         ts: int,
-        problem: Problem,
-        poi: Poi,
+        incident: Incident,
+        spot: Spot,
         *,
-        jitter_m: float = 0.0,
-        variant: int | None = None,
-        paraphrase: int | None = None,
+        jitter_m: float = 60.0,
+        style: int | None = None,
         text: str | None = None,
         caller: str | None = None,
+        text_only: bool | None = None,
     ) -> Ticket:
-        lat, lon = poi.lat, poi.lon
-        if jitter_m > 0:
+        """One caller's ticket about ``incident`` at ``spot``."""
+        fam = incident.family
+        style = rng.randrange(10) if style is None else style
+        vague = rng.random() < 0.03
+        place = rng.choice(_VAGUE) if vague else spot.describe(style, rng)
+        body = text if text is not None else compose(rng, incident, place, local_hour(ts))
+        if rng.random() < 0.35:
+            body = misspell(rng, body, rng.choice((1, 1, 2)))
+        trad = rng.random() < 0.07
+        if trad:
+            body = traditional(body)
+        # the address field: the call-taker's transcription, fuller than the body's mention
+        address: str | None = None
+        if not vague and rng.random() < 0.85:
+            address = spot.describe(rng.choice((0, 1, 4, 7, 9, 2, style)), rng)
+            if rng.random() < 0.5 and not address.startswith(spot.district):
+                address = spot.district + address
+            if trad:
+                address = traditional(address)
+        elif vague:
+            address = place
+        plat, plon = self.book.point_of(spot, style)
+        only_text = (rng.random() < TEXT_ONLY_SHARE) if text_only is None else text_only
+        lat = lon = None
+        if not only_text:
+            # the platform geocodes the call (or the caller shares a location): near the place
             r = jitter_m * math.sqrt(rng.random())
             a = rng.uniform(0, 2 * math.pi)
-            lat, lon = offset(lat, lon, r * math.cos(a), r * math.sin(a))
-        place = poi.describe(rng.randrange(6) if variant is None else variant)
-        body = text if text is not None else self.text(rng, problem, place, ts, paraphrase)
+            la, lo = offset(plat, plon, r * math.cos(a), r * math.sin(a))
+            lat, lon = (
+                round(_clamp(la, LAT_MIN, LAT_MAX), 6),
+                round(_clamp(lo, LON_MIN, LON_MAX), 6),
+            )
+        cat = fam.category
+        intake_cat = cat if rng.random() < INTAKE_CATEGORY_SHARE else ""
+        dept = fam.department(spot.district)
+        t_dispatch = ts + round(rng.lognormvariate(math.log(20), 0.7) * MINUTE_MS)
+        t_dispatch = min(t_dispatch, ts + 3 * HOUR_MS)
+        decisions: tuple[Decision, ...]
+        if rng.random() < REDISPATCH_SHARE:
+            wrong = rng.choice([d for d in self.depts if d != dept])
+            t_fix = t_dispatch + rng.randrange(30, 180) * MINUTE_MS
+            decisions = (Decision(t_dispatch, wrong, cat), Decision(t_fix, dept, cat))
+        else:
+            decisions = (Decision(t_dispatch, dept, cat),)
         return Ticket(
             ts=ts,
             id=self.ticket_id(ts, key),
             text=body,
-            category=problem.category,
-            lat=round(lat, 6),
-            lon=round(lon, 6),
+            category=cat,
+            lat=lat,
+            lon=lon,
             caller=caller or self.caller(key),
+            address=address,
+            intake_category=intake_cat,
+            family=fam.code,
+            dept=dept,
+            district=spot.district,
+            town=spot.town.name,
+            true_lat=plat,
+            true_lon=plon,
+            placeable=not vague,
+            decisions=decisions,
         )
 
+    def night_work(
+        self, rng: random.Random, key: str, ts: int, site_name: str, spot: Spot
+    ) -> Ticket:
+        """A complaint about night work at a suspended site (for the incident correlator)."""
+        text = rng.choice(_NIGHT_WORK).format(
+            place=spot.describe(rng.randrange(10), rng),
+            site=site_name,
+            time=rng.choice(("现在", "半夜十二点了", "这会儿")),
+        )
+        inc = Incident.draw(rng, FAMILIES["noise.construction"])
+        return self.make(rng, key, ts, inc, spot, jitter_m=150.0, text=text, text_only=False)
 
-#: Background tickets of one category are never this close in space and time: every closer
+
+def _clamp(x: float, lo: float, hi: float) -> float:
+    """Inside the region box (a town at its edge must not send callers out of it)."""
+    return min(max(x, lo + 0.001), hi - 0.001)
+
+
+def _all_depts(city: City) -> list[str]:
+    from simulators.complaints import departments
+
+    return departments([d.name for d in city.geo.specs])
+
+
+#: Background tickets of one family are never this close in space and time: every closer
 #: pair involves a planned (labelled or hard-negative) ticket.
-BACKGROUND_GAP_M: Final = 600.0
-BACKGROUND_GAP_MS: Final = 2 * HOUR_MS
+BACKGROUND_GAP_M: Final = 800.0
+BACKGROUND_GAP_MS: Final = 24 * HOUR_MS
 _CELL: Final = 0.01  # degrees (about 1 km): 3 x 3 cells cover BACKGROUND_GAP_M
 
 
 class _Recent:
-    """Recent tickets per (category, cell), for the no-accidental-duplicate rule."""
+    """Recent tickets per (family, cell), for the no-accidental-duplicate rule."""
 
     def __init__(self) -> None:
         self.cells: dict[tuple[str, int, int], list[tuple[int, float, float]]] = {}
 
-    def add(self, cat: str, ts: int, lat: float, lon: float) -> None:
-        key = (cat, int(lat / _CELL), int(lon / _CELL))
+    def add(self, fam: str, ts: int, lat: float, lon: float) -> None:
+        key = (fam, int(lat / _CELL), int(lon / _CELL))
         self.cells.setdefault(key, []).append((ts, lat, lon))
 
-    def clashes(self, cat: str, ts: int, lat: float, lon: float) -> bool:
+    def clashes(self, fam: str, ts: int, lat: float, lon: float) -> bool:
         r, c = int(lat / _CELL), int(lon / _CELL)
         for dr in (-1, 0, 1):
             for dc in (-1, 0, 1):
-                for t, la, lo in self.cells.get((cat, r + dr, c + dc), ()):
+                for t, la, lo in self.cells.get((fam, r + dr, c + dc), ()):
                     if (
                         abs(t - ts) < BACKGROUND_GAP_MS
                         and haversine_m(lat, lon, la, lo) < BACKGROUND_GAP_M
@@ -390,8 +391,7 @@ def background(
     out: list[Ticket] = []
     recent = _Recent()
     for old in avoid:
-        recent.add(old.category, old.ts, old.lat, old.lon)
-    cats = list(_SHARES)
+        recent.add(old.family, old.ts, old.true_lat, old.true_lon)
     t = start_ms
     n = 0
     while True:
@@ -403,17 +403,18 @@ def background(
         if t >= end_ms:
             break
         h = local_hour(t)
-        weights = [_SHARES[c] * (3.0 if c == "noise" and (h >= 21 or h < 6) else 1.0) for c in cats]
-        cat = rng.choices(cats, weights)[0]
-        for attempt in range(30):
-            lat, lon = city.geo.sample(rng, urban=0.8 if attempt < 10 else 0.0)
-            if not recent.clashes(cat, t, lat, lon):
+        night = h >= 21 or h < 6
+        fam = writer.family(rng)
+        if night and rng.random() < 0.5:
+            fam = writer.family(rng, "noise")
+        for _ in range(30):
+            tk = writer.make(rng, f"bg{n + 1}", t, Incident.draw(rng, fam), writer.book.spot(rng))
+            if not recent.clashes(fam.code, t, tk.true_lat, tk.true_lon):
                 break
         else:
             continue  # the city is saturated with this complaint right now: nobody calls
         n += 1
-        tk = writer.make(rng, f"bg{n}", t, Problem.draw(rng, cat), writer.poi(rng, lat, lon))
-        recent.add(cat, t, tk.lat, tk.lon)
+        recent.add(fam.code, t, tk.true_lat, tk.true_lon)
         out.append(tk)
     return out
 
@@ -435,9 +436,11 @@ class HotlineStream:
         tickets.sort(key=lambda t: (t.ts, t.id))
         self.tickets = tickets
         self.by_window: dict[int, Chunk] = {}
-        for tk in tickets:
-            w = tk.ts - tk.ts % MINUTE_MS
-            self.by_window.setdefault(w, Chunk()).add(tk.ts, HOTLINE_KEY, tk.encode())
+        records = [r for tk in tickets for r in tk.records() if r.ts < end_ms]
+        records.sort(key=lambda r: (r.ts, r.ticket))
+        for r in records:
+            w = r.ts - r.ts % MINUTE_MS
+            self.by_window.setdefault(w, Chunk()).add(r.ts, HOTLINE_KEY, encode(r))
 
     def chunk(self, w0: int) -> Chunk:
         return self.by_window.get(w0, Chunk())

@@ -6,15 +6,19 @@ the labels are known up front and the generators only execute the plan.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
 from citywatch.geo import haversine_m, offset
+from simulators.addresses import Spot
 from simulators.air import STUCK_CHANNELS, Episode, Fault, Plume, regional_wind
 from simulators.city import City, SpatialIndex
 from simulators.clock import HOUR_MS, MINUTE_MS, local_hour
-from simulators.hotline import CATEGORIES, TEMPLATES, Poi, Problem, Ticket, TicketWriter
+from simulators.complaints import Incident
+from simulators.hotline import Ticket, TicketWriter
 from simulators.labels import Label
 from simulators.scenario import Scenario
 from simulators.seeds import py_rng
@@ -411,37 +415,32 @@ class _Planner:
     def night_complaints(
         self, site_name: str, lat: float, lon: float, t0: int, d: int
     ) -> list[str]:
-        rng = self.rng
+        rng = py_rng(self.seed, "plan", "night", site_name, t0)
         n = rng.choice((1, 2, 2, 3))
-        poi = self.writer.poi(
-            rng, *offset(lat, lon, rng.uniform(-150, 150), rng.uniform(-150, 150))
+        spot = self.writer.book.spot(rng, near=(lat, lon))
+        # the callers live next to the site, whatever community they name
+        spot = dataclasses.replace(
+            spot,
+            lat=lat + rng.uniform(-0.0012, 0.0012),
+            lon=lon + rng.uniform(-0.0012, 0.0012),
+            anchored=True,
         )
         times = sorted(
             t0 + rng.randrange(15 * MINUTE_MS, max(16 * MINUTE_MS, d - 5 * MINUTE_MS))
             for _ in range(n)
         )
-        from simulators.hotline import NIGHT_WORK_TEMPLATES
-
-        out: list[Ticket] = []
-        for j, t in enumerate(times):
-            text = NIGHT_WORK_TEMPLATES[j % len(NIGHT_WORK_TEMPLATES)].format(
-                place=poi.describe(rng.randrange(6)),
-                site=site_name,
-                time=rng.choice(("现在", "半夜十二点了", "这会儿")),
-            )
-            noise = Problem.draw(rng, "noise")
-            out.append(
-                self.writer.make(rng, self.key("night"), t, noise, poi, jitter_m=200.0, text=text)
-            )
+        out = [self.writer.night_work(rng, self.key("night"), t, site_name, spot) for t in times]
+        out = self.merged(out, rng)
         self.plan.tickets.extend(out)
         if len(out) >= 2:
-            self.dup_label(out, "noise", poi, 250.0)
+            self.dup_label(out, "noise", spot, 250.0)
         return [t.id for t in out]
 
     # -- hotline -----------------------------------------------------------------------------
 
-    def dup_label(self, tickets: list[Ticket], category: str, poi: Poi, radius: float) -> None:
+    def dup_label(self, tickets: list[Ticket], category: str, spot: Spot, radius: float) -> None:
         ids = [t.id for t in tickets]
+        far = max(haversine_m(spot.lat, spot.lon, t.true_lat, t.true_lon) for t in tickets)
         self.label(
             "hotline.duplicate",
             "ticket",
@@ -452,118 +451,117 @@ class _Planner:
             tickets=ids,
             size=len(ids),
             category=category,
-            lat=poi.lat,
-            lon=poi.lon,
-            radius_m=radius,
+            family=tickets[0].family,
+            held_out=tickets[0].held_out,
+            lat=spot.lat,
+            lon=spot.lon,
+            radius_m=max(radius, round(far + 150.0)),
             level="blue",
         )
 
+    def merged(self, tickets: list[Ticket], rng: random.Random | None = None) -> list[Ticket]:
+        """Officers merge most later callers of a cluster into its first ticket."""
+        if len(tickets) < 2:
+            return tickets
+        rng = rng or self.rng
+        first = tickets[0].id
+        return [
+            tickets[0],
+            *(tk.with_merge(first) if rng.random() < 0.6 else tk for tk in tickets[1:]),
+        ]
+
     def cluster(
-        self, problem: Problem, poi: Poi, t0: int, span_ms: int, n: int, jitter_m: float = 300.0
+        self,
+        incident: Incident,
+        spot: Spot,
+        t0: int,
+        span_ms: int,
+        n: int,
+        jitter_m: float = 250.0,
+        text_only: bool | None = None,
     ) -> list[Ticket]:
-        """``n`` callers reporting one problem at one place, each in their own words."""
+        """``n`` callers reporting one incident at one place, each in their own words."""
         rng = self.rng
         times = [t0, *sorted(t0 + rng.randrange(60000, max(span_ms, 120000)) for _ in range(n - 1))]
-        variants = rng.sample(range(6), min(n, 6))
-        forms = rng.sample(range(len(problem.paraphrases())), len(problem.paraphrases()))
+        styles = rng.sample(range(10), min(n, 10))
         out: list[Ticket] = []
         first_caller: str | None = None
         for j, t in enumerate(times):
-            caller = None
-            prefix = ""
-            if j == n - 1 and n >= 3 and rng.random() < 0.3 and first_caller:
-                caller, prefix = first_caller, "再次反映："
+            again = j == n - 1 and n >= 3 and rng.random() < 0.3 and first_caller is not None
             tk = self.writer.make(
                 rng,
                 self.key("dup"),
                 t,
-                problem,
-                poi,
+                incident,
+                spot,
                 jitter_m=jitter_m,
-                variant=variants[j % len(variants)],
-                paraphrase=forms[j % len(forms)],
-                caller=caller,
+                style=styles[j % len(styles)],
+                caller=first_caller if again else None,
+                text_only=text_only,
             )
-            if prefix:
-                tk = Ticket(tk.ts, tk.id, prefix + tk.text, tk.category, tk.lat, tk.lon, tk.caller)
+            if again:
+                tk = dataclasses.replace(tk, text="再次反映：" + tk.text)
             first_caller = first_caller or tk.caller
             out.append(tk)
-        return out
+        return self.merged(out)
 
     def hotline(self) -> None:
-        sc, rng, geo = self.sc, self.rng, self.city.geo
-        cats = list(CATEGORIES)
+        sc, rng, w = self.sc, self.rng, self.writer
         for _ in range(sc.duplicate_clusters):
             span = self.dur(10, 90, 3)
             t0 = self.when(span, hours=(7.0, 23.0))
-            cat = rng.choice(cats)
-            poi = self.writer.poi(rng, *geo.sample(rng, urban=0.85))
-            tickets = self.cluster(Problem.draw(rng, cat), poi, t0, span, rng.randint(2, 5))
+            spot = w.book.spot(rng)
+            inc = w.incident(rng)
+            tickets = self.cluster(inc, spot, t0, span, rng.randint(2, 5))
             self.plan.tickets.extend(tickets)
-            self.dup_label(tickets, cat, poi, 300.0)
+            self.dup_label(tickets, inc.family.category, spot, 300.0)
         for k in range(sc.hard_negatives):
             t0 = self.when(30 * MINUTE_MS, hours=(8.0, 21.0))
-            lat, lon = geo.sample(rng, urban=0.85)
-            poi = self.writer.poi(rng, lat, lon)
-            if k % 2 == 0:  # same place, other problem (half the time in the same category)
-                multi = [c for c in cats if len(TEMPLATES[c]) > 1]
-                if k % 4 == 0:
-                    c1 = rng.choice(multi)
-                    i1, i2 = rng.sample(range(len(TEMPLATES[c1])), 2)
-                    p1, p2 = Problem.draw(rng, c1, i1), Problem.draw(rng, c1, i2)
+            spot = w.book.spot(rng)
+            t1 = t0 + rng.randrange(60_000, 1_800_000)
+            if k % 2 == 0:  # same place, other problem (two times in three in the same category)
+                i1 = w.incident(rng)
+                same_cat = [
+                    f for f in w.families if f.category == i1.family.category and f != i1.family
+                ]
+                if k % 6 != 4 and same_cat:
+                    i2 = Incident.draw(rng, rng.choice(same_cat))
                 else:
-                    c1, c2 = rng.sample(cats, 2)
-                    p1, p2 = Problem.draw(rng, c1), Problem.draw(rng, c2)
-                a = self.writer.make(rng, self.key("neg"), t0, p1, poi, jitter_m=60.0)
-                b = self.writer.make(
-                    rng,
-                    self.key("neg"),
-                    t0 + rng.randrange(60_000, 1_800_000),
-                    p2,
-                    poi,
-                    jitter_m=60.0,
-                )
+                    i2 = w.incident(rng)
+                    while i2.family.category == i1.family.category:
+                        i2 = w.incident(rng)
+                a = w.make(rng, self.key("neg"), t0, i1, spot, jitter_m=60.0)
+                b = w.make(rng, self.key("neg"), t1, i2, spot, jitter_m=60.0)
+                if rng.random() < 0.5:
+                    b = b.with_merge("")  # an officer keeps them apart
                 kind = "same_place_other_problem"
             else:  # same problem, other place (3-6 km away)
-                c1 = rng.choice(cats)
-                bearing = rng.uniform(0, 2 * math.pi)
-                dist = rng.uniform(3000, 6000)
-                lat2, lon2 = offset(lat, lon, dist * math.cos(bearing), dist * math.sin(bearing))
-                lat2 = min(max(lat2, 31.61), 32.69)
-                lon2 = min(max(lon2, 120.21), 121.89)
-                poi2 = self.writer.poi(rng, lat2, lon2)
-                same = Problem.draw(rng, c1)
-                a = self.writer.make(rng, self.key("neg"), t0, same, poi)
-                b = self.writer.make(
-                    rng,
-                    self.key("neg"),
-                    t0 + rng.randrange(60_000, 1_800_000),
-                    same,
-                    poi2,
-                )
+                inc = w.incident(rng)
+                far = w.book.spot_far(rng, spot, 3000.0, 6000.0)
+                a = w.make(rng, self.key("neg"), t0, inc, spot)
+                b = w.make(rng, self.key("neg"), t1, inc, far)
                 kind = "same_problem_other_place"
             self.plan.tickets.extend([a, b])
             self.plan.negatives.append({"kind": kind, "tickets": [a.id, b.id], "ts": a.ts})
         for _ in range(sc.surges):
             d = self.dur(60, 150, 10)
             t0 = self.when(d, hours=(8.0, 20.0))
-            spec = rng.choice([s for s in geo.specs if s.weight >= 0.08])
+            spec = rng.choice([s for s in self.city.geo.specs if s.weight >= 0.08])
             cat = rng.choice(("odor", "water", "noise", "garbage"))
             per_day = self.city.profile.count("tickets_per_day", self.city.scale, 60)
             base_per_h = per_day / 24 * spec.weight * 0.12
             n = max(10, round(8 * base_per_h * d / HOUR_MS))
             places = SpatialIndex()
             tickets = []
-            problem = Problem.draw(rng, cat)  # one cause across the district
+            inc = w.incident(rng, cat)  # one cause across the district
             for _ in range(n):
                 for _ in range(20):
-                    lat, lon = geo.sample(rng, urban=0.6, district=spec.name)
-                    if not places.near(lat, lon, 800.0):
+                    spot = w.book.spot(rng, district=spec.name)
+                    if not places.near(spot.lat, spot.lon, 900.0):
                         break
-                places.add(lat, lon)
-                poi = self.writer.poi(rng, lat, lon)
+                places.add(spot.lat, spot.lon)
                 t = t0 + rng.randrange(0, d)
-                tickets.append(self.writer.make(rng, self.key("surge"), t, problem, poi))
+                tickets.append(w.make(rng, self.key("surge"), t, inc, spot))
             tickets.sort(key=lambda x: x.ts)
             self.plan.tickets.extend(tickets)
             self.label(
@@ -629,16 +627,19 @@ class _Planner:
                 incident=f"INC{k + 1:04d}",
                 **p,
             )
-            poi = self.writer.poi(
-                rng, *offset(st.lat, st.lon, rng.uniform(-400, 400), rng.uniform(-400, 400))
-            )
+            near = offset(st.lat, st.lon, rng.uniform(-400, 400), rng.uniform(-400, 400))
+            spot = self.writer.book.spot(rng, near=near)
+            spot = dataclasses.replace(spot, lat=near[0], lon=near[1], anchored=True)
             n = rng.randint(3, 4)
             first = t_spike + self.dur(5, 10, 1)
+            fams = [f for f in self.writer.families if f.category == "odor"]
+            chem = [f for f in fams if f.code == "odor.chemical"]
+            inc = Incident.draw(rng, (chem or fams)[0])
             tickets = self.cluster(
-                Problem.draw(rng, "odor"), poi, first, self.dur(20, 40, 4), n, jitter_m=600.0
+                inc, spot, first, self.dur(20, 40, 4), n, jitter_m=600.0, text_only=False
             )
             self.plan.tickets.extend(tickets)
-            self.dup_label(tickets, "odor", poi, 1000.0)
+            self.dup_label(tickets, "odor", spot, 1000.0)
             self.label(
                 "incident.correlated",
                 "incident",
@@ -676,7 +677,10 @@ def make_plan(city: City, sc: Scenario, seed: int) -> Plan:
     if {"video", "power"} & kinds:
         p.sites()
     if "hotline" in kinds:
+        # its own random stream: planning tickets does not move the other anomalies
+        p.rng, rng = py_rng(seed, "plan", "hotline"), p.rng
         p.hotline()
+        p.rng = rng
     if {"air", "gps", "hotline"} <= kinds:
         p.cross_source()
     return p.plan

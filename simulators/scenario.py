@@ -262,6 +262,16 @@ SCENARIOS: Final[dict[str, Scenario]] = {
             surges=1,
         ),
         Scenario(
+            "hotline-month",
+            "A month of tickets with officers' decisions: duplicate clusters, hard negatives and "
+            "surges spread over 30 days, for routing that learns and a DF that settles.",
+            kinds=("hotline",),
+            duration_s=30 * 86_400,
+            duplicate_clusters=240,
+            hard_negatives=240,
+            surges=4,
+        ),
+        Scenario(
             "cross-source",
             "A local PM spike, smell complaints within 2 km and a hazmat truck dwelling upwind: "
             "one correlated incident.",

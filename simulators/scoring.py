@@ -259,6 +259,7 @@ def population_days(
         "worksite.resumption": sites,
         "hotline.duplicate": max(1, tickets) / max(days, 1e-9),
         "hotline.surge": districts * 8,
+        "hotline.unplaced": max(1, tickets) / max(days, 1e-9),
         "incident.correlated": districts,
         "water.event": water_stations,
         "water.range": water_stations,

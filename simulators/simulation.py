@@ -138,10 +138,26 @@ class Simulation:
             labels += self.air.exceedance_labels()
         if "water" in self.scenario.kinds:
             labels += self.water.labels
+        labels += self._unplaced_labels()
         labels = self._clip_tickets(labels)
         labels = [lab for lab in labels if lab.start_ms < self.end_ms]
         labels.sort(key=lambda x: (x.start_ms, x.rule, x.subject_id))
         return labels
+
+    def _unplaced_labels(self) -> list[Label]:
+        """Tickets whose address nobody can place and that carry no coordinates."""
+        return [
+            Label(
+                rule="hotline.unplaced",
+                subject_kind="ticket",
+                subject_id=t.id,
+                start_ms=t.ts,
+                end_ms=t.ts,
+                params={"tickets": [t.id], "level": "blue"},
+            )
+            for t in self.tickets()
+            if not t.placeable and t.lat is None
+        ]
 
     def _clip_tickets(self, labels: list[Label]) -> list[Label]:
         """Keep only tickets that are in the stream (a run may end before late callers call);
@@ -192,6 +208,10 @@ class Simulation:
             tickets=sum(len(g.tickets) for g in self.generators if isinstance(g, HotlineStream)),
             water_stations=len(reg.water_stations),
         )
+
+    def tickets(self) -> list[Any]:
+        """The hotline tickets with their truth (``simulators.hotline.Ticket``), in time order."""
+        return [t for g in self.generators if isinstance(g, HotlineStream) for t in g.tickets]
 
     # -- streams -----------------------------------------------------------------------------
 

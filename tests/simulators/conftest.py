@@ -36,7 +36,8 @@ def decode_all(sim: Simulation) -> Decoded:
         elif isinstance(ev, Power):
             d.power[ev.meter].append(ev)
         elif isinstance(ev, Hotline):
-            d.hotline[ev.ticket] = ev
+            if not ev.is_decision:  # officers' decisions repeat the ticket later
+                d.hotline[ev.ticket] = ev
         else:
             d.orders.append(ev)
     return d

@@ -221,28 +221,31 @@ def test_resumption_shows_machinery_and_power_under_an_order(demo_data: Decoded)
 
 
 def test_duplicate_clusters_are_one_place_one_problem(data: Decoded) -> None:
+    truth = {t.id: t for t in data.sim.tickets()}
     for lab in _labels(data, "hotline.duplicate"):
         tickets = [data.hotline[t] for t in lab.params["tickets"]]
         assert tickets[0].ticket == lab.subject_id
         assert set(lab.also) == {t.ticket for t in tickets[1:]}
-        assert len({t.category for t in tickets}) == 1
+        assert len({truth[t.ticket].family for t in tickets}) == 1
+        assert {truth[t.ticket].category for t in tickets} == {lab.params["category"]}
         assert len({t.text for t in tickets}) == len(tickets)
         for t in tickets:
             assert lab.start_ms <= t.ts <= lab.end_ms
-            d = haversine_m(t.lat, t.lon, lab.params["lat"], lab.params["lon"])
+            tk = truth[t.ticket]
+            d = haversine_m(tk.true_lat, tk.true_lon, lab.params["lat"], lab.params["lon"])
             assert d <= lab.params["radius_m"] + 1
 
 
 def test_surge_is_many_tickets_of_one_category_in_one_district(data: Decoded) -> None:
-    geo = data.sim.city.geo
+    truth = {t.id: t for t in data.sim.tickets()}
     for lab in _labels(data, "hotline.surge"):
         district, cat = lab.subject_id.split("/")
         inside = [
             t
             for t in data.hotline.values()
             if _inside(t.ts, lab)
-            and t.category == cat
-            and geo.district_at(t.lat, t.lon) == district
+            and truth[t.ticket].category == cat
+            and truth[t.ticket].district == district
         ]
         assert len(inside) >= 10
         assert set(lab.params["tickets"]) <= {t.ticket for t in inside}
@@ -266,9 +269,12 @@ def test_incident_pieces_line_up_in_space_and_time(data: Decoded) -> None:
         assert truck.start_ms < spike.start_ms < truck.end_ms
         d = haversine_m(p["lat"], p["lon"], truck.params["lat"], truck.params["lon"])
         assert 500 < d < p["radius_m"]
+        truth = {t.id: t for t in data.sim.tickets()}
         for t in p["tickets"]:
             tk = data.hotline[t]
-            assert tk.category == "odor"
+            assert truth[t].category == "odor"
+            assert tk.lat is not None
+            assert tk.lon is not None
             assert haversine_m(p["lat"], p["lon"], tk.lat, tk.lon) < p["radius_m"]
             assert spike.start_ms <= tk.ts <= spike.end_ms
         # the truck is upwind: the station's wind blows from the truck towards it
@@ -292,15 +298,16 @@ def test_background_tickets_never_duplicate_by_accident(day_data: Decoded) -> No
         planned.update(neg.get("tickets", ()))
     tickets = sorted(day_data.hotline.values(), key=lambda t: t.ts)
     assert len(tickets) > 100
+    truth = {t.id: t for t in day_data.sim.tickets()}
     for i, a in enumerate(tickets):
+        ta = truth[a.ticket]
         for b in tickets[i + 1 :]:
             if b.ts - a.ts >= BACKGROUND_GAP_MS:
                 break
-            if a.category != b.category or a.lat is None or b.lat is None:
+            tb = truth[b.ticket]
+            if ta.family != tb.family:
                 continue
-            assert a.lon is not None
-            assert b.lon is not None
-            if haversine_m(a.lat, a.lon, b.lat, b.lon) < BACKGROUND_GAP_M:
+            if haversine_m(ta.true_lat, ta.true_lon, tb.true_lat, tb.true_lon) < BACKGROUND_GAP_M:
                 assert a.ticket in planned or b.ticket in planned, (a, b)
 
 

@@ -47,7 +47,7 @@ def test_entity_counts_scale_with_the_profile() -> None:
 
 def test_hotline_volume_follows_the_day() -> None:
     sim = simulate("hotline", seed=3, scale=0.05, hard_negatives=0, duplicate_clusters=0, surges=0)
-    tickets = [e for e in sim.events() if e.kind == "hotline"]
+    tickets = [e for e in sim.events() if e.kind == "hotline" and not e.is_decision]
     assert len(tickets) == pytest.approx(12_000 * 0.05, rel=0.1)
     night = sum(1 for t in tickets if (t.ts - sim.start_ms) % 86_400_000 < 5 * 3_600_000)
     assert night < 0.1 * len(tickets)
