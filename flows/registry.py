@@ -41,7 +41,7 @@ MODELS: Sequence[Registration] = (
         "worksites",
         lambda reg, s: WorksiteResumption(reg, ResumptionConfig(complaint_radius_m=0.0)),
     ),
-    Registration("hotline", lambda reg, s: HotlineModel(reg)),
+    Registration("hotline", lambda reg, s: HotlineModel(reg, departments=s.departments)),
     Registration("water", lambda reg, s: WaterModel(reg)),
 )
 

@@ -82,6 +82,7 @@ from citywatch.events import Hotline
 from citywatch.geo import bearing_deg, grid_id, haversine_m
 from citywatch.registry import Registry
 from models.hotline.cues import extract_cues
+from models.hotline.gazetteer import Gazetteer
 from models.hotline.validate import require
 
 __all__ = [
@@ -108,6 +109,8 @@ LINKS: Final[frozenset[frozenset[str]]] = frozenset(
 _SOURCE_ZH: Final = {"air": "空气", "vehicle": "危化车辆", "site": "工地", "hotline": "热线"}
 _WIND_KEYS: Final = ("wind_deg", "wind_from_deg", "wind_dir_deg", "wind_direction")
 _ANCHOR_ORDER: Final = ("air", "vehicle", "site")
+#: A ticket placed by words less exactly than this (a road, a town) is too vague to correlate.
+_MAX_PRECISION_M: Final = 700.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +223,21 @@ class IncidentCorrelator:
         self._items: deque[Item] = deque()
         self._by_ref: dict[str, Item] = {}
         self._incidents: dict[str, Incident] = {}
+        self._gz: Gazetteer | None = None
         self.watermark_ms = 0
+
+    def _gazetteer(self) -> Gazetteer:
+        if self._gz is None:
+            self._gz = Gazetteer.from_registry(self.registry or Registry())
+        return self._gz
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_gz"] = None  # reference data, rebuilt from the registry after a restore
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
     @property
     def open_incidents(self) -> list[str]:
@@ -290,9 +307,22 @@ class IncidentCorrelator:
         return out + self._add(item)
 
     def observe_ticket(self, ticket: Hotline, cues: frozenset[str] | None = None) -> list[Signal]:
-        """Take one hotline ticket (cues from its text and time unless given)."""
-        if ticket.lat is None or ticket.lon is None:
-            return []
+        """Take one hotline ticket (cues from its text and time unless given).
+
+        A ticket without coordinates is placed by its address in words (the registry's
+        gazetteer) when that is exact enough (a community, landmark, site or corner); an
+        officer's decision record about an earlier ticket is not a new observation.
+        """
+        if ticket.is_decision:
+            return self.advance(ticket.ts)
+        lat, lon = ticket.lat, ticket.lon
+        if lat is None or lon is None:
+            place = self._gazetteer().place(ticket.address, ticket.text)
+            if place.precision_m > _MAX_PRECISION_M:
+                return self.advance(ticket.ts)
+            lat, lon = place.lat, place.lon
+        if lat is None or lon is None:
+            return self.advance(ticket.ts)
         if cues is None:
             cues = extract_cues(ticket.text, ticket.ts)
         if not any(cues & c for c in TICKET_CUES.values()):
@@ -304,8 +334,8 @@ class IncidentCorrelator:
             source="hotline",
             ref=ticket.ticket,
             ts=ticket.ts,
-            lat=ticket.lat,
-            lon=ticket.lon,
+            lat=lat,
+            lon=lon,
             subject=ticket.ticket,
             cues=cues,
         )

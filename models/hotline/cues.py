@@ -6,8 +6,9 @@ suspended work site). The de-duplicator uses them as a topic signature: two tick
 address about *different* problems share the address's characters but not their cues.
 
 The lexicon is deliberately plain data (:data:`LEXICON`): a newcomer adds a synonym in one
-place. Matching is substring search on the NFKC-normalised text, so no segmentation is
-needed. A cue is dropped when a negation (没有, 无, 不) directly precedes the keyword.
+place. Matching is substring search on the normalised text (``text.normalize``: full-width
+forms and traditional characters folded), so no segmentation is needed. A cue is dropped when
+a negation (没有, 无, 不) directly precedes the keyword.
 
 ``night`` is set when the text says so (夜间, 凌晨, ...) or, if ``ts`` is given, when the
 ticket was filed between 22:00 and 06:00 Beijing time; ``night_noise`` is ``night`` together
@@ -23,8 +24,9 @@ with ``noise`` or ``construction``.
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Final
+
+from models.hotline.text import normalize
 
 __all__ = [
     "CUES",
@@ -119,7 +121,7 @@ def _negated(text: str, pos: int) -> bool:
 
 def extract_cues(text: str, ts: int | None = None) -> frozenset[str]:
     """The cues of a ticket's ``text`` (and of its filing time ``ts`` for ``night``)."""
-    t = unicodedata.normalize("NFKC", text)
+    t = normalize(text)
     out: set[str] = set()
     index = _INDEX
     for i, ch in enumerate(t):

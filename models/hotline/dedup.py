@@ -1,51 +1,50 @@
 """Streaming near-duplicate clustering of hotline tickets.
 
-Several citizens report one incident (a smell, a noisy site) in their own words, from a
-slightly different spot, within hours. :class:`DuplicateClusterer` finds them in one pass:
+Several citizens report one problem in their own words, naming the place differently, within
+hours; some call again the next day. :class:`DuplicateClusterer` finds them in one pass over
+the live tickets (the last ``window_ms``, two days):
 
-1. **Blocking** by place and time: a ticket is compared only with the live tickets of its own
-   city-grid cell and the neighbouring cells (``citywatch.geo.grid_cell``, ~1.2 km), filed at
-   most ``window_ms`` earlier, and at most ``radius_m`` away. Blocking does most of the work:
-   "same problem, different place" never meets.
-2. **Similarity** inside the block (:func:`similarity`): the Dice coefficient of character
-   bigrams (``ngram.py``), blended with the overlap of topic cues (``cues.py``) and
-   penalised when the categories differ or the topics are disjoint: "same place, different
-   problem" shares the address's characters but not its cues.
-3. **Clusters**: a ticket that matches (similarity >= ``threshold``) joins the cluster of its
-   best match; if it matches tickets of several clusters they merge (union by earliest
-   canonical, live members relabelled small-to-large). The **canonical** ticket of a cluster
-   is its earliest ticket, so it is stable as the cluster grows.
+1. **Candidates** (who is compared at all), the union of:
+   - *place*: tickets placed within ``radius_m`` (cells of ``cell_deg``), filed at most
+     ``place_window_ms`` (3 h) apart;
+   - *named place*: tickets placed by the same road, community or landmark of the gazetteer
+     (text-only addresses that are placed only to a road);
+   - *text*: MinHash LSH over the rarer features of the problem text (``bands`` bands of
+     ``rows`` hashes): the same problem told with the same rare words, from another address
+     or without one;
+   - *caller*: the same (hashed) caller.
+   At most ``max_candidates`` of them, the most recent first.
+2. **Probability** of each candidate pair: ``pairs.PairModel`` on ``pairs.pair_features``
+   (text, place, time, category, caller), calibrated; a pair is a duplicate when it reaches
+   the model's ``threshold``. Two tickets whose call-takers filed different categories are
+   not compared (two problems, as far as the people who heard the callers can tell).
+3. **Clusters** (average linkage): a ticket joins a cluster only if its mean logit against
+   the cluster's live members (the last 8) reaches the threshold, not just against one of
+   them (one wrong link would chain two problems into one); it joins the cluster of its most
+   probable duplicate, and a second cluster it matches merges in only when the mean reaches
+   ``merge_threshold`` (0.8). Merges are a union by earliest canonical, live members
+   relabelled small-to-large. The **canonical** ticket is the cluster's earliest.
 
-Each ticket is either new (``duplicate_of is None``) or ``duplicate_of`` its best match.
-Memory is bounded: a ticket leaves the index ``window_ms`` after it was filed (event time),
-and a cluster is closed (reported in ``closed``) once its last live ticket left; at most
-``max_live`` tickets are held whatever the rate.
-
->>> from citywatch.events import Hotline
->>> t0 = 1_762_012_800_000
->>> dc = DuplicateClusterer()
->>> r1 = dc.update(Hotline(ts=t0, ticket="T1", text="幸福路12号工地夜间施工噪音扰民",
-...                        category="noise", lat=32.01, lon=120.86))
->>> r2 = dc.update(Hotline(ts=t0 + 600_000, ticket="T2",
-...                        text="幸福路12号的工地晚上一直施工，噪音很大",
-...                        category="noise", lat=32.0103, lon=120.8602))
->>> r3 = dc.update(Hotline(ts=t0 + 900_000, ticket="T3", text="幸福路12号门口垃圾堆放没人清理",
-...                        category="garbage", lat=32.0101, lon=120.8601))
->>> r1.duplicate_of, r2.duplicate_of, r2.canonical, r2.size, r3.duplicate_of
-(None, 'T1', 'T1', 2, None)
+Memory is bounded: a ticket leaves the index ``window_ms`` after it was filed (event time);
+a cluster is closed (reported in ``closed``) once its last live ticket left; at most
+``max_live`` tickets are held whatever the rate. The clusterer takes :class:`TicketFeatures`
+already computed (text vector, place, predicted category): ``model.HotlineModel`` builds them.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
-from citywatch.events import Hotline
-from citywatch.geo import GRID_DEG, grid_cell, haversine_m
-from models.hotline.cues import DOMAIN_CUES, TOPIC_CUES, extract_cues
-from models.hotline.ngram import dice, shingles
+import numpy as np
+import numpy.typing as npt
+
+from citywatch.geo import haversine_m
+from models.hotline.docfreq import SparseVector
+from models.hotline.pairs import MEASURED, PairModel
 from models.hotline.validate import require
 
 __all__ = [
@@ -54,49 +53,58 @@ __all__ = [
     "DedupResult",
     "DuplicateClusterer",
     "TicketFeatures",
-    "similarity",
+    "band_keys",
+    "measure",
+    "pair_features",
 ]
 
-Cell = tuple[int, int] | str
-
 _M_PER_DEG: Final = 111_320.0
+_LOG_WINDOW: Final = math.log1p(2 * 24 * 60)  # two days, in minutes
+# MinHash: h_k(x) = high 32 bits of (a_k x + b_k) mod 2**64 (multiply-shift, a_k odd),
+# fixed constants (the same in every process)
+_RNG: Final = np.random.Generator(np.random.PCG64(20261202))
+_A: Final = _RNG.integers(1, 1 << 62, 64, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+_B: Final = _RNG.integers(0, 1 << 62, 64, dtype=np.uint64)
+_SHIFT32: Final = np.uint64(32)
 
 
 @dataclass(frozen=True, slots=True)
 class DedupConfig:
-    """Hyperparameters of :class:`DuplicateClusterer` (validated on construction).
+    """Hyperparameters of :class:`DuplicateClusterer` (validated on construction)."""
 
-    ``threshold`` applies to :func:`similarity`; ``cue_weight`` is the share of the topic-cue
-    Jaccard in it; ``category_penalty`` and ``disjoint_penalty`` multiply it when the
-    categories differ or the topic cues are disjoint; ``max_members`` caps the member ids a
-    cluster reports (its ``size`` still counts all).
-    """
-
-    window_ms: int = 3 * 3_600_000
-    radius_m: float = 600.0
-    n: int = 2
-    threshold: float = 0.3
-    cue_weight: float = 0.35
-    category_bonus: float = 0.1
-    category_penalty: float = 0.5
-    disjoint_penalty: float = 0.5
-    distance_weight: float = 0.3
-    same_caller_bonus: float = 0.2
+    window_ms: int = 2 * 86_400_000
+    place_window_ms: int = 3 * 3_600_000
+    radius_m: float = 1000.0
+    cell_deg: float = 0.005
+    #: Placements less exact than this are not indexed by cell (towns, districts).
+    max_precision_m: float = 2000.0
+    bands: int = 12
+    rows: int = 2
+    #: A feature in at most this share of tickets takes part in MinHash.
+    rare_share: float = 0.02
+    max_candidates: int = 32
+    #: At most this many tickets from one LSH band (the newest).
+    band_bucket: int = 8
+    #: A ticket that also belongs to a second cluster merges the two only at this duplicate
+    #: probability (average over that cluster's members); joining one needs the pair model's
+    #: threshold.
+    merge_threshold: float = 0.8
     max_members: int = 50
     max_live: int = 100_000
 
     def __post_init__(self) -> None:
         checks = (
             ("window_ms", self.window_ms > 0),
+            ("place_window_ms", 0 < self.place_window_ms <= self.window_ms),
             ("radius_m", self.radius_m > 0),
-            ("n", self.n >= 1),
-            ("threshold", 0.0 < self.threshold <= 1.0),
-            ("cue_weight", 0.0 <= self.cue_weight <= 1.0),
-            ("category_bonus", 0.0 <= self.category_bonus <= 1.0),
-            ("category_penalty", 0.0 <= self.category_penalty <= 1.0),
-            ("distance_weight", 0.0 <= self.distance_weight <= 1.0),
-            ("disjoint_penalty", 0.0 <= self.disjoint_penalty <= 1.0),
-            ("same_caller_bonus", 0.0 <= self.same_caller_bonus <= 1.0),
+            ("cell_deg", 0 < self.cell_deg < 1),
+            ("max_precision_m", self.max_precision_m > 0),
+            ("bands", self.bands >= 0),
+            ("rows", self.rows >= 1 and self.bands * self.rows <= len(_A)),
+            ("rare_share", 0.0 < self.rare_share <= 1.0),
+            ("max_candidates", self.max_candidates >= 1),
+            ("band_bucket", self.band_bucket >= 1),
+            ("merge_threshold", 0.0 < self.merge_threshold < 1.0),
             ("max_members", self.max_members >= 1),
             ("max_live", self.max_live >= 1),
         )
@@ -105,91 +113,134 @@ class DedupConfig:
 
 @dataclass(slots=True)
 class TicketFeatures:
-    """What the clusterer keeps of a live ticket (its text only as n-grams and cues)."""
+    """What the clusterer keeps of a live ticket (its text only as a BM25 vector)."""
 
     id: str
     ts: int
-    lat: float | None
-    lon: float | None
-    cell: Cell
-    category: str
-    grams: frozenset[str]
-    topics: frozenset[str]
+    vec: SparseVector
+    lat: float | None = None
+    lon: float | None = None
+    #: how far off (lat, lon) may be: 0 for coordinates sent with the ticket
+    precision_m: float = math.inf
+    #: gazetteer place key: a community/landmark/site id, "corner:<road>|<road>", "road:<id>"
+    place_key: str | None = None
     caller: str | None = None
+    #: category given at intake ("" = none)
+    category: str = ""
+    #: predicted category and department distributions (top few), for agreement
+    cat_dist: dict[str, float] = field(default_factory=dict)
+    dept_dist: dict[str, float] = field(default_factory=dict)
+    band_keys: tuple[int, ...] = ()
     grid: str | None = None
+    district: str | None = None
+    #: ids this ticket was matched to at intake (for an officer's split to learn from)
+    matched: tuple[str, ...] = ()
+    #: the best candidate below the threshold (a split with no match learns from it)
+    runner_up: str | None = None
 
-    @classmethod
-    def of(cls, t: Hotline, n: int = 2) -> TicketFeatures:
-        lat, lon = t.lat, t.lon
-        cell: Cell
-        if lat is not None and lon is not None:
-            cell = grid_cell(lat, lon)
-        else:
-            parsed = _parse_grid(t.grid)
-            if parsed is not None:
-                cell = parsed
-                lat = 31.6 + (parsed[0] + 0.5) * GRID_DEG
-                lon = 120.2 + (parsed[1] + 0.5) * GRID_DEG
-            else:
-                cell = f"nowhere/{t.category}"
-        topics = extract_cues(t.text) & TOPIC_CUES
-        return cls(
-            id=t.ticket,
-            ts=t.ts,
-            lat=lat,
-            lon=lon,
-            cell=cell,
-            category=t.category,
-            grams=shingles(t.text, n),
-            topics=topics,
-            caller=t.caller,
-            grid=t.grid,
-        )
+    @property
+    def point(self) -> tuple[float, float] | None:
+        """(lat, lon) when placed well enough to compare distances (within 2 km), else None."""
+        if self.lat is None or self.lon is None or self.precision_m > 2000.0:
+            return None
+        return self.lat, self.lon
+
+    @property
+    def well_placed(self) -> bool:
+        return self.point is not None
+
+    @property
+    def effective_category(self) -> str:
+        if self.category:
+            return self.category
+        if self.cat_dist:
+            c, p = max(self.cat_dist.items(), key=lambda kv: kv[1])
+            if p >= 0.5:
+                return c
+        return ""
 
 
-def _parse_grid(grid: str | None) -> tuple[int, int] | None:
-    """``"G0034-0059"`` -> (34, 59); anything else -> None."""
-    if not grid or grid[0] != "G" or "-" not in grid:
-        return None
-    row, _, col = grid[1:].partition("-")
-    if not (row.isdigit() and col.isdigit()):
-        return None
-    return int(row), int(col)
+def band_keys(ids: npt.NDArray[np.int64], bands: int, rows: int) -> tuple[int, ...]:
+    """MinHash LSH keys of a feature set: one key per band of ``rows`` minimum hashes.
 
-
-def similarity(
-    a: TicketFeatures, b: TicketFeatures, cfg: DedupConfig, distance_m: float | None = None
-) -> float:
-    """How likely ``a`` and ``b`` report the same problem, in [0, 1] (blocking checked apart).
-
-    ``s = (1 - w) * dice(bigrams) + w * jaccard(problem cues)`` (``w = cue_weight``; domain
-    cues such as 施工 stand in when a side names no problem; the text part alone when a side
-    has no topic cue); times ``disjoint_penalty`` when both have cues and share none; plus
-    ``category_bonus`` when both have the same category, times ``category_penalty`` when they
-    differ; times ``1 - distance_weight * d / radius_m`` for tickets ``d`` metres apart; plus
-    ``same_caller_bonus`` for one caller calling again.
-    Clipped to [0, 1].
+    >>> import numpy as np
+    >>> a = band_keys(np.arange(100), 8, 2)
+    >>> b = band_keys(np.arange(5, 100), 8, 2)
+    >>> len(a), len(set(a) & set(b)) > 0
+    (8, True)
     """
-    s = dice(a.grams, b.grams)
-    pa, pb = a.topics - DOMAIN_CUES, b.topics - DOMAIN_CUES
-    if not (pa and pb):  # no problem named on one side: compare domains (施工, 垃圾 ...)
-        pa, pb = a.topics, b.topics
-    if pa and pb:
-        common = len(pa & pb)
-        jac = common / len(pa | pb)
-        s = (1.0 - cfg.cue_weight) * s + cfg.cue_weight * jac
-        if common == 0:
-            s *= cfg.disjoint_penalty
+    if len(ids) == 0 or bands == 0:
+        return ()
+    k = bands * rows
+    x = ids.astype(np.uint64)[:, None]
+    with np.errstate(over="ignore"):
+        mins = ((x * _A[None, :k] + _B[None, :k]) >> _SHIFT32).min(axis=0).tolist()
+    out = []
+    for i in range(bands):
+        h = i
+        for j in range(rows):
+            h = (h << 32) | mins[i * rows + j]
+        out.append(h)
+    return tuple(out)
+
+
+def measure(a: TicketFeatures, b: TicketFeatures, text: float | None = None) -> list[float]:
+    """The measured pair features in ``pairs.MEASURED`` order; ``text`` None computes the
+    cosine, a number stands in for it (1.0: its upper bound, to skip hopeless pairs cheaply)."""
+    if text is None:
+        text = max(0.0, min(1.0, a.vec.dot(b.vec)))
+    pa, pb = a.point, b.point
+    if pa is not None and pb is not None:
+        # flat-earth distance: exact to 0.1% below 10 km, a third of haversine's cost
+        dy = (pa[0] - pb[0]) * _M_PER_DEG
+        dx = (pa[1] - pb[1]) * _M_PER_DEG * math.cos(math.radians(pa[0]))
+        # a road-level placement may be anywhere along the road: discount half its precision
+        slack = 0.5 * (a.precision_m if a.precision_m > b.precision_m else b.precision_m)
+        d = max(0.0, math.sqrt(dx * dx + dy * dy) - slack)
+        near = max(0.0, 1.0 - d / 1000.0)
+        unplaced = 0.0 if slack <= 500.0 else 0.5
+        far = 1.0 if d > 1500.0 else 0.0
+    else:
+        near, unplaced, far = 0.0, 1.0, 0.0
+    same_place = 0.0
+    if a.place_key is not None and a.place_key == b.place_key:
+        same_place = 0.5 if a.place_key.startswith("road:") else 1.0
+    gap_min = abs(a.ts - b.ts) / 60_000.0
+    recent = max(0.0, 1.0 - math.log1p(gap_min) / _LOG_WINDOW)
+    caller = 1.0 if a.caller and a.caller == b.caller else 0.0
+    conflict = 1.0 if a.category and b.category and a.category != b.category else 0.0
+    return [
+        text,
+        near,
+        unplaced,
+        same_place,
+        recent,
+        _agreement(a, b),
+        _overlap(a.dept_dist, b.dept_dist),
+        caller,
+        far,
+        conflict,
+    ]
+
+
+def pair_features(a: TicketFeatures, b: TicketFeatures) -> dict[str, float]:
+    """The features of ``pairs.PairModel`` for tickets ``a`` and ``b`` (each in [0, 1])."""
+    return dict(zip(MEASURED, measure(a, b), strict=True))
+
+
+def _overlap(da: dict[str, float], db: dict[str, float]) -> float:
+    """P(same label) under two predicted distributions; 0.5 when either knows nothing."""
+    if not da or not db:
+        return 0.5
+    return min(1.0, sum(p * db.get(c, 0.0) for c, p in da.items()))
+
+
+def _agreement(a: TicketFeatures, b: TicketFeatures) -> float:
     if a.category and b.category:
-        if a.category == b.category:
-            s += cfg.category_bonus
-        else:
-            s *= cfg.category_penalty
-    if distance_m is not None:
-        s *= 1.0 - cfg.distance_weight * min(1.0, distance_m / cfg.radius_m)
-    if a.caller and a.caller == b.caller:
-        s += cfg.same_caller_bonus
-    return min(1.0, s)
+        return 1.0 if a.category == b.category else 0.0
+    da = {a.category: 1.0} if a.category else a.cat_dist
+    db = {b.category: 1.0} if b.category else b.cat_dist
+    return _overlap(da, db)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,20 +262,27 @@ class ClusterInfo:
 class DedupResult:
     """The verdict on one ticket.
 
-    ``duplicate_of`` is the best-matching earlier ticket (None: the ticket is new);
-    ``matches`` every live ticket it matched; ``similarity`` the best match's score;
-    ``cluster`` the ticket's cluster after the update; ``merged`` the canonical ids of
-    clusters this ticket merged into it; ``closed`` clusters that expired on the way.
+    ``duplicate_of`` is the most probable earlier duplicate (None: the ticket is new);
+    ``matches`` every live ticket it matched; ``probability`` the best match's duplicate
+    probability (``similarity`` is the same number, the older name); ``cluster`` the
+    ticket's cluster after the update; ``merged`` the canonical ids of clusters this ticket
+    merged into it; ``closed`` clusters that expired on the way; ``candidates`` how many
+    tickets it was compared with.
     """
 
     ticket: str
     duplicate_of: str | None
     matches: tuple[str, ...]
-    similarity: float
+    probability: float
     cluster: ClusterInfo
     merged: tuple[str, ...] = ()
     closed: tuple[ClusterInfo, ...] = ()
     distance_m: float | None = None
+    candidates: int = 0
+
+    @property
+    def similarity(self) -> float:
+        return self.probability
 
     @property
     def canonical(self) -> str:
@@ -266,24 +324,27 @@ class _Cluster:
             lat=h.lat,
             lon=h.lon,
             grid=h.grid,
-            category=h.category,
+            category=h.effective_category,
         )
 
 
 class DuplicateClusterer:
-    """Online near-duplicate clustering with blocking, n-gram similarity and a canonical ticket.
+    """Online near-duplicate clustering: candidates, calibrated pair probability, clusters.
 
-    State: the live tickets by cell, an arrival-ordered queue for expiry, ticket -> cluster
-    and the clusters with live members. All plain containers: pickles and deep-copies.
+    State: the live tickets and their index entries (cells, named places, LSH bands,
+    callers), an arrival-ordered queue for expiry, ticket -> cluster and the clusters with
+    live members. All plain containers: pickles and deep-copies.
     """
 
-    def __init__(self, config: DedupConfig | None = None) -> None:
+    def __init__(self, config: DedupConfig | None = None, pairs: PairModel | None = None) -> None:
         self.config = config or DedupConfig()
-        cell_m = GRID_DEG * _M_PER_DEG * math.cos(math.radians(32.7))
-        #: How many cells around the ticket's own cell can hold a ticket within radius_m.
-        self._reach = max(1, math.ceil(self.config.radius_m / cell_m))
-        self._cells: dict[Cell, list[TicketFeatures]] = {}
-        self._queue: deque[TicketFeatures] = deque()
+        self.pairs = pairs or PairModel()
+        cell_m = self.config.cell_deg * _M_PER_DEG * math.cos(math.radians(32.0))
+        self._cell_m = cell_m
+        self._live: dict[str, TicketFeatures] = {}
+        # key -> ids (a dict: ordered, O(1) removal)
+        self._index: dict[tuple[str, object], dict[str, None]] = {}
+        self._queue: deque[str] = deque()
         self._cluster_of: dict[str, str] = {}
         self._clusters: dict[str, _Cluster] = {}
         self.watermark_ms = 0
@@ -296,92 +357,247 @@ class DuplicateClusterer:
     def n_clusters(self) -> int:
         return len(self._clusters)
 
+    def get(self, ticket_id: str) -> TicketFeatures | None:
+        return self._live.get(ticket_id)
+
     def cluster(self, ticket_id: str) -> ClusterInfo | None:
         """The cluster of a live ticket, or None once it expired."""
         c = self._cluster_of.get(ticket_id)
         return self._clusters[c].info() if c is not None else None
 
+    def members(self, ticket_id: str) -> list[TicketFeatures]:
+        """The live tickets of ``ticket_id``'s cluster."""
+        c = self._cluster_of.get(ticket_id)
+        if c is None:
+            return []
+        return [self._live[t] for t in self._clusters[c].live if t in self._live]
+
     # -- candidates ------------------------------------------------------------------------
 
-    def _candidates(self, f: TicketFeatures) -> list[TicketFeatures]:
-        if isinstance(f.cell, str):
-            return list(self._cells.get(f.cell, ()))
-        r0, c0 = f.cell
-        k = self._reach
-        out: list[TicketFeatures] = []
-        for r in range(r0 - k, r0 + k + 1):
-            for c in range(c0 - k, c0 + k + 1):
-                bucket = self._cells.get((r, c))
-                if bucket:
-                    out.extend(bucket)
-        return out
-
-    def _distance(self, a: TicketFeatures, b: TicketFeatures) -> float | None:
-        if a.lat is None or a.lon is None or b.lat is None or b.lon is None:
+    def _cell(self, f: TicketFeatures) -> tuple[int, int] | None:
+        p = f.point
+        if p is None or f.precision_m > self.config.max_precision_m:
             return None
-        return haversine_m(a.lat, a.lon, b.lat, b.lon)
+        return int(p[0] // self.config.cell_deg), int(p[1] // self.config.cell_deg)
+
+    def _keys(self, f: TicketFeatures) -> Iterator[tuple[str, object]]:
+        cell = self._cell(f)
+        if cell is not None:
+            yield ("c", cell)
+        if f.place_key is not None:
+            yield ("p", f.place_key)
+        for k in f.band_keys:
+            yield ("b", k)
+        if f.caller:
+            yield ("u", f.caller)
+
+    def candidates(self, f: TicketFeatures) -> list[TicketFeatures]:
+        """Live tickets worth comparing with ``f``, most recent first, capped.
+
+        Index buckets are in arrival order, so each is read from its newest end and left as
+        soon as it is older than its window (or has given ``max_candidates``).
+        """
+        cfg = self.config
+        cap = cfg.max_candidates
+        idx, live = self._index, self._live
+        found: dict[str, TicketFeatures] = {}
+
+        def take(bucket: dict[str, None], oldest: int, most: int) -> None:
+            n = 0
+            for t in reversed(bucket):
+                x = live.get(t)
+                if x is None or t == f.id:
+                    continue
+                if x.ts < oldest:
+                    break
+                found[t] = x
+                n += 1
+                if n >= most:
+                    break
+
+        cell = self._cell(f)
+        if cell is not None:
+            r0, c0 = cell
+            reach_m = cfg.radius_m + 0.5 * min(f.precision_m, cfg.max_precision_m)
+            k = max(1, math.ceil(reach_m / self._cell_m))
+            oldest = f.ts - cfg.place_window_ms
+            for r in range(r0 - k, r0 + k + 1):
+                for c in range(c0 - k, c0 + k + 1):
+                    bucket = idx.get(("c", (r, c)))
+                    if bucket:
+                        take(bucket, oldest, cap)
+        oldest = f.ts - cfg.window_ms
+        for key in self._keys(f):
+            if key[0] != "c":
+                bucket = idx.get(key)
+                if bucket:
+                    # an LSH band shared by many is a common phrase: its newest few suffice
+                    take(bucket, oldest, cfg.band_bucket if key[0] == "b" else cap)
+        out = sorted(found.values(), key=lambda x: -x.ts)
+        return out[:cap]
+
+    def _hopeful(self, f: TicketFeatures, cands: list[TicketFeatures]) -> list[TicketFeatures]:
+        """The candidates that could reach the threshold with the best words, category and
+        department (vectorised upper bound over place, time and caller: most are far)."""
+        if len(cands) <= 4:
+            return cands
+        pm = self.pairs
+        w = pm.w
+        lat = np.array([c.lat if c.well_placed else np.nan for c in cands])
+        lon = np.array([c.lon if c.well_placed else np.nan for c in cands])
+        prec = np.array([c.precision_m for c in cands])
+        ts = np.array([c.ts for c in cands], dtype=np.float64)
+        same_place = np.array(
+            [
+                (0.5 if c.place_key.startswith("road:") else 1.0)
+                if c.place_key is not None and c.place_key == f.place_key
+                else 0.0
+                for c in cands
+            ]
+        )
+        caller = np.array([1.0 if f.caller and c.caller == f.caller else 0.0 for c in cands])
+        here = f.point
+        if here is not None:
+            dy = (lat - here[0]) * _M_PER_DEG
+            dx = (lon - here[1]) * _M_PER_DEG * math.cos(math.radians(here[0]))
+            slack = 0.5 * np.maximum(prec, f.precision_m)
+            d = np.maximum(0.0, np.sqrt(dx * dx + dy * dy) - slack)
+            near = np.nan_to_num(np.maximum(0.0, 1.0 - d / 1000.0), nan=0.0)
+            placed = ~np.isnan(lat)
+            unplaced = np.where(placed, np.where(slack <= 500.0, 0.0, 0.5), 1.0)
+            far = np.where(placed & (np.nan_to_num(d, nan=0.0) > 1500.0), 1.0, 0.0)
+        else:
+            near = np.zeros(len(cands))
+            unplaced = np.ones(len(cands))
+            far = np.zeros(len(cands))
+        conflict = np.array(
+            [1.0 if f.category and c.category and c.category != f.category else 0.0 for c in cands]
+        )
+        recent = np.maximum(0.0, 1.0 - np.log1p(np.abs(ts - f.ts) / 60_000.0) / _LOG_WINDOW)
+        place = np.maximum(np.maximum(near, same_place), 0.5 * unplaced)
+        # text = category = dept = 1: their upper bounds (all their weights are >= 0)
+        z = (
+            pm.bias
+            + w[0]
+            + w[1] * near
+            + w[2] * unplaced
+            + w[3] * same_place
+            + w[4] * recent
+            + w[5]
+            + w[6]
+            + w[7] * caller
+            + w[8] * far
+            + w[9] * conflict
+            + place * (w[10] + w[11] + w[12] * recent)
+        )
+        keep = np.flatnonzero(z >= pm.threshold_logit)
+        return [cands[i] for i in keep.tolist()]
 
     # -- the update ------------------------------------------------------------------------
 
-    def update(self, ticket: Hotline) -> DedupResult:
+    def update(self, f: TicketFeatures) -> DedupResult:
         """Cluster one ticket; expires what fell out of the window by its ``ts`` first."""
-        cfg = self.config
-        closed = self.expire(ticket.ts)
-        if ticket.ticket in self._cluster_of:  # a re-delivered ticket: report, change nothing
-            info = self._clusters[self._cluster_of[ticket.ticket]].info()
-            return DedupResult(ticket.ticket, None, (), 0.0, info, closed=tuple(closed))
-        f = TicketFeatures.of(ticket, cfg.n)
+        closed = self.expire(f.ts)
+        if f.id in self._cluster_of:  # a re-delivered ticket: report, change nothing
+            info = self._clusters[self._cluster_of[f.id]].info()
+            return DedupResult(f.id, None, (), 0.0, info, closed=tuple(closed))
+        pairs = self.pairs
+        thr = pairs.threshold_logit
         best: TicketFeatures | None = None
-        best_s = -1.0
-        best_d: float | None = None
+        best_p = 0.0
+        runner: tuple[float, str] | None = None
         matches: list[TicketFeatures] = []
-        for cand in self._candidates(f):
-            if abs(f.ts - cand.ts) > cfg.window_ms:
+        cands = self.candidates(f)
+        for cand in self._hopeful(f, cands):
+            if abs(f.ts - cand.ts) > self.config.window_ms:
                 continue
-            d = self._distance(f, cand)
-            if d is not None and d > cfg.radius_m:
-                continue
-            s = similarity(f, cand, cfg, d)
-            if s >= cfg.threshold:
+            if f.category and cand.category and f.category != cand.category:
+                continue  # two call-takers filed two different problems
+            v = measure(f, cand, 1.0)
+            if pairs.logit_measured(v) < thr:
+                continue  # not a duplicate even if the words were the same: skip the cosine
+            v[0] = max(0.0, min(1.0, f.vec.dot(cand.vec)))
+            z = pairs.logit_measured(v)
+            p = 1.0 / (1.0 + math.exp(-z))
+            if z >= thr:
                 matches.append(cand)
-                if s > best_s:
-                    best, best_s, best_d = cand, s, d
+                if p > best_p:
+                    best, best_p = cand, p
+            elif runner is None or p > runner[0]:
+                runner = (p, cand.id)
+        # Average linkage: a cluster is joined only if the ticket is a duplicate of its live
+        # members on average, not of one of them (one wrong link would chain two problems).
+        scores = self._cluster_scores(f, matches, thr)
+        joined = [c for c, z in scores.items() if z >= thr]
+        matches = [m for m in matches if self._cluster_of[m.id] in joined]
+        if best is not None and self._cluster_of[best.id] not in joined:
+            best = max(matches, key=lambda m: self._p(f, m)) if matches else None
+            best_p = self._p(f, best) if best is not None else 0.0
+        f.matched = tuple(m.id for m in matches)
+        f.runner_up = runner[1] if runner is not None else None
         self._insert(f)
-        while len(self._queue) > cfg.max_live:  # a flood: shed the oldest, memory stays bounded
+        while len(self._queue) > self.config.max_live:  # a flood: shed the oldest
             shed = self._evict(self._queue.popleft())
             if shed is not None:
                 closed.append(shed)
         merged: list[str] = []
-        root = f.id
-        if matches:
-            roots = {self._cluster_of[m.id] for m in matches}
+        # the ticket joins its best cluster; others merge in only if it belongs to them too
+        # by the stricter merge threshold
+        merge_z = self.pairs.logit_of(self.config.merge_threshold)
+        if joined:
+            first = self._cluster_of[best.id] if best is not None else joined[0]
+            roots = [first, *(c for c in joined if c != first and scores[c] >= merge_z)]
             for other in sorted(roots, key=lambda c: (self._clusters[c].first_ts, c)):
-                absorbed = self._union(root, other)
+                absorbed = self._union(self._cluster_of[f.id], other)
                 if absorbed is not None and absorbed != f.id:
                     merged.append(absorbed)
-                root = self._cluster_of[f.id]
         cluster = self._clusters[self._cluster_of[f.id]]
+        dist = None
+        pa, pb = f.point, (best.point if best is not None else None)
+        if pa is not None and pb is not None:
+            dist = haversine_m(pa[0], pa[1], pb[0], pb[1])
         return DedupResult(
             ticket=f.id,
             duplicate_of=best.id if best is not None else None,
             matches=tuple(m.id for m in matches),
-            similarity=max(0.0, best_s),
+            probability=best_p if best is not None else (runner[0] if runner else 0.0),
             cluster=cluster.info(),
             merged=tuple(merged),
             closed=tuple(closed),
-            distance_m=best_d,
+            distance_m=dist,
+            candidates=len(cands),
         )
 
+    def _p(self, a: TicketFeatures, b: TicketFeatures) -> float:
+        return self.pairs.probability_measured(measure(a, b))
+
+    def _cluster_scores(
+        self, f: TicketFeatures, matches: list[TicketFeatures], thr: float
+    ) -> dict[str, float]:
+        """Mean logit of ``f`` against the live members (at most 8) of each matched cluster."""
+        out: dict[str, float] = {}
+        for root in {self._cluster_of[m.id] for m in matches}:
+            live = self._clusters[root].live[-8:]
+            zs = [
+                self.pairs.logit_measured(measure(f, self._live[t]))
+                for t in live
+                if t in self._live
+            ]
+            out[root] = sum(zs) / len(zs) if zs else thr - 1.0
+        return out
+
     def _insert(self, f: TicketFeatures) -> None:
-        self._cells.setdefault(f.cell, []).append(f)
-        self._queue.append(f)
+        self._live[f.id] = f
+        index = self._index
+        for key in self._keys(f):
+            bucket = index.get(key)
+            if bucket is None:
+                index[key] = {f.id: None}
+            else:
+                bucket[f.id] = None
+        self._queue.append(f.id)
         self._cluster_of[f.id] = f.id
-        self._clusters[f.id] = _Cluster(
-            head=f,
-            last_ts=f.ts,
-            members=[f.id],
-            live=[f.id],
-        )
+        self._clusters[f.id] = _Cluster(head=f, last_ts=f.ts, members=[f.id], live=[f.id])
 
     def _union(self, a: str, b: str) -> str | None:
         """Merge the clusters of canonical ids ``a`` and ``b``; returns the absorbed canonical."""
@@ -389,14 +605,8 @@ class DuplicateClusterer:
         if ca is cb:
             return None
         keep, gone = (
-            (ca, cb)
-            if (ca.first_ts, ca.canonical) <= (cb.first_ts, cb.canonical)
-            else (
-                cb,
-                ca,
-            )
+            (ca, cb) if (ca.first_ts, ca.canonical) <= (cb.first_ts, cb.canonical) else (cb, ca)
         )
-        # Relabel the smaller live set (small-to-large keeps merges O(n log n) overall).
         for tid in gone.live:
             self._cluster_of[tid] = keep.canonical
         keep.live.extend(gone.live)
@@ -419,22 +629,24 @@ class DuplicateClusterer:
             self.watermark_ms = watermark_ms
         horizon = self.watermark_ms - self.config.window_ms
         closed: list[ClusterInfo] = []
-        q = self._queue
-        while q and q[0].ts < horizon:
+        q, live = self._queue, self._live
+        while q and live[q[0]].ts < horizon:
             info = self._evict(q.popleft())
             if info is not None:
                 closed.append(info)
         return closed
 
-    def _evict(self, f: TicketFeatures) -> ClusterInfo | None:
-        bucket = self._cells.get(f.cell)
-        if bucket is not None:
-            bucket.remove(f)
-            if not bucket:
-                del self._cells[f.cell]
-        cid = self._cluster_of.pop(f.id)
+    def _evict(self, tid: str) -> ClusterInfo | None:
+        f = self._live.pop(tid)
+        for key in self._keys(f):
+            bucket = self._index.get(key)
+            if bucket is not None:
+                bucket.pop(tid, None)
+                if not bucket:
+                    del self._index[key]
+        cid = self._cluster_of.pop(tid)
         c = self._clusters[cid]
-        c.live.remove(f.id)
+        c.live.remove(tid)
         if c.live:
             return None
         del self._clusters[cid]

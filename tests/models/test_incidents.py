@@ -213,3 +213,47 @@ def test_clone_mid_stream_gives_identical_signals() -> None:
 def test_config_is_validated(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=next(iter(bad))):
         IncidentConfig(**bad)
+
+
+def _registry_with_a_community() -> Registry:
+    from citywatch.registry import Locality
+
+    reg = Registry()
+    reg.localities = {
+        "CM1": Locality(
+            id="CM1", name="幸福花园", kind="community", lat=LAT + 0.003, lon=LON, district="崇川区"
+        )
+    }
+    return reg
+
+
+def test_a_ticket_with_an_address_in_words_is_placed_by_the_gazetteer() -> None:
+    corr = IncidentCorrelator(IncidentConfig(min_tickets=1), registry=_registry_with_a_community())
+    corr.observe_alert(spike())
+    sigs = corr.observe_ticket(
+        Hotline(
+            ts=T0 + 5 * MIN,
+            ticket="T1",
+            text="幸福花園這邊有很刺鼻的化工氣味",
+            address="幸福花园3栋",
+        )
+    )
+    assert sigs
+    assert sigs[0].evidence["sources"] == ["air", "hotline"]
+    assert sigs[0].evidence["tickets"] == ["T1"]
+
+
+def test_unplaceable_tickets_and_decisions_are_not_observations() -> None:
+    corr = IncidentCorrelator(IncidentConfig(min_tickets=1), registry=_registry_with_a_community())
+    corr.observe_alert(spike())
+    assert corr.observe_ticket(Hotline(ts=T0 + MIN, ticket="T1", text="我家楼下一股化工异味")) == []
+    decided = Hotline(
+        ts=T0 + 2 * MIN,
+        ticket="T2",
+        text="有很刺鼻的化工气味",
+        lat=LAT,
+        lon=LON,
+        dept="市生态环境局",
+    )
+    assert corr.observe_ticket(decided) == []
+    assert corr.open_incidents == []

@@ -88,3 +88,23 @@ def ticket(
 @pytest.fixture
 def make_ticket():  # type: ignore[no-untyped-def]
     return ticket
+
+
+class Pipe:
+    """A model and its state, feeding the clusterer the features the model computes."""
+
+    def __init__(self, model: object | None = None, config: object | None = None) -> None:
+        from models.hotline.model import HotlineConfig, HotlineModel
+
+        self.model = model or HotlineModel(config=config or HotlineConfig())  # type: ignore[arg-type]
+        self.state = self.model.new_state("city")  # type: ignore[attr-defined]
+        self.dc = self.state.dedup
+
+    def update(self, t: Hotline):  # type: ignore[no-untyped-def]
+        f, _ = self.model.ticket_features(self.state, t, learn_df=True)  # type: ignore[attr-defined]
+        return self.dc.update(f)
+
+
+@pytest.fixture
+def pipe() -> Pipe:
+    return Pipe()

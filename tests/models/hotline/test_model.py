@@ -7,7 +7,7 @@ from citywatch.alerts import Level
 from citywatch.events import Air
 from citywatch.registry import District, Registry
 from models.base import Model
-from models.hotline.dedup import DedupConfig
+from models.hotline.dedup import DedupConfig, pair_features
 from models.hotline.model import HotlineConfig, HotlineModel
 
 from .conftest import DUPLICATES, HOUR, MIN, NEAR_MISSES, T0, ticket
@@ -26,7 +26,7 @@ def _model(**cfg: object) -> HotlineModel:
 def test_is_a_model_routing_only_hotline_to_one_key() -> None:
     m = _model()
     assert isinstance(m, Model)
-    assert m.model_id == "hotline@1"
+    assert m.model_id == "hotline@2"
     assert m.route(ticket("A", "x")) == "city"
     assert m.route(Air(ts=T0, station="S1")) is None
     assert m.update(m.new_state("city"), Air(ts=T0, station="S1")) == []
@@ -55,17 +55,38 @@ def test_duplicate_signal_carries_cluster_size_members_and_district() -> None:
     assert out[-1].level is Level.YELLOW
 
 
-def test_near_misses_emit_nothing() -> None:
+def test_near_misses_in_other_categories_emit_nothing() -> None:
     m = _model()
     st = m.new_state("city")
     for i, (a, b, ca, cb) in enumerate(NEAR_MISSES):  # each pair at its own place
+        if ca == cb:
+            continue
         lat = 31.92 + 0.02 * i
         assert m.update(st, ticket(f"A{i}", a, ts=T0 + i * MIN, category=ca, lat=lat)) == []
         assert m.update(st, ticket(f"B{i}", b, ts=T0 + i * MIN, category=cb, lat=lat)) == []
 
 
+def test_other_words_at_one_place_weigh_less_than_a_paraphrase() -> None:
+    """Same place, time and category: the words decide which pair is more likely one problem."""
+    m = _model()
+    st = m.new_state("city")
+    for i in range(40):  # some history, so document frequencies mean something
+        a, _, ca, _ = (DUPLICATES + NEAR_MISSES)[i % 14]
+        m.update(st, ticket(f"H{i}", a, ts=T0 - 30 * HOUR + i * HOUR, category=ca, lat=31.5))
+    base, other, para = (
+        "星湖花园东门外工地夜间施工打桩噪音扰民",
+        "星湖花园东门外烧烤店油烟味很重",
+        "星湖花园东门旁边工地晚上还在施工打桩，吵死了",
+    )
+    f0, _ = m.ticket_features(st, ticket("X", base, category="noise"), learn_df=False)
+    f1, _ = m.ticket_features(st, ticket("Y", other, category="noise"), learn_df=False)
+    f2, _ = m.ticket_features(st, ticket("Z", para, category="noise"), learn_df=False)
+    pm = st.dedup.pairs
+    assert pm.probability(pair_features(f0, f2)) > pm.probability(pair_features(f0, f1))
+
+
 def test_watermark_closes_expired_clusters_with_a_clear() -> None:
-    m = _model(dedup=DedupConfig(window_ms=HOUR))
+    m = _model(dedup=DedupConfig(window_ms=HOUR, place_window_ms=HOUR))
     st = m.new_state("city")
     a, b, ca, cb = DUPLICATES[0]
     m.update(st, ticket("A", a, category=ca))
@@ -99,7 +120,7 @@ def test_surge_signal_subject_is_district_slash_category_and_it_clears() -> None
     t = T0 + 3 * 24 * HOUR + 4 * HOUR
     sigs = []
     for i in range(12):
-        lat = 31.92 + 0.012 * i
+        lat = 31.91 + 0.016 * i  # 1.8 km apart: twelve places, not one
         sigs += m.update(
             st,
             ticket(
@@ -147,3 +168,97 @@ def test_state_survives_pickle_and_deepcopy_mid_stream() -> None:
     got += [m.update(st, t) for t in stream[5:]]
     assert got == expected
     assert sum(len(x) for x in expected) == len(DUPLICATES)
+
+
+def _decision(t, **kw):  # type: ignore[no-untyped-def]
+    import msgspec
+
+    return msgspec.structs.replace(t, **kw)
+
+
+def test_dispatch_decisions_teach_routing_and_are_scored_at_intake() -> None:
+    m = _model()
+    st = m.new_state("city")
+    kinds = [
+        ("市公安局", "noise", "楼下{}号广场舞音响太吵，晚上睡不着"),
+        ("市水务集团", "water", "{}号楼突然停水了，没有通知"),
+        ("市人力资源和社会保障局", "labour", "在{}号工地干活，老板拖欠工资"),
+    ]
+    n = 0
+    for day in range(6):
+        for k in range(30):
+            dept, cat, text = kinds[k % 3]
+            ts = T0 + day * 24 * HOUR + k * 20 * MIN
+            t = ticket(f"T{n}", text.format(n), ts=ts, lat=31.92 + 0.001 * (n % 90))
+            m.update(st, t)
+            assert m.update(st, _decision(t, ts=ts + 5 * MIN, dept=dept, category=cat)) == []
+            n += 1
+    days = sorted(st.routing.days)
+    assert len(days) == 6
+    first, last = st.routing.days[days[0]], st.routing.days[days[-1]]
+    assert last[0] == 30
+    assert last[1] / last[0] > first[1] / first[0]
+    assert st.routing.accuracy(last_days=2)["top1"] >= 0.9
+    assert st.router.labels("dept") == [k[0] for k in kinds]
+
+
+def test_a_correction_rescores_the_intake_prediction() -> None:
+    m = _model()
+    st = m.new_state("city")
+    for i in range(20):
+        t = ticket(f"W{i}", f"{i}号楼停水了", ts=T0 + i * HOUR, lat=31.92 + 0.002 * i)
+        m.update(st, t)
+        m.update(st, _decision(t, ts=t.ts + MIN, dept="市水务集团", category="water"))
+    t = ticket("X", "99号楼停水了", ts=T0 + 30 * HOUR, lat=31.95)
+    m.update(st, t)
+    m.update(st, _decision(t, ts=t.ts + MIN, dept="国网南通供电公司", category="water"))
+    day = max(st.routing.days)
+    n, hits = st.routing.days[day][:2]
+    m.update(st, _decision(t, ts=t.ts + HOUR, dept="市水务集团", category="water"))
+    assert st.routing.days[day][:2] == [n, hits + 1]  # the correction is the label: right
+    assert st.routing.days[day][2] >= hits + 1
+
+
+def test_duplicate_evidence_carries_routing_and_place() -> None:
+    m = _model()
+    st = m.new_state("city")
+    for i in range(10):
+        t = ticket(f"P{i}", f"{i}号小区有个工地晚上打桩，噪音太大", ts=T0 + i * HOUR, lat=31.5)
+        m.update(st, t)
+        m.update(st, _decision(t, ts=t.ts + MIN, dept="市住房和城乡建设局", category="noise"))
+    a, b, ca, cb = DUPLICATES[2]
+    m.update(st, ticket("A", a, ts=T0 + 20 * HOUR, category=ca))
+    (sig,) = m.update(st, ticket("B", b, ts=T0 + 20 * HOUR + MIN, category=cb))
+    routing = sig.evidence["routing"]
+    assert routing[0]["dept"] == "市住房和城乡建设局"
+    assert 0.0 < routing[0]["p"] <= 1.0
+    assert sig.evidence["place"]["placed"] is True
+    assert 0.0 < sig.evidence["probability"] <= 1.0
+
+
+def test_unplaceable_ticket_is_kept_and_flagged() -> None:
+    m = _model()
+    st = m.new_state("city")
+    (flag,) = m.update(st, ticket("U", "我家楼下有人烧垃圾，烟很大", lat=None, lon=None))
+    assert (flag.rule, flag.subject.id, flag.level) == ("hotline.unplaced", "U", Level.BLUE)
+    assert st.unplaced == 1
+    assert st.dedup.get("U") is not None  # kept: a later call in other words can join it
+    out = m.update(
+        st, ticket("V", "我家楼下有人烧垃圾，烟很大", ts=T0 + MIN, caller=None, lat=None, lon=None)
+    )
+    assert any(s.rule == "hotline.duplicate" for s in out)
+
+
+def test_state_stays_bounded_over_a_long_stream() -> None:
+    m = _model(dedup=DedupConfig(window_ms=6 * HOUR, place_window_ms=HOUR))
+    st = m.new_state("city")
+    sizes = []
+    for i in range(1500):
+        t = ticket(f"L{i}", f"第{i}号路灯不亮了", ts=T0 + i * 10 * MIN, lat=31.9 + (i % 50) * 0.004)
+        m.update(st, t)
+        m.update(st, _decision(t, ts=t.ts + MIN, dept="崇川区城市管理局", category="streetlight"))
+        if i % 500 == 499:
+            sizes.append(len(pickle.dumps(st)))
+    assert len(st.dedup) <= 37  # six hours of tickets, ten minutes apart
+    assert len(st.pending) <= 40
+    assert sizes[-1] < sizes[0] * 1.1
