@@ -3,8 +3,8 @@
 Each of the registry's towns (街道/镇, ``simulators.towns``: Nantong's own names) gets a small
 grid of roads (east-west and north-south segments), residential communities between them and
 a few landmarks (markets, parks, malls). Road names repeat across districts as in real cities
-(人民路 is everywhere), so a road alone does not place a ticket; community names are unique. The book
-becomes the registry's ``localities`` (what the hotline gazetteer reads), and the hotline
+(人民路 is everywhere), so a road alone does not place a ticket; community names are unique.
+The book becomes the registry's ``localities`` (what the hotline gazetteer reads), and the hotline
 simulator draws its ticket places (:class:`Spot`) and address phrases from it.
 
 >>> from simulators.geography import Geography

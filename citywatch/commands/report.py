@@ -11,6 +11,11 @@ county, city) and centre from the whole audit stream (``--json``: one JSON objec
 ``--period`` it computes the report of the period holding ``--at`` (default: the flow's newest
 event time, so a replay reports its own period) against the one before; docs/reports.md
 defines every figure.
+
+The effectiveness tables end with the hotline model's routing suggestions: alerts whose
+evidence carries its department prediction (``evidence.routing``, top three) scored against
+the officers' first dispatch of them, per day (how often the first suggestion, or one of the
+three, was the department chosen).
 """
 
 from __future__ import annotations
@@ -172,9 +177,56 @@ async def _collect(settings: Settings) -> dict[str, Any]:
     store = FeedStore.from_url(settings.redis_url or "", settings.keys)
     try:
         events = [ev async for ev in store.audit_events()]
+        ids = sorted({str(ev.get("id")) for ev in events if ev.get("action") == "dispatch"})
+        alerts = {str(x["alert"].get("id")): x["alert"] for x in await store.load(ids)}
     finally:
         await store.close()
-    return compute_metrics(events, now_ms=int(time.time() * 1000))
+    metrics = compute_metrics(events, now_ms=int(time.time() * 1000))
+    metrics["routing"] = routing_accuracy(events, alerts)
+    return metrics
+
+
+_DAY_MS = 86_400_000
+_BEIJING_MS = 8 * 3_600_000
+
+
+def routing_accuracy(
+    events: list[dict[str, Any]], alerts: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Per Beijing day: first dispatches of alerts with a routing suggestion, and how often the
+    top suggestion (``top1``) or one of the three (``top3``) was the department chosen.
+
+    >>> ev = [{"id": "a", "action": "dispatch", "ts_ms": 0, "dept": "市水务集团"},
+    ...       {"id": "a", "action": "dispatch", "ts_ms": 5, "dept": "市公安局"}]
+    >>> al = {"a": {"evidence": {"routing": [{"dept": "市公安局", "p": 0.5},
+    ...                                       {"dept": "市水务集团", "p": 0.3}]}}}
+    >>> routing_accuracy(ev, al)
+    {'1970-01-01': {'dispatched': 1, 'top1': 0.0, 'top3': 1.0}}
+    """
+    import datetime as dt
+
+    seen: set[str] = set()
+    days: dict[str, list[int]] = {}
+    for ev in events:
+        aid = str(ev.get("id"))
+        if ev.get("action") != "dispatch" or aid in seen:
+            continue
+        seen.add(aid)
+        evidence = alerts.get(aid, {}).get("evidence") or {}
+        routing = evidence.get("routing") if isinstance(evidence, dict) else None
+        if not isinstance(routing, list) or not routing:
+            continue
+        top = [str(r.get("dept")) for r in routing[:3] if isinstance(r, dict)]
+        ts = int(ev.get("ts_ms") or 0)
+        day = dt.datetime.fromtimestamp((ts + _BEIJING_MS) / 1000, dt.UTC).date().isoformat()
+        row = days.setdefault(day, [0, 0, 0])
+        row[0] += 1
+        row[1] += bool(top) and top[0] == ev.get("dept")
+        row[2] += ev.get("dept") in top
+    return {
+        d: {"dispatched": n, "top1": round(h1 / n, 4), "top3": round(h3 / n, 4)}
+        for d, (n, h1, h3) in sorted(days.items())
+    }
 
 
 _COLS = (
@@ -221,6 +273,15 @@ def format_report(metrics: dict[str, Any]) -> str:
         if not rows:
             lines.append("  (no work orders yet)")
         lines.append("")
+    routing = metrics.get("routing") or {}
+    lines.append("== routing suggestions / 派单推荐 (first dispatch vs the model's top three)")
+    for day, r in routing.items():
+        lines.append(
+            f"  {day}  派单 {r['dispatched']}  top1 {100 * r['top1']:.1f}%  "
+            f"top3 {100 * r['top3']:.1f}%"
+        )
+    if not routing:
+        lines.append("  (no dispatched alert carried a routing suggestion yet)")
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -20,7 +20,7 @@
     "air.range": "数据越界", "air.drift": "传感漂移", "air.episode": "区域污染过程",
     "vehicle.dwell": "危化车异常停留", "vehicle.workshop": "疑似非法作坊",
     "worksite.resumption": "违规复工", "hotline.duplicate": "热线重复工单",
-    "hotline.surge": "热线激增", "incident.correlated": "关联事件",
+    "hotline.surge": "热线激增", "hotline.unplaced": "地址待核实", "incident.correlated": "关联事件",
     "water.event": "水质突变", "water.range": "水质超标", "water.stuck": "水质数据卡滞",
   };
   // Must match sinks/feed/lifecycle.py: which actions each status allows.
@@ -591,6 +591,7 @@
       b.disabled = !allowed.has(a) || !mayAct(a, wo);
     }
     $("a-dept").hidden = !u || !u.actions.includes("dispatch");
+    renderSuggestions(a, wo, !u || !u.actions.includes("dispatch"));
     $("a-text").hidden = !u || !u.actions.length;
     const note = $("d-role");
     let text = "";
@@ -610,6 +611,37 @@
       li.appendChild(document.createTextNode(item.text));
       tl.appendChild(li);
     }
+  }
+
+  // The hotline model's routing suggestion (evidence.routing: top three departments with
+  // their probability): shown by the dispatch control, a click picks the department.
+  function renderSuggestions(a, wo, hide) {
+    const box = $("a-suggest");
+    clear(box);
+    const routing = Array.isArray((a.evidence || {}).routing) ? a.evidence.routing.slice(0, 3) : [];
+    box.hidden = hide || !routing.length;
+    if (box.hidden) return;
+    box.appendChild(el("span", null, "推荐派遣："));
+    const select = $("a-dept");
+    routing.forEach((r, i) => {
+      const dept = String(r.dept || "");
+      if (!dept) return;
+      const chip = el("button", "chip", dept + " " + Math.round(100 * Number(r.p || 0)) + "%");
+      chip.type = "button";
+      chip.title = "按模型建议选择派遣部门";
+      chip.addEventListener("click", () => pickDept(dept));
+      box.appendChild(chip);
+      if (i === 0 && wo.status === "new" && select.dataset.picked !== a.id) pickDept(dept, a.id);
+    });
+  }
+
+  function pickDept(dept, auto) {
+    const select = $("a-dept");
+    if (![...select.options].some((o) => o.value === dept)) {
+      const o = el("option", null, dept); o.value = dept; select.appendChild(o);
+    }
+    select.value = dept;
+    select.dataset.picked = auto || state.selected || "";
   }
 
   function act(action) {

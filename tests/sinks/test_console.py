@@ -516,3 +516,46 @@ def test_search_from_the_console_finds_alerts_and_tickets(
                 browser.close()
     service.close()
     assert errors == []
+
+
+def test_dispatch_control_offers_the_routing_suggestion(
+    settings: Settings, redis_client: redis.Redis, feed_port: int
+) -> None:
+    """A hotline alert's evidence.routing shows as three chips; the first is preselected."""
+    from playwright.sync_api import sync_playwright
+
+    keys = settings.keys
+    dup = make_alert(
+        7,
+        level=Level.YELLOW,
+        rule="hotline.duplicate",
+        title="重复诉求：3件工单反映同一问题",
+        evidence={
+            "size": 3,
+            "routing": [
+                {"dept": "住房和城乡建设局", "p": 0.71},
+                {"dept": "城市管理局", "p": 0.18},
+                {"dept": "生态环境局", "p": 0.05},
+            ],
+        },
+    )
+    write_alert(redis_client, keys, dup)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 860})
+        try:
+            page.goto(f"http://127.0.0.1:{feed_port}/#token={TOKEN}")
+            page.wait_for_selector("#conn.up", timeout=10_000)
+            page.locator(f'#rows tr[data-id="{dup.id}"]').click()
+            page.wait_for_selector("#a-suggest:not([hidden])", timeout=5_000)
+            chips = page.locator("#a-suggest .chip")
+            assert chips.count() == 3
+            assert chips.first.text_content() == "住房和城乡建设局 71%"
+            assert page.locator("#a-dept").input_value() == "住房和城乡建设局"
+            chips.nth(1).click()
+            assert page.locator("#a-dept").input_value() == "城市管理局"
+            page.click('#d-actions button[data-action="dispatch"]')
+            _wait_redis(redis_client, keys.alert(dup.id), b"dispatched")
+            assert redis_client.hget(keys.alert(dup.id), "dept") == "城市管理局".encode()
+        finally:
+            browser.close()
