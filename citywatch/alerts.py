@@ -188,6 +188,9 @@ class Signal:
     ``active`` says whether the condition holds now. An inactive signal is an explicit clear
     (the truck left, the order was lifted); the engine also resolves alerts that go quiet.
     ``score`` is in [0, 1], higher = more anomalous. ``evidence`` holds builtin scalars only.
+    ``interval_ms`` is the source's expected reporting interval (an hourly station: 3,600,000;
+    None: unknown); the engine then waits for missed intervals, not a fixed quiet period,
+    before it auto-resolves (see :class:`models.alert_engine.RulePolicy`).
     """
 
     rule: str
@@ -203,6 +206,7 @@ class Signal:
     lon: float | None = None
     district: str | None = None
     grid: str | None = None
+    interval_ms: int | None = None
 
     @property
     def fingerprint(self) -> str:
