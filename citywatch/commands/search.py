@@ -24,7 +24,8 @@ from typing import Any
 import orjson
 
 from citywatch.cli_options import parse_duration
-from citywatch.errors import ConfigError, InputError, StoreError
+from citywatch.errors import InputError, StoreError
+from citywatch.redisconn import redact, require_url
 from citywatch.settings import Settings
 
 __all__ = ["add_arguments", "run"]
@@ -136,15 +137,13 @@ def _catch_up(index: Any, settings: Settings, *, rebuild: bool) -> None:
 
     from sinks.search.feeder import SearchFeeder
 
-    if not settings.redis_url:
-        msg = "set REDIS_URL to catch up with the streams (or --offline)"
-        raise ConfigError(msg)
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+    url = require_url(settings, "search")
+    client = redis.Redis.from_url(url, socket_timeout=10)
     try:
         feeder = SearchFeeder(index, client, settings.keys)
         done = feeder.rebuild() if rebuild else feeder.catch_up()
     except redis.RedisError as exc:
-        msg = f"Redis at {settings.redis_url}: {exc} (use --offline to skip)"
+        msg = f"Redis at {redact(url)}: {exc} (use --offline to skip)"
         raise StoreError(msg) from exc
     finally:
         client.close()

@@ -296,6 +296,13 @@ def test_search_command(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "--offline" in err
+    # no Redis named and no demo running here: say both ways to get one, like `report` does
+    monkeypatch.delenv("REDIS_URL")
+    assert main(["search", "危化品"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "REDIS_URL" in err
+    assert "citywatch demo" in err
 
 
 def test_tickets_are_placed_in_their_district_and_town(
