@@ -23,11 +23,25 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
 from citywatch.events import Air, encode
 from citywatch.partitioning import partition_key
+from simulators.air_realism import (
+    AIR_STATIONS,
+    ANALYSER,
+    DISTRICT,
+    REGIONAL,
+    STATION,
+    AirRealism,
+    Gaps,
+    Spectral,
+    Uploads,
+    diurnal_pm,
+    fronts,
+)
 from simulators.aqi import LEVEL_OF_CATEGORY, aqi, category
 from simulators.city import City
 from simulators.clock import DAY_MS, HOUR_MS, MINUTE_MS, TZ_OFFSET_MS
@@ -35,13 +49,25 @@ from simulators.labels import Label
 from simulators.seeds import entity_hash, np_rng
 from simulators.stream import Chunk
 
-__all__ = ["AirStream", "Episode", "Fault", "Plume", "regional_wind"]
+__all__ = [
+    "AirStream",
+    "Episode",
+    "Fault",
+    "Plume",
+    "declare_stations",
+    "regional_wind",
+    "station_kinds",
+]
 
 Arr = npt.NDArray[np.float64]
 POLLUTANTS: Final = ("pm25", "pm10", "no2", "so2", "o3", "co")
 CHANNELS: Final = (*POLLUTANTS, "temp_c", "rh", "wind_ms", "wind_deg")
 #: What freezes in a stuck fault: the whole analyser rack, or the optical PM counter alone.
 STUCK_CHANNELS: Final[dict[str, tuple[str, ...]]] = {"all": POLLUTANTS, "pm": ("pm25", "pm10")}
+#: What an optical low-cost sensor reports (no gas analysers, no wind vane).
+LOWCOST_CHANNELS: Final = ("pm25", "pm10", "temp_c", "rh")
+#: Declared reporting intervals by station kind (``Station.interval_s``) in ``"real"`` mode.
+INTERVAL_S: Final = {"national": 3600.0, "micro": 60.0, "lowcost": 150.0}
 _PERIODS_H: Final = np.array([7.3, 13.1, 29.0, 57.0])
 _STATION_PERIODS_H: Final = np.array([2.1, 4.7, 9.4])
 
@@ -102,6 +128,37 @@ def regional_wind(seed: int, ts_ms: int) -> tuple[float, float]:
     return max(0.3, 2.6 + 1.3 * float(w)), float((35.0 + 80.0 * d) % 360.0)
 
 
+def station_kinds(city: City, seed: int, realism: AirRealism) -> tuple[list[str], list[bool]]:
+    """(kind, interval declared?) of every station under ``realism``: national stay national,
+    a share of the micro stations are low-cost sensors; drawn from ``(seed, "air-kinds")``."""
+    n = len(city.station_ids)
+    r = np_rng(seed, "air-kinds")
+    lowcost = (~city.station_national) & (r.random(n) < realism.lowcost_share)
+    declared = r.random(n) < realism.declared_share
+    kinds = [
+        "national" if nat else ("lowcost" if low else "micro")
+        for nat, low in zip(city.station_national.tolist(), lowcost.tolist(), strict=True)
+    ]
+    return kinds, declared.tolist()
+
+
+def declare_stations(city: City, seed: int, realism: AirRealism) -> None:
+    """Write the stations' kinds and (for a share of them) reporting intervals into the
+    registry; nothing changes in ``"ideal"`` mode."""
+    if realism.name == "ideal":
+        return
+    kinds, declared = station_kinds(city, seed, realism)
+    reg = city.registry
+    for sid, kind, dec in zip(city.station_ids, kinds, declared, strict=True):
+        st = reg.stations[sid]
+        interval = INTERVAL_S[kind] if kind != "national" or realism.hourly_national else 60.0
+        reg.stations[sid] = msgspec.structs.replace(
+            st,
+            kind=kind,
+            interval_s=interval if dec else None,
+        )
+
+
 class AirStream:
     kind = "air"
 
@@ -116,8 +173,10 @@ class AirStream:
         plumes: tuple[Plume, ...] = (),
         episodes: tuple[Episode, ...] = (),
         faults: tuple[Fault, ...] = (),
+        realism: AirRealism = AIR_STATIONS["ideal"],
     ) -> None:
         self.city, self.seed = city, seed
+        self.realism = realism
         self.start_ms, self.end_ms = start_ms, end_ms
         self.pollution = pollution
         self.plumes, self.episodes, self.faults = plumes, episodes, faults
@@ -148,6 +207,32 @@ class AirStream:
             0, 2 * np.pi, (len(city.geo.specs), len(_PERIODS_H))
         )
         self._cache: tuple[int, dict[str, Arr], dict[str, Arr]] | None = None
+        self._hourly: tuple[int, dict[str, list[float | None]]] | None = None
+        # how the stations report ("real" mode: air_realism.py)
+        kinds, _ = station_kinds(city, seed, realism)
+        self.lowcost = np.array([k == "lowcost" for k in kinds], dtype=bool)
+        self.hourly = self.national & realism.hourly_national
+        self.calibrated = realism.weather == "calibrated"
+        if self.calibrated:
+            self.sigma = np.where(self.national, 0.04, np.where(self.lowcost, 0.15, 0.09))
+            rc = np_rng(seed, "air-weather-cal")
+            self.reg_proc = Spectral(rc, 1, *REGIONAL)
+            self.dist_proc = Spectral(rc, len(city.geo.specs), *DISTRICT)
+            self.st_proc = Spectral(rc, n, *STATION)
+            self.coarse_proc = Spectral(rc, 1, 1.0, 12.0)
+            # reference stations' PM10/PM2.5: fine-dominated city air, coarse share varying
+            self.coarse0 = rc.uniform(0.12, 0.45, n)
+        rates = np.where(self.national, realism.national_gap_rate, realism.micro_gap_rate)
+        self.gaps = (
+            Gaps(seed, rates, realism.platform_outage_rate, self.hourly)
+            if rates.any() or realism.platform_outage_rate > 0
+            else None
+        )
+        self.uploads = (
+            Uploads(seed, ~self.hourly, realism.late_share) if realism.late_share > 0 else None
+        )
+        self.low_period = int(realism.lowcost_interval_s * 1000)
+        self.low_phase = np.array([h % self.low_period for h in self.hashes], dtype=np.int64)
 
     # -- the model ---------------------------------------------------------------------------
 
@@ -163,7 +248,16 @@ class AirStream:
         g = _smooth(self.weather_phase, _PERIODS_H, t_h)  # rows: pm, temp, rh, wind, dir, spare
         dist = _smooth(self.district_phase, _PERIODS_H, t_h)[self.district]
         st = _smooth(self.st_phase, _STATION_PERIODS_H, t_h)
-        load = np.exp(0.28 * g[0][None, :] + 0.14 * dist) * self.pollution
+        front = np.zeros(60)
+        if self.calibrated:
+            front = fronts(self.seed, t)
+            reg = self.reg_proc.at(t_h)[0] + front
+            dist = self.dist_proc.at(t_h)[self.district]
+            log_load = reg[None, :] + dist + self.st_proc.at(t_h)
+            load = np.exp(log_load) * self.pollution
+            st = np.zeros((n, 60))  # the station process is in the load already
+        else:
+            load = np.exp(0.28 * g[0][None, :] + 0.14 * dist) * self.pollution
         ep = np.ones((n, 60))
         calm = np.ones((n, 60))  # episodes come with stagnant air: the wind drops
         for e in self.episodes:
@@ -173,12 +267,15 @@ class AirStream:
             calm[mask] *= 1.0 - 0.55 * ramp[None, :]
         rush_wd = _bump(hod, 8.0, 1.2) + 0.9 * _bump(hod, 18.0, 1.5)
         rush = (1 - weekend) * rush_wd + weekend * 0.5 * _bump(hod, 11.0, 3.0)
-        di_pm = (
-            1.0
-            + 0.22 * _bump(hod, 8.5, 1.6)
-            + 0.35 * _bump(hod, 21.0, 2.5)
-            - 0.18 * _bump(hod, 14.5, 2.5)
-        ) * (1.0 - 0.05 * weekend)
+        if self.calibrated:
+            di_pm = diurnal_pm(hod) * (1.0 - 0.05 * weekend)
+        else:
+            di_pm = (
+                1.0
+                + 0.22 * _bump(hod, 8.5, 1.6)
+                + 0.35 * _bump(hod, 21.0, 2.5)
+                - 0.18 * _bump(hod, 14.5, 2.5)
+            ) * (1.0 - 0.05 * weekend)
 
         def noise(scale: float = 1.0) -> Arr:
             return np.exp(rng.normal(0.0, 1.0, (n, 60)) * self.sigma[:, None] * scale)
@@ -188,8 +285,41 @@ class AirStream:
         for p in self.plumes:
             plume[p.station] += p.peak * _plume_shape(t + self.phase[p.station], p.t0, p.t1)
         pm25 = pm25 + plume
-        pm10 = pm25 * self.ratio10[:, None] * (1.0 + 0.15 * rush[None, :]) * noise() + 0.4 * plume
-        pm10 = np.maximum(pm10, pm25 + 2.0)
+        if self.calibrated:  # analysers read a few tenths of µg/m³ either way at any level
+            pm25 = np.maximum(pm25 + rng.normal(0.0, 1.0, (n, 60)), 0.0)
+        if self.calibrated:
+            # coarse share: lower in humid, stagnant, episode air (fine particles dominate)
+            # at reference stations (an optical counter's ratio is set by its algorithm)
+            # the coarse share follows the regional aerosol: every station sees it
+            shared = 0.5 * self.coarse_proc.at(t_h, np.zeros(1, dtype=np.int64))
+            coarse = self.coarse0[:, None] * np.exp(shared) / ep
+            coarse_opt = (self.ratio10[:, None] - 1.0) * np.exp(shared)
+            ratio = 1.0 + np.where(self.national[:, None], coarse, coarse_opt)
+        else:
+            ratio = self.ratio10[:, None]
+        pm10 = pm25 * ratio * (1.0 + 0.15 * rush[None, :]) * noise() + 0.4 * plume
+        if self.calibrated:
+            pm10 = pm10 + rng.normal(0.0, 1.5, (n, 60))
+        if self.realism.natural_inversion:
+            # reference stations: two analysers, two errors (constant within the hour, so the
+            # hourly averages keep them); one optical counter (micro, low-cost) never inverts
+            ra = np_rng(self.seed, "air-analyser", h0)
+            s25, s10, s_abs = ANALYSER
+            # Student t (3 degrees of freedom, sd as given): now and then an hour far off
+            g25, g10 = (
+                ra.standard_t(3, n) * s25 / math.sqrt(3),
+                ra.standard_t(3, n) * s10 / math.sqrt(3),
+            )
+            e25 = np.exp(g25)[:, None] * pm25 + ra.normal(0, s_abs, n)[:, None]
+            e10 = np.exp(g10)[:, None] * pm10 + ra.normal(0, s_abs, n)[:, None]
+            ref = self.national[:, None]
+            # an unlabelled inversion stays within the two analysers' uncertainty (8 % + 4
+            # µg/m³ here; the t tails would now and then go beyond, which is a fault's to do)
+            e25 = np.minimum(e25, e10 * 1.08 + 4.0)
+            pm25 = np.where(ref, np.maximum(e25, 0.0), pm25)
+            pm10 = np.where(ref, np.maximum(e10, 0.0), np.maximum(pm10, pm25 + 2.0))
+        else:
+            pm10 = np.maximum(pm10, pm25 + 2.0)
         gas_load = np.sqrt(load)
         no2 = 28.0 * self.road[:, None] * (0.6 + 0.6 * rush[None, :]) * gas_load * noise(1.5)
         no2 = no2 + plume / 6.0
@@ -202,7 +332,8 @@ class AirStream:
         temp = temp + self.t_off[:, None] + rng.normal(0.0, 0.2, (n, 60))
         rh = 72.0 - 14.0 * np.cos(2 * np.pi * (hod - 14.5) / 24)[None, :] + 6.0 * g[2][None, :]
         rh = np.clip(rh + rng.normal(0.0, 2.0, (n, 60)), 25.0, 100.0)
-        wind = np.maximum(0.3, 2.6 + 1.3 * g[3])[None, :] * self.exposure[:, None] * calm
+        wind = np.maximum(0.3, 2.6 + 1.3 * g[3] - 1.5 * front)[None, :] * self.exposure[:, None]
+        wind = wind * calm
         wind = np.clip(wind * np.exp(rng.normal(0.0, 0.15, (n, 60))), 0.0, 30.0)
         wdir = (35.0 + 80.0 * g[4])[None, :] + rng.normal(0.0, 12.0, (n, 60))
         out = {
@@ -239,6 +370,10 @@ class AirStream:
         )
         for ch in POLLUTANTS:
             out[ch][blk] = np.nan
+        if self.gaps is not None:  # whole hours without a reading ("real" mode)
+            gone = self.gaps.missing(h0)
+            for ch in CHANNELS:
+                out[ch][gone] = np.nan
         # a plume or episode never goes missing at its station in its first minutes: keeps
         # the truth visible (a real analyser could drop out, but then there is no label to hit)
         return out
@@ -303,19 +438,81 @@ class AirStream:
         _, meas = self.hour(h0)
         cols = {ch: meas[ch][:, m].tolist() for ch in CHANNELS}
         out = Chunk()
+        gone = self.gaps.missing(h0) if self.gaps is not None else None
+        held: npt.NDArray[np.bool_] | None = None
+        resend: list[tuple[int, list[int]]] = []
+        if self.uploads is not None:
+            held, resend = self.uploads.state(w0)
+        if m == 0 and self.hourly.any() and self.start_ms <= h0 < self.end_ms:
+            hourly = self.hourly_values(h0)
+            for s in np.flatnonzero(self.hourly).tolist():
+                if gone is None or not gone[s]:
+                    vals = {ch: hourly[ch][s] for ch in CHANNELS}
+                    enc = encode(Air(ts=h0, station=self.ids[s], **vals))
+                    out.add(h0, self.part_keys[s], enc)
         for s, sid in enumerate(self.ids):
-            ts = w0 + int(self.phase[s])
-            if ts < self.start_ms or ts >= self.end_ms:
+            if self.hourly[s] or (held is not None and held[s]) or (gone is not None and gone[s]):
+                continue  # hourly, holding its readings back, or in a gap (no record at all)
+            self._emit(out, s, sid, w0, cols)
+        for s, minutes in resend:  # buffered readings sent on reconnection: late
+            if gone is not None and gone[s]:
                 continue
-            vals = {ch: _num(cols[ch][s]) for ch in CHANNELS}
+            for mm in minutes:
+                c = {ch: meas[ch][:, (mm - h0) // MINUTE_MS].tolist() for ch in CHANNELS}
+                self._emit(out, s, self.ids[s], mm, c)
+        return out
+
+    def _emit(self, out: Chunk, s: int, sid: str, w0: int, cols: dict[str, list[float]]) -> None:
+        """The readings of station ``s`` taken in the minute from ``w0`` (one for a minute
+        station, 0-1 for a low-cost sensor at its jittered ~150 s steps)."""
+        if not self.lowcost[s]:
+            ts = w0 + int(self.phase[s])
+            if self.start_ms <= ts < self.end_ms:
+                vals = {ch: _num(cols[ch][s]) for ch in CHANNELS}
+                out.add(ts, self.part_keys[s], encode(Air(ts=ts, station=sid, **vals)))
+            return
+        period, phase = self.low_period, int(self.low_phase[s])
+        k0 = -((phase - w0) // period)  # first step at or after w0 (before its jitter)
+        for k in (k0 - 1, k0, k0 + 1):
+            mix = _mix(k * 0x9E3779B97F4A7C15 + self.hashes[s])
+            if mix % 20 == 0:  # 5 % of the readings are lost
+                continue
+            ts = phase + k * period + (mix % 30_001) - 15_000
+            if not (w0 <= ts < w0 + MINUTE_MS) or not (self.start_ms <= ts < self.end_ms):
+                continue
+            vals = {ch: _num(cols[ch][s]) if ch in LOWCOST_CHANNELS else None for ch in CHANNELS}
             out.add(ts, self.part_keys[s], encode(Air(ts=ts, station=sid, **vals)))
+
+    def hourly_values(self, h0: int) -> dict[str, list[float | None]]:
+        """What the hourly stations publish for the hour from ``h0``: the mean of the
+        analysers' (measured) minute values, with at least 45 valid minutes, rounded as the
+        network publishes them (CO to 0.1 mg/m³, the rest to integers; wind direction is the
+        vector mean). Every station has a value; only hourly ones are published."""
+        if self._hourly is not None and self._hourly[0] == h0:
+            return self._hourly[1]
+        _, meas = self.hour(h0)
+        out: dict[str, list[float | None]] = {}
+        for ch in CHANNELS:
+            x = meas[ch]
+            ok = ~np.isnan(x)
+            cnt = ok.sum(axis=1)
+            if ch == "wind_deg":
+                rad = np.deg2rad(np.where(ok, x, 0.0))
+                mean = np.rad2deg(np.arctan2(np.sin(rad).sum(axis=1), np.cos(rad).sum(axis=1)))
+                mean = np.round(mean % 360.0) % 360.0
+            else:
+                mean = np.where(ok, x, 0.0).sum(axis=1) / np.maximum(cnt, 1)
+                mean = np.round(mean, 1 if ch in ("co", "temp_c", "wind_ms") else 0)
+            out[ch] = [float(v) if c >= 45 else None for v, c in zip(mean, cnt, strict=True)]
+        self._hourly = (h0, out)
         return out
 
     # -- ground truth ------------------------------------------------------------------------
 
     def hourly_aqi(self) -> dict[int, list[tuple[int, int, str | None]]]:
         """station index -> [(hour start, AQI, primary)] of the fault-free readings, for every
-        clock hour of the run with at least 45 valid minutes of each pollutant counted."""
+        clock hour of the run with at least 45 valid minutes of each pollutant counted (the
+        pollutants the station measures: PM alone for a low-cost sensor)."""
         out: dict[int, list[tuple[int, int, str | None]]] = {s: [] for s in range(len(self.ids))}
         h = self.start_ms - self.start_ms % HOUR_MS
         while h < self.end_ms:
@@ -331,7 +528,9 @@ class AirStream:
                     float(tot[i] / cnt[i]) if cnt[i] >= 45 else None for i in range(len(cnt))
                 ]
             for s in out:
-                value, primary = aqi({ch: means[ch][s] for ch in POLLUTANTS})
+                # a low-cost sensor has no gas analysers: its AQI is the one of its PM
+                chans = LOWCOST_CHANNELS[:2] if self.lowcost[s] else POLLUTANTS
+                value, primary = aqi({ch: means[ch][s] for ch in chans})
                 out[s].append((h, value, primary))
             h += HOUR_MS
         return out
@@ -390,6 +589,15 @@ def _plume_shape(t: npt.NDArray[np.int64], t0: int, t1: int) -> Arr:
     dur = max(t1 - t0, 1)
     up, down = t0 + 0.15 * dur, t0 + 0.7 * dur
     return np.interp(t, [t0 - 1, t0, up, down, t1], [0.0, 0.25, 1.0, 1.0, 0.0])
+
+
+def _mix(x: int) -> int:
+    """splitmix64's finaliser: a well-spread 64-bit hash of ``x`` (per-reading jitter, loss)."""
+    m = 0xFFFFFFFFFFFFFFFF
+    x &= m
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & m
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & m
+    return x ^ (x >> 31)
 
 
 def _num(x: float) -> float | None:

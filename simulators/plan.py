@@ -14,7 +14,16 @@ from typing import Any
 
 from citywatch.geo import haversine_m, offset
 from simulators.addresses import Spot
-from simulators.air import STUCK_CHANNELS, Episode, Fault, Plume, regional_wind
+from simulators.air import (
+    LOWCOST_CHANNELS,
+    STUCK_CHANNELS,
+    Episode,
+    Fault,
+    Plume,
+    regional_wind,
+    station_kinds,
+)
+from simulators.air_realism import AIR_STATIONS
 from simulators.city import City, SpatialIndex
 from simulators.clock import HOUR_MS, MINUTE_MS, local_hour
 from simulators.complaints import Incident
@@ -26,6 +35,11 @@ from simulators.sites import Lift, Resumption, Suspension
 from simulators.vehicles import InjectedStop
 
 __all__ = ["Plan", "make_plan"]
+
+#: Shortest anomaly (minutes) at a station publishing hourly averages: a 20-minute fault is a
+#: third of one hourly value, and a 2-hour flat line is two equal integers, which natural
+#: hourly readings repeat all the time (real national stations: ~60 runs of 3+ a year).
+HOURLY_FLOOR_MIN = {"spike": 90, "stuck": 360, "drift": 720, "range": 120, "inversion": 360}
 
 _ZONE_LEVEL = {"school": "orange", "hospital": "orange", "water": "orange", "residential": "yellow"}
 
@@ -56,6 +70,10 @@ class _Planner:
         self.writer = TicketWriter(city, seed, ticket_salt(sc))
         self.free_stations = list(range(len(city.station_ids)))
         self.rng.shuffle(self.free_stations)
+        realism = AIR_STATIONS.get(sc.air_stations, AIR_STATIONS["ideal"])
+        self.hourly = [bool(x) and realism.hourly_national for x in city.station_national]
+        kinds, _ = station_kinds(city, seed, realism)
+        self.lowcost = [k == "lowcost" for k in kinds]
         self.free_vehicles = list(city.vehicle_ids)
         self.rng.shuffle(self.free_vehicles)
         self.used_vehicle_times: dict[str, list[int]] = {}
@@ -84,11 +102,16 @@ class _Planner:
                 return t
         return self.rng.randrange(lo, hi + 1)
 
-    def station(self, *, avoid_districts: tuple[int, ...] = ()) -> int:
-        """A station no other anomaly uses (outside ``avoid_districts`` when possible)."""
+    def station(self, *, avoid_districts: tuple[int, ...] = (), hourly_first: bool = False) -> int:
+        """A station no other anomaly uses (outside ``avoid_districts`` when possible; an
+        hourly one first if ``hourly_first`` and one is free)."""
         if not self.free_stations:
             msg = "plan: more air anomalies than stations; raise the scale or lower the counts"
             raise ValueError(msg)
+        if hourly_first:
+            for i, s in enumerate(self.free_stations):
+                if self.hourly[s]:
+                    return self.free_stations.pop(i)
         for i, s in enumerate(self.free_stations):
             if self.city.station_district[s] not in avoid_districts:
                 return self.free_stations.pop(i)
@@ -170,6 +193,8 @@ class _Planner:
         for _ in range(sc.air_spikes):
             s = self.station(avoid_districts=ep_d)
             d = self.dur(40, 90, 10)
+            if self.hourly[s]:
+                d = max(d, HOURLY_FLOOR_MIN["spike"] * MINUTE_MS)
             t0 = self.when(d)
             peak = rng.uniform(60.0, 320.0)  # some plumes are subtle
             self.plan.plumes.append(Plume(s, t0, t0 + d, peak))
@@ -196,6 +221,8 @@ class _Planner:
             for _ in range(n):
                 s = self.station()
                 d = self.dur(lo, hi, floor)
+                if self.hourly[s]:
+                    d = max(d, HOURLY_FLOOR_MIN[kind] * MINUTE_MS)
                 t0 = self.when(d)
                 p = self.station_params(s)
                 if kind == "stuck":
@@ -207,7 +234,7 @@ class _Planner:
                         ids[s],
                         t0,
                         t0 + d,
-                        channels=list(STUCK_CHANNELS[which]),
+                        channels=self.reported(s, STUCK_CHANNELS[which]),
                         level="blue",
                         **p,
                     )
@@ -259,6 +286,40 @@ class _Planner:
                         **p,
                     )
                 self.plan.faults.append(f)
+        for _ in range(sc.air_shared_flat):
+            self.shared_flat()
+
+    def reported(self, s: int, channels: tuple[str, ...]) -> list[str]:
+        """The ``channels`` station ``s`` reports (a low-cost sensor has PM only)."""
+        return [c for c in channels if not self.lowcost[s] or c in LOWCOST_CHANNELS]
+
+    def shared_flat(self) -> None:
+        """Several stations repeat their last value from the same clock hour for 6-24 h: the
+        publishing platform froze, not the analysers (real: two stations of two cities flat
+        for 13 h from 2013-10-15 20:00). Hourly stations first. One ``air.stuck`` per station."""
+        n = min(self.rng.randint(2, 3), len(self.free_stations))
+        if n < 2:
+            msg = "plan: a shared flat line needs two free stations; raise the scale"
+            raise ValueError(msg)
+        stations = [self.station(hourly_first=True) for _ in range(n)]
+        d = self.dur(360, 1440, 60)
+        d -= d % HOUR_MS if d >= HOUR_MS else 0
+        t0 = self.when(d + HOUR_MS)
+        t0 += (HOUR_MS - t0 % HOUR_MS) % HOUR_MS
+        ids = [self.city.station_ids[s] for s in stations]
+        for s, sid in zip(stations, ids, strict=True):
+            self.plan.faults.append(Fault(s, "stuck", t0, t0 + d, "all"))
+            self.label(
+                "air.stuck",
+                "station",
+                sid,
+                t0,
+                t0 + d,
+                channels=self.reported(s, STUCK_CHANNELS["all"]),
+                shared_with=[x for x in ids if x != sid],
+                level="blue",
+                **self.station_params(s),
+            )
 
     # -- vehicles ----------------------------------------------------------------------------
 

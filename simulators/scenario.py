@@ -91,6 +91,14 @@ class Scenario:
     air_inversion: int = 0
     #: Multiplies the regional pollution level (1.0: an ordinary November day, AQI mostly 良).
     pollution: float = 1.0
+    #: How the stations report: "ideal" (every station once a minute, smooth weather) or
+    #: "real" (hourly national averages beside minute micro stations and irregular low-cost
+    #: sensors, missing hours, PM2.5 > PM10 within uncertainty, late uploads, weather
+    #: calibrated on real hourly data): ``simulators.air_realism.AIR_STATIONS``.
+    air_stations: str = "ideal"
+    #: Flat lines shared by several stations from the same hour (a publishing artefact seen in
+    #: real data): each freezes 2-3 stations for 6-24 h, labelled ``air.stuck`` per station.
+    air_shared_flat: int = 0
     # vehicles
     dwell_sensitive: int = 0
     workshops_visited: int = 0
@@ -162,6 +170,7 @@ _COUNTS: Final = (
     "air_drift",
     "air_range",
     "air_inversion",
+    "air_shared_flat",
     "dwell_sensitive",
     "workshops_visited",
     "resumptions",
@@ -320,6 +329,16 @@ SCENARIOS: Final[dict[str, Scenario]] = {
             hard_negatives=10,
             surges=4,
             cross_source=1,
+        ),
+        Scenario(
+            "realistic",
+            "A Nantong weekday with everything mixed in, on streams as real networks send them: "
+            "hourly national averages beside minute micro stations and irregular low-cost "
+            "sensors, missing hours, PM2.5 > PM10 within uncertainty, a flat line shared by "
+            "several stations, late uploads, sleeping truck terminals.",
+            air_stations="real",
+            air_shared_flat=1,
+            **_ALL,  # type: ignore[arg-type]
         ),
         Scenario(
             "demo",

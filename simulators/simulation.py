@@ -12,7 +12,8 @@ import numpy as np
 
 from citywatch.events import Event
 from citywatch.registry import Registry
-from simulators.air import AirStream
+from simulators.air import AirStream, declare_stations
+from simulators.air_realism import AIR_STATIONS
 from simulators.city import City, build_city
 from simulators.clock import MINUTE_MS
 from simulators.dirty import corrupt
@@ -69,6 +70,14 @@ class Simulation:
         self.terminals = TERMINALS[scenario.terminals]
         ids = self.city.vehicle_ids
         declare(self.city.registry, ids, traits(ids, seed, self.terminals))
+        if scenario.air_stations not in AIR_STATIONS:
+            msg = (
+                f"air_stations: unknown {scenario.air_stations!r}, "
+                f"expected one of {sorted(AIR_STATIONS)}"
+            )
+            raise ValueError(msg)
+        self.air_realism = AIR_STATIONS[scenario.air_stations]
+        declare_stations(self.city, seed, self.air_realism)
         self.plan: Plan = make_plan(self.city, scenario.counts_scaled(), seed)
         self.generators: list[Generator] = self._generators()
         self.labels: list[Label] = self._labels()
@@ -99,6 +108,7 @@ class Simulation:
                 plumes=tuple(plan.plumes),
                 episodes=tuple(plan.episodes),
                 faults=tuple(plan.faults),
+                realism=self.air_realism,
             )
             gens["air"] = self.air
         if "gps" in kinds:
