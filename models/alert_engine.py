@@ -12,13 +12,34 @@ ids and versions. Per fingerprint (rule + subject) it keeps one small immutable
 * **dedup**: a repeat of a firing alert updates ``count``/``last_ts``/score in place and is
   emitted as a new version at most every ``refresh_ms`` of event time;
 * **escalation** at once, **de-escalation** only after the lower level held ``deescalate_ms``;
-* **resolve** on an explicit clear, or **auto-resolve** after ``quiet_ms`` without an active
-  signal (checked when event time advances, and before a late-coming new episode);
+* **resolve** on an explicit clear, or **auto-resolve** when the source has gone quiet
+  (checked when event time advances, and before a late-coming signal);
+* **reopen**: an active signal within the reopen window after a resolve fires the *same*
+  alert again (same id, next version), so a condition that flickers stays one alert;
 * **silences** with expiry: a matching alert is tracked but not emitted until the silence
   ends (an alert the console already shows still gets its resolve).
 
-The version counts *emitted* changes (1, 2, 3, ...), so sinks write idempotently by
-``(id, version)``. ``emitted_ms`` is left 0: the flow stamps the wall clock.
+**Time follows the source.** A signal may say how often its source reports
+(``Signal.interval_ms``; the track keeps the newest it saw). With an interval ``I`` known, a
+firing alert auto-resolves after ``max(quiet_ms, missed_intervals * I)`` without an active
+signal (default 2.5 intervals: two expected readings missed), so an hourly station's alert
+holds across its hour-apart readings; without one, after ``quiet_ms`` (a fixed period).
+A reading stands for the interval it reports on: the ``for`` period counts ``I`` per reading
+and never asks for more readings than fit in it (an hourly source meets ``for_ms = 30 min`` with
+its first reading, ``for_ms = 3 h`` with its third). An explicit clear resolves at once.
+
+**Lifecycle of one alert id**: ``firing`` (version 1, then a version per emitted change) ->
+``resolved`` -> within ``reopen_ms`` (default: the same quiet horizon) after the resolve's end
+(the clear's ``ts``, or ``last_ts`` + the horizon) an active signal reopens it: ``firing`` again
+with the next version, ``first_ts`` and ``count`` continued, level and evidence from the new
+signal (no new ``for``: the episode was confirmed before). After the window a new episode starts
+(a new id). Resolved tracks are kept only for their window (:meth:`AlertEngine.advance` drops
+them; :meth:`AlertEngine.next_due` includes those times) and are part of the snapshot, so a
+restored engine reopens exactly what the uninterrupted one would.
+
+The version counts *emitted* changes (1, 2, 3, ...; strictly increasing per id, a reopen
+included), so sinks write idempotently by ``(id, version)``. ``emitted_ms`` is left 0: the flow
+stamps the wall clock.
 
 :class:`FloodGuard` groups more than ``limit`` new alerts of one area within ``window_ms``
 into one ``incident.correlated`` signal; :class:`LatenessGate` is the event-time lateness rule
@@ -34,15 +55,31 @@ applied to input records.
 >>> [(a.level.colour, a.version) for a in eng.on_signal(Signal("air.spike", s, 180_000,
 ...                                                             level=Level.RED))]
 [('red', 2)]
->>> [(a.state.value, a.count, a.last_ts) for a in eng.advance(180_000 + 31 * 60_000)]
+>>> [(a.state.value, a.count, a.last_ts) for a in eng.advance(180_000 + 21 * 60_000)]
 [('resolved', 3, 180000)]
+
+An hourly station (``interval_ms``): ten hour-apart readings are one alert; it resolves 2.5 h
+after the last one, and a return within the reopen window (here 2.5 h) reopens the same id.
+
+>>> H = 3_600_000
+>>> hourly = [Signal("air.exceedance", s, h * H, level=Level.ORANGE, interval_ms=H)
+...           for h in range(10)]
+>>> out = eng.on_signals(hourly)   # one id; a version per reading (refresh_ms is 5 min)
+>>> len({a.id for a in out}), out[-1].version, eng.advance(11 * H)
+(1, 10, [])
+>>> [(a.state.value, a.version, a.last_ts // H) for a in eng.advance(9 * H + 5 * H // 2 + 1)]
+[('resolved', 11, 9)]
+>>> (back,) = eng.on_signal(Signal("air.exceedance", s, 13 * H, level=Level.RED, interval_ms=H))
+>>> (back.id == out[0].id, back.state.value, back.version, back.count, back.first_ts)
+(True, 'firing', 12, 11, 0)
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, Final
 
 from citywatch.alerts import Alert, AlertState, Level, Signal, Subject, episode_id, fingerprint
@@ -71,14 +108,25 @@ POLLUTION_RULES: Final = frozenset({"air.exceedance", "air.spike"})
 
 @dataclass(frozen=True, slots=True)
 class RulePolicy:
-    """How the engine treats one rule's signals (times in event-time milliseconds)."""
+    """How the engine treats one rule's signals (times in event-time milliseconds).
 
-    #: Debounce: an episode fires once its active signals span ``for_ms`` ...
+    With the source's interval ``I`` known (``Signal.interval_ms``), the quiet horizon is
+    ``max(quiet_ms, missed_intervals * I)``, else ``quiet_ms``; see the module docstring.
+    """
+
+    #: Debounce: an episode fires once its active signals span ``for_ms`` (with ``I`` known,
+    #: each reading counts for ``I``: the span is ``ts - first_ts + I``) ...
     for_ms: int = 0
-    #: ... and number at least ``for_count``.
+    #: ... and number at least ``for_count`` (with ``I`` known and ``for_ms > 0``, at most the
+    #: ``ceil(for_ms / I)`` readings the source can give in ``for_ms``).
     for_count: int = 1
-    #: Auto-resolve after this long without an active signal.
+    #: Auto-resolve after this long without an active signal (the least quiet horizon).
     quiet_ms: int = 30 * MINUTE_MS
+    #: ... or after this many expected intervals of the source without one, if longer.
+    missed_intervals: float = 2.5
+    #: A resolved alert reopens (same id) on an active signal within this long after its end;
+    #: None: the alert's quiet horizon.
+    reopen_ms: int | None = None
     #: A repeat (same level) is emitted as a new version at most this often.
     refresh_ms: int = 5 * MINUTE_MS
     #: A lower level must hold this long before the alert de-escalates.
@@ -94,6 +142,28 @@ class RulePolicy:
         if self.for_count < 1:
             msg = f"for_count: must be >= 1, got {self.for_count!r}"
             raise ValueError(msg)
+        if not self.missed_intervals > 0 or math.isinf(self.missed_intervals):
+            msg = f"missed_intervals: must be a number > 0, got {self.missed_intervals!r}"
+            raise ValueError(msg)
+        if self.reopen_ms is not None and self.reopen_ms < 0:
+            msg = f"reopen_ms: must be >= 0 or None, got {self.reopen_ms!r}"
+            raise ValueError(msg)
+
+    def horizon(self, interval_ms: int | None) -> int:
+        """How long a firing alert stays without an active signal, for a source reporting
+        every ``interval_ms`` (None: unknown).
+
+        >>> p = RulePolicy(quiet_ms=20 * MINUTE_MS)
+        >>> p.horizon(None) // MINUTE_MS, p.horizon(60_000) // MINUTE_MS, p.horizon(3_600_000)
+        (20, 20, 9000000)
+        """
+        if interval_ms:
+            return max(self.quiet_ms, math.ceil(self.missed_intervals * interval_ms))
+        return self.quiet_ms
+
+    def reopen_window(self, interval_ms: int | None) -> int:
+        """How long after its end a resolved alert reopens on an active signal."""
+        return self.horizon(interval_ms) if self.reopen_ms is None else self.reopen_ms
 
 
 #: Per-rule defaults. Models already debounce their own findings (m-of-n, persistence), so the
@@ -165,7 +235,8 @@ class Silence:
 
 @dataclass(frozen=True, slots=True)
 class Track:
-    """The engine's immutable record of one fingerprint's current episode."""
+    """The engine's immutable record of one fingerprint's current episode (or, among
+    :attr:`AlertEngine.closed`, of its resolved episode while it may reopen)."""
 
     #: The alert as it stands (its ``version`` is the last emitted one, 0 before the first).
     alert: Alert
@@ -186,16 +257,45 @@ class Track:
     emitted_level: Level | None = None
     #: A silence held back the current version: emit it when no silence matches any more.
     is_muted: bool = False
+    #: The source's expected reporting interval, the newest the signals said (None: unknown).
+    interval_ms: int | None = None
+    #: Reopened after a resolve that was emitted, and no firing version emitted since (the
+    #: sink's newest version is the resolve: a resolve now would tell it nothing).
+    is_reopened: bool = False
+    #: Resolved tracks only: an active signal up to this event time reopens the alert.
+    reopen_until: int = 0
+
+    def __setstate__(self, state: Any) -> None:
+        """Unpickle, also from a snapshot taken before the last fields existed (they take
+        their defaults), so a resumed run survives an upgrade."""
+        names = [f.name for f in fields(self)]
+        if isinstance(state, dict):  # not written by us; tolerated
+            values = dict(state)
+        else:
+            values = dict(zip(names, state, strict=False))
+        for f in fields(self):
+            if f.name in values:
+                object.__setattr__(self, f.name, values[f.name])
+            elif f.default is not MISSING:
+                object.__setattr__(self, f.name, f.default)
+            else:
+                msg = f"Track: snapshot lacks {f.name!r}"
+                raise ValueError(msg)
 
 
 @dataclass(frozen=True, slots=True)
 class EngineSnapshot:
-    """What bytewax stores for recovery: plain dicts of immutable values (a cheap copy)."""
+    """What bytewax stores for recovery: plain dicts of immutable values (a cheap copy).
+
+    ``closed``: the resolved tracks still within their reopen window (missing in snapshots
+    taken before they existed: read with ``getattr``).
+    """
 
     tracks: dict[str, Track]
     silences: dict[str, Silence]
     watermark: int
     stats: dict[str, int]
+    closed: dict[str, Track] = field(default_factory=dict)
 
 
 class AlertEngine:
@@ -219,6 +319,8 @@ class AlertEngine:
         self.default = default or RulePolicy()
         self.locate = locate
         self.tracks: dict[str, Track] = {}
+        #: Resolved tracks that may still reopen (their ``reopen_until`` not passed).
+        self.closed: dict[str, Track] = {}
         self.silences: dict[str, Silence] = {}
         self.watermark = 0
         self.stats: dict[str, int] = {}
@@ -226,6 +328,7 @@ class AlertEngine:
         self._due: int | None = _STALE
         if snapshot is not None:
             self.tracks = dict(snapshot.tracks)
+            self.closed = dict(getattr(snapshot, "closed", None) or {})
             self.silences = dict(snapshot.silences)
             self.watermark = snapshot.watermark
             self.stats = dict(snapshot.stats)
@@ -236,7 +339,11 @@ class AlertEngine:
     def snapshot(self) -> EngineSnapshot:
         """An immutable copy: tracks and silences are frozen, so shallow dict copies suffice."""
         return EngineSnapshot(
-            dict(self.tracks), dict(self.silences), self.watermark, dict(self.stats)
+            dict(self.tracks),
+            dict(self.silences),
+            self.watermark,
+            dict(self.stats),
+            dict(self.closed),
         )
 
     # -- signals -----------------------------------------------------------------------------
@@ -255,9 +362,12 @@ class AlertEngine:
         fp = fingerprint(sig.rule, sig.subject)
         out: list[Alert] = []
         track = self.tracks.get(fp)
-        if track is not None and sig.active and sig.ts - track.last_active_ts > pol.quiet_ms:
+        if track is not None and sig.active and sig.ts >= self.resolves_at(track):
             # The old episode went quiet before this signal: close it first, in event time.
-            out.extend(self._resolve(fp, track, track.last_active_ts))
+            if track.is_pending:
+                del self.tracks[fp]
+            else:
+                out.extend(self._resolve(fp, track, track.last_active_ts, auto=True))
             track = None
         if sig.active and pol.inhibited_by and self._is_inhibited(sig.subject, pol.inhibited_by):
             self._count("inhibited")
@@ -270,7 +380,12 @@ class AlertEngine:
                     out.extend(self._resolve(fp, track, max(sig.ts, track.alert.last_ts)))
             return out
         if track is None:
-            track = self._open(fp, sig)
+            closed = self.closed.pop(fp, None)
+            if closed is not None and sig.ts <= closed.reopen_until:
+                self._count("reopened")
+                track = self._reopen(closed, sig)
+            else:
+                track = self._open(fp, sig)
         else:
             track = self._repeat(track, sig, pol)
         if track.is_pending and self._debounced(track, sig.ts, pol):
@@ -301,19 +416,28 @@ class AlertEngine:
                 if track.is_pending:
                     del self.tracks[fp]
                 else:
-                    out.extend(self._resolve(fp, track, track.last_active_ts))
+                    out.extend(self._resolve(fp, track, track.last_active_ts, auto=True))
             elif expired and track.is_muted:
                 out.extend(self._emit(fp, track, track.last_active_ts))
+        for fp, closed in list(self.closed.items()):
+            if watermark_ms > closed.reopen_until:
+                del self.closed[fp]  # its reopen window is over: a return is a new episode
         return out
+
+    def horizon(self, track: Track) -> int:
+        """How long ``track`` stays without an active signal (:meth:`RulePolicy.horizon`)."""
+        return self.policy(track.alert.rule).horizon(track.interval_ms)
 
     def resolves_at(self, track: Track) -> int:
         """The watermark at which :meth:`advance` auto-resolves (or drops, if pending) ``track``
-        unless an active signal comes first."""
-        return track.last_active_ts + self.policy(track.alert.rule).quiet_ms + 1
+        unless an active signal comes first (an active signal at or after it finds the track
+        resolved too)."""
+        return track.last_active_ts + self.horizon(track) + 1
 
     def next_due(self) -> int | None:
         """The least watermark at which :meth:`advance` would do more than move the watermark:
-        auto-resolve or drop a track, end a silence (None: nothing, until the next signal).
+        auto-resolve or drop a track, drop a resolved track whose reopen window ended, end a
+        silence (None: nothing, until the next signal).
 
         A caller may skip every watermark before it (the flow's clock does: ``flows.city.Gate``).
         Whatever changes what :meth:`advance` does must change this too; a test checks the two
@@ -322,6 +446,7 @@ class AlertEngine:
         due = self._due
         if due == _STALE:
             dues = [self.resolves_at(t) for t in self.tracks.values()]
+            dues.extend(t.reopen_until + 1 for t in self.closed.values())
             dues.extend(s.until_ms for s in self.silences.values())
             due = self._due = min(dues) if dues else None
         return due
@@ -393,6 +518,37 @@ class AlertEngine:
             last_active_ts=sig.ts,
             emitted_ts=sig.ts,
             is_dirty=True,
+            interval_ms=_interval(sig, None),
+        )
+
+    def _reopen(self, closed: Track, sig: Signal) -> Track:
+        """``closed`` (resolved within its reopen window) fires again with ``sig``: the same id,
+        ``first_ts`` and count continued, level and evidence of the return. No new ``for``."""
+        a = closed.alert
+        alert = a.evolve(
+            state=AlertState.FIRING,
+            level=sig.level,
+            last_ts=max(a.last_ts, sig.ts),
+            count=a.count + 1,
+            score=_clamp(sig.score),
+            title=sig.title or a.title,
+            evidence=dict(sig.evidence),
+            model=sig.model or a.model,
+            lat=sig.lat if sig.lat is not None else a.lat,
+            lon=sig.lon if sig.lon is not None else a.lon,
+            grid=sig.grid or a.grid,
+        )
+        return Track(
+            alert=alert,
+            is_pending=False,
+            pending_count=closed.pending_count,
+            last_active_ts=max(closed.last_active_ts, sig.ts),
+            emitted_ts=closed.emitted_ts,
+            is_dirty=True,
+            was_emitted=closed.was_emitted,
+            emitted_level=None,  # due at once: the return is news
+            interval_ms=_interval(sig, closed.interval_ms),
+            is_reopened=closed.was_emitted,
         )
 
     def _repeat(self, track: Track, sig: Signal, pol: RulePolicy) -> Track:
@@ -430,10 +586,19 @@ class AlertEngine:
             lower_level=lower_level,
             lower_since=lower_since,
             is_dirty=True,
+            interval_ms=_interval(sig, track.interval_ms),
         )
 
     def _debounced(self, track: Track, ts: int, pol: RulePolicy) -> bool:
-        return track.pending_count >= pol.for_count and ts - track.alert.first_ts >= pol.for_ms
+        """Whether a pending episode has held its ``for``: with the source's interval ``I``
+        known, each reading counts for ``I`` and no more readings are asked for than the
+        source gives in ``for_ms`` (a sparse source is never held longer than the ``for``)."""
+        span, need = ts - track.alert.first_ts, pol.for_count
+        every = track.interval_ms
+        if every and pol.for_ms > 0:
+            span += every
+            need = min(need, max(1, -(-pol.for_ms // every)))
+        return track.pending_count >= need and span >= pol.for_ms
 
     def _emit(self, fp: str, track: Track, ts: int) -> list[Alert]:
         alert = track.alert
@@ -450,22 +615,45 @@ class AlertEngine:
             was_emitted=True,
             emitted_level=out.level,
             is_muted=False,
+            is_reopened=False,
         )
         return [out]
 
-    def _resolve(self, fp: str, track: Track, last_ts: int) -> list[Alert]:
+    def _resolve(self, fp: str, track: Track, last_ts: int, *, auto: bool = False) -> list[Alert]:
+        """Resolve the firing ``track`` (pending ones are dropped by the callers); keep it in
+        :attr:`closed` for its reopen window, which starts at the clear's ``last_ts``, or for
+        an auto-resolve (``auto``) where the quiet horizon ended."""
         del self.tracks[fp]
-        if track.is_pending or not track.was_emitted:
-            return []
         a = track.alert
+        end = last_ts + self.horizon(track) if auto else last_ts
+        pol = self.policy(a.rule)
+        emit = track.was_emitted and not track.is_reopened
+        resolved = a.evolve(
+            state=AlertState.RESOLVED,
+            last_ts=max(a.last_ts, last_ts),
+            version=a.version + 1 if emit else a.version,
+        )
+        self.closed[fp] = replace(
+            track,
+            alert=resolved,
+            is_dirty=False,
+            is_muted=False,
+            is_reopened=False,
+            lower_level=None,
+            reopen_until=end + pol.reopen_window(track.interval_ms),
+        )
+        if not emit:
+            return []
         self._count("resolved")
-        return [
-            a.evolve(
-                state=AlertState.RESOLVED,
-                last_ts=max(a.last_ts, last_ts),
-                version=a.version + 1,
-            )
-        ]
+        return [resolved]
+
+
+def _interval(sig: Signal, before: int | None) -> int | None:
+    """The signal's source interval when it states a usable one, else what was known."""
+    every = sig.interval_ms
+    if isinstance(every, int) and not isinstance(every, bool) and every > 0:
+        return every
+    return before
 
 
 def _clamp(score: float) -> float:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from citywatch.alerts import AlertState, Level, Signal, Subject, episode_id, fingerprint
+from citywatch.alerts import Alert, AlertState, Level, Signal, Subject, episode_id, fingerprint
 from citywatch.tiers import Location
 from models.alert_engine import (
     AlertEngine,
@@ -74,14 +74,24 @@ def test_escalation_is_immediate_and_deescalation_waits() -> None:
     assert (down.level, down.version) == (Level.YELLOW, 3)
 
 
-def test_explicit_clear_resolves_and_a_new_signal_opens_a_new_episode() -> None:
-    eng = AlertEngine()
+def test_explicit_clear_resolves_and_a_return_within_the_window_reopens_it() -> None:
+    eng = AlertEngine({"air.spike": RulePolicy(quiet_ms=20 * M)})
     (a,) = eng.on_signal(sig(ts=0))
     (r,) = eng.on_signal(sig(ts=3 * M, active=False))
     assert (r.id, r.state, r.version, r.last_ts) == (a.id, AlertState.RESOLVED, 2, 3 * M)
-    (b,) = eng.on_signal(sig(ts=4 * M))
-    assert b.id != a.id
-    assert b.version == 1
+    (b,) = eng.on_signal(sig(ts=4 * M, level=Level.RED))  # back 1 min later: the same alert
+    assert (b.id, b.state, b.version, b.count, b.level) == (
+        a.id,
+        AlertState.FIRING,
+        3,
+        2,
+        Level.RED,
+    )
+    eng.on_signal(sig(ts=5 * M, active=False))
+    # Back after the window (20 min after the clear): a new episode, a new id.
+    (c,) = eng.on_signal(sig(ts=5 * M + 20 * M + 1))
+    assert c.id != a.id
+    assert (c.version, c.first_ts) == (1, 25 * M + 1)
 
 
 def test_auto_resolve_after_quiet_period_in_event_time() -> None:
@@ -99,10 +109,15 @@ def test_auto_resolve_after_quiet_period_in_event_time() -> None:
 def test_quiet_gap_resolves_before_a_new_episode_even_without_a_watermark() -> None:
     eng = AlertEngine({"air.spike": RulePolicy(quiet_ms=20 * M)})
     (a,) = eng.on_signal(sig(ts=0))
+    # Quiet past the horizon (20 min), back within the reopen window after it (20 min more).
     r, b = eng.on_signal(sig(ts=30 * M))
-    assert (r.id, r.state) == (a.id, AlertState.RESOLVED)
-    assert b.state is AlertState.FIRING
-    assert b.first_ts == 30 * M
+    assert (r.id, r.state, r.version, r.last_ts) == (a.id, AlertState.RESOLVED, 2, 0)
+    assert (b.id, b.state, b.version, b.first_ts) == (a.id, AlertState.FIRING, 3, 0)
+    # Quiet past the horizon and the window: resolved, then a new episode.
+    r2, c = eng.on_signal(sig(ts=30 * M + 40 * M + 1))
+    assert (r2.id, r2.state, r2.version) == (a.id, AlertState.RESOLVED, 4)
+    assert c.id != a.id
+    assert (c.state, c.first_ts, c.version) == (AlertState.FIRING, 70 * M + 1, 1)
 
 
 def test_faulty_sensor_inhibits_its_own_pollution_alerts_only() -> None:
@@ -256,48 +271,90 @@ def test_lateness_gate_counts_from_the_newest_seen() -> None:
 
 
 _signal = st.tuples(
-    st.integers(0, 3),  # minutes since the previous signal
+    st.integers(0, 3),  # minutes since the previous signal (0: the same event time)
     st.sampled_from(["air.spike", "air.stuck", "air.exceedance"]),
     st.sampled_from(["S1", "S2"]),
     st.booleans(),  # active
     st.integers(1, 4),  # level
+    st.integers(0, 5),  # 0: event time advances to this signal's ts before it
 )
+#: S2 reports every 2 minutes (its quiet horizon: 2.5 intervals when longer than quiet_ms).
+INTERVALS = {"S1": None, "S2": 2 * M}
+POLICIES = {
+    "air.spike": RulePolicy(for_count=2, quiet_ms=3 * M, refresh_ms=2 * M),
+    "air.stuck": RulePolicy(quiet_ms=4 * M, reopen_ms=2 * M),
+    "air.exceedance": RulePolicy(
+        quiet_ms=6 * M, reopen_ms=0, inhibited_by=frozenset({"air.stuck"})
+    ),
+}
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.lists(_signal, max_size=60), st.integers(0, 60))
+def _play(eng: AlertEngine, steps: list[Signal | int]) -> list[Alert]:
+    out: list[Alert] = []
+    for x in steps:
+        out += eng.advance(x) if isinstance(x, int) else eng.on_signal(x)
+    return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_signal, max_size=80), st.integers(0, 100))
 def test_engine_invariants_on_random_signal_sequences(
-    steps: list[tuple[int, str, str, bool, int]], cut: int
+    draws: list[tuple[int, str, str, bool, int, int]], cut: int
 ) -> None:
-    policies = {
-        "air.spike": RulePolicy(for_count=2, quiet_ms=5 * M, refresh_ms=2 * M),
-        "air.stuck": RulePolicy(quiet_ms=4 * M),
-        "air.exceedance": RulePolicy(quiet_ms=6 * M, inhibited_by=frozenset({"air.stuck"})),
-    }
-    signals, ts = [], 0
-    for gap, rule, sid, active, level in steps:
+    steps: list[Signal | int] = []
+    ts = 0
+    for gap, rule, sid, active, level, tick in draws:
         ts += gap * M
-        signals.append(
-            sig(rule, ts=ts, level=Level(level), subject=Subject("station", sid), active=active)
+        if tick == 0:
+            steps.append(ts)
+        subject = Subject("station", sid)
+        steps.append(
+            sig(rule, ts, Level(level), subject=subject, active=active, interval_ms=INTERVALS[sid])
         )
-    eng = AlertEngine(policies)
-    out = eng.on_signals(signals) + eng.advance(ts + 60 * M)
-    # Versions of each episode are 1, 2, 3, ... and nothing follows its resolve.
-    by_id: dict[str, list[int]] = {}
-    closed: set[str] = set()
+    end = ts + 60 * M
+    steps.append(end)
+    eng = AlertEngine(POLICIES)
+    out = _play(eng, steps)
+
+    seen: set[tuple[str, int]] = set()
+    by_id: dict[str, list[Alert]] = {}
+    last_of_fp: dict[str, Alert] = {}
     for a in out:
-        assert a.id not in closed
-        by_id.setdefault(a.id, []).append(a.version)
-        if a.state is AlertState.RESOLVED:
-            closed.add(a.id)
+        assert (a.id, a.version) not in seen  # no version is emitted twice
+        seen.add((a.id, a.version))
         assert a.first_ts <= a.last_ts
+        pol = POLICIES[a.rule]
+        every = INTERVALS[a.subject.id]
+        prev = by_id.get(a.id, [])
+        if prev:
+            assert a.first_ts == prev[0].first_ts
+            assert a.count >= prev[-1].count
+            if prev[-1].state is AlertState.RESOLVED:
+                # Reopened: only as firing, within the window after the resolve's end (the
+                # clear, or the quiet horizon after the last active signal).
+                assert a.state is AlertState.FIRING
+                limit = pol.horizon(every) + pol.reopen_window(every)
+                assert a.last_ts <= prev[-1].last_ts + limit
+        else:
+            before = last_of_fp.get(a.fingerprint)
+            if before is not None:
+                # A new episode of a fingerprint only after the old one resolved and its
+                # reopen window passed.
+                assert before.state is AlertState.RESOLVED
+                assert a.first_ts > before.last_ts + pol.reopen_window(every)
+        by_id.setdefault(a.id, []).append(a)
+        last_of_fp[a.fingerprint] = a
     for versions in by_id.values():
-        assert versions == list(range(1, len(versions) + 1))
-    assert closed == set(by_id)  # everything resolves once event time has moved on
+        # Versions of one id are 1, 2, 3, ... (a reopen continues them).
+        assert [a.version for a in versions] == list(range(1, len(versions) + 1))
+        assert versions[-1].state is AlertState.RESOLVED  # event time moved on: all resolved
     assert eng.tracks == {}
-    # A snapshot taken anywhere and restored continues identically.
-    k = min(cut, len(signals))
-    first = AlertEngine(policies)
-    part = first.on_signals(signals[:k])
-    again = AlertEngine(policies, snapshot=first.snapshot())
-    assert part + again.on_signals(signals[k:]) + again.advance(ts + 60 * M) == out
+    assert eng.closed == {}  # and every reopen window is over: nothing kept
+    assert eng.next_due() is None
+    # A snapshot taken anywhere, pickled and restored, continues identically.
+    k = min(cut, len(steps))
+    first = AlertEngine(POLICIES)
+    part = _play(first, steps[:k])
+    snap = pickle.loads(pickle.dumps(first.snapshot()))  # noqa: S301 - our own bytes
+    again = AlertEngine(POLICIES, snapshot=snap)
+    assert part + _play(again, steps[k:]) == out
