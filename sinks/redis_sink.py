@@ -8,7 +8,12 @@ one Lua script per item (atomic; Redis 7.0 has no idempotent XADD):
   one: then the ``cw:alert:{id}`` hash (fields ``a``, ``version``, ``state``, ``level``, ``rule``,
   ``district``, ``first_ts``, ``last_ts``; ``status=new`` only if absent), one ``cw:alerts`` entry
   (approximate MAXLEN), ``cw:open`` (added while firing, removed on resolve) and, when the
-  level is new for the id, ``cw:counts`` ``alerts:<rule>:<level>``;
+  level is new for the id, ``cw:counts`` ``alerts:<rule>:<level>``. A resolved alert that
+  fires again (the engine reopened it: same id, next version) is back in ``cw:open``; if its
+  work order was ``closed``, the problem came back: the order is reopened to ``new`` (actor
+  ``system``, reason ``alert fired again``, one ``reopen`` event in ``cw:audit``, ``rev`` + 1),
+  so it is dispatched afresh; an order still being worked on (or new, or shelved) is left as
+  it is;
 * a :class:`DeadRecord` carries its source partition and record offset; it is appended to
   ``cw:deadletter`` and counted as ``dead:<reason class>`` only if that offset is above the
   partition's high-water mark (``cw:sink:hw``, per run);
@@ -123,6 +128,8 @@ class OpenAlerts:
     (0, 1)
     >>> seen.note(a.evolve(id="a2", state=AlertState.RESOLVED)); list(seen.resolved)
     ['a2']
+    >>> seen.note(a.evolve(id="a2", version=2)); list(seen.resolved), [x.id for x in seen]
+    ([], ['a2'])
     """
 
     __slots__ = ("alerts", "keep_resolved", "resolved")
@@ -145,6 +152,7 @@ class OpenAlerts:
                 if len(self.resolved) > self.keep_resolved:
                     del self.resolved[next(iter(self.resolved))]
         else:
+            self.resolved.pop(alert.id, None)  # reopened: open again
             self.alerts[alert.id] = alert
 
     def note_all(self, items: Sequence[Any]) -> None:
@@ -201,10 +209,16 @@ def reason_class(reason: str) -> str:
     return "schema"
 
 
+#: KEYS: hash, alerts, open, counts, audit. ARGV: id, version, JSON, state, level, rule,
+#: district, first_ts, last_ts, alerts maxlen, open score, now (ms), audit maxlen. A closed work
+#: order of a reopened alert goes back to ``new``: the fields and audit event of
+#: ``sinks.feed.lifecycle.plan``'s ``reopen``, with no centre yet (the feed routes an order
+#: that has none, as it does a new one).
 _ALERT_LUA: Final = """
 local stored = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if tonumber(ARGV[2]) <= stored then return 0 end
 local prev_level = redis.call('HGET', KEYS[1], 'level')
+local prev_state = redis.call('HGET', KEYS[1], 'state')
 redis.call('HSET', KEYS[1], 'a', ARGV[3], 'version', ARGV[2], 'state', ARGV[4],
            'level', ARGV[5], 'rule', ARGV[6], 'district', ARGV[7],
            'first_ts', ARGV[8], 'last_ts', ARGV[9])
@@ -214,6 +228,23 @@ if ARGV[4] == 'firing' then
   redis.call('ZADD', KEYS[3], ARGV[11], ARGV[1])
   if prev_level ~= ARGV[5] then
     redis.call('HINCRBY', KEYS[4], 'alerts:' .. ARGV[6] .. ':' .. ARGV[5], 1)
+  end
+  if prev_state == 'resolved' and redis.call('HGET', KEYS[1], 'status') == 'closed' then
+    local rev = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0') + 1
+    local dept = redis.call('HGET', KEYS[1], 'dept')
+    if not dept or dept == '' then dept = cjson.null end
+    local district = ARGV[7]
+    if district == '' then district = cjson.null end
+    redis.call('HSET', KEYS[1], 'status', 'new', 'rev', rev, 'dept', '', 'assignee', '',
+               'shelved_until', '0', 'deadline_ms', '0', 'overdue', '', 'centre', '',
+               'updated_ms', ARGV[12], 'updated_by', 'system')
+    local event = cjson.encode({
+      id = ARGV[1], action = 'reopen', actor = 'system', ts_ms = tonumber(ARGV[12]),
+      from = 'closed', to = 'new', dept = dept, assignee = cjson.null,
+      deadline_ms = cjson.null, overdue = cjson.null, rev = rev, centre = cjson.null,
+      tier = cjson.null, reason = 'alert fired again', district = district,
+      rule = ARGV[6], level = ARGV[5]})
+    redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[13], '*', 'e', event)
   end
 else
   redis.call('ZREM', KEYS[3], ARGV[1])
@@ -270,7 +301,8 @@ class RedisSink(DynamicSink[Any]):
     ``max_outage_s``: how long a partition holds a batch while Redis is unreachable before the
     run fails with :class:`~citywatch.errors.StoreError`. ``keep_resolved``: how many of the
     alerts it resolved last a partition also re-publishes after Redis lost data (a Redis
-    restored from an older copy must not show them firing again).
+    restored from an older copy must not show them firing again). ``audit_maxlen``: the
+    ``cw:audit`` bound for the ``reopen`` events it writes (as the feed service's).
     """
 
     def __init__(
@@ -286,6 +318,7 @@ class RedisSink(DynamicSink[Any]):
         backoff_s: tuple[float, float] = (0.05, 5.0),
         max_outage_s: float = 300.0,
         keep_resolved: int = 10_000,
+        audit_maxlen: int = 1_000_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = url
@@ -298,6 +331,7 @@ class RedisSink(DynamicSink[Any]):
         self.backoff_s = backoff_s
         self.max_outage_s = max_outage_s
         self.keep_resolved = keep_resolved
+        self.audit_maxlen = audit_maxlen
         self.clock = clock
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> RedisSinkPartition:
@@ -453,8 +487,9 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
         written = 0
         for i in range(0, len(alerts), _REPUBLISH_CHUNK):
             pipe: Any = self.client.pipeline(transaction=False)
+            now_ms = int(self.cfg.clock() * 1000)
             for a in alerts[i : i + _REPUBLISH_CHUNK]:
-                self._add_alert(pipe, a)
+                self._add_alert(pipe, a, now_ms)
             written += sum(1 for r in pipe.execute() if r == 1)
         self.republished += written
         log.warning(
@@ -466,16 +501,17 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
         )
         return written
 
-    def _add_alert(self, pipe: Any, item: Alert) -> None:
+    def _add_alert(self, pipe: Any, item: Alert, now_ms: int) -> None:
         k = self.cfg.keys
         pipe.execute_command(
             "EVALSHA",
             self._sha[_ALERT_LUA],
-            4,  # keys, then args
+            5,  # keys, then args
             k.alert(item.id),
             k.alerts,
             k.open,
             k.counts,
+            k.audit,
             item.id,
             item.version,
             item.to_json(),
@@ -487,6 +523,8 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
             item.last_ts,
             self.cfg.alerts_maxlen,
             int(item.level) * 10**13 + item.first_ts,
+            now_ms,
+            self.cfg.audit_maxlen,
         )
 
     def _write(self, items: Sequence[Any]) -> tuple[int, int, Exception | None]:
@@ -498,11 +536,12 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
         _, sha_dead, sha_ingest, sha_obs = (self._sha[x] for x in _SCRIPTS)
         run = pipe.execute_command
         newest = 0
+        now_ms = int(self.cfg.clock() * 1000)
         for item in items:
             if isinstance(item, Alert):
-                self._add_alert(pipe, item)
+                self._add_alert(pipe, item, now_ms)
             elif isinstance(item, Republish):
-                self._add_alert(pipe, item.alert)
+                self._add_alert(pipe, item.alert, now_ms)
             elif isinstance(item, DeadRecord):
                 d = item.dead
                 run(
@@ -557,7 +596,6 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
                 msg = f"redis sink: cannot write a {type(item).__name__}"
                 raise TypeError(msg)
         if newest:
-            now_ms = int(self.cfg.clock() * 1000)
             pipe.hset(k.counts, mapping={"watermark_ms": newest, "lag_ms": max(0, now_ms - newest)})
         pipe.hincrby(self.mark_key, self.mark_field, 1)
         results = pipe.execute(raise_on_error=False)

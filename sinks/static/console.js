@@ -281,15 +281,19 @@
     if (old && old.alert.version > alert.version) return;  // stale repeat: ids and versions decide
     const rec = old || { alert, wo: wo || { status: "new", rev: 0 }, timeline: [], events: new Map() };
     if (wo && (!old || wo.rev >= (rec.wo.rev || 0))) rec.wo = wo;
+    // A resolved alert that fires again (same id, next version) is back on the live list.
+    const back = !!old && old.alert.state === "resolved" && alert.state === "firing";
     if (!old || old.alert.version !== alert.version) {
-      const what = !old ? "首次预警" : (alert.state === "resolved" ? "已解除" :
+      const what = !old ? "首次预警" : back ? "再次预警" : (alert.state === "resolved" ? "已解除" :
         (old.alert.level !== alert.level ? "级别变为" + LEVEL_ZH[alert.level] : "更新"));
       rec.timeline.push({ ts: alert.emitted_ms || alert.last_ts, text: what });
     }
     rec.alert = alert;
     if (centre) rec.wo.centre = centre;  // the centre its order belongs to now (server-side)
     state.alerts.set(alert.id, rec);
-    if (isLive && !old && alert.level === "red" && rec.wo.status === "new") beep();
+    // A closed order of a returning alert is reopened by the sink (its event may come after).
+    const fresh = rec.wo.status === "new" || (back && rec.wo.status === "closed");
+    if (isLive && (!old || back) && alert.level === "red" && fresh) beep();
   }
 
   function applyEvent(ev, aid) {

@@ -267,6 +267,40 @@ def test_console_loads_a_snapshot_in_several_chunks(
             browser.close()
 
 
+def test_a_reopened_alert_moves_back_into_the_live_list(
+    settings: Settings, redis_client: redis.Redis, feed_port: int
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from citywatch.alerts import AlertState
+    from sinks.redis_sink import RedisSink
+
+    sink = RedisSink(settings.redis_url or "", settings.keys, run_id="c").build("o", 0, 1)
+    fired = make_alert(1, level=Level.ORANGE, title="PM2.5 超标")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 860})
+            page.goto(f"http://127.0.0.1:{feed_port}/#token={TOKEN}")
+            page.wait_for_selector("#conn.up", timeout=10_000)
+            row = page.locator(f'#rows tr[data-id="{fired.id}"]')
+            sink.write_batch([fired])
+            row.wait_for(timeout=5_000)
+            sink.write_batch([fired.evolve(state=AlertState.RESOLVED, version=2)])
+            row.wait_for(state="detached", timeout=5_000)  # resolved, order not active: gone
+            sink.write_batch([fired.evolve(version=3, level=Level.RED)])  # the same id fires again
+            row.wait_for(timeout=5_000)
+            assert "blink" in (row.get_attribute("class") or "")  # a new order, not signed
+            row.click()
+            page.wait_for_selector("#detail:not([hidden])")
+            page.wait_for_function(
+                "() => document.querySelector('#d-timeline').textContent.includes('再次预警')",
+                timeout=2_000,
+            )
+        finally:
+            browser.close()
+
+
 # -- identities in the console ---------------------------------------------------------------
 
 ECO, TRAFFIC = "生态环境局", "交通运输局"
