@@ -4,8 +4,8 @@ Counters come from Redis (written idempotently by the sink, summed over all proc
 ``citywatch_records_total``, ``citywatch_input_total{kind}``,
 ``citywatch_deadletters_total{reason}``, ``citywatch_alerts_total{rule,level}``, and gauges
 ``citywatch_event_time_lag_seconds`` and ``citywatch_watermark_ms``, and the alert engine's
-``citywatch_engine_signals_total{outcome}`` (signals, inhibited, silenced, resolved; summed
-over the engine shards' ``engine:<shard>:<outcome>`` fields). Bytewax's own endpoint
+``citywatch_engine_signals_total{outcome}`` (signals, inhibited, silenced, resolved, reopened;
+summed over the engine shards' ``engine:<shard>:<outcome>`` fields). Bytewax's own endpoint
 (``BYTEWAX_DATAFLOW_API_ENABLED=1``, port 3030) serves the dataflow's internals.
 """
 
