@@ -524,22 +524,8 @@ class AlertEngine:
     def _reopen(self, closed: Track, sig: Signal) -> Track:
         """``closed`` (resolved within its reopen window) fires again with ``sig``: the same id,
         ``first_ts`` and count continued, level and evidence of the return. No new ``for``."""
-        a = closed.alert
-        alert = a.evolve(
-            state=AlertState.FIRING,
-            level=sig.level,
-            last_ts=max(a.last_ts, sig.ts),
-            count=a.count + 1,
-            score=_clamp(sig.score),
-            title=sig.title or a.title,
-            evidence=dict(sig.evidence),
-            model=sig.model or a.model,
-            lat=sig.lat if sig.lat is not None else a.lat,
-            lon=sig.lon if sig.lon is not None else a.lon,
-            grid=sig.grid or a.grid,
-        )
         return Track(
-            alert=alert,
+            alert=_merged(closed.alert, sig, sig.level, state=AlertState.FIRING),
             is_pending=False,
             pending_count=closed.pending_count,
             last_active_ts=max(closed.last_active_ts, sig.ts),
@@ -566,21 +552,9 @@ class AlertEngine:
                 level, lower_level = lower_level, None
         else:
             lower_level = None
-        alert = a.evolve(
-            level=level,
-            last_ts=max(a.last_ts, sig.ts),
-            count=a.count + 1,
-            score=_clamp(sig.score),
-            title=sig.title or a.title,
-            evidence=dict(sig.evidence),
-            model=sig.model or a.model,
-            lat=sig.lat if sig.lat is not None else a.lat,
-            lon=sig.lon if sig.lon is not None else a.lon,
-            grid=sig.grid or a.grid,
-        )
         return replace(
             track,
-            alert=alert,
+            alert=_merged(a, sig, level),
             pending_count=track.pending_count + 1 if track.is_pending else track.pending_count,
             last_active_ts=max(track.last_active_ts, sig.ts),
             lower_level=lower_level,
@@ -646,6 +620,23 @@ class AlertEngine:
             return []
         self._count("resolved")
         return [resolved]
+
+
+def _merged(a: Alert, sig: Signal, level: Level, **changes: Any) -> Alert:
+    """``a`` with one more active signal ``sig`` merged in, at ``level``."""
+    return a.evolve(
+        level=level,
+        last_ts=max(a.last_ts, sig.ts),
+        count=a.count + 1,
+        score=_clamp(sig.score),
+        title=sig.title or a.title,
+        evidence=dict(sig.evidence),
+        model=sig.model or a.model,
+        lat=sig.lat if sig.lat is not None else a.lat,
+        lon=sig.lon if sig.lon is not None else a.lon,
+        grid=sig.grid or a.grid,
+        **changes,
+    )
 
 
 def _interval(sig: Signal, before: int | None) -> int | None:
