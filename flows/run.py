@@ -50,7 +50,7 @@ from models.alert_engine import AlertEngine, EngineSnapshot
 from models.incidents import IncidentCorrelator
 from sinks.redis_sink import RedisSink
 
-__all__ = ["SOURCES", "RunOptions", "build_city_flow", "run_city"]
+__all__ = ["SOURCES", "RunOptions", "build_city_flow", "reporting_intervals", "run_city"]
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +163,18 @@ def partition_key(registry: Registry) -> KeyOf:
     return key_of
 
 
+def reporting_intervals(registry: Registry) -> dict[tuple[str, str], int]:
+    """``("air", station) -> interval (ms)`` of the stations that declare ``interval_s``: the
+    lateness gate gives their records that much more time (an hourly average arrives after its
+    hour has ended; ``models.alert_engine.LatenessGate``). Undeclared stations get the plain
+    lateness: ``citywatch import`` declares every station's interval from its data."""
+    return {
+        ("air", sid): int(st.interval_s * 1000)
+        for sid, st in registry.stations.items()
+        if st.interval_s
+    }
+
+
 def make_raw_source(
     opts: RunOptions, settings: Settings, url: str, spec: Any, registry: Registry | None = None
 ) -> RawSource:
@@ -227,6 +239,7 @@ def build_city_flow(
         lateness_ms=int(settings.lateness_s * 1000),
         batch_size=settings.batch_size,
         dedupe_window=settings.dedupe_window,
+        intervals=reporting_intervals(registry),
     )
     sink = RedisSink(
         url,

@@ -4,10 +4,11 @@ Every source is a :class:`RawSource`: a fixed set of named partitions, each open
 position as a :class:`RawReader` that hands out raw records (bytes, one JSON object each).
 :class:`DecodingSource` turns any of them into a bytewax ``FixedPartitionedSource`` whose items
 are :class:`Batch` values: the records of one read, decoded (typed events, or dead letters
-with the reason), checked for event-time lateness and for records far ahead of the stream
-(:mod:`flows.sources.horizon`), with their offsets. Decoding happens in the partition itself,
-so the lateness gate and the records held for a decision are part of the snapshot and a
-resumed run decides exactly as the uninterrupted one would.
+with the reason), checked for event-time lateness (a station that declares its reporting
+interval gets more time: :class:`models.alert_engine.LatenessGate`) and for records far
+ahead of the stream (:mod:`flows.sources.horizon`), with their offsets. Decoding happens in
+the partition itself, so the lateness gate and the records held for a decision are part of
+the snapshot and a resumed run decides exactly as the uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -221,6 +222,7 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
         lateness_ms: int,
         batch_size: int,
         highs: dict[str, int] | None = None,
+        intervals: Mapping[tuple[str, str], int] | None = None,
         dedupe_window: int = 0,
         confirm: int = CONFIRM,
     ) -> None:
@@ -262,7 +264,7 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
         )
         held = getattr(state, "held", ()) if not reader.is_live else ()
         self.horizon = Horizon(future_tolerance_ms, confirm=confirm, held=held)
-        self.gate = LatenessGate(lateness_ms, state.high_ts if state else 0)
+        self.gate = LatenessGate(lateness_ms, state.high_ts if state else 0, intervals or {})
         if reader.is_live and self.gate.high_ts:
             self.highs[name] = self.gate.high_ts
         self.ended = False
@@ -373,7 +375,7 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
                 ahead = ts + span
             elif ts < late_below:  # the lateness gate's fast path above; it decides the rest
                 gate.high_ts = high
-                reason = gate.admit(ts)
+                reason = gate.admit(ts, (ev.kind, ev.key) if gate.intervals else None)
                 if reason is not None:
                     letter = DeadLetter(raw[:MAX_RAW_BYTES], source, reason)
                     dead.append(DeadRecord(letter, part, base + i))
@@ -473,7 +475,7 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
                 self.splitter.tick(groups, ts // tick_ms * tick_ms, self.name)
             gate.high_ts = high = ts
         else:
-            reason = gate.admit(ts)
+            reason = gate.admit(ts, (ev.kind, ev.key) if gate.intervals else None)
             if reason is not None:
                 letter = DeadLetter(raw[:MAX_RAW_BYTES], self.source, reason)
                 dead.append(DeadRecord(letter, self.name, offset))
@@ -495,7 +497,8 @@ class _DecodingPartition(StatefulSourcePartition[Batch, PartitionState]):
         QUIET_S, its event time moves on with the wall clock from its last record; a
         partition that never had a record waits IDLE_S, then takes now - lateness. A record
         that arrives behind it is still processed (as caused at the partition's event time),
-        unless it is late by more than lateness."""
+        unless it is late by more than its allowance (the lateness, plus twice its station's
+        declared interval)."""
         now = time.monotonic()
         prev = self.gate.high_ts
         lead = max(self.highs.values(), default=0)
@@ -566,8 +569,12 @@ class DecodingSource(FixedPartitionedSource[Batch, PartitionState]):
         splitter: Splitter | None = None,
         dedupe_window: int = 0,
         confirm: int = CONFIRM,
+        intervals: Mapping[tuple[str, str], int] | None = None,
     ) -> None:
         self.raw = raw
+        #: ``(kind, entity) -> declared reporting interval (ms)``: such a record may be later
+        #: (:class:`models.alert_engine.LatenessGate`); ``flows.run.reporting_intervals``.
+        self.intervals: Mapping[tuple[str, str], int] = intervals or {}
         #: Dead-letter a record equal to one of the partition's last this many (0: off).
         self.dedupe_window = dedupe_window
         #: How the partitions group their events: the flow's (``build_flow`` sets it).
@@ -592,6 +599,7 @@ class DecodingSource(FixedPartitionedSource[Batch, PartitionState]):
             splitter=splitter,
             dedupe_window=self.dedupe_window,
             confirm=self.confirm,
+            intervals=self.intervals,
         )
 
     def list_parts(self) -> list[str]:
@@ -617,4 +625,5 @@ class DecodingSource(FixedPartitionedSource[Batch, PartitionState]):
             highs=self.highs,
             dedupe_window=self.dedupe_window,
             confirm=self.confirm,
+            intervals=self.intervals,
         )
