@@ -178,9 +178,9 @@ class Run:
     state: HotlineState
 
 
-def run_model(sim: Any) -> Run:
+def run_model(sim: Any, model: HotlineModel | None = None) -> Run:
     """Every hotline record through the model and the alert engine, as the flow runs them."""
-    model = HotlineModel(sim.registry)
+    model = model or HotlineModel(sim.registry)
     state = model.new_state("city")
     engine = AlertEngine()
     alerts: list[Alert] = []

@@ -10,14 +10,16 @@ the live tickets (the last ``window_ms``, two days):
    - *named place*: tickets placed by the same road, community or landmark of the gazetteer
      (text-only addresses that are placed only to a road);
    - *text*: MinHash LSH over the rarer features of the problem text (``bands`` bands of
-     ``rows`` hashes): the same problem told with the same rare words, from another address
-     or without one;
+     ``rows`` hashes): the same problem told with the same rare words where one side has no
+     usable place (a ticket placed well looks only among tickets that are not: its placed
+     twins are found by place, and two placed tickets far apart are not duplicates);
    - *caller*: the same (hashed) caller.
    At most ``max_candidates`` of them, the most recent first.
 2. **Probability** of each candidate pair: ``pairs.PairModel`` on ``pairs.pair_features``
    (text, place, time, category, caller), calibrated; a pair is a duplicate when it reaches
-   the model's ``threshold``. Two tickets whose call-takers filed different categories are
-   not compared (two problems, as far as the people who heard the callers can tell).
+   the model's ``threshold``. Two tickets filed under different categories (by the
+   call-taker at intake, or by the officer who dispatched one since) are not compared (two
+   problems, as far as the people who heard or read them can tell).
 3. **Clusters** (average linkage): a ticket joins a cluster only if its mean logit against
    the cluster's live members (the last 8) reaches the threshold, not just against one of
    them (one wrong link would chain two problems into one); it joins the cluster of its most
@@ -54,6 +56,7 @@ __all__ = [
     "DuplicateClusterer",
     "TicketFeatures",
     "band_keys",
+    "dispatched",
     "measure",
     "pair_features",
 ]
@@ -125,9 +128,10 @@ class TicketFeatures:
     #: gazetteer place key: a community/landmark/site id, "corner:<road>|<road>", "road:<id>"
     place_key: str | None = None
     caller: str | None = None
-    #: category given at intake ("" = none)
+    #: category given at intake, or confirmed by an officer since ("" = none)
     category: str = ""
-    #: predicted category and department distributions (top few), for agreement
+    #: predicted category and department distributions (top few), for agreement; once an
+    #: officer dispatched the ticket, ``dept_dist`` is mostly that department (:func:`dispatched`)
     cat_dist: dict[str, float] = field(default_factory=dict)
     dept_dist: dict[str, float] = field(default_factory=dict)
     band_keys: tuple[int, ...] = ()
@@ -233,6 +237,22 @@ def _overlap(da: dict[str, float], db: dict[str, float]) -> float:
     if not da or not db:
         return 0.5
     return min(1.0, sum(p * db.get(c, 0.0) for c, p in da.items()))
+
+
+#: How far an officer's first dispatch is trusted (about one in twelve is corrected later).
+DISPATCH_TRUST: Final = 0.9
+
+
+def dispatched(dist: dict[str, float], dept: str) -> dict[str, float]:
+    """A department distribution once an officer dispatched the ticket to ``dept``: mostly
+    that department (about one first dispatch in twelve is corrected later).
+
+    >>> dispatched({"A": 0.8, "B": 0.2}, "B")
+    {'A': 0.08, 'B': 0.92}
+    """
+    out = {d: round((1.0 - DISPATCH_TRUST) * p, 6) for d, p in dist.items()}
+    out[dept] = round(out.get(dept, 0.0) + DISPATCH_TRUST, 6)
+    return out
 
 
 def _agreement(a: TicketFeatures, b: TicketFeatures) -> float:
@@ -388,6 +408,22 @@ class DuplicateClusterer:
             yield ("p", f.place_key)
         for k in f.band_keys:
             yield ("b", k)
+        if not f.well_placed:
+            for k in f.band_keys:
+                yield ("B", k)
+        if f.caller:
+            yield ("u", f.caller)
+
+    def _lookups(self, f: TicketFeatures) -> Iterator[tuple[str, object]]:
+        """The index keys ``f`` looks up besides its cells: its named place, its caller, and
+        its LSH bands among every ticket if ``f`` has no usable place, else only among the
+        tickets without one (a placed twin is found by its place: two placed tickets far
+        apart are not duplicates, whatever their words)."""
+        if f.place_key is not None:
+            yield ("p", f.place_key)
+        band = "B" if f.well_placed else "b"
+        for k in f.band_keys:
+            yield (band, k)
         if f.caller:
             yield ("u", f.caller)
 
@@ -427,19 +463,22 @@ class DuplicateClusterer:
                     if bucket:
                         take(bucket, oldest, cap)
         oldest = f.ts - cfg.window_ms
-        for key in self._keys(f):
-            if key[0] != "c":
-                bucket = idx.get(key)
-                if bucket:
+        for key in self._lookups(f):
+            bucket = idx.get(key)
+            if bucket:
+                if key[0] == "p" and str(key[1]).startswith("road:"):
+                    # a road is a place as wide as its length: like cells, a few hours back
+                    take(bucket, f.ts - cfg.place_window_ms, cap)
+                else:
                     # an LSH band shared by many is a common phrase: its newest few suffice
-                    take(bucket, oldest, cfg.band_bucket if key[0] == "b" else cap)
+                    take(bucket, oldest, cap if key[0] in "pu" else cfg.band_bucket)
         out = sorted(found.values(), key=lambda x: -x.ts)
         return out[:cap]
 
     def _hopeful(self, f: TicketFeatures, cands: list[TicketFeatures]) -> list[TicketFeatures]:
         """The candidates that could reach the threshold with the best words, category and
         department (vectorised upper bound over place, time and caller: most are far)."""
-        if len(cands) <= 4:
+        if len(cands) <= 8:  # the caller's own bound is as cheap for a few
             return cands
         pm = self.pairs
         w = pm.w

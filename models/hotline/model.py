@@ -18,9 +18,12 @@ or from an address in words only, meet its twin. Per intake record:
 
 A record repeating a known ticket with ``dept`` or ``duplicate_of`` is an officer's decision
 (``Hotline.is_decision``): the router learns the department and category (a correction is a
-label); a merge teaches the pair model a duplicate, a split teaches it the pairs the model
-had merged (or, if none, its best candidate) were not. Routing accuracy at intake against the
-first dispatch is kept per day (:attr:`HotlineState.routing`).
+label; a dispatch it already predicted with at least ``SURE`` is not a step); a merge teaches
+the pair model a duplicate, a split teaches it the pairs the model had merged (or, if none,
+its best candidate) were not. What the officer decided also stands for the live ticket from
+then on: later tickets are compared with its confirmed category and (mostly) its department
+instead of the intake guesses. Routing accuracy at intake against the first dispatch is kept
+per day (:attr:`HotlineState.routing`).
 
 Signals:
 
@@ -52,6 +55,7 @@ Signals:
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
@@ -70,6 +74,7 @@ from models.hotline.dedup import (
     DuplicateClusterer,
     TicketFeatures,
     band_keys,
+    dispatched,
     pair_features,
 )
 from models.hotline.docfreq import DocFreq, SparseVector
@@ -187,6 +192,7 @@ class HotlineModel(Model):
         registry: Registry | None = None,
         config: HotlineConfig | None = None,
         departments: tuple[str, ...] = (),
+        pairs: PairModel | None = None,
     ):
         self.registry = registry
         self.config = config or HotlineConfig()
@@ -195,6 +201,8 @@ class HotlineModel(Model):
         #: The departments officers dispatch to (settings), when known: the router's first
         #: labels; decisions may add others.
         self._departments = tuple(departments)
+        #: The pair model every new state starts from (a copy; default: the fitted one).
+        self._pairs = pairs
 
     def route(self, event: Event) -> str | None:
         return "city" if isinstance(event, Hotline) else None
@@ -202,7 +210,9 @@ class HotlineModel(Model):
     def new_state(self, key: str) -> HotlineState:
         cfg = self.config
         return HotlineState(
-            dedup=DuplicateClusterer(cfg.dedup, PairModel()),
+            dedup=DuplicateClusterer(
+                cfg.dedup, copy.deepcopy(self._pairs) if self._pairs is not None else PairModel()
+            ),
             surge=SurgeDetector(cfg.surge),
             df=DocFreq(cfg.df_half_life_days),
             router=Router(heads={"dept": self._departments} if self._departments else None),
@@ -368,11 +378,13 @@ class HotlineModel(Model):
 
     def _decision(self, state: HotlineState, event: Hotline) -> list[Signal]:
         live = state.dedup.get(event.ticket)
-        if live is not None:
-            vec = self._route_of(live)
-        else:
+
+        def vec() -> SparseVector:
+            if live is not None:
+                return self._route_of(live)
             f, _ = self.ticket_features(state, event, learn_df=False)
-            vec = self._route_of(f)
+            return self._route_of(f)
+
         if event.dept:
             before = state.dispatched.get(event.ticket)
             correction = before is not None and before[0] != event.dept
@@ -393,11 +405,11 @@ class HotlineModel(Model):
                     (top3[0] == before[0], before[0] in top3),
                     (top3[0] == event.dept, event.dept in top3),
                 )
-            if before is None or correction:
+            if correction or (before is None and not _foreseen(live, event)):
                 targets = {"dept": event.dept}
                 if event.category:
                     targets["category"] = event.category
-                state.router.learn(vec, targets, weight=2.0 if correction else 1.0)
+                state.router.learn(vec(), targets, weight=2.0 if correction else 1.0)
             state.dispatched[event.ticket] = (event.dept, intake_ts, top3)
             state.dispatched_order.append(event.ticket)
             # corrections come within days: forget dispatches older than the window
@@ -407,10 +419,16 @@ class HotlineModel(Model):
                 order[0] not in state.dispatched or state.dispatched[order[0]][1] < horizon
             ):
                 state.dispatched.pop(order.popleft(), None)
-        elif event.category:
-            state.router.learn(vec, {"category": event.category})
-        if event.duplicate_of is not None and live is not None:
-            self._learn_pair(state, live, event.duplicate_of)
+        elif event.category and not _foreseen(live, event):
+            state.router.learn(vec(), {"category": event.category})
+        if live is not None:
+            # what the officer decided is known from now on: later tickets compare with it
+            if event.dept:
+                live.dept_dist = dispatched(live.dept_dist, event.dept)
+            if event.category:
+                live.category = event.category
+            if event.duplicate_of is not None:
+                self._learn_pair(state, live, event.duplicate_of)
         return []
 
     def _learn_pair(self, state: HotlineState, f: TicketFeatures, into: str) -> None:
@@ -463,7 +481,8 @@ class HotlineModel(Model):
         return [] if status is None else [self._surge_signal(state, status)]
 
     def _routing(self, state: HotlineState, members: list[TicketFeatures]) -> list[dict[str, Any]]:
-        """The cluster's top three departments: mean of its live members' intake predictions."""
+        """The cluster's top three departments: mean of its live members' department
+        distributions (intake predictions; a member already dispatched is mostly that)."""
         acc: dict[str, float] = {}
         for m in members:
             for d, p in m.dept_dist.items():
@@ -597,6 +616,20 @@ class HotlineModel(Model):
             model=self.model_id,
             district=None if st.district == UNKNOWN_DISTRICT else st.district,
         )
+
+
+#: A decision the router predicted at intake with at least this probability (for every label
+#: it carries) is not a learning step: its gradient is at most 1 - SURE of a surprise's.
+SURE: Final = 0.9
+
+
+def _foreseen(live: TicketFeatures | None, event: Hotline) -> bool:
+    """The router was already sure of this decision's department and category at intake."""
+    if live is None:
+        return False
+    if event.dept and live.dept_dist.get(event.dept, 0.0) < SURE:
+        return False
+    return not event.category or live.cat_dist.get(event.category, 0.0) >= SURE
 
 
 def _parse_grid(grid: str | None) -> tuple[int, int] | None:

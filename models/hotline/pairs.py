@@ -10,9 +10,11 @@ same time. :func:`pair_features` measures each part on [0, 1]:
 ``unplaced``   1 when the distance is unknown (a side has no place, or only a vague one)
 ``same_place`` 1 when both name the same community, landmark or corner (gazetteer ids)
 ``recent``     ``1 - log1p(gap in minutes) / log1p(2 days)``
-``category``   agreement of the categories: 1 or 0 where both were given at intake, else the
-               product of the routing model's predicted distributions summed over categories
-``dept``       agreement of the predicted departments (finer than categories)
+``category``   agreement of the categories: 1 or 0 where both are known (given at intake or
+               confirmed by an officer since), else the product of the routing model's
+               predicted distributions summed over categories
+``dept``       agreement of the departments (finer than categories): the predicted ones, or
+               mostly the one an officer dispatched the ticket to, once that happened
 ``caller``     1 for one caller calling again
 ``far``        1 when both are placed well and more than 1.5 km apart (known far, not unknown)
 ``conflict``   1 when both categories were given at intake and differ
@@ -76,27 +78,27 @@ SIGNS: Final[dict[str, int]] = {
     f: (0 if f == "unplaced" else -1 if f in ("far", "conflict") else 1) for f in FEATURES
 }
 #: Fitted by ``benchmarks/fit_hotline.py --seeds 1-5 --days 14`` (tuning families only,
-#: after three days of warm-up; 23,527 candidate pairs, 2,124 duplicates). ``conflict`` is 0:
-#: pairs whose intake categories conflict are never compared (``dedup.py``), so the fit
-#: never saw one.
+#: after three days of warm-up; 5089 candidate pairs, 2036 duplicates). ``conflict`` is 0:
+#: pairs whose categories conflict are never compared (``dedup.py``), so the fit never saw one.
 DEFAULT_WEIGHTS: Final[dict[str, float]] = {
     "text": 0.0,
-    "near": 1.326,
-    "unplaced": -1.83,
+    "near": 0.45,
+    "unplaced": -4.028,
     "same_place": 0.0,
-    "recent": 6.188,
-    "category": 2.436,
-    "dept": 0.984,
-    "caller": 1.85,
-    "far": -4.1,
+    "recent": 6.287,
+    "category": 2.989,
+    "dept": 1.405,
+    "caller": 4.138,
+    "far": -2.654,
     "conflict": 0.0,
-    "text_place": 4.367,
-    "category_place": 2.296,
-    "recent_place": 5.634,
+    "text_place": 6.252,
+    "category_place": 2.837,
+    "recent_place": 8.276,
 }
-DEFAULT_BIAS: Final = -7.931
-#: Maximises pairwise F1 over the fit's candidate pairs (0.940 there).
-DEFAULT_THRESHOLD: Final = 0.45
+DEFAULT_BIAS: Final = -8.353
+#: Maximises the pairwise F1 of the clusters the model builds on the tuning runs (0.952 there;
+#: candidate-pair F1 0.955).
+DEFAULT_THRESHOLD: Final = 0.55
 
 
 def _sigmoid(z: float) -> float:

@@ -145,21 +145,20 @@ class Router:
         if not ys:
             return
         rows, vals = self._rows(x)
-        z = self._logits(rows, vals)
+        block = self.W[rows]  # the rows this ticket touches, every column
+        z = (vals @ block).astype(np.float64) + self.b
         g = np.zeros(self.W.shape[1], dtype=np.float32)  # d loss / d logits, every column
         for head, y in ys.items():
             h = self._heads[head]
             p = self._softmax(z[h.cols])
             p[y] -= 1.0
             g[h.cols] = p * weight
-        cols = np.flatnonzero(np.abs(g) > 1e-3)  # the label and its rivals: the rest is ~0
-        gc = g[cols]
-        grad = np.outer(vals, gc)  # rows x columns
-        self._g[rows] += (grad * grad).sum(axis=1)
-        step = (self.learning_rate / np.sqrt(self._g[rows]))[:, None]
-        block = np.ix_(rows, cols)
-        self.W[block] -= step * grad
-        self.b[cols] -= self.learning_rate * 0.1 * gc
+        # the gradient of row r is vals[r] * g: AdaGrad accumulates vals[r]**2 * |g|**2
+        acc = self._g[rows] + vals * vals * np.float32(np.dot(g, g))
+        self._g[rows] = acc
+        step = (self.learning_rate / np.sqrt(acc)) * vals
+        self.W[rows] = block - np.outer(step, g)
+        self.b -= self.learning_rate * 0.1 * g
         self.n_learned += 1
 
     @staticmethod

@@ -239,6 +239,7 @@ class SurgeDetector:
         self.config = config or SurgeConfig()
         total = sum(self.config.profile)
         self._hour_n = [w / total * self.config.profile_prior for w in self.config.profile]
+        self._profile_cache: tuple[list[float], list[float]] | None = None
         # Today's baseline tickets per hour: merged into the profile when the day is complete
         # (a partial day would make the hours still to come look quiet).
         self._today: list[float] = [0.0] * 24
@@ -260,8 +261,14 @@ class SurgeDetector:
     # -- time of day ---------------------------------------------------------------------
 
     def _profile(self) -> list[float]:
+        """The learned 24-hour profile (recomputed only when a complete day was merged in)."""
+        cached: tuple[list[float], list[float]] | None = getattr(self, "_profile_cache", None)
+        if cached is not None and cached[0] is self._hour_n:
+            return cached[1]
         total = sum(self._hour_n)
-        return [n / total for n in self._hour_n]
+        profile = [n / total for n in self._hour_n]
+        self._profile_cache = (self._hour_n, profile)
+        return profile
 
     def _share(self, t0: int, t1: int, profile: list[float]) -> float:
         """Day-equivalents of calls expected between t0 and t1 (fraction of a day's calls)."""
@@ -355,14 +362,20 @@ class SurgeDetector:
             a = cfg.max_shape
         return a, b
 
-    def _status(self, key: str, k: _Key, now: int) -> tuple[int, float, float]:
+    def _status(self, key: str, k: _Key, now: int, lazy: bool = False) -> tuple[int, float, float]:
+        """(count, expected, p-value) of the key's window; ``lazy``: a count that could not
+        start a surge (below ``min_count`` or ``min_ratio`` times the expectation) gets p = 1
+        without computing the tail."""
+        cfg = self.config
         category = key.partition("/")[2]
         profile = self._fixed.get(category) or self._profile()
         a, b = self._expected(k, key, now)
-        e = self._share(now - self.config.window_ms, now, profile)
+        e = self._share(now - cfg.window_ms, now, profile)
         count = len(k.window)
-        p_value = nbinom_sf(count, a, b / (b + e))
-        return count, a / b * e, p_value
+        expected = a / b * e
+        if lazy and (count < cfg.min_count or count < cfg.min_ratio * expected):
+            return count, expected, 1.0
+        return count, expected, nbinom_sf(count, a, b / (b + e))
 
     def _score(self, p_value: float) -> float:
         s = -math.log10(max(p_value, 1e-300)) / (2.0 * -math.log10(self.config.alpha))
@@ -383,7 +396,8 @@ class SurgeDetector:
         weight = cfg.surge_weight if k.surging_since is not None else 1.0
         k.window.append((ts, weight))
         self._pending.append((ts, district, category, weight))
-        count, expected, p_value = self._status(key, k, self.watermark_ms)
+        lazy = k.surging_since is None
+        count, expected, p_value = self._status(key, k, self.watermark_ms, lazy)
         return self._transition(key, k, ts, count, expected, p_value)
 
     def advance(self, watermark_ms: int) -> list[SurgeStatus]:

@@ -68,10 +68,20 @@ def _narrow(m: re.Match[str]) -> str:
     return "".join(chr(ord(c) - 0xFEE0) for c in m.group())
 
 
+@functools.cache
+def _traditional_re() -> re.Pattern[str]:
+    """The ideographs ``t2s`` changes (found by converting the whole CJK block once): a text
+    with none of them is already simplified, and a regex search is ~7x cheaper than OpenCC."""
+    block = "".join(chr(c) for c in range(0x3400, 0xA000))
+    out = str(_t2s().convert(block))  # type: ignore[attr-defined]
+    changed = sorted({a for a, b in zip(block, out, strict=False) if a != b})
+    return re.compile("[" + "".join(changed) + "]")
+
+
 def normalize(text: str) -> str:
     """Full-width letters and digits to ASCII, lower case, traditional to simplified."""
     t = _WIDE_RE.sub(_narrow, text).lower()
-    if t.isascii():
+    if t.isascii() or _traditional_re().search(t) is None:
         return t
     return str(_t2s().convert(t))  # type: ignore[attr-defined]
 

@@ -92,3 +92,14 @@ def test_officers_dispatch_every_ticket_and_correct_some(week: Simulation) -> No
     assert splits
     share_cat = sum(bool(e.category) for e in intake) / len(intake)
     assert 0.5 < share_cat < 0.7  # the call-taker's category, not always there
+
+
+def test_callers_make_pinyin_slips(week: Simulation) -> None:
+    from simulators.complaints import HOMOPHONES
+
+    # the slips that are never right in these texts (再/得/作/那里 also occur correctly)
+    wrong = [b for a, b in HOMOPHONES if b not in ("再", "得", "作", "哪里", "反应")]
+    tickets = week.tickets()
+    share = sum(any(w in t.text for w in wrong) for t in tickets) / len(tickets)
+    assert 0.03 < share < 0.3
+    assert any("再" in t.text and "在" not in t.text for t in tickets)

@@ -205,3 +205,34 @@ def test_minhash_keys_collide_more_the_more_features_are_shared() -> None:
 def test_config_is_validated(bad: dict) -> None:  # type: ignore[type-arg]
     with pytest.raises(ValueError, match=next(iter(bad))):
         DedupConfig(**bad)
+
+
+def test_placed_tickets_look_for_text_twins_only_among_the_unplaced() -> None:
+    """LSH candidates: a placed ticket does not fetch placed tickets far away (they cannot be
+    its duplicates), but finds an unplaced one; an unplaced ticket finds both."""
+    import numpy as np
+
+    from models.hotline.dedup import DuplicateClusterer, TicketFeatures
+    from models.hotline.docfreq import SparseVector
+
+    vec = SparseVector(np.arange(8), np.full(8, 8**-0.5, dtype=np.float32))
+    keys = band_keys(np.arange(8), 12, 2)
+
+    def f(tid: str, ts: int, lat: float | None, prec: float = 0.0) -> TicketFeatures:
+        return TicketFeatures(
+            tid,
+            ts,
+            vec,
+            lat=lat,
+            lon=None if lat is None else 120.9,
+            precision_m=prec,
+            band_keys=keys,
+        )
+
+    dc = DuplicateClusterer()
+    dc.update(f("far", T0, 31.8))  # placed 20 km south
+    dc.update(f("nowhere", T0 + MIN, None, prec=float("inf")))
+    here = dc.candidates(f("here", T0 + 2 * MIN, 32.0))
+    assert [c.id for c in here] == ["nowhere"]
+    lost = dc.candidates(f("lost", T0 + 3 * MIN, None, prec=float("inf")))
+    assert {c.id for c in lost} == {"far", "nowhere"}

@@ -262,3 +262,47 @@ def test_state_stays_bounded_over_a_long_stream() -> None:
     assert len(st.dedup) <= 37  # six hours of tickets, ten minutes apart
     assert len(st.pending) <= 40
     assert sizes[-1] < sizes[0] * 1.1
+
+
+def test_an_officers_decision_is_what_later_tickets_are_compared_with() -> None:
+    """Once an officer filed a ticket under a category and department, a later ticket at the
+    same place filed under another category is not its duplicate (before that decision it
+    would have been: nothing said the first one was about something else)."""
+    text = "幸福小区3栋楼下晚上一直有声音，吵得睡不着"
+
+    def run(decide: bool) -> list[str]:
+        m = _model()
+        st = m.new_state("city")
+        a = ticket("A", text)
+        m.update(st, a)
+        if decide:
+            m.update(st, _decision(a, ts=T0 + 5 * MIN, dept="市公安局", category="noise"))
+            live = st.dedup.get("A")
+            assert live is not None
+            assert live.category == "noise"
+            assert live.dept_dist["市公安局"] >= 0.9
+        out = m.update(st, ticket("B", text + "，麻烦处理", ts=T0 + 10 * MIN, category="odor"))
+        return [s.rule for s in out]
+
+    assert "hotline.duplicate" in run(decide=False)
+    assert "hotline.duplicate" not in run(decide=True)
+
+
+def test_a_dispatch_the_router_foresaw_is_not_a_learning_step() -> None:
+    m = _model()
+    st = m.new_state("city")
+    a = ticket("A", "3号楼停水了", lat=31.95)
+    b = ticket("B", "5号楼路灯坏了", ts=T0 + HOUR, lat=31.93)
+    m.update(st, a)
+    m.update(st, b)
+    live = st.dedup.get("A")
+    assert live is not None
+    live.dept_dist = {"市水务集团": 0.97}  # as if the router had been sure at intake
+    live.cat_dist = {"water": 0.96}
+    before = st.router.n_learned
+    m.update(st, _decision(a, ts=T0 + 2 * HOUR, dept="市水务集团", category="water"))
+    assert st.router.n_learned == before  # foreseen: no step
+    m.update(st, _decision(b, ts=T0 + 2 * HOUR, dept="崇川区城市管理局", category="streetlight"))
+    assert st.router.n_learned == before + 1  # a surprise is a step
+    # both are scored all the same
+    assert st.routing.accuracy()["n"] == 2

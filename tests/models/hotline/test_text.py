@@ -55,3 +55,17 @@ def test_hashing_is_the_same_in_another_process() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == str(features("幸福小区噪音").ids.tolist())
+
+
+def test_the_fast_path_for_simplified_text_agrees_with_opencc() -> None:
+    import opencc
+
+    t2s = opencc.OpenCC("t2s")
+    for text in (
+        "幸福小区门口垃圾没人收，臭气熏天",
+        "網友留言：我是外地來這打工的，和潤苑南門工地圍牆塌了",
+        "麵包過期了還在賣，乾脆不管了",
+        "只有一个字是繁體",
+        "plain ascii 123",
+    ):
+        assert normalize(text) == t2s.convert(text.lower())
