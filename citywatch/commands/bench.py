@@ -382,8 +382,9 @@ class ModelLoop:
             return
         self.signals += len(signals)
         for sig in signals:
+            rule = getattr(sig, "rule", None)  # an Observation (air.hourly) has none
             for i, rules in self.second:
-                if sig.rule in rules:
+                if rule in rules:
                     self._apply(i, sig)
 
 
