@@ -36,7 +36,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from citywatch.alerts import Alert, Signal
+from citywatch.alerts import Alert, Observation, Signal
 from citywatch.cli_options import parse_seeds
 from citywatch.events import Air
 from models.air.model import AirConfig, AirModel
@@ -57,7 +57,7 @@ def run_one(
     model = AirModel(sim.registry, cfg)
     state = model.new_state("air")
     update = model.update
-    batches: list[tuple[int, list[Signal]]] = []
+    batches: list[tuple[int, list[Signal | Observation]]] = []
     # CPU time of this process: on a shared machine wall time mostly measures the neighbours
     t0 = time.process_time()
     tick = sim.start_ms
@@ -83,7 +83,8 @@ def run_one(
         while next_tick <= ts:
             alerts += engine.advance(next_tick)
             next_tick += MINUTE_MS
-        alerts += engine.on_signals(sigs)
+        # observations (the hourly AQI) go to the sink, not to the engine
+        alerts += engine.on_signals([s for s in sigs if type(s) is Signal])
     alerts += engine.advance(sim.end_ms + 24 * 3_600_000)
 
     days = (sim.end_ms - sim.start_ms) / 86_400_000

@@ -38,6 +38,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from models.air.compact import Compact
+
 __all__ = [
     "CATEGORIES",
     "HJ633_2012",
@@ -263,12 +265,14 @@ class HourMean:
     readings: int
 
 
-class AqiAccumulator:
-    """Per-station running sums turning minute readings into hourly and daily AQI inputs.
+class AqiAccumulator(Compact):
+    """Per-station running sums turning readings into hourly and daily AQI inputs.
 
     :meth:`add` takes the concentrations of one reading (aligned with :data:`POLLUTANTS`,
-    None = missing or rejected by QC) and returns the clock hours it closed, each with the
-    means of the pollutants that had at least ``min_per_hour`` readings. Closed hours also
+    None = missing or rejected by QC) and the time it covers (``cover_ms``: the station's
+    interval, at most an hour), and returns the clock hours it closed, each with the means of
+    the pollutants whose readings cover at least ``min_cover_ms`` (45 minutes: 45 one-minute
+    readings, 18 of a 2.5-minute sensor, one hourly average). Closed hours also
     feed the day: :attr:`last_day` holds the :class:`AqiResult` of the last closed local day
     (Asia/Shanghai), computed from pollutants with at least ``min_hours_per_day`` hourly means
     (O3: the day's maximum 8-hour mean, each needing ``min_hours_per_8h`` hourly means).
@@ -289,11 +293,12 @@ class AqiAccumulator:
         "day_sums",
         "hour",
         "hour_counts",
+        "hour_cover",
         "hour_sums",
         "last_day",
+        "min_cover_ms",
         "min_hours_per_8h",
         "min_hours_per_day",
-        "min_per_hour",
         "o3_1h_max",
         "o3_8h_max",
         "o3_ring",
@@ -301,15 +306,20 @@ class AqiAccumulator:
     )
 
     def __init__(
-        self, *, min_per_hour: int = 45, min_hours_per_day: int = 20, min_hours_per_8h: int = 6
+        self,
+        *,
+        min_cover_ms: int = 45 * 60_000,
+        min_hours_per_day: int = 20,
+        min_hours_per_8h: int = 6,
     ) -> None:
-        self.min_per_hour = min_per_hour
+        self.min_cover_ms = min_cover_ms
         self.min_hours_per_day = min_hours_per_day
         self.min_hours_per_8h = min_hours_per_8h
         self.hour = -1
         self.readings = 0
         self.hour_sums = [0.0] * 6
         self.hour_counts = [0] * 6
+        self.hour_cover = [0] * 6
         self.day = -1
         self.day_sums = [0.0] * 6
         self.day_hours = [0] * 6
@@ -319,7 +329,10 @@ class AqiAccumulator:
         self.last_day: AqiResult | None = None
 
     def add(
-        self, ts_ms: int, values: tuple[float | None, ...] | list[float | None]
+        self,
+        ts_ms: int,
+        values: tuple[float | None, ...] | list[float | None],
+        cover_ms: int = 60_000,
     ) -> list[HourMean]:
         hour = ts_ms // HOUR_MS
         if hour < self.hour:
@@ -330,12 +343,13 @@ class AqiAccumulator:
                 closed.append(self._close_hour(hour))
             self.hour = hour
         self.readings += 1
-        sums, counts = self.hour_sums, self.hour_counts
+        sums, counts, cover = self.hour_sums, self.hour_counts, self.hour_cover
         for i in range(6):
             v = values[i]
             if v is not None:
                 sums[i] += v
                 counts[i] += 1
+                cover[i] += cover_ms
         return closed
 
     def flush(self, now_ms: int) -> list[HourMean]:
@@ -351,7 +365,7 @@ class AqiAccumulator:
     def _close_hour(self, next_hour: int) -> HourMean:
         means: dict[str, float] = {}
         for i, p in enumerate(POLLUTANTS):
-            if self.hour_counts[i] >= self.min_per_hour:
+            if self.hour_cover[i] >= self.min_cover_ms:
                 means[p] = self.hour_sums[i] / self.hour_counts[i]
         out = HourMean(self.hour * HOUR_MS, means, self.readings)
         self._feed_day(self.hour, means)
@@ -360,6 +374,7 @@ class AqiAccumulator:
             self._feed_day(h, {})
         self.hour_sums = [0.0] * 6
         self.hour_counts = [0] * 6
+        self.hour_cover = [0] * 6
         self.readings = 0
         return out
 

@@ -29,10 +29,12 @@ True
 
 from __future__ import annotations
 
+from models.air.compact import Compact
+
 __all__ = ["DriftTracker"]
 
 
-class DriftTracker:
+class DriftTracker(Compact):
     """Fast and slow EWMAs of a log ratio (half-lives in readings)."""
 
     __slots__ = (

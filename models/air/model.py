@@ -1,12 +1,13 @@
 """The air-quality model the flow registers: QC, AQI, faults, local sources, drift, episodes.
 
-One :class:`AirModel` consumes ``air`` events and emits the six air rules:
+One :class:`AirModel` consumes ``air`` events and emits the six air rules and one observation:
 
 ============== =============== ===========================================================
 rule           subject         fires when
 ============== =============== ===========================================================
-air.range      station         ``range_m`` of the last ``range_n`` readings fail the gross
-                               range test (the analyser reports impossible values)
+air.range      station         failing readings cover ``range_for_s`` of the last
+                               ``range_window_s`` (the analyser reports impossible values),
+                               or PM2.5 stays above PM10 beyond the instruments' uncertainty
 air.stuck      station         a channel is flat for an improbable run (quantization-aware),
                                or several channels freeze together
 air.exceedance station         the station's hourly AQI is above 100 (轻度 yellow, 中度 orange,
@@ -15,33 +16,51 @@ air.spike      station         a local source: the station's PM2.5 stands above 
                                of its neighbours far more than usual, while the neighbours
                                (upwind ones first) do not rise with it
 air.drift      station         the station's level, or its PM2.5/PM10 ratio, walks away from
-                               the neighbours' over hours (fast-minus-slow EWMAs)
-air.episode    district        most healthy stations of the district rise together
+                               the neighbours' over hours to days (fast-minus-slow EWMAs)
+air.episode    district        most healthy stations of the district rise together, or the
+                               district's median hourly PM AQI is above 150 for an hour
 ============== =============== ===========================================================
 
-A station with an active ``air.range`` or ``air.stuck`` fault is *muted*: its readings leave
-the AQI and the neighbour medians, and its spike/exceedance/drift alerts are cleared and
-stay quiet until the fault clears (the alert engine inhibits too; the signals are right on
-their own).
+Observations (:class:`~citywatch.alerts.Observation`, to the maps and reports, not alerts):
+``air.hourly`` per station and completed clock hour with a valid value (AQI, category,
+primary pollutants, every IAQI, the hour's means) and ``air.status`` whenever what the model
+can judge for a station changes (its cadence is unknown or being learned, too few neighbours
+report, PM2.5 or PM10 is missing): the model says what it cannot do instead of going quiet.
+
+**Cadence.** Every rule is written in event time. Each station's reporting interval is
+declared (registry ``interval_s``) or learned (:mod:`models.air.cadence`); durations become
+reading counts at that interval, never fewer than one reading, and statistics that need
+samples (baselines, scales) never fewer than a floor of readings. A station reporting at
+least every 45 minutes apart reports **hourly averages**: each reading is its clock hour's
+valid value (the AQI's 45-minute rule is met by one reading), a one-hour spike is one
+reading, and its cross-station judgements wait until its neighbours' values for the *same
+clock hour* are in (a neighbour reporting every few minutes contributes the mean of its
+readings in that hour). Faster stations compare current readings, each neighbour's reading
+current for ``max_age_s`` or 2.5 of its intervals.
+
+A station with an active ``air.range`` (gross range) or ``air.stuck`` fault is *muted*: its
+readings leave the AQI and the neighbour medians, and its spike/exceedance/drift alerts are
+cleared and stay quiet until the fault clears (the alert engine inhibits too; the signals are
+right on their own).
 
 Routing. Cross-station logic needs many stations at once, so the model keys its state by
 *area*, not by station: ``partition="city"`` (default) puts every station under one key
-``"air"`` (2,000 stations at one reading a minute are 33 readings/s: one worker is plenty);
-``partition="district"`` keys by ``"air:{district}"`` and restricts neighbours to the same
-district, for a flow that wants to spread air over workers. Per-station state is a small
-slotted object inside the area state (about 1.75 KiB pickled, see :meth:`station_state_bytes`).
+``"air"``; ``partition="district"`` keys by ``"air:{district}"`` and restricts neighbours to
+the same district. Per-station state is a small slotted object inside the area state.
 
-Signals are emitted on every change and then re-sent every ``refresh_ms`` of event time
-while a condition holds, so the engine's quiet-period auto-resolve never ends a live alert;
-a clear (``active=False``) is sent when it ends.
+Signals are emitted on every change and then re-sent every ``refresh_ms`` of event time (at
+least once per reading of an hourly station) while a condition holds; each carries the
+station's interval (``interval_ms``) so the engine's missed-interval auto-resolve waits for
+missed readings, not a fixed quiet period; a clear (``active=False``) is sent when it ends.
 
 Score meanings: range/stuck 1.0 (a fault is certain once flagged); spike and drift
 ``z**2/(z**2+z_half**2)``-style scores of the residual (0.5 at the alarm threshold); exceedance
-``min(1, AQI/500)``; episode the share of stations elevated.
+``min(1, AQI/500)``; episode the share of stations elevated (1.0 on the AQI view).
 
 >>> from citywatch.events import Air
 >>> from citywatch.registry import Registry, Station
->>> reg = Registry(stations={"S1": Station(id="S1", lat=32.0, lon=120.9, district="崇川区")})
+>>> reg = Registry(stations={"S1": Station(id="S1", lat=32.0, lon=120.9, district="崇川区",
+...                                        interval_s=60)})
 >>> m = AirModel(reg)
 >>> key = m.route(Air(ts=1_793_548_800_000, station="S1"))
 >>> state = m.new_state(key)
@@ -49,8 +68,8 @@ Score meanings: range/stuck 1.0 (a fault is certain once flagged); spike and dri
 >>> for i in range(5):
 ...     sigs += m.update(state, Air(ts=1_793_548_800_000 + i * 60_000, station="S1",
 ...                                 pm25=30.0 + i, pm10=9999.0))
->>> [(s.rule, s.active, s.subject.id) for s in sigs]
-[('air.range', True, 'S1')]
+>>> [(s.rule, s.active, s.subject.id, s.interval_ms) for s in sigs if isinstance(s, Signal)]
+[('air.range', True, 'S1', 60000)]
 """
 
 from __future__ import annotations
@@ -60,7 +79,7 @@ import pickle
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from citywatch.alerts import Level, Signal, Subject
+from citywatch.alerts import Level, Observation, Signal, Subject
 from citywatch.events import Air, Event
 from citywatch.geo import grid_id
 from citywatch.registry import Registry, Station
@@ -69,49 +88,79 @@ from models.air.aqi import (
     AqiAccumulator,
     AqiResult,
     BreakpointTable,
+    HourMean,
     category_of,
     hourly_aqi,
+    iaqi,
     table_for,
 )
+from models.air.cadence import HOURLY_MS, Cadence
+from models.air.compact import Compact
 from models.air.drift import DriftTracker
 from models.air.episode import DEFAULT_EPISODE, EpisodeConfig, EpisodeDetector
 from models.air.neighbours import NeighbourIndex, median
-from models.air.qc import CHANNELS, DEFAULT_QC, Flag, QcConfig, StationQC
+from models.air.qc import (
+    CHANNELS,
+    DEFAULT_QC,
+    LOWCOST_QC,
+    Flag,
+    QcConfig,
+    QcResult,
+    QcRuns,
+    StationQC,
+)
 from models.base import Model
-from models.robust_z import RobustZ
+from models.detect.robust_z import RobustZ
 
-__all__ = ["AirConfig", "AirModel", "AirState", "StationState"]
+__all__ = ["AirConfig", "AirModel", "AirState", "StationState", "Timing"]
 
 MINUTE_MS: Final = 60_000
 _FAIL: Final = int(Flag.FAIL)
 _MISSING: Final = int(Flag.MISSING)
+_FAR: Final = -(10**15)
 
 Partition = Literal["city", "district"]
+Out = list[Signal | Observation]
 
 
 @dataclass(frozen=True, slots=True)
 class AirConfig:
-    """Every parameter of the air model (documented in ``docs/models/air.md``)."""
+    """Every parameter of the air model (documented in ``docs/models/air.md``).
+
+    Durations are in seconds of event time (``*_s``); a floor (``*_min_readings``) keeps a
+    statistic from resting on too few readings of a slow station.
+    """
 
     qc: QcConfig = DEFAULT_QC
+    #: the QC of ``lowcost`` stations (optical sensors: a narrower span)
+    qc_lowcost: QcConfig = LOWCOST_QC
     episode: EpisodeConfig = DEFAULT_EPISODE
     #: "auto" picks the table in force at each hour's event time
     table: str = "auto"
-    # faults
-    range_m: int = 3
-    range_n: int = 5
-    range_clear: int = 10
-    #: PM2.5 above PM10 in ``inversion_m`` of the last ``inversion_n`` readings is a fault
-    #: (``air.range``, check pm25_gt_pm10); a single inverted reading is only SUSPECT
-    inversion_m: int = 15
-    inversion_n: int = 30
-    inversion_clear: int = 15
-    stuck_clear: int = 3
+    #: the interval of a station neither declared nor learned yet (its first reading)
+    default_interval_s: float = 60.0
+    # faults: failing readings covering ``range_for_s`` of the last ``range_window_s``
+    range_for_s: float = 180.0
+    range_window_s: float = 300.0
+    range_clear_s: float = 600.0
+    #: PM2.5 above PM10 (beyond the QC's tolerance) for ``inversion_for_s`` of the last
+    #: ``inversion_window_s`` is a fault (``air.range``, check pm25_gt_pm10)
+    inversion_for_s: float = 900.0
+    inversion_window_s: float = 1800.0
+    inversion_clear_s: float = 900.0
+    stuck_clear_s: float = 180.0
+    #: a PM value above the QC's ``extreme_hi`` stands if a current neighbour reads at least
+    #: this share of it (else it fails the gross range)
+    extreme_confirm: float = 0.25
     # neighbours
     k_neighbours: int = 6
     radius_m: float = 40_000.0
-    min_neighbours: int = 2
-    max_age_ms: int = 5 * MINUTE_MS
+    #: the local source needs this many neighbours' values (one: a two-station city works) ...
+    min_neighbours: int = 1
+    #: ... the drift this many (with one, the two stations' ratio cannot tell which drifts)
+    drift_min_neighbours: int = 2
+    #: a reading of a station faster than hourly stays current this long (or 2.5 intervals)
+    max_age_s: float = 300.0
     # exceedance
     exceed_hours: int = 1
     #: ``on_watermark`` closes an hour this long after its end if no reading did
@@ -119,20 +168,31 @@ class AirConfig:
     clear_hours: int = 1
     # local source (spike)
     spike_z: float = 3.5
+    #: the z needed when one reading decides (an hourly station's hour)
+    spike_z_single: float = 4.0
     spike_z_off: float = 2.0
     spike_min_excess: float = 40.0
-    spike_m: int = 3
-    spike_n: int = 4
-    spike_clear: int = 5
+    #: hits covering ``spike_for_s`` of the last ``spike_window_s`` fire
+    spike_for_s: float = 180.0
+    spike_window_s: float = 240.0
+    spike_clear_s: float = 300.0
+    #: an hourly station's spike is a rise: its residual must jump this much (log units)
+    #: above the previous hour's
+    spike_jump: float = 0.5
     #: an isolated station's rise is not a local source while this share of the city is up
     isolated_regional_share: float = 0.2
-    #: the local-source baseline follows the last hour or so: a plume rises within minutes,
-    #: a drifting gain over hours (and is the drift tracker's job)
-    spike_half_life: float = 60.0
+    #: the local-source baseline follows the last hour or so (a plume rises within minutes,
+    #: a drifting gain over hours: the drift tracker's job) ...
+    spike_half_life_s: float = 3600.0
+    #: ... and never fewer readings than this (an hourly station's baseline: a day)
+    spike_min_readings: int = 24
     # drift
-    drift_fast_half_life: float = 120.0
-    drift_slow_half_life: float = 2880.0
-    drift_warmup: int = 90
+    drift_fast_half_life_s: float = 7200.0
+    drift_slow_half_life_s: float = 172_800.0
+    drift_fast_min_readings: int = 12
+    drift_slow_min_readings: int = 168
+    drift_warmup_s: float = 5400.0
+    drift_warmup_min_readings: int = 48
     drift_clip: float = 1.0
     #: alarm on |fast - slow| of the log ratio to same-district neighbours ...
     drift_threshold: float = 0.25
@@ -144,18 +204,22 @@ class AirConfig:
     #: channel-ratio drift: log(PM2.5/PM10) against the neighbours' (one channel drifting;
     #: the station's own weather and the city's cancel in the ratio)
     ratio_drift_threshold: float = 0.12
-    ratio_half_life: float = 10.0
-    drift_for: int = 60
-    drift_clear: int = 60
+    ratio_half_life_s: float = 600.0
+    drift_for_s: float = 3600.0
+    drift_clear_s: float = 3600.0
     # station anomaly for episodes and the regional check: the short-term log level relative
-    # to the city reference (median of all stations), minus its own slow baseline
-    level_half_life: float = 5.0
-    anomaly_half_life: float = 720.0
+    # to the city reference, minus its own slow baseline
+    level_half_life_s: float = 300.0
+    anomaly_half_life_s: float = 43_200.0
+    anomaly_min_readings: int = 24
     anomaly_clip: float = 0.1
-    level_warmup: int = 60
+    level_warmup_s: float = 3600.0
+    level_warmup_min_readings: int = 24
     #: the city reference is this quantile of the stations' levels: a low one stays with the
     #: clean part of the city even when an episode covers most of it
     reference_quantile: float = 0.3
+    #: the rolling PM level the episode's AQI view reads, for stations faster than hourly
+    pm_half_life_s: float = 1200.0
     # signals
     refresh_ms: int = 5 * MINUTE_MS
     partition: Partition = "city"
@@ -164,11 +228,110 @@ class AirConfig:
 DEFAULT_AIR: Final = AirConfig()
 
 
-class StationState:
+def _readings(seconds: float, interval_ms: int, floor: int = 1) -> int:
+    """``seconds`` of event time as a number of readings at ``interval_ms`` (rounded)."""
+    return max(floor, round(seconds * 1000.0 / interval_ms))
+
+
+def _m_of_n(for_s: float, window_s: float, interval_ms: int) -> tuple[int, int]:
+    n = _readings(window_s, interval_ms)
+    m = max(1, min(n, math.ceil(for_s * 1000.0 / interval_ms - 1e-9)))
+    return m, n
+
+
+def _ew(half_life: float) -> float:
+    return 1.0 - math.pow(0.5, 1.0 / half_life)
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """The model's durations as reading counts and rates at one interval (built per interval,
+    shared by the stations reporting at it; never snapshotted)."""
+
+    interval_ms: int
+    hourly: bool
+    #: how much of an hour one reading covers (AQI validity)
+    cover_ms: int
+    qc_runs: QcRuns
+    range_m: int
+    range_n: int
+    range_clear: int
+    inv_m: int
+    inv_n: int
+    inv_clear: int
+    stuck_clear: int
+    spike_m: int
+    spike_n: int
+    spike_clear: int
+    drift_for: int
+    drift_clear: int
+    #: how long a reading of this station is current for its neighbours
+    fresh_ms: int
+    level_hl_ms: float
+    a_level: float
+    a_base: float
+    a_ratio: float
+    a_pm: float
+    level_warmup: int
+    spike_hl: float
+    spike_warmup: int
+    drift_fast_hl: float
+    drift_slow_hl: float
+    drift_warmup: int
+
+    @classmethod
+    def build(cls, cfg: AirConfig, interval_ms: int) -> Timing:
+        i = max(1, int(interval_ms))
+        hourly = i >= HOURLY_MS
+        range_m, range_n = _m_of_n(cfg.range_for_s, cfg.range_window_s, i)
+        inv_m, inv_n = _m_of_n(cfg.inversion_for_s, cfg.inversion_window_s, i)
+        spike_m, spike_n = _m_of_n(cfg.spike_for_s, cfg.spike_window_s, i)
+        spike_hl = max(cfg.spike_min_readings, cfg.spike_half_life_s * 1000.0 / i)
+        fast = max(cfg.drift_fast_min_readings, cfg.drift_fast_half_life_s * 1000.0 / i)
+        slow = max(cfg.drift_slow_min_readings, cfg.drift_slow_half_life_s * 1000.0 / i, fast * 2)
+        return cls(
+            interval_ms=i,
+            hourly=hourly,
+            cover_ms=min(i, HOUR_MS),
+            qc_runs=cfg.qc.runs(i),
+            range_m=range_m,
+            range_n=range_n,
+            range_clear=_readings(cfg.range_clear_s, i),
+            inv_m=inv_m,
+            inv_n=inv_n,
+            inv_clear=_readings(cfg.inversion_clear_s, i),
+            stuck_clear=_readings(cfg.stuck_clear_s, i),
+            spike_m=spike_m,
+            spike_n=spike_n,
+            spike_clear=_readings(cfg.spike_clear_s, i),
+            drift_for=_readings(cfg.drift_for_s, i),
+            drift_clear=_readings(cfg.drift_clear_s, i),
+            fresh_ms=int(max(cfg.max_age_s * 1000.0, 2.5 * i)),
+            level_hl_ms=cfg.level_half_life_s * 1000.0,
+            a_level=1.0 - 0.5 ** (i / (cfg.level_half_life_s * 1000.0)),
+            a_base=_ew(max(cfg.anomaly_min_readings, cfg.anomaly_half_life_s * 1000.0 / i)),
+            a_ratio=1.0 - 0.5 ** (i / (cfg.ratio_half_life_s * 1000.0)),
+            a_pm=1.0 - 0.5 ** (i / (cfg.pm_half_life_s * 1000.0)),
+            level_warmup=_readings(cfg.level_warmup_s, i, cfg.level_warmup_min_readings),
+            spike_hl=spike_hl,
+            spike_warmup=max(cfg.spike_min_readings, round(spike_hl)),
+            drift_fast_hl=fast,
+            drift_slow_hl=slow,
+            drift_warmup=_readings(cfg.drift_warmup_s, i, cfg.drift_warmup_min_readings),
+        )
+
+
+#: A station's value for one period (a clock hour): (period, log1p PM2.5, anomaly or None
+#: while warming up, log PM2.5/PM10 or None, PM2.5, PM AQI or -1).
+Snap = tuple[int, float, float | None, float | None, float, int]
+
+
+class StationState(Compact):
     """Everything the model keeps about one station (flat, slotted, picklable)."""
 
     __slots__ = (
         "acc",
+        "cad",
         "drift",
         "drift_on",
         "drift_streak",
@@ -176,11 +339,26 @@ class StationState:
         "exc_level",
         "exc_streak",
         "fast",
+        "fresh_ms",
+        "hourly",
         "inv_hist",
         "inv_on",
         "last_sent",
         "level_n",
+        "lh",
+        "lh_a",
+        "lh_an",
+        "lh_n",
+        "lh_pm",
+        "lh_q",
+        "lh_qn",
+        "lh_v",
         "muted",
+        "nb_seen",
+        "pm10_h",
+        "pm_h",
+        "pos",
+        "prev_r",
         "q",
         "q_n",
         "q_ts",
@@ -192,19 +370,27 @@ class StationState:
         "rel_base",
         "rel_r",
         "resid",
+        "seen10",
+        "seen25",
+        "snap",
+        "snap_prev",
         "spike_hist",
         "spike_on",
         "spike_quiet",
+        "status",
         "stuck_ok",
         "stuck_on",
+        "tms",
         "ts",
         "v",
         "v_ts",
+        "warm",
     )
 
-    def __init__(self, cfg: AirConfig = DEFAULT_AIR) -> None:
+    def __init__(self, cfg: AirConfig, tm: Timing, declared_ms: int | None = None) -> None:
         self.ts = -1
-        self.qc = StationQC(cfg.qc)
+        self.cad = Cadence(declared_ms)
+        self.qc = StationQC()
         self.acc = AqiAccumulator()
         self.range_hist = 0
         self.range_on = False
@@ -218,43 +404,87 @@ class StationState:
         self.exc_streak = 0
         # latest usable log1p(PM2.5) and its time, for neighbours
         self.v = 0.0
-        self.v_ts = -(10**15)
+        self.v_ts = _FAR
         # short-term log level, its offset to the city reference and that offset's baseline
         self.fast = 0.0
         self.rel = 0.0
         self.rel_base = 0.0
+        self.level_n = 0
+        self.warm = False
         #: the last anomaly relative to the neighbours' (local source and drift input)
         self.rel_r = 0.0
-        self.level_n = 0
-        # residual to the neighbour median: robust baseline and scale
-        self.resid = RobustZ(cfg.spike_half_life, warmup=60, clip=2.0, min_scale=0.08)
+        #: the previous hour's ``rel_r`` of an hourly station: (period, value)
+        self.prev_r: tuple[int, float] | None = None
+        # rolling PM levels (µg/m³) for the episode's AQI view
+        self.pm_h = -1.0
+        self.pm10_h = -1.0
         self.spike_hist = 0
         self.spike_on = False
         self.spike_quiet = 0
+        # short-term log(PM2.5/PM10)
+        self.q = 0.0
+        self.q_n = 0
+        self.q_ts = _FAR
+        self.drift_on = False
+        self.drift_streak = 0
+        # the period values: an hourly station's readings, a faster one's clock-hour means
+        self.pos = -1  # the period the station is at (hourly: last reported; else: open hour)
+        self.snap: Snap | None = None
+        self.snap_prev: Snap | None = None
+        self.lh = -1  # open clock hour of the sums below (stations faster than hourly)
+        self.lh_v = 0.0
+        self.lh_n = 0
+        self.lh_a = 0.0
+        self.lh_an = 0
+        self.lh_q = 0.0
+        self.lh_qn = 0
+        self.lh_pm = 0.0
+        # what the model could judge: neighbours at the last cross-station attempt (-1: none),
+        # whether PM2.5 / PM10 ever came, and the last status observation's values
+        self.nb_seen = -1
+        self.seen25 = False
+        self.seen10 = False
+        self.status: tuple[Any, ...] = ()
+        # rule -> event time of the last active signal sent (for refresh)
+        self.last_sent: dict[str, int] = {}
+        self.retime(cfg, tm)
+
+    def retime(self, cfg: AirConfig, tm: Timing) -> None:
+        """Build the interval-dependent parts for ``tm`` (learning restarts)."""
+        #: the interval the station's timing and detectors were built for
+        self.tms = tm.interval_ms
+        self.hourly = tm.hourly
+        self.fresh_ms = tm.fresh_ms
+        self.resid = RobustZ(
+            tm.spike_hl,
+            warmup=tm.spike_warmup,
+            clip=2.0,
+            min_scale=0.08,
+            scale_half_life=tm.spike_hl,
+            quantum_floor=0.0,
+            rel_floor=0.0,
+        )
         self.drift = DriftTracker(
-            cfg.drift_fast_half_life,
-            cfg.drift_slow_half_life,
-            warmup=cfg.drift_warmup,
+            tm.drift_fast_hl,
+            tm.drift_slow_hl,
+            warmup=tm.drift_warmup,
             clip=cfg.drift_clip,
             band=cfg.drift_band,
             threshold=cfg.drift_threshold,
         )
-        # short-term log(PM2.5/PM10) and its drift against the neighbours'
-        self.q = 0.0
-        self.q_n = 0
-        self.q_ts = -(10**15)
         self.ratio_drift = DriftTracker(
-            cfg.drift_fast_half_life,
-            cfg.drift_slow_half_life,
-            warmup=cfg.drift_warmup,
+            tm.drift_fast_hl,
+            tm.drift_slow_hl,
+            warmup=tm.drift_warmup,
             clip=cfg.drift_clip,
             threshold=cfg.ratio_drift_threshold,
             band=cfg.ratio_drift_threshold * 0.5,
         )
-        self.drift_on = False
+        self.level_n = 0
+        self.warm = False
+        self.spike_hist = 0
         self.drift_streak = 0
-        # rule -> event time of the last active signal sent (for refresh)
-        self.last_sent: dict[str, int] = {}
+        self.prev_r = None
 
     @property
     def anomaly(self) -> float:
@@ -264,13 +494,14 @@ class StationState:
         (the weather moves every station), 0.69 when the station reads twice its usual share.
         0.0 during warm-up.
         """
-        return self.rel - self.rel_base if self.level_n >= 60 else 0.0
+        return self.rel - self.rel_base if self.warm else 0.0
 
 
 class AirState:
-    """State of one area key: its stations and its districts' episode detectors."""
+    """State of one area key: its stations, its districts' episode detectors, the hourly
+    stations waiting for their neighbours' values of the same hour."""
 
-    __slots__ = ("city_up", "episodes", "ref", "ref_next_ms", "stations")
+    __slots__ = ("city_up", "episodes", "flush_due", "pending", "ref", "ref_next_ms", "stations")
 
     def __init__(self) -> None:
         self.stations: dict[str, StationState] = {}
@@ -280,6 +511,11 @@ class AirState:
         self.ref_next_ms = 0
         #: share of the city's stations whose anomaly is up (regional context for isolated ones)
         self.city_up = 0.0
+        #: hourly station -> the hour (period index) it waits to judge against its neighbours
+        self.pending: dict[str, int] = {}
+        #: the least watermark at which an open hour may need closing (stations faster than
+        #: hourly) or a pending hour forcing
+        self.flush_due = 0
 
 
 _LEVEL_OF_CATEGORY: Final = {3: Level.YELLOW, 4: Level.ORANGE, 5: Level.RED, 6: Level.RED}
@@ -289,7 +525,7 @@ class AirModel(Model):
     """Air-quality detection for every station of the registry (see the module docstring)."""
 
     name = "air"
-    version = "1"
+    version = "2"
     kinds = frozenset({"air"})
 
     def __init__(self, registry: Registry, config: AirConfig | None = None) -> None:
@@ -317,20 +553,20 @@ class AirModel(Model):
             )
             for sid in self.stations
         }
+        # per station: the stations that have it as a neighbour (who may be waiting for it)
+        rev: dict[str, list[str]] = {}
+        for sid, nbs in self._nbs.items():
+            for nid, _, _ in nbs:
+                rev.setdefault(nid, []).append(sid)
+        self._rev = {sid: tuple(ids) for sid, ids in rev.items()}
         self._by_district: dict[str, list[str]] = {}
         for s in self.stations.values():
             self._by_district.setdefault(s.district, []).append(s.id)
-        self._decay = (
-            1.0 - 0.5 ** (1.0 / cfg.level_half_life),
-            1.0 - 0.5 ** (1.0 / cfg.anomaly_half_life),
-        )
-        self._range_window = (1 << cfg.range_n) - 1
-        self._range_clear = (1 << cfg.range_clear) - 1
-        self._range_keep = (1 << max(cfg.range_n, cfg.range_clear)) - 1
-        self._inv_window = (1 << cfg.inversion_n) - 1
-        self._inv_clear = (1 << cfg.inversion_clear) - 1
-        self._inv_keep = (1 << max(cfg.inversion_n, cfg.inversion_clear)) - 1
-        self._a_ratio = 1.0 - 0.5 ** (1.0 / cfg.ratio_half_life)
+        self._declared = {
+            s.id: int(s.interval_s * 1000) for s in self.stations.values() if s.interval_s
+        }
+        self._qc_of = {s.id: cfg.qc_lowcost for s in self.stations.values() if s.kind == "lowcost"}
+        self._timings: dict[int, Timing] = {}
         self._fixed_table: BreakpointTable | None = None
         if cfg.table != "auto":
             from models.air.aqi import TABLES
@@ -354,36 +590,226 @@ class AirModel(Model):
     def new_state(self, key: str) -> AirState:
         return AirState()
 
-    def update(self, state: AirState, event: Event) -> list[Signal]:
+    def timing(self, interval_ms: int) -> Timing:
+        """The :class:`Timing` of stations reporting every ``interval_ms``."""
+        t = self._timings.get(interval_ms)
+        if t is None:
+            t = self._timings[interval_ms] = Timing.build(self.cfg, interval_ms)
+        return t
+
+    def update(self, state: AirState, event: Event) -> Out:
         if type(event) is not Air:
             return []
         cfg = self.cfg
         sid = event.station
         st = state.stations.get(sid)
         if st is None:
-            st = state.stations[sid] = StationState(cfg)
+            declared = self._declared.get(sid)
+            tm0 = self.timing(declared or int(cfg.default_interval_s * 1000))
+            st = state.stations[sid] = StationState(cfg, tm0, declared)
         ts = event.ts
-        if ts <= st.ts:
+        last = st.ts
+        if ts <= last:
             return []  # duplicate or out of order for this station: ignore
         st.ts = ts
-        out: list[Signal] = []
+        out: Out = []
+        cad = st.cad
+        if last >= 0:
+            cad.observe(ts - last)
+        interval = cad.interval_ms
+        if interval and abs(interval - st.tms) > 0.25 * st.tms:
+            self._retime(st, interval)
+        tm = self.timing(st.tms)
         values = (event.pm25, event.pm10, event.no2, event.so2, event.o3, event.co)
-        res = st.qc.check(ts, values, cfg.qc)
+        qcfg = self._qc_of.get(sid, cfg.qc)
+        res = st.qc.check(ts, values, qcfg, tm.qc_runs)
+        if res.extreme:
+            res = self._confirm_extreme(state, sid, ts, values, res)
         flags = res.flags
+        if values[0] is not None:
+            st.seen25 = True
+        if values[1] is not None:
+            st.seen10 = True
 
         # -- faults ---------------------------------------------------------------------------
+        self._faults(st, sid, ts, tm, values, res, out)
+        muted = st.range_on or st.stuck_on
+        if muted and not st.muted:
+            out.extend(self._mute(st, sid, ts))
+        st.muted = muted
+
+        # -- AQI and exceedance ---------------------------------------------------------------
+        clean = (
+            values
+            if _FAIL not in flags
+            else tuple(None if f >= _FAIL else v for v, f in zip(values, flags, strict=True))
+        )
+        hourly = st.hourly
+        period = ts // HOUR_MS
+        due = (period + 1) * HOUR_MS + cfg.hour_grace_ms
+        if due < state.flush_due:
+            state.flush_due = due
+        closed = st.acc.add(ts, clean, tm.cover_ms)
+        if hourly:
+            closed += st.acc.flush(ts + HOUR_MS)
+        for hour in closed:
+            out.extend(self._hour_closed(st, sid, ts, hour))
+        if st.exc_level and not muted and not st.drift_on:
+            aqi = st.exc_aqi
+            out.extend(
+                self._refresh(
+                    st,
+                    sid,
+                    "air.exceedance",
+                    ts,
+                    Level(st.exc_level),
+                    min(1.0, aqi / 500),
+                    f"空气质量{category_of(aqi).name_zh}(AQI {aqi})",
+                    {"aqi": aqi, "category": category_of(aqi).name_zh},
+                )
+            )
+        if not st.status:
+            out.extend(self._status(st, sid, ts))
+
+        # -- cross-station ----------------------------------------------------------------------
+        pm25 = clean[0]
+        if hourly:
+            pend = state.pending.get(sid)
+            if pend is not None and pend < period:
+                out.extend(self._judge_period(state, sid, pend, ts))
+            st.pos = period
+        elif period != st.lh:
+            self._close_level_hour(st, period)
+            out.extend(self._settle(state, self._rev.get(sid, ()), ts))
+        if pm25 is None or muted:
+            if hourly:
+                out.extend(self._settle(state, self._rev.get(sid, ()), ts))
+            return out
+        v = math.log1p(pm25) if pm25 > 0.0 else 0.0
+        if ts >= state.ref_next_ms:
+            self._update_reference(state, ts)
+        n = st.level_n + 1
+        st.level_n = n
+        if n == 1 or hourly:
+            st.fast = v
+        else:
+            step = ts - st.v_ts
+            a = tm.a_level if step <= 2 * tm.interval_ms else 1.0 - 0.5 ** (step / tm.level_hl_ms)
+            st.fast += (a if n > 5 else max(a, 1.0 / n)) * (v - st.fast)
+        st.v, st.v_ts = v, ts
+        ref = state.ref
+        if ref is not None:
+            st.rel = rel = st.fast - ref
+            e = rel - st.rel_base
+            if n <= tm.level_warmup:
+                st.rel_base += e / n
+            else:
+                c = cfg.anomaly_clip
+                st.rel_base += tm.a_base * (c if e > c else -c if e < -c else e)
+        if not st.warm and n >= tm.level_warmup:
+            st.warm = True
+        pm10 = clean[1]
+        q: float | None = None
+        if pm10 is not None and pm10 > 0.0 and not st.inv_on and not res.inverted:
+            q = v - math.log1p(pm10)
+            qn = st.q_n + 1
+            st.q_n = qn
+            if hourly:
+                st.q = q
+            else:
+                st.q += (tm.a_ratio if qn > 10 else 1.0 / qn) * (q - st.q)
+            st.q_ts = ts
+        a_pm = tm.a_pm
+        st.pm_h = pm25 if st.pm_h < 0.0 else st.pm_h + a_pm * (pm25 - st.pm_h)
+        if pm10 is not None:
+            st.pm10_h = pm10 if st.pm10_h < 0.0 else st.pm10_h + a_pm * (pm10 - st.pm10_h)
+        anomaly = st.rel - st.rel_base if st.warm and ref is not None else None
+        if hourly:
+            st.snap_prev = st.snap
+            st.snap = (period, v, anomaly, q, pm25, self._pm_aqi(pm25, pm10, ts))
+            state.pending[sid] = period
+            out.extend(self._settle(state, (sid, *self._rev.get(sid, ())), ts))
+            return out
+        # a faster station: the clock-hour sums its hourly neighbours read, then judge now
+        st.lh_v += v
+        st.lh_n += 1
+        st.lh_pm += pm25
+        if anomaly is not None:
+            st.lh_a += anomaly
+            st.lh_an += 1
+        if q is not None:
+            st.lh_q += st.q
+            st.lh_qn += 1
+        out.extend(self._judge_live(state, st, sid, ts, pm25, event))
+        station = self.stations.get(sid)
+        if station is not None:
+            ep = state.episodes.get(station.district)
+            if ep is None or ts >= ep.last_step_ms + cfg.episode.step_ms:
+                out.extend(self._episode(state, st, station.district, ts))
+        return out
+
+    def on_watermark(self, state: AirState, watermark_ms: int) -> Out:
+        """Close hours nobody's next reading closed (the hour of a station gone quiet, the last
+        hour of a replay) and judge the hourly stations still waiting for a neighbour:
+        ``hour_grace_ms`` after an hour's end, its values are final."""
+        out: Out = []
+        if watermark_ms < state.flush_due:
+            return out
+        cutoff = watermark_ms - self.cfg.hour_grace_ms
+        hour_now = cutoff // HOUR_MS
+        due = 0
+        for sid, st in state.stations.items():
+            if st.hourly or st.acc.hour < 0:
+                continue  # an hourly station's hours close on arrival
+            if hour_now > st.acc.hour:
+                for hour in st.acc.flush(cutoff):
+                    out.extend(self._hour_closed(st, sid, watermark_ms, hour))
+            if st.lh >= 0 and hour_now > st.lh:
+                self._close_level_hour(st, hour_now)
+            end = (st.acc.hour + 1) * HOUR_MS + self.cfg.hour_grace_ms
+            due = end if due == 0 or end < due else due
+        for sid, p in sorted(state.pending.items()):
+            if p < hour_now:
+                out.extend(self._judge_period(state, sid, p, watermark_ms))
+        for p in state.pending.values():
+            end = (p + 1) * HOUR_MS + self.cfg.hour_grace_ms
+            due = end if due == 0 or end < due else due
+        state.flush_due = due or watermark_ms + HOUR_MS
+        return out
+
+    # -- cadence ---------------------------------------------------------------------------
+
+    def _retime(self, st: StationState, interval_ms: int) -> None:
+        """(Re)build the station's interval-dependent parts for ``interval_ms``."""
+        st.retime(self.cfg, self.timing(interval_ms))
+
+    # -- faults ----------------------------------------------------------------------------
+
+    def _faults(
+        self,
+        st: StationState,
+        sid: str,
+        ts: int,
+        tm: Timing,
+        values: tuple[float | None, ...],
+        res: QcResult,
+        out: Out,
+    ) -> None:
+        cfg = self.cfg
         was_range = "air.range" in st.last_sent
-        hist = ((st.range_hist << 1) | (1 if res.range_fail else 0)) & self._range_keep
+        keep = (1 << max(tm.range_n, tm.range_clear)) - 1
+        hist = ((st.range_hist << 1) | (1 if res.range_fail else 0)) & keep
         st.range_hist = hist
         if not st.range_on:
-            st.range_on = (hist & self._range_window).bit_count() >= cfg.range_m
-        elif hist & self._range_clear == 0:
+            st.range_on = (hist & ((1 << tm.range_n) - 1)).bit_count() >= tm.range_m
+        elif hist & ((1 << tm.range_clear) - 1) == 0:
             st.range_on = False
-        hist = ((st.inv_hist << 1) | (1 if res.inverted else 0)) & self._inv_keep
+        keep = (1 << max(tm.inv_n, tm.inv_clear)) - 1
+        hist = ((st.inv_hist << 1) | (1 if res.inverted else 0)) & keep
         st.inv_hist = hist
         if not st.inv_on:
-            st.inv_on = (hist & self._inv_window).bit_count() >= cfg.inversion_m
-        elif hist & self._inv_clear == 0:
+            st.inv_on = (hist & ((1 << tm.inv_n) - 1)).bit_count() >= tm.inv_m
+        elif hist & ((1 << tm.inv_clear) - 1) == 0:
             st.inv_on = False
         # PM2.5 > PM10 means one of the two channels is wrong. When PM2.5 itself stands well
         # above the neighbours' (or drifts), the PM2.5 channel reads high: that is the drift
@@ -393,7 +819,9 @@ class AirModel(Model):
         )
         if st.range_on or inv_alarm:
             if not was_range or ts - st.last_sent.get("air.range", ts) >= cfg.refresh_ms:
-                out.append(self._range_signal(st, sid, ts, values, res.range_fail, not was_range))
+                out.append(
+                    self._range_signal(st, sid, ts, tm, values, res.range_fail, not was_range)
+                )
         elif was_range:
             out.append(self._clear(st, sid, "air.range", ts))
         if res.stuck:
@@ -426,160 +854,381 @@ class AirModel(Model):
                         {"channels": list(res.stuck)},
                     )
                 )
-        elif st.stuck_on and any(f != _MISSING for f in flags):
+        elif st.stuck_on and any(f != _MISSING for f in res.flags):
             st.stuck_ok += 1
-            if st.stuck_ok >= cfg.stuck_clear:
+            if st.stuck_ok >= tm.stuck_clear:
                 st.stuck_on = False
                 out.append(self._clear(st, sid, "air.stuck", ts))
-        # a persistent inversion is reported but does not mute: PM2.5 > PM10 is SUSPECT, the
-        # readings stay usable (most often the PM10 channel is the faulty one)
-        muted = st.range_on or st.stuck_on
-        if muted and not st.muted:
-            out.extend(self._mute(st, sid, ts))
-        st.muted = muted
 
-        # -- AQI and exceedance ---------------------------------------------------------------
-        clean = (
-            values
-            if _FAIL not in flags
-            else tuple(None if f >= _FAIL else v for v, f in zip(values, flags, strict=True))
+    def _confirm_extreme(
+        self,
+        state: AirState,
+        sid: str,
+        ts: int,
+        values: tuple[float | None, ...],
+        res: QcResult,
+    ) -> QcResult:
+        """A PM value above its ``extreme_hi`` stands only where a current neighbour reads at
+        least ``extreme_confirm`` of it too (a smog over the city); else it fails the range."""
+        share = self.cfg.extreme_confirm
+        failing = []
+        for ch in res.extreme:
+            i = CHANNELS.index(ch)
+            x = values[i]
+            if x is None or i > 1:
+                continue
+            need = x * share
+            ok = False
+            for nid, _b, _s in self._nbs.get(sid, ()):
+                o = state.stations.get(nid)
+                if o is None or o.muted or ts - o.v_ts > o.fresh_ms:
+                    continue
+                if (o.pm_h if i == 0 else o.pm10_h) >= need:
+                    ok = True
+                    break
+            if not ok:
+                failing.append(i)
+        if not failing:
+            return res
+        flags = list(res.flags)
+        for i in failing:
+            flags[i] = _FAIL
+        return QcResult(
+            tuple(flags),
+            res.range_fail + tuple(CHANNELS[i] for i in failing),
+            res.stuck,
+            res.inverted and 0 not in failing and 1 not in failing,
+            res.extreme,
         )
-        for hour in st.acc.add(ts, clean):
-            table = self._fixed_table or table_for(hour.start_ms)
-            out.extend(self._exceedance(st, sid, ts, hourly_aqi(hour.means, table)))
-        if st.exc_level and not muted and not st.drift_on:
-            aqi = st.exc_aqi
-            out.extend(
-                self._refresh(
-                    st,
-                    sid,
-                    "air.exceedance",
-                    ts,
-                    Level(st.exc_level),
-                    min(1.0, aqi / 500),
-                    f"空气质量{category_of(aqi).name_zh}(AQI {aqi})",
-                    {"aqi": aqi, "category": category_of(aqi).name_zh},
+
+    # -- hours -----------------------------------------------------------------------------
+
+    def _hour_closed(self, st: StationState, sid: str, ts: int, hour: HourMean) -> Out:
+        """An hour closed: its exceedance and its ``air.hourly`` observation."""
+        table = self._fixed_table or table_for(hour.start_ms)
+        aqi = hourly_aqi(hour.means, table)
+        out: Out = []
+        out.extend(self._exceedance(st, sid, ts, aqi))
+        if aqi.aqi is not None:
+            cat = aqi.category
+            values: dict[str, Any] = {
+                "aqi": aqi.aqi,
+                "level": cat.level,
+                "category": cat.name_zh,
+                "primary": list(aqi.primary),
+                "iaqi": dict(aqi.iaqi),
+                "table": aqi.table,
+                "readings": hour.readings,
+            }
+            for p, m in hour.means.items():
+                values[p] = round(m, 2)
+            station = self.stations.get(sid)
+            out.append(
+                Observation(
+                    "air.hourly",
+                    Subject("station", sid),
+                    hour.start_ms,
+                    values,
+                    lat=station.lat if station else None,
+                    lon=station.lon if station else None,
+                    district=station.district if station else None,
                 )
             )
+        out.extend(self._status(st, sid, ts))
+        return out
 
-        # -- cross-station ----------------------------------------------------------------------
-        pm25 = clean[0]
-        if pm25 is None or muted:
-            return out
-        v = math.log1p(pm25) if pm25 > 0.0 else 0.0
-        st.v, st.v_ts = v, ts
+    def _close_level_hour(self, st: StationState, hour: int) -> None:
+        """A station faster than hourly moved on to clock hour ``hour``: its last hour's mean
+        level becomes its value for that period (what hourly neighbours compare with)."""
+        if st.lh >= 0 and st.lh_n:
+            n = st.lh_n
+            pm = st.lh_pm / n
+            st.snap_prev = st.snap
+            st.snap = (
+                st.lh,
+                st.lh_v / n,
+                st.lh_a / st.lh_an if st.lh_an else None,
+                st.lh_q / st.lh_qn if st.lh_qn else None,
+                pm,
+                self._pm_aqi(pm, None, st.lh * HOUR_MS),
+            )
+        st.lh = st.pos = hour
+        st.lh_v = st.lh_a = st.lh_q = st.lh_pm = 0.0
+        st.lh_n = st.lh_an = st.lh_qn = 0
+
+    def _pm_aqi(self, pm25: float, pm10: float | None, ts: int) -> int:
+        """The hourly PM AQI (PM2.5 and PM10 on their 24-hour tables, as real-time releases)."""
+        table = self._fixed_table or table_for(ts)
+        a = iaqi(pm25, table.pm25_24h) or 0
+        if pm10 is not None:
+            b = iaqi(pm10, table.pm10_24h) or 0
+            if b > a:
+                a = b
+        return a
+
+    def _status(self, st: StationState, sid: str, ts: int) -> Out:
+        """An ``air.status`` observation when what the model can judge for the station changed."""
+        cfg = self.cfg
+        cad = st.cad
+        missing: dict[str, str] = {}
+        if cad.source in ("unknown", "learning"):
+            missing["cadence"] = (
+                f"interval {cad.source}: assuming {st.tms / 1000:g} s until "
+                f"{'more readings' if cad.source == 'learning' else 'a second reading'}"
+            )
+        if not st.seen25:
+            missing["air.spike"] = missing["air.drift"] = "no PM2.5 readings"
+            missing["air.episode"] = "no PM2.5 readings: not counted"
+        elif not self._nbs.get(sid):
+            missing["air.spike"] = "no neighbour within reach: compared with the city"
+            missing["air.drift"] = "no neighbour within reach"
+        else:
+            if 0 <= st.nb_seen < cfg.min_neighbours:
+                missing["air.spike"] = (
+                    f"{st.nb_seen} neighbour(s) reporting, {cfg.min_neighbours} needed"
+                )
+            if 0 <= st.nb_seen < cfg.drift_min_neighbours:
+                missing["air.drift"] = (
+                    f"{st.nb_seen} neighbour(s) reporting, {cfg.drift_min_neighbours} needed"
+                )
+        if not st.seen10:
+            missing["air.range:pm25_gt_pm10"] = "no PM10 readings"
+        key = (cad.source, st.tms, st.hourly, tuple(sorted(missing.items())))
+        if key == st.status:
+            return []
+        st.status = key
+        station = self.stations.get(sid)
+        return [
+            Observation(
+                "air.status",
+                Subject("station", sid),
+                ts,
+                {
+                    "cadence": cad.source,
+                    "interval_s": st.tms / 1000,
+                    "hourly": st.hourly,
+                    "known": station is not None,
+                    "not_judged": missing,
+                },
+                lat=station.lat if station else None,
+                lon=station.lon if station else None,
+                district=station.district if station else None,
+            )
+        ]
+
+    # -- cross-station ---------------------------------------------------------------------
+
+    def _settle(self, state: AirState, sids: tuple[str, ...], ts: int) -> Out:
+        """Judge the waiting hourly stations among ``sids`` whose neighbours are all in."""
+        pending = state.pending
+        if not pending:
+            return []
+        out: Out = []
+        for sid in sids:
+            p = pending.get(sid)
+            if p is not None and self._settled(state, sid, p):
+                out.extend(self._judge_period(state, sid, p, ts))
+        return out
+
+    def _settled(self, state: AirState, sid: str, p: int) -> bool:
+        """Whether every neighbour's value for hour ``p`` is in (or will not come)."""
         stations = state.stations
-        if ts >= state.ref_next_ms:
-            self._update_reference(state, ts)
-        a_fast, a_base = self._decay
-        n = st.level_n + 1
-        st.level_n = n
-        st.fast = v if n == 1 else st.fast + (a_fast if n > 5 else 1.0 / n) * (v - st.fast)
-        ref = state.ref
-        if ref is not None:
-            st.rel = rel = st.fast - ref
-            e = rel - st.rel_base
-            if n <= cfg.level_warmup:
-                st.rel_base += e / n
-            else:
-                c = cfg.anomaly_clip
-                st.rel_base += a_base * (c if e > c else -c if e < -c else e)
-        pm10 = clean[1]
-        if pm10 is not None and pm10 > 0.0 and not st.inv_on and not res.inverted:
-            q = v - math.log1p(pm10)
-            qn = st.q_n + 1
-            st.q_n = qn
-            st.q = q if qn == 1 else st.q + (self._a_ratio if qn > 10 else 1.0 / qn) * (q - st.q)
-            st.q_ts = ts
+        for nid, _b, _same in self._nbs.get(sid, ()):
+            o = stations.get(nid)
+            if o is None or o.muted:
+                continue
+            pos = o.pos
+            if pos == p - 1 or (pos == p and not o.hourly):
+                return False
+        return True
+
+    def _judge_period(self, state: AirState, sid: str, p: int, ts: int) -> Out:
+        """Judge hourly station ``sid``'s hour ``p`` against its neighbours' same hour."""
+        del state.pending[sid]
+        st = state.stations[sid]
+        snap = st.snap if st.snap is not None and st.snap[0] == p else None
+        if snap is None and st.snap_prev is not None and st.snap_prev[0] == p:
+            snap = st.snap_prev
+        if snap is None or st.muted:
+            return []
+        _, _v, anomaly, q, pm25, _ = snap
         vals: list[float] = []
         qs: list[float] = []
         mates: list[float] = []
         others: list[float] = []
-        station = self.stations.get(sid)
-        district = station.district if station is not None else None
-        max_age = cfg.max_age_ms
-        warm = cfg.level_warmup
-        for nid, _bearing, same in self._nbs.get(sid, ()):
+        bearings: list[tuple[float, float]] = []
+        stations = state.stations
+        for nid, bearing, same in self._nbs.get(sid, ()):
             o = stations.get(nid)
-            if o is None or o.muted or ts - o.v_ts > max_age:
+            if o is None or o.muted:
+                continue
+            sn = o.snap
+            if sn is None or sn[0] != p:
+                sn = o.snap_prev
+                if sn is None or sn[0] != p:
+                    continue
+            vals.append(sn[1])
+            a = sn[2]
+            if a is not None:
+                (mates if same else others).append(a)
+                bearings.append((bearing, a))
+                if sn[3] is not None and not o.drift_on:
+                    qs.append(sn[3])
+        out = self._judge(
+            state, st, sid, ts, pm25, anomaly, q, vals, mates, others, qs, bearings, p
+        )
+        station = self.stations.get(sid)
+        if station is not None:
+            ep = state.episodes.get(station.district)
+            if ep is None or ts >= ep.last_step_ms + self.cfg.episode.step_ms:
+                out.extend(self._episode(state, st, station.district, ts))
+        return out
+
+    def _judge_live(
+        self, state: AirState, st: StationState, sid: str, ts: int, pm25: float, event: Air
+    ) -> Out:
+        """Judge a station faster than hourly against its neighbours' current values."""
+        vals: list[float] = []
+        qs: list[float] = []
+        mates: list[float] = []
+        others: list[float] = []
+        bearings: list[tuple[float, float]] = []
+        stations = state.stations
+        hour = ts // HOUR_MS
+        for nid, bearing, same in self._nbs.get(sid, ()):
+            o = stations.get(nid)
+            if o is None or o.muted:
+                continue
+            if o.hourly:
+                sn = o.snap
+                if sn is None or sn[0] < hour - 1:
+                    continue
+                vals.append(sn[1])
+                a = sn[2]
+                if a is not None:
+                    (mates if same else others).append(a)
+                    bearings.append((bearing, a))
+                    if sn[3] is not None and not o.drift_on:
+                        qs.append(sn[3])
+                continue
+            if ts - o.v_ts > o.fresh_ms:
                 continue
             vals.append(o.v)
-            if o.level_n >= warm:
-                (mates if same else others).append(o.rel - o.rel_base)
-                if ts - o.q_ts <= max_age and not o.drift_on:
+            if o.warm:
+                a = o.rel - o.rel_base
+                (mates if same else others).append(a)
+                bearings.append((bearing, a))
+                if ts - o.q_ts <= o.fresh_ms and not o.drift_on:
                     qs.append(o.q)
-        if not self._nbs.get(sid) and st.level_n >= warm and state.ref is not None:
+        anomaly = st.rel - st.rel_base if st.warm and state.ref is not None else None
+        q = st.q if ts - st.q_ts <= st.fresh_ms and st.q_n else None
+        return self._judge(
+            state, st, sid, ts, pm25, anomaly, q, vals, mates, others, qs, bearings, None, event
+        )
+
+    def _judge(
+        self,
+        state: AirState,
+        st: StationState,
+        sid: str,
+        ts: int,
+        pm25: float,
+        anomaly: float | None,
+        q: float | None,
+        vals: list[float],
+        mates: list[float],
+        others: list[float],
+        qs: list[float],
+        bearings: list[tuple[float, float]],
+        period: int | None,
+        event: Air | None = None,
+    ) -> Out:
+        """Local source and drift of one station from its neighbours' values (same period)."""
+        cfg = self.cfg
+        out: Out = []
+        st.nb_seen = len(vals)
+        if anomaly is None:
+            return out
+        nbs = self._nbs.get(sid)
+        if not nbs and state.ref is not None:
             # an isolated station (no neighbour within reach) can only be compared with the
             # city: a local source is its anomaly, unless much of the city is up as well
             if state.city_up < cfg.isolated_regional_share:
-                rel_r = st.rel_r = st.rel - st.rel_base
+                rel_r = st.rel_r = anomaly
                 if st.spike_on or st.spike_hist or st.resid.z_of(rel_r) > cfg.spike_z:
                     usual = [state.ref + st.rel_base]
-                    out.extend(self._local_source(state, st, sid, ts, pm25, rel_r, usual, event))
-                else:
-                    st.resid.learn_value(rel_r)
-        elif len(vals) >= cfg.min_neighbours and st.level_n >= warm:
-            # this station's anomaly against its neighbours' (district mates first: they share
-            # the district's weather). Both are net of each station's usual offset, so which
-            # neighbours happen to report does not shift it. A regional episode lifts them all;
-            # a local source lifts this station alone; a drifting gain walks it away slowly.
-            comp = mates or others
-            ep = state.episodes.get(district) if district is not None else None
-            # with no district mate to compare with, a rise while the district's episode is
-            # building or on is the episode's, not a local source nor a drift
-            vetoed = not mates and ep is not None and (ep.active or ep.streak > 0)
-            if comp and not vetoed:
-                comp_level = median(comp)
-                rel_r = st.rel_r = st.rel - st.rel_base - comp_level
-                if st.spike_on or st.spike_hist or st.resid.z_of(rel_r) > cfg.spike_z:
-                    out.extend(self._local_source(state, st, sid, ts, pm25, rel_r, vals, event))
-                else:
-                    st.resid.learn_value(rel_r)
-                    limit = cfg.drift_threshold if mates else cfg.drift_threshold_far
-                    rq = (
-                        st.q - median(qs)
-                        if len(qs) >= cfg.min_neighbours and ts - st.q_ts <= max_age
-                        else None
+                    out.extend(
+                        self._local_source(st, sid, ts, pm25, rel_r, usual, bearings, event, period)
                     )
-                    # neighbours of other districts caught in an episode of their own would
-                    # make this station look as if it drifted down: the level view waits
-                    level_ok = bool(mates) or abs(comp_level) < cfg.episode.elevated * 0.5
-                    out.extend(self._drift(st, sid, ts, rel_r, limit, rq, level_ok))
-        if station is not None:
-            ep = state.episodes.get(station.district)
-            if ep is None or ts >= ep.last_step_ms + cfg.episode.step_ms:
-                out.extend(self._episode(state, st, station.district, ts))
+                else:
+                    st.resid.learn_value(rel_r)
+            return out
+        if len(vals) < cfg.min_neighbours:
+            return out
+        # this station's anomaly against its neighbours' (district mates first: they share
+        # the district's weather). Both are net of each station's usual offset, so which
+        # neighbours happen to report does not shift it. A regional episode lifts them all;
+        # a local source lifts this station alone; a drifting gain walks it away slowly.
+        comp = mates or others
+        station = self.stations.get(sid)
+        district = station.district if station is not None else None
+        ep = state.episodes.get(district) if district is not None else None
+        # with no district mate to compare with, a rise while the district's episode is
+        # building or on is the episode's, not a local source nor a drift
+        vetoed = not mates and ep is not None and (ep.active or ep.building)
+        if not comp or vetoed:
+            return out
+        comp_level = median(comp)
+        rel_r = st.rel_r = anomaly - comp_level
+        if (
+            st.spike_on
+            or st.spike_hist
+            or st.resid.z_of(rel_r) > min(cfg.spike_z, cfg.spike_z_single)
+        ):
+            out.extend(self._local_source(st, sid, ts, pm25, rel_r, vals, bearings, event, period))
+        else:
+            st.resid.learn_value(rel_r)
+            limit = cfg.drift_threshold if mates else cfg.drift_threshold_far
+            need = cfg.drift_min_neighbours
+            rq = q - median(qs) if q is not None and len(qs) >= need else None
+            # neighbours of other districts caught in an episode of their own would make this
+            # station look as if it drifted down: the level view waits
+            level_ok = len(comp) >= need and (
+                bool(mates) or abs(comp_level) < cfg.episode.elevated * 0.5
+            )
+            if level_ok or rq is not None:
+                out.extend(self._drift(st, sid, ts, rel_r, limit, rq, level_ok))
+        if period is not None:
+            st.prev_r = (period, rel_r)
         return out
 
     def _update_reference(self, state: AirState, ts: int) -> None:
         cfg = self.cfg
-        fresh = [
-            o
-            for o in state.stations.values()
-            if not o.muted and ts - o.v_ts <= cfg.max_age_ms and o.level_n >= 5
-        ]
-        if len(fresh) >= 3:
-            levels = sorted(o.fast for o in fresh)
+        hour = ts // HOUR_MS
+        levels: list[float] = []
+        up = warm = 0
+        thr = cfg.episode.elevated
+        for o in state.stations.values():
+            if o.muted:
+                continue
+            if o.hourly:
+                sn = o.snap
+                if sn is None or sn[0] < hour - 1:
+                    continue
+                levels.append(sn[1])
+                if sn[2] is not None:
+                    warm += 1
+                    up += sn[2] > thr
+            elif ts - o.v_ts <= o.fresh_ms and o.level_n >= 5:
+                levels.append(o.fast)
+                if o.warm:
+                    warm += 1
+                    up += o.rel - o.rel_base > thr
+        if len(levels) >= 3:
+            levels.sort()
             state.ref = levels[int(cfg.reference_quantile * (len(levels) - 1))]
-            thr = cfg.episode.elevated
-            warm = [o for o in fresh if o.level_n >= cfg.level_warmup]
-            up = sum(1 for o in warm if o.rel - o.rel_base > thr)
-            state.city_up = up / len(warm) if warm else 0.0
+            state.city_up = up / warm if warm else 0.0
         state.ref_next_ms = ts - ts % MINUTE_MS + MINUTE_MS
-
-    def on_watermark(self, state: AirState, watermark_ms: int) -> list[Signal]:
-        """Close hours nobody's next reading closed: the hour of a station gone quiet, the last
-        hour of a replay. ``hour_grace_ms`` after an hour's end, its mean is final."""
-        out: list[Signal] = []
-        cutoff = watermark_ms - self.cfg.hour_grace_ms
-        for sid, st in state.stations.items():
-            if st.acc.hour >= 0 and cutoff // HOUR_MS > st.acc.hour:
-                for hour in st.acc.flush(cutoff):
-                    table = self._fixed_table or table_for(hour.start_ms)
-                    out.extend(
-                        self._exceedance(st, sid, watermark_ms, hourly_aqi(hour.means, table))
-                    )
-        return out
 
     # -- parts -----------------------------------------------------------------------------
 
@@ -628,62 +1277,72 @@ class AirModel(Model):
 
     def _local_source(
         self,
-        state: AirState,
         st: StationState,
         sid: str,
         ts: int,
         pm25: float,
         r: float,
         vals: list[float],
-        event: Air,
-    ) -> list[Signal]:
+        bearings: list[tuple[float, float]],
+        event: Air | None,
+        period: int | None,
+    ) -> Out:
         """The local-source tracker; called only while it has something to do (else the
         caller just lets the baseline learn)."""
         cfg = self.cfg
+        tm = self.timing(st.tms)
         det = st.resid
         z = det.z_of(r)
         excess = pm25 - math.expm1(median(vals))
-        hit = z > cfg.spike_z and excess > cfg.spike_min_excess
-        st.spike_hist = ((st.spike_hist << 1) | (1 if hit else 0)) & ((1 << cfg.spike_n) - 1)
-        out: list[Signal] = []
+        z_on = cfg.spike_z_single if tm.spike_m == 1 else cfg.spike_z
+        hit = z > z_on and excess > cfg.spike_min_excess
+        if hit and period is not None:
+            # an hourly station's spike is a rise from its previous hour (a frozen or drifting
+            # reading that the neighbours leave behind is not)
+            prev = st.prev_r
+            before = prev[1] if prev is not None and prev[0] == period - 1 else det.location
+            hit = r - before > cfg.spike_jump
+        st.spike_hist = ((st.spike_hist << 1) | (1 if hit else 0)) & ((1 << tm.spike_n) - 1)
+        out: Out = []
         if not st.spike_on:
-            if hit and not st.drift_on and st.spike_hist.bit_count() >= cfg.spike_m:
+            if hit and not st.drift_on and st.spike_hist.bit_count() >= tm.spike_m:
                 st.spike_on = True
                 st.spike_quiet = 0
-                share = self._neighbours_elevated(state, sid, ts, event)
+                share = self._neighbours_elevated(bearings, event)
                 out.append(self._spike_signal(st, sid, ts, z, excess, pm25, share, event, True))
             elif not hit:
                 det.learn_value(r)
         else:
             if z < cfg.spike_z_off or excess < cfg.spike_min_excess * 0.5:
                 st.spike_quiet += 1
-                if st.spike_quiet >= cfg.spike_clear:
+                if st.spike_quiet >= tm.spike_clear:
                     st.spike_on = False
                     st.spike_hist = 0
                     out.append(self._clear(st, sid, "air.spike", ts))
             else:
                 st.spike_quiet = 0
                 if ts - st.last_sent.get("air.spike", 0) >= cfg.refresh_ms:
-                    share = self._neighbours_elevated(state, sid, ts, event)
+                    share = self._neighbours_elevated(bearings, event)
                     out.append(
                         self._spike_signal(st, sid, ts, z, excess, pm25, share, event, False)
                     )
         return out
 
-    def _neighbours_elevated(self, state: AirState, sid: str, ts: int, event: Air) -> float:
-        """Share of fresh neighbours whose anomaly is up too, upwind ones counting double."""
-        cfg = self.cfg
-        wind = event.wind_deg if event.wind_ms is not None and event.wind_ms >= 1.0 else None
+    def _neighbours_elevated(self, bearings: list[tuple[float, float]], event: Air | None) -> float:
+        """Share of the neighbours whose anomaly is up too, upwind ones counting double."""
+        thr = self.cfg.episode.elevated
+        wind = (
+            event.wind_deg
+            if event is not None and event.wind_ms is not None and event.wind_ms >= 1.0
+            else None
+        )
         up = tot = 0.0
-        for nid, bearing, _same in self._nbs.get(sid, ()):
-            o = state.stations.get(nid)
-            if o is None or o.muted or ts - o.v_ts > cfg.max_age_ms:
-                continue
+        for bearing, a in bearings:
             w = 1.0
             if wind is not None and abs((bearing - wind + 180.0) % 360.0 - 180.0) <= 45.0:
                 w = 2.0  # the neighbour lies upwind: what it breathes reaches us next
             tot += w
-            if o.rel - o.rel_base > cfg.episode.elevated:
+            if a > thr:
                 up += w
         return up / tot if tot else 0.0
 
@@ -696,7 +1355,7 @@ class AirModel(Model):
         excess: float,
         pm25: float,
         share: float,
-        event: Air,
+        event: Air | None,
         first: bool,
     ) -> Signal:
         level = Level.YELLOW if excess < 75 else Level.ORANGE if excess < 150 else Level.RED
@@ -706,8 +1365,8 @@ class AirModel(Model):
             "excess_ugm3": round(excess, 1),
             "z": round(z, 2),
             "neighbours_elevated": round(share, 2),
-            "wind_deg": event.wind_deg,
-            "wind_ms": event.wind_ms,
+            "wind_deg": event.wind_deg if event is not None else None,
+            "wind_ms": event.wind_ms if event is not None else None,
             "first": first,
         }
         st.last_sent["air.spike"] = ts
@@ -720,6 +1379,7 @@ class AirModel(Model):
         st: StationState,
         sid: str,
         ts: int,
+        tm: Timing,
         values: tuple[float | None, ...],
         failing: tuple[str, ...],
         first: bool,
@@ -731,7 +1391,7 @@ class AirModel(Model):
         else:
             check, title = "pm25_gt_pm10", "空气站PM2.5持续高于PM10"
             channels = ["pm25", "pm10"]
-            evidence = {"inverted_of_last": [st.inv_hist.bit_count(), self.cfg.inversion_n]}
+            evidence = {"inverted_of_last": [st.inv_hist.bit_count(), tm.inv_n]}
         evidence.update(check=check, channels=channels, first=first)
         return self._signal(st, sid, "air.range", ts, True, Level.YELLOW, 1.0, title, evidence)
 
@@ -744,19 +1404,21 @@ class AirModel(Model):
         threshold: float,
         rq: float | None,
         level_ok: bool = True,
-    ) -> list[Signal]:
+    ) -> Out:
         """Two views of a drifting gain: the level against the neighbours' (``r``) and the
         PM2.5/PM10 ratio against theirs (``rq``: one channel drifting); either alarms."""
         cfg = self.cfg
+        tm = self.timing(st.tms)
+        drift, ratio = st.drift, st.ratio_drift
         hold = st.drift_on or st.spike_on
-        d = st.drift.update(r, hold_slow=hold) if level_ok else st.drift.deviation
-        dq = st.ratio_drift.update(rq, hold_slow=hold) if rq is not None else 0.0
+        d = drift.update(r, hold_slow=hold) if level_ok else drift.deviation
+        dq = ratio.update(rq, hold_slow=hold) if rq is not None else 0.0
         rthr = cfg.ratio_drift_threshold
-        out: list[Signal] = []
+        out: Out = []
         if not st.drift_on:
             beyond = abs(d) > threshold or abs(dq) > rthr
             st.drift_streak = st.drift_streak + 1 if beyond else 0
-            if st.drift_streak >= cfg.drift_for:
+            if st.drift_streak >= tm.drift_for:
                 st.drift_on, st.drift_streak = True, 0
                 # a drifting PM2.5 reading no longer supports pollution alerts
                 out.extend(self._mute(st, sid, ts, drift=False))
@@ -764,7 +1426,7 @@ class AirModel(Model):
         else:
             within = abs(d) < threshold * 0.6 and abs(dq) < rthr * 0.6
             st.drift_streak = st.drift_streak + 1 if within else 0
-            if st.drift_streak >= cfg.drift_clear:
+            if st.drift_streak >= tm.drift_clear:
                 st.drift_on, st.drift_streak = False, 0
                 out.append(self._clear(st, sid, "air.drift", ts))
             elif ts - st.last_sent.get("air.drift", 0) >= cfg.refresh_ms:
@@ -795,18 +1457,20 @@ class AirModel(Model):
             evidence,
         )
 
-    def _episode(self, state: AirState, st: StationState, district: str, ts: int) -> list[Signal]:
+    def _episode(self, state: AirState, st: StationState, district: str, ts: int) -> Out:
         ep = state.episodes.get(district)
         if ep is None:
             ep = state.episodes[district] = EpisodeDetector()
         cfg = self.cfg
-        elevations = self._anomalies(state, self._by_district.get(district, ()), ts)
+        elevations, aqis, interval = self._district_now(
+            state, self._by_district.get(district, ()), ts
+        )
         ring = (
-            self._anomalies(state, self._ring.get(district, ()), ts)
+            self._district_now(state, self._ring.get(district, ()), ts)[0]
             if len(elevations) < cfg.episode.min_stations
             else None
         )
-        change = ep.step(ts, elevations, cfg.episode, ring=ring)
+        change = ep.step(ts, elevations, cfg.episode, ring=ring, aqis=aqis)
         subject_id = district
         if change is False:
             return [
@@ -817,16 +1481,25 @@ class AirModel(Model):
                     active=False,
                     model=self.model_id,
                     district=district,
+                    interval_ms=interval or None,
                 )
             ]
         if change is True or (ep.active and ts - st.last_sent.get("ep", 0) >= cfg.refresh_ms):
             st.last_sent["ep"] = ts
             ratio = math.exp(ep.median)
-            level = Level.YELLOW if ratio < 2.0 else Level.ORANGE if ratio < 3.0 else Level.RED
+            if ep.basis == "aqi":
+                cat = category_of(ep.aqi)
+                level = _LEVEL_OF_CATEGORY.get(cat.level, Level.YELLOW)
+                score = 1.0
+            else:
+                level = Level.YELLOW if ratio < 2.0 else Level.ORANGE if ratio < 3.0 else Level.RED
+                score = ep.share
             evidence = {
+                "basis": ep.basis,
                 "stations": len(elevations),
                 "share_elevated": round(ep.share, 3),
                 "median_ratio": round(ratio, 2),
+                "median_aqi": ep.aqi,
             }
             return [
                 Signal(
@@ -835,25 +1508,46 @@ class AirModel(Model):
                     ts,
                     active=True,
                     level=level,
-                    score=round(ep.share, 4),
+                    score=round(score, 4),
                     title="区域性污染过程",
                     evidence=evidence,
                     model=self.model_id,
                     district=district,
+                    interval_ms=interval or None,
                 )
             ]
         return []
 
-    def _anomalies(self, state: AirState, ids: tuple[str, ...] | list[str], ts: int) -> list[float]:
-        cfg = self.cfg
-        out = []
+    def _district_now(
+        self, state: AirState, ids: tuple[str, ...] | list[str], ts: int
+    ) -> tuple[list[float], list[int], int]:
+        """The healthy current stations' anomalies (warm ones), their PM AQI and the longest
+        interval among them."""
+        hour = ts // HOUR_MS
+        out: list[float] = []
+        aqis: list[int] = []
+        interval = 0
         for oid in ids:
             o = state.stations.get(oid)
-            if o is None or o.muted or ts - o.v_ts > cfg.max_age_ms:
+            if o is None or o.muted:
                 continue
-            if o.level_n >= cfg.level_warmup:
-                out.append(o.rel - o.rel_base)
-        return out
+            if o.hourly:
+                sn = o.snap
+                if sn is None or sn[0] < hour - 1:
+                    continue
+                if sn[2] is not None:
+                    out.append(sn[2])
+                aqis.append(sn[5])
+            else:
+                if ts - o.v_ts > o.fresh_ms:
+                    continue
+                if o.warm:
+                    out.append(o.rel - o.rel_base)
+                if o.pm_h >= 0.0:
+                    aqis.append(self._pm_aqi(o.pm_h, o.pm10_h if o.pm10_h >= 0.0 else None, ts))
+            if o.tms > interval:
+                interval = o.tms
+        return out, aqis, interval
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -936,6 +1630,7 @@ class AirModel(Model):
             lon=station.lon if station else None,
             district=station.district if station else None,
             grid=self._grid.get(sid),
+            interval_ms=st.tms or None,
         )
 
     # -- introspection -------------------------------------------------------------------------

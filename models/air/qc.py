@@ -3,17 +3,22 @@
 Tests, per channel (``pm25, pm10, no2, so2, o3, co``), in the order of the QARTOD manual:
 
 * **gross range**: outside the analyser's span ``[fail_lo, fail_hi]`` is FAIL; above the
-  plausible ``suspect_hi`` (or below zero) is SUSPECT.
+  plausible ``suspect_hi`` (or below zero) is SUSPECT; above ``extreme_hi`` (PM: 1,000 µg/m³)
+  SUSPECT and listed in :attr:`QcResult.extreme`, for the model to confirm against the
+  neighbours (a city-wide smog reaches it at several stations; a logger's 1,500 at one
+  station among readings of 50 is a fault).
 * **flat line (stuck)**: a run of identical readings. Real SO2/CO/O3 analysers report coarse
   values that repeat naturally, so a fixed run length would cry wolf. The test learns, per
   channel, how often a reading equals the previous one (``p_repeat``, an EWMA learned while the
   channel is not flagged) and flags FAIL when a run is improbable under that rate:
-  ``p_repeat ** run < stuck_p`` and ``run >= stuck_min_run`` (``p_repeat`` is capped, so the
-  run needed never exceeds ``stuck_max_run``). Values at or below the channel's ``floor``
-  (the quiet bottom of the range, where analysers sit on one quantum for hours) never count
-  alone. Independently, when ``stuck_joint`` or more channels above their floors have all been
-  flat for ``stuck_joint_run`` readings, they all FAIL: a frozen logger repeats every channel.
-* **rate of change**: ``|x - previous|`` above ``roc_max`` per minute is SUSPECT.
+  ``p_repeat ** run < stuck_p`` and the run has lasted ``stuck_min_s`` (``p_repeat`` is
+  capped, so the run needed never lasts more than ``stuck_max_s``). Values at or below the
+  channel's ``floor`` (the quiet bottom of the range, where analysers sit on one quantum for
+  hours) never count alone. Independently, when ``stuck_joint`` or more channels above their
+  floors have all been flat for ``stuck_joint_s``, they all FAIL: a frozen logger repeats
+  every channel. Durations become run lengths at the station's interval (:meth:`QcConfig.runs`),
+  never fewer than a floor of repeats: an hourly station is not stuck after one repeat.
+* **rate of change**: ``|x - previous|`` above ``roc_max`` per minute of the step is SUSPECT.
 * **spike**: a robust z (:class:`models.robust_z.RobustZ` on ``log1p``) above ``spike_z`` is
   SUSPECT (only for ``spike_channels``: the test is a QC flag, not the local-source alert).
 * **PM2.5 > PM10** (beyond ``pm_tolerance`` + ``pm_tolerance_rel`` of PM10): both SUSPECT,
@@ -21,6 +26,11 @@ Tests, per channel (``pm25, pm10, no2, so2, o3, co``), in the order of the QARTO
 
 A reading's channel flag is the worst of its tests; ``MISSING`` for None. FAIL readings are
 what the AQI and the cross-station models must not use; SUSPECT ones are used but shown.
+
+Spans differ by instrument: national and micro stations' analysers (beta attenuation, with an
+extended range: real hourly PM2.5 reached 1,528 µg/m³ in Shenyang on 2015-02-19) fail above
+3,000 µg/m³ (:data:`DEFAULT_SPECS`); low-cost optical sensors (SDS011, PMS5003: specified to
+999.9 µg/m³) above 1,000 (:data:`LOWCOST_SPECS`).
 
 >>> qc = StationQC()
 >>> r = qc.check(0, (35.0, 60.0, 30.0, 8.0, 50.0, 0.6))
@@ -38,9 +48,22 @@ import math
 from dataclasses import dataclass, field
 from typing import Final
 
+from models.air.compact import Compact
 from models.robust_z import RobustZ
 
-__all__ = ["CHANNELS", "DEFAULT_QC", "ChannelSpec", "Flag", "QcConfig", "QcResult", "StationQC"]
+__all__ = [
+    "CHANNELS",
+    "DEFAULT_QC",
+    "DEFAULT_SPECS",
+    "LOWCOST_QC",
+    "LOWCOST_SPECS",
+    "ChannelSpec",
+    "Flag",
+    "QcConfig",
+    "QcResult",
+    "QcRuns",
+    "StationQC",
+]
 
 CHANNELS: Final[tuple[str, ...]] = ("pm25", "pm10", "no2", "so2", "o3", "co")
 
@@ -66,16 +89,38 @@ class ChannelSpec:
     floor: float
     #: largest plausible change per minute
     roc_max: float
+    #: above this (and up to ``fail_hi``) a value is only possible in an extreme event: it is
+    #: reported in :attr:`QcResult.extreme` (SUSPECT) for the caller to confirm against the
+    #: neighbours, else to fail; None: ``fail_hi``
+    extreme_hi: float | None = None
 
 
 DEFAULT_SPECS: Final[tuple[ChannelSpec, ...]] = (
-    ChannelSpec(-5.0, 1000.0, 500.0, 5.0, 150.0),  # pm25
-    ChannelSpec(-5.0, 1000.0, 800.0, 8.0, 300.0),  # pm10
+    ChannelSpec(-5.0, 3000.0, 500.0, 5.0, 150.0, 1000.0),  # pm25
+    ChannelSpec(-5.0, 3000.0, 800.0, 8.0, 300.0, 1000.0),  # pm10
     ChannelSpec(-5.0, 1000.0, 400.0, 5.0, 150.0),  # no2
     ChannelSpec(-5.0, 1000.0, 500.0, 10.0, 150.0),  # so2
     ChannelSpec(-5.0, 1000.0, 500.0, 20.0, 150.0),  # o3
     ChannelSpec(-0.5, 50.0, 15.0, 1.0, 5.0),  # co
 )
+#: Low-cost optical PM sensors: specified to 999.9 µg/m³; gases as the default.
+LOWCOST_SPECS: Final[tuple[ChannelSpec, ...]] = (
+    ChannelSpec(-5.0, 1000.0, 500.0, 5.0, 150.0),  # pm25
+    ChannelSpec(-5.0, 1000.0, 800.0, 8.0, 300.0),  # pm10
+    *DEFAULT_SPECS[2:],
+)
+
+
+@dataclass(frozen=True, slots=True)
+class QcRuns:
+    """The flat-line durations of :class:`QcConfig` as run lengths at one interval."""
+
+    #: repeats before a run may FAIL alone
+    min_run: int
+    #: repeats of several channels together that FAIL at once
+    joint_run: int
+    #: log of the highest repeat rate used (the one whose improbable run is the longest)
+    log_cap: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +129,17 @@ class QcConfig:
 
     specs: tuple[ChannelSpec, ...] = DEFAULT_SPECS
     stuck_p: float = 1e-6
-    stuck_min_run: int = 10
-    stuck_max_run: int = 240
+    #: a flat run fails no sooner than this (seconds) and ``stuck_min_floor`` repeats ...
+    stuck_min_s: float = 600.0
+    stuck_min_floor: int = 3
+    #: ... and the repeat rate is capped so that no run needs longer than this (seconds, and
+    #: ``stuck_max_floor`` repeats)
+    stuck_max_s: float = 14_400.0
+    stuck_max_floor: int = 6
     stuck_joint: int = 2
-    stuck_joint_run: int = 8
+    #: several channels flat together for this long (and ``stuck_joint_floor`` repeats) fail
+    stuck_joint_s: float = 480.0
+    stuck_joint_floor: int = 3
     #: prior and learning rate of the per-channel repeat probability
     repeat_prior: float = 0.5
     repeat_half_life: float = 240.0
@@ -97,12 +149,10 @@ class QcConfig:
     #: PM2.5 counts as above PM10 beyond ``pm_tolerance + pm_tolerance_rel * PM10``
     pm_tolerance: float = 2.0
     pm_tolerance_rel: float = 0.05
-    #: highest learned repeat rate: the one whose improbable run is ``stuck_max_run``
-    repeat_cap: float = field(init=False, repr=False, compare=False, default=0.0)
     repeat_rate: float = field(init=False, repr=False, compare=False, default=0.0)
     log_stuck_p: float = field(init=False, repr=False, compare=False, default=0.0)
     #: per channel (fail_lo, fail_hi, suspect_hi, floor, roc_max): one unpack in the hot loop
-    limits: tuple[tuple[float, float, float, float, float], ...] = field(
+    limits: tuple[tuple[float, float, float, float, float, float], ...] = field(
         init=False, repr=False, compare=False, default=()
     )
 
@@ -121,18 +171,47 @@ class QcConfig:
             msg = f"spike_channels: unknown channel(s) {sorted(unknown)}"
             raise ValueError(msg)
 
+        for name in ("stuck_min_s", "stuck_max_s", "stuck_joint_s"):
+            if not getattr(self, name) >= 0:
+                msg = f"{name}: must be >= 0, got {getattr(self, name)!r}"
+                raise ValueError(msg)
+        for name in ("stuck_min_floor", "stuck_max_floor", "stuck_joint_floor"):
+            if getattr(self, name) < 1:
+                msg = f"{name}: must be >= 1, got {getattr(self, name)!r}"
+                raise ValueError(msg)
+
         # derived constants, computed once (the hot loop reads them)
-        object.__setattr__(self, "repeat_cap", self.stuck_p ** (1.0 / self.stuck_max_run))
         object.__setattr__(self, "repeat_rate", 1.0 - 0.5 ** (1.0 / self.repeat_half_life))
         object.__setattr__(self, "log_stuck_p", math.log(self.stuck_p))
         object.__setattr__(
             self,
             "limits",
-            tuple((c.fail_lo, c.fail_hi, c.suspect_hi, c.floor, c.roc_max) for c in self.specs),
+            tuple(
+                (
+                    c.fail_lo,
+                    c.fail_hi,
+                    c.suspect_hi,
+                    c.floor,
+                    c.roc_max,
+                    c.fail_hi if c.extreme_hi is None else c.extreme_hi,
+                )
+                for c in self.specs
+            ),
         )
+
+    def runs(self, interval_ms: float) -> QcRuns:
+        """The flat-line durations as repeats of a station reporting every ``interval_ms``."""
+        step = max(float(interval_ms), 1.0)
+        min_run = max(self.stuck_min_floor, math.ceil(self.stuck_min_s * 1000.0 / step))
+        max_run = max(min_run, self.stuck_max_floor, math.ceil(self.stuck_max_s * 1000.0 / step))
+        joint = max(self.stuck_joint_floor, math.ceil(self.stuck_joint_s * 1000.0 / step))
+        return QcRuns(min_run, joint, math.log(self.stuck_p) / max_run)
 
 
 DEFAULT_QC: Final = QcConfig()
+LOWCOST_QC: Final = QcConfig(specs=LOWCOST_SPECS)
+#: The run lengths of a one-minute station (what :meth:`StationQC.check` uses by default).
+_MINUTE_RUNS: Final = DEFAULT_QC.runs(60_000)
 
 
 @dataclass(slots=True)
@@ -147,6 +226,8 @@ class QcResult:
     stuck: tuple[str, ...]
     #: PM2.5 above PM10 (both flagged SUSPECT)
     inverted: bool = False
+    #: channels above their ``extreme_hi`` (SUSPECT): real only in an extreme event
+    extreme: tuple[str, ...] = ()
 
     @property
     def suspect(self) -> tuple[str, ...]:
@@ -165,7 +246,7 @@ _FAIL: Final = int(Flag.FAIL)
 _MISSING: Final = int(Flag.MISSING)
 
 
-class StationQC:
+class StationQC(Compact):
     """QC state of one station: previous value, run length, repeat rate, spike detectors.
 
     :meth:`check` applies every test to one reading and updates the state. Readings out of
@@ -189,11 +270,16 @@ class StationQC:
         ts_ms: int,
         values: tuple[float | None, ...] | list[float | None],
         cfg: QcConfig = DEFAULT_QC,
+        runs: QcRuns | None = None,
     ) -> QcResult:
         """Flag one reading (values aligned with :data:`CHANNELS`) and learn from it.
 
         ``cfg`` is not stored (it is shared by every station): pass the same one each time.
+        ``runs``: the flat-line run lengths at the station's interval (``cfg.runs``); default
+        those of a one-minute station.
         """
+        if runs is None:
+            runs = _MINUTE_RUNS if cfg is DEFAULT_QC else cfg.runs(60_000)
         last = self.last_ts
         in_order = ts_ms > last
         if in_order:
@@ -203,42 +289,49 @@ class StationQC:
             self.last_ts = ts_ms
         flags = [_MISSING] * 6
         range_fail: list[str] = []
+        extreme: list[str] | None = None
         stuck: list[str] = []
         flat: list[int] = []
-        prevs, runs, reps = self.prev, self.runs, self.p_repeat
+        joint_run = runs.joint_run
+        min_run = runs.min_run
+        log_cap = runs.log_cap
+        log_stuck_p = cfg.log_stuck_p
+        prevs, runs_, reps = self.prev, self.runs, self.p_repeat
         limits = cfg.limits
         rate = cfg.repeat_rate
-        joint_run = cfg.stuck_joint_run
         for i in range(6):
             x = values[i]
             if x is None or x != x:
                 continue
-            lo, hi, suspect_hi, floor, roc_max = limits[i]
+            lo, hi, suspect_hi, floor, roc_max, extreme_hi = limits[i]
             if x < lo or x > hi:
                 range_fail.append(CHANNELS[i])
                 flags[i] = _FAIL
                 if in_order:
-                    runs[i] = 0
+                    runs_[i] = 0
                     prevs[i] = None
                 continue
             flag = _SUSPECT if x > suspect_hi or x < 0.0 else _PASS
+            if x > extreme_hi:
+                if extreme is None:
+                    extreme = []
+                extreme.append(CHANNELS[i])
             if in_order:
                 prev = prevs[i]
                 p = reps[i]
                 if x == prev:
-                    run = runs[i] + 1
-                    runs[i] = run
-                    if x > floor and run >= joint_run:
-                        flat.append(i)
-                        if run >= cfg.stuck_min_run and run * math.log(p) < cfg.log_stuck_p:
+                    run = runs_[i] + 1
+                    runs_[i] = run
+                    if x > floor:
+                        if run >= joint_run:
+                            flat.append(i)
+                        if run >= min_run and run * min(math.log(p), log_cap) < log_stuck_p:
                             flag = _FAIL
                             stuck.append(CHANNELS[i])
                     if flag != _FAIL:
                         p += rate * (1.0 - p)
-                        if p > cfg.repeat_cap:
-                            p = cfg.repeat_cap
                 else:
-                    runs[i] = 0
+                    runs_[i] = 0
                     p -= rate * p
                     if prev is not None and flag == _PASS and abs(x - prev) > roc_max * roc_scale:
                         flag = _SUSPECT
@@ -271,4 +364,6 @@ class StationQC:
         )
         if inverted:
             flags[0] = flags[1] = _SUSPECT
-        return QcResult(tuple(flags), tuple(range_fail), tuple(stuck), inverted)
+        return QcResult(
+            tuple(flags), tuple(range_fail), tuple(stuck), inverted, tuple(extreme or ())
+        )

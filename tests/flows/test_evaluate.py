@@ -44,9 +44,9 @@ def test_overrides_reach_constructor_keywords_and_config_fields(registry: Regist
     site = apply_overrides(WorksiteResumption(registry), registry, {"m": 2, "n": 4})
     assert isinstance(site, WorksiteResumption)
     assert (site.config.m, site.config.n) == (2, 4)
-    air = apply_overrides(AirModel(registry), registry, {"qc": {"stuck_min_run": 20}})
+    air = apply_overrides(AirModel(registry), registry, {"qc": {"stuck_min_s": 1200.0}})
     assert isinstance(air, AirModel)
-    assert air.cfg.qc.stuck_min_run == 20
+    assert air.cfg.qc.stuck_min_s == 1200.0
     assert air.cfg.qc.stuck_p == AirModel(registry).cfg.qc.stuck_p  # other fields kept
     with pytest.raises(ConfigError, match="no_such"):
         apply_overrides(DwellModel(registry), registry, {"no_such": 1})

@@ -170,7 +170,7 @@ def test_out_of_order_reading_is_ignored() -> None:
 
 
 def test_day_closes_at_shanghai_midnight_with_20_valid_hours() -> None:
-    acc = AqiAccumulator(min_per_hour=1)
+    acc = AqiAccumulator(min_cover_ms=1)
     for h in range(24):
         pm = 100.0 if h < 20 else None
         acc.add(DAY0 + h * HOUR, _reading(pm, o3=160.0))
@@ -185,7 +185,7 @@ def test_day_closes_at_shanghai_midnight_with_20_valid_hours() -> None:
 
 
 def test_day_with_19_hours_has_no_daily_value() -> None:
-    acc = AqiAccumulator(min_per_hour=1)
+    acc = AqiAccumulator(min_cover_ms=1)
     for h in range(19):
         acc.add(DAY0 + h * HOUR, _reading(100.0))
     acc.add(DAY0 + 30 * HOUR, _reading(1.0))
