@@ -518,6 +518,33 @@ class AirState:
         self.flush_due = 0
 
 
+class _Around:
+    """A station's neighbours' values for one judgement (same period, or current)."""
+
+    __slots__ = ("bearings", "mates", "others", "qs", "vals")
+
+    def __init__(self) -> None:
+        #: log1p PM2.5 of every neighbour with a value
+        self.vals: list[float] = []
+        #: anomalies of the warm ones, district mates and others apart
+        self.mates: list[float] = []
+        self.others: list[float] = []
+        #: (bearing to the neighbour, its anomaly), for the upwind share
+        self.bearings: list[tuple[float, float]] = []
+        #: log PM2.5/PM10 of those not drifting
+        self.qs: list[float] = []
+
+    def add(
+        self, v: float, a: float | None, q: float | None, bearing: float, same: bool, drift: bool
+    ) -> None:
+        self.vals.append(v)
+        if a is not None:
+            (self.mates if same else self.others).append(a)
+            self.bearings.append((bearing, a))
+            if q is not None and not drift:
+                self.qs.append(q)
+
+
 _LEVEL_OF_CATEGORY: Final = {3: Level.YELLOW, 4: Level.ORANGE, 5: Level.RED, 6: Level.RED}
 
 
@@ -1052,14 +1079,9 @@ class AirModel(Model):
         if snap is None or st.muted:
             return []
         _, _v, anomaly, q, pm25, _ = snap
-        vals: list[float] = []
-        qs: list[float] = []
-        mates: list[float] = []
-        others: list[float] = []
-        bearings: list[tuple[float, float]] = []
-        stations = state.stations
+        around = _Around()
         for nid, bearing, same in self._nbs.get(sid, ()):
-            o = stations.get(nid)
+            o = state.stations.get(nid)
             if o is None or o.muted:
                 continue
             sn = o.snap
@@ -1067,16 +1089,8 @@ class AirModel(Model):
                 sn = o.snap_prev
                 if sn is None or sn[0] != p:
                     continue
-            vals.append(sn[1])
-            a = sn[2]
-            if a is not None:
-                (mates if same else others).append(a)
-                bearings.append((bearing, a))
-                if sn[3] is not None and not o.drift_on:
-                    qs.append(sn[3])
-        out = self._judge(
-            state, st, sid, ts, pm25, anomaly, q, vals, mates, others, qs, bearings, p
-        )
+            around.add(sn[1], sn[2], sn[3], bearing, same, o.drift_on)
+        out = self._judge(state, st, sid, ts, pm25, anomaly, q, around, p)
         station = self.stations.get(sid)
         if station is not None:
             ep = state.episodes.get(station.district)
@@ -1088,43 +1102,28 @@ class AirModel(Model):
         self, state: AirState, st: StationState, sid: str, ts: int, pm25: float, event: Air
     ) -> Out:
         """Judge a station faster than hourly against its neighbours' current values."""
-        vals: list[float] = []
-        qs: list[float] = []
-        mates: list[float] = []
-        others: list[float] = []
-        bearings: list[tuple[float, float]] = []
-        stations = state.stations
+        around = _Around()
         hour = ts // HOUR_MS
         for nid, bearing, same in self._nbs.get(sid, ()):
-            o = stations.get(nid)
+            o = state.stations.get(nid)
             if o is None or o.muted:
                 continue
             if o.hourly:
                 sn = o.snap
-                if sn is None or sn[0] < hour - 1:
-                    continue
-                vals.append(sn[1])
-                a = sn[2]
-                if a is not None:
-                    (mates if same else others).append(a)
-                    bearings.append((bearing, a))
-                    if sn[3] is not None and not o.drift_on:
-                        qs.append(sn[3])
-                continue
-            if ts - o.v_ts > o.fresh_ms:
-                continue
-            vals.append(o.v)
-            if o.warm:
-                a = o.rel - o.rel_base
-                (mates if same else others).append(a)
-                bearings.append((bearing, a))
-                if ts - o.q_ts <= o.fresh_ms and not o.drift_on:
-                    qs.append(o.q)
+                if sn is not None and sn[0] >= hour - 1:
+                    around.add(sn[1], sn[2], sn[3], bearing, same, o.drift_on)
+            elif ts - o.v_ts <= o.fresh_ms:
+                around.add(
+                    o.v,
+                    o.rel - o.rel_base if o.warm else None,
+                    o.q if ts - o.q_ts <= o.fresh_ms else None,
+                    bearing,
+                    same,
+                    o.drift_on,
+                )
         anomaly = st.rel - st.rel_base if st.warm and state.ref is not None else None
         q = st.q if ts - st.q_ts <= st.fresh_ms and st.q_n else None
-        return self._judge(
-            state, st, sid, ts, pm25, anomaly, q, vals, mates, others, qs, bearings, None, event
-        )
+        return self._judge(state, st, sid, ts, pm25, anomaly, q, around, None, event)
 
     def _judge(
         self,
@@ -1135,17 +1134,15 @@ class AirModel(Model):
         pm25: float,
         anomaly: float | None,
         q: float | None,
-        vals: list[float],
-        mates: list[float],
-        others: list[float],
-        qs: list[float],
-        bearings: list[tuple[float, float]],
+        around: _Around,
         period: int | None,
         event: Air | None = None,
     ) -> Out:
         """Local source and drift of one station from its neighbours' values (same period)."""
         cfg = self.cfg
         out: Out = []
+        vals, mates, others = around.vals, around.mates, around.others
+        qs, bearings = around.qs, around.bearings
         st.nb_seen = len(vals)
         if anomaly is None:
             return out

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from citywatch.alerts import Signal
 from citywatch.events import Air
 from citywatch.registry import Registry, Station
 
@@ -66,6 +67,20 @@ def stream(minutes: int, *, seed: int = 1, tweak: Tweak | None = None) -> Iterat
                 wind_ms=2.0,
                 wind_deg=90.0,
             )
+
+
+def starts(sigs: list[Signal], rule: str, t0: int, unit_ms: int) -> list[tuple[str, int]]:
+    """(subject, (ts - t0) // unit_ms) of each start of ``rule`` (an active signal after none
+    or a clear)."""
+    on: dict[str, bool] = {}
+    out = []
+    for s in sigs:
+        if s.rule != rule:
+            continue
+        if s.active and not on.get(s.subject.id):
+            out.append((s.subject.id, (s.ts - t0) // unit_ms))
+        on[s.subject.id] = s.active
+    return out
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ from citywatch.registry import Registry, Station
 from models.air.cadence import Cadence
 from models.air.model import AirModel, AirState
 
+from . import conftest
+
 HOUR = 3_600_000
 MIN = 60_000
 T0 = 1_388_505_600_000  # 2014-01-01 00:00 Asia/Shanghai (HJ 633-2012 in force)
@@ -65,15 +67,7 @@ def run(
 
 def starts(sigs: list[Signal], rule: str) -> list[tuple[str, int]]:
     """(subject, hour index) of each start of ``rule``."""
-    on: dict[str, bool] = {}
-    out = []
-    for s in sigs:
-        if s.rule != rule:
-            continue
-        if s.active and not on.get(s.subject.id):
-            out.append((s.subject.id, (s.ts - T0) // HOUR))
-        on[s.subject.id] = s.active
-    return out
+    return conftest.starts(sigs, rule, T0, HOUR)
 
 
 # -- cadence -----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from citywatch.events import Air
 from citywatch.registry import Registry, Station
 from models.air.model import AirConfig, AirModel, AirState
 
-from .conftest import MIN, T0, Tweak, make_registry, stream
+from .conftest import MIN, T0, Tweak, make_registry, starts, stream
 
 DAY = 24 * 60
 
@@ -47,15 +47,7 @@ def minute(sig: Signal) -> int:
 
 def firsts(sigs: list[Signal], rule: str) -> list[tuple[str, int]]:
     """(subject, minute) of each start of ``rule`` (an active signal after none or a clear)."""
-    on: dict[str, bool] = {}
-    out = []
-    for s in sigs:
-        if s.rule != rule:
-            continue
-        if s.active and not on.get(s.subject.id):
-            out.append((s.subject.id, minute(s)))
-        on[s.subject.id] = s.active
-    return out
+    return starts(sigs, rule, T0, MIN)
 
 
 def test_an_ordinary_day_is_quiet() -> None:
