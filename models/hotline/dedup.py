@@ -428,7 +428,8 @@ class DuplicateClusterer:
             yield ("u", f.caller)
 
     def candidates(self, f: TicketFeatures) -> list[TicketFeatures]:
-        """Live tickets worth comparing with ``f``, most recent first, capped.
+        """Live tickets worth comparing with ``f``, most recent first, capped (tickets filed
+        under another category than ``f``'s are not compared, so not fetched).
 
         Index buckets are in arrival order, so each is read from its newest end and left as
         soon as it is older than its window (or has given ``max_candidates``).
@@ -437,6 +438,7 @@ class DuplicateClusterer:
         cap = cfg.max_candidates
         idx, live = self._index, self._live
         found: dict[str, TicketFeatures] = {}
+        category = f.category
 
         def take(bucket: dict[str, None], oldest: int, most: int) -> None:
             n = 0
@@ -446,6 +448,8 @@ class DuplicateClusterer:
                     continue
                 if x.ts < oldest:
                     break
+                if category and x.category and x.category != category:
+                    continue  # filed as another problem: never compared
                 found[t] = x
                 n += 1
                 if n >= most:
@@ -455,10 +459,11 @@ class DuplicateClusterer:
         if cell is not None:
             r0, c0 = cell
             reach_m = cfg.radius_m + 0.5 * min(f.precision_m, cfg.max_precision_m)
-            k = max(1, math.ceil(reach_m / self._cell_m))
+            kc = max(1, math.ceil(reach_m / self._cell_m))  # cells are narrower than tall
+            kr = max(1, math.ceil(reach_m / (cfg.cell_deg * _M_PER_DEG)))
             oldest = f.ts - cfg.place_window_ms
-            for r in range(r0 - k, r0 + k + 1):
-                for c in range(c0 - k, c0 + k + 1):
+            for r in range(r0 - kr, r0 + kr + 1):
+                for c in range(c0 - kc, c0 + kc + 1):
                     bucket = idx.get(("c", (r, c)))
                     if bucket:
                         take(bucket, oldest, cap)
@@ -509,9 +514,6 @@ class DuplicateClusterer:
             near = np.zeros(len(cands))
             unplaced = np.ones(len(cands))
             far = np.zeros(len(cands))
-        conflict = np.array(
-            [1.0 if f.category and c.category and c.category != f.category else 0.0 for c in cands]
-        )
         recent = np.maximum(0.0, 1.0 - np.log1p(np.abs(ts - f.ts) / 60_000.0) / _LOG_WINDOW)
         place = np.maximum(np.maximum(near, same_place), 0.5 * unplaced)
         # text = category = dept = 1: their upper bounds (all their weights are >= 0)
@@ -525,8 +527,7 @@ class DuplicateClusterer:
             + w[5]
             + w[6]
             + w[7] * caller
-            + w[8] * far
-            + w[9] * conflict
+            + w[8] * far  # no conflict term: candidates never conflict (``candidates``)
             + place * (w[10] + w[11] + w[12] * recent)
         )
         keep = np.flatnonzero(z >= pm.threshold_logit)
@@ -547,16 +548,22 @@ class DuplicateClusterer:
         runner: tuple[float, str] | None = None
         matches: list[TicketFeatures] = []
         cands = self.candidates(f)
-        for cand in self._hopeful(f, cands):
+        hopeful = self._hopeful(f, cands)
+        bounded = hopeful is not cands  # the vectorised bound already dropped the hopeless
+        logits: dict[str, float] = {}
+        for cand in hopeful:
             if abs(f.ts - cand.ts) > self.config.window_ms:
                 continue
             if f.category and cand.category and f.category != cand.category:
-                continue  # two call-takers filed two different problems
-            v = measure(f, cand, 1.0)
-            if pairs.logit_measured(v) < thr:
-                continue  # not a duplicate even if the words were the same: skip the cosine
-            v[0] = max(0.0, min(1.0, f.vec.dot(cand.vec)))
-            z = pairs.logit_measured(v)
+                continue  # filed as two different problems
+            if bounded:
+                v = measure(f, cand)
+            else:
+                v = measure(f, cand, 1.0)
+                if pairs.logit_measured(v) < thr:
+                    continue  # not a duplicate even with the same words: skip the cosine
+                v[0] = max(0.0, min(1.0, f.vec.dot(cand.vec)))
+            z = logits[cand.id] = pairs.logit_measured(v)
             p = 1.0 / (1.0 + math.exp(-z))
             if z >= thr:
                 matches.append(cand)
@@ -566,7 +573,7 @@ class DuplicateClusterer:
                 runner = (p, cand.id)
         # Average linkage: a cluster is joined only if the ticket is a duplicate of its live
         # members on average, not of one of them (one wrong link would chain two problems).
-        scores = self._cluster_scores(f, matches, thr)
+        scores = self._cluster_scores(f, matches, thr, logits)
         joined = [c for c, z in scores.items() if z >= thr]
         matches = [m for m in matches if self._cluster_of[m.id] in joined]
         if best is not None and self._cluster_of[best.id] not in joined:
@@ -611,14 +618,20 @@ class DuplicateClusterer:
         return self.pairs.probability_measured(measure(a, b))
 
     def _cluster_scores(
-        self, f: TicketFeatures, matches: list[TicketFeatures], thr: float
+        self,
+        f: TicketFeatures,
+        matches: list[TicketFeatures],
+        thr: float,
+        known: dict[str, float] | None = None,
     ) -> dict[str, float]:
-        """Mean logit of ``f`` against the live members (at most 8) of each matched cluster."""
+        """Mean logit of ``f`` against the live members (at most 8) of each matched cluster
+        (``known``: logits already computed, by ticket id)."""
+        known = known or {}
         out: dict[str, float] = {}
         for root in {self._cluster_of[m.id] for m in matches}:
             live = self._clusters[root].live[-8:]
             zs = [
-                self.pairs.logit_measured(measure(f, self._live[t]))
+                known[t] if t in known else self.pairs.logit_measured(measure(f, self._live[t]))
                 for t in live
                 if t in self._live
             ]

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -147,6 +148,11 @@ class Gazetteer:
         for name in self._by_name:
             index.setdefault(name[:2], []).append(name)
         self._index = {k: tuple(sorted(v, key=len, reverse=True)) for k, v in index.items()}
+        # the characters a name can start with: the scan jumps between them (in C)
+        firsts = sorted({k[0] for k in self._index})
+        self._first = (
+            re.compile("[" + "".join(re.escape(c) for c in firsts) + "]") if firsts else None
+        )
         self.districts = sorted({e.district for e in entries if e.kind == "district"})
 
     def __len__(self) -> int:
@@ -212,9 +218,15 @@ class Gazetteer:
     def mentions(self, text: str) -> list[Mention]:
         """Known names in the normalised ``text``, longest first, not overlapping."""
         out: list[Mention] = []
-        index, by_name = self._index, self._by_name
+        index, by_name, first = self._index, self._by_name, self._first
+        if first is None:
+            return out
         i, n = 0, len(text) - 1
         while i < n:
+            hit = first.search(text, i, n)
+            if hit is None:
+                break
+            i = hit.start()
             names = index.get(text[i : i + 2])
             if names is not None:
                 for name in names:

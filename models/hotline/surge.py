@@ -240,6 +240,7 @@ class SurgeDetector:
         total = sum(self.config.profile)
         self._hour_n = [w / total * self.config.profile_prior for w in self.config.profile]
         self._profile_cache: tuple[list[float], list[float]] | None = None
+        self._margin_cache: tuple[int, int, int] | None = None
         # Today's baseline tickets per hour: merged into the profile when the day is complete
         # (a partial day would make the hours still to come look quiet).
         self._today: list[float] = [0.0] * 24
@@ -336,14 +337,23 @@ class SurgeDetector:
         total = self._margins.get("*", (0.0, 0))[0]
         if self._exposure <= 0 or total <= 0:
             return 0.0
-        n_cat = sum(1 for m in self._margins if m.startswith("c:"))
-        n_dist = sum(1 for m in self._margins if m.startswith("d:"))
+        n_cat, n_dist = self._margin_counts()
         k = self.config.share_pseudo
         cat_n = self._margins.get(f"c:{category}", (0.0, 0))[0]
         dist_n = self._margins.get(f"d:{district}", (0.0, 0))[0]
         cat = (cat_n + k) / (total + k * (n_cat + 1))
         dist = (dist_n + k) / (total + k * (n_dist + 1))
         return total / self._exposure * cat * dist
+
+    def _margin_counts(self) -> tuple[int, int]:
+        """How many categories and districts have a margin (recounted only when one is new)."""
+        cached: tuple[int, int, int] | None = getattr(self, "_margin_cache", None)
+        if cached is not None and cached[0] == len(self._margins):
+            return cached[1], cached[2]
+        n_cat = sum(1 for m in self._margins if m.startswith("c:"))
+        n_dist = sum(1 for m in self._margins if m.startswith("d:"))
+        self._margin_cache = (len(self._margins), n_cat, n_dist)
+        return n_cat, n_dist
 
     def _expected(self, k: _Key, key: str, now: int) -> tuple[float, float]:
         """(shape a, rate b) of the Gamma posterior of the key's rate per day."""
