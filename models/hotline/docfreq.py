@@ -127,18 +127,23 @@ class DocFreq:
         d = self.df(ids)
         return np.log1p((n - d + 0.5) / (d + 0.5))
 
-    def vector(self, f: TextFeatures) -> SparseVector:
-        """The ticket's BM25 vector, L2-normalised."""
+    def vector(self, f: TextFeatures, top: int | None = None) -> SparseVector:
+        """The ticket's BM25 vector, L2-normalised (``top``: only its ``top`` heaviest
+        features, normalised among themselves, as :meth:`SparseVector.top` would)."""
         if len(f.ids) == 0:
             return SparseVector(f.ids, np.zeros(0, np.float32))
         k1, b = self.k1, self.b
         norm = k1 * (1.0 - b + b * f.n_tokens / max(self.avg_len, 1.0))
         tf = f.counts.astype(np.float64)
         w = self.idf(f.ids) * tf * (k1 + 1.0) / (tf + norm)
+        ids = f.ids
+        if top is not None and len(ids) > top:
+            keep = np.sort(np.argpartition(-w, top)[:top])
+            ids, w = ids[keep], w[keep]
         s = math.sqrt(float(np.dot(w, w)))
         if s <= 0.0:
-            return SparseVector(f.ids, np.zeros(len(f.ids), np.float32))
-        return SparseVector(f.ids, (w / s).astype(np.float32))
+            return SparseVector(ids, np.zeros(len(ids), np.float32))
+        return SparseVector(ids, (w / s).astype(np.float32))
 
     def rarity(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
         """Share of tickets *without* each feature (1 = never seen; 0 = in every ticket)."""

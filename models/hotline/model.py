@@ -94,6 +94,10 @@ OTHER_CATEGORY: Final = "other"
 _DAY_MS: Final = 86_400_000
 _HEADS: Final = ("category", "dept")
 _BEIJING_MS: Final = 8 * 3_600_000
+#: The router's district token: its id per district name (a pure function of the name, cached)
+#: and its weight next to the unit-length text vector.
+_DISTRICT_TOKENS: dict[str, np.ndarray] = {}
+_DISTRICT_WEIGHT: Final = np.full(1, 0.7, dtype=np.float32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +327,7 @@ class HotlineModel(Model):
         tf = features(masked, normalized=True)
         if learn_df:
             state.df.add(tf, event.ts)
-        vec = state.df.vector(tf).top(self.config.max_features)
+        vec = state.df.vector(tf, top=self.config.max_features)
         pred = state.router.predict_heads(self._route_vector(vec, place.district), _HEADS, k=4)
         cfg = self.config.dedup
         # LSH over the vector's heaviest features that are also rare in the stream
@@ -350,10 +354,15 @@ class HotlineModel(Model):
 
     def _route_vector(self, vec: SparseVector, district: str | None) -> SparseVector:
         """Text features plus the district as a token, for the router."""
-        ids = np.array([_token_id(f"district={district or UNKNOWN_DISTRICT}")], dtype=np.int64)
+        name = district or UNKNOWN_DISTRICT
+        token = _DISTRICT_TOKENS.get(name)
+        if token is None:
+            token = np.array([_token_id(f"district={name}")], dtype=np.int64)
+            if len(_DISTRICT_TOKENS) < 1000:
+                _DISTRICT_TOKENS[name] = token
         return SparseVector(
-            np.concatenate((vec.ids.astype(np.int64), ids)),
-            np.concatenate((vec.w, np.full(len(ids), 0.7, dtype=np.float32))),
+            np.concatenate((vec.ids.astype(np.int64), token)),
+            np.concatenate((vec.w, _DISTRICT_WEIGHT)),
         )
 
     def _remember(self, state: HotlineState, f: TicketFeatures) -> None:

@@ -51,6 +51,15 @@ class _Head:
         self.labels: list[str] = []
         self.cols: list[int] = []
         self.index: dict[str, int] = {}
+        self._at: npt.NDArray[np.intp] | None = None
+
+    @property
+    def at(self) -> npt.NDArray[np.intp]:
+        """``cols`` as an index array (kept until a label is added)."""
+        at = getattr(self, "_at", None)
+        if at is None or len(at) != len(self.cols):
+            at = self._at = np.array(self.cols, dtype=np.intp)
+        return at
 
 
 class Router:
@@ -128,7 +137,7 @@ class Router:
             if h is None or not h.labels or z is None:
                 out[head] = []
                 continue
-            p = self._softmax(z[h.cols])
+            p = self._softmax(z[h.at])
             top = np.argsort(-p)[:k]
             out[head] = [(h.labels[i], float(p[i])) for i in top]
         return out
@@ -150,9 +159,9 @@ class Router:
         g = np.zeros(self.W.shape[1], dtype=np.float32)  # d loss / d logits, every column
         for head, y in ys.items():
             h = self._heads[head]
-            p = self._softmax(z[h.cols])
+            p = self._softmax(z[h.at])
             p[y] -= 1.0
-            g[h.cols] = p * weight
+            g[h.at] = p * weight
         # the gradient of row r is vals[r] * g: AdaGrad accumulates vals[r]**2 * |g|**2
         acc = self._g[rows] + vals * vals * np.float32(np.dot(g, g))
         self._g[rows] = acc

@@ -71,3 +71,14 @@ def test_top_keeps_the_heaviest_features_renormalised() -> None:
 def test_half_life_is_validated() -> None:
     with pytest.raises(ValueError, match="half_life_days"):
         DocFreq(half_life_days=0)
+
+
+def test_vector_top_is_the_top_of_the_vector() -> None:
+    df = DocFreq()
+    for i in range(30):
+        df.add(features(f"第{i}号楼下工地夜间施工，噪音扰民，希望尽快处理"), ts=0)
+    f = features("幸福小区3栋楼下工地打桩机夜间施工，噪音扰民，吵得睡不着")
+    a, b = df.vector(f).top(16), df.vector(f, top=16)
+    assert (a.ids == b.ids).all()
+    assert np.allclose(a.w, b.w, atol=1e-6)
+    assert len(b) == 16
