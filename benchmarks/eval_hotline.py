@@ -669,6 +669,7 @@ def main(argv: list[str] | None = None) -> int:
     every = [0, 0, 0]
     surge = Counts()
     incidents = Counts()
+    per_seed: list[tuple[int, float, float]] = []  # seed, held-out precision, recall
     routing_n = routing_1 = routing_3 = 0
     addr_ok = addr_n = vague_ok = vague_n = 0
     for seed in args.seeds:
@@ -680,6 +681,10 @@ def main(argv: list[str] | None = None) -> int:
             acc[0] += len(p & t)
             acc[1] += len(p)
             acc[2] += len(t)
+        hit = len(m["held_pred"] & m["held_true"])
+        per_seed.append(
+            (seed, hit / max(1, len(m["held_pred"])), hit / max(1, len(m["held_true"])))
+        )
         r = m["routing"]
         routing_n += r["n"]
         routing_1 += round(r["top1"] * r["n"])
@@ -701,6 +706,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{d['surge']}; incidents {inc}",
             file=sys.stderr,
         )
+    print(
+        "held-out pair precision / recall per seed: "
+        + ", ".join(f"{sd} {p:.3f}/{r:.3f}" for sd, p, r in per_seed),
+        file=sys.stderr,
+    )
     us, state_bytes = time_per_ticket(args.seeds[0], args.timing_scale)
     print(
         f"all families: pair precision {every[0] / max(1, every[1]):.4f} recall "
