@@ -135,9 +135,10 @@ def live_stream(t0: int) -> tuple[list[bytes], dict[str, int], int]:
     Four micro stations every minute; a low-cost sensor every 150 s that loses its
     connection for 4 minutes and re-sends the readings it held; two national stations whose
     hourly averages (stamped at the hour's start) arrive 65 min (N1, a platform publishing
-    just after the hour) and 90 min (N2, CNEMC's usual half hour) after their stamp; N2's
-    PM10 analyser reads an impossible 9999. At the end, two lone records 3 h or more behind
-    the newest ``ts``: a micro station's and a national station's (N3) of three hours ago.
+    just after the hour) and 90 min (N2, CNEMC's usual half hour) after their stamp; N1 reads
+    heavy pollution (PM2.5 180 µg/m³), N2's PM10 analyser an impossible 9999. At the end, two
+    lone records 3 h or more behind the newest ``ts``: a micro station's and a national
+    station's (N3) of three hours ago.
     """
     arrivals: list[tuple[int, int, dict[str, Any]]] = []
 
@@ -156,7 +157,7 @@ def live_stream(t0: int) -> tuple[list[bytes], dict[str, int], int]:
         add(t0 + 2 * HOUR + 4 * MIN + 500 if lost else ts, {"station": "L1", "ts": ts, "pm25": pm})
     for h in range(6):
         ts = t0 + h * HOUR
-        add(ts + 65 * MIN, {"station": "N1", "ts": ts, "pm25": 35.0 + h, "pm10": 70.0 - h})
+        add(ts + 65 * MIN, {"station": "N1", "ts": ts, "pm25": 180.0 + h, "pm10": 250.0 - h})
         add(ts + 90 * MIN, {"station": "N2", "ts": ts, "pm25": 33.0 + h, "pm10": 9999.0})
     arrivals.sort(key=lambda a: (a[0], a[1]))
     newest = max(r["ts"] for _, _, r in arrivals)
@@ -228,11 +229,16 @@ def test_live_hourly_averages_behind_minute_stations_reach_the_air_model(
     c = counts(redis_client, keys)
     assert (c["records"], c["in:air"], c["dead:late"]) == (len(records), len(records) - 2, 2)
 
-    # The air model saw N2's hourly values: its impossible PM10 raised air.range, the alert
-    # dated by the reading that showed it (an hour's start), not by when it arrived.
+    # The air model saw every hourly value as it came, an hour and more after its stamp:
+    # N1's heavy pollution is an hourly exceedance, N2's impossible PM10 a range fault, each
+    # dated by the first hour that showed it (its stamp, not its arrival) and carried on to
+    # the last hour; N1's alert holds as one from one late value to the next.
     alerts = [Alert.from_json(f[b"a"]) for _, f in redis_client.xrange(keys.alerts)]
-    ranged = [a for a in alerts if a.rule == "air.range" and a.subject.id == "N2"]
-    assert ranged
-    first = min(a.first_ts for a in ranged)
-    assert first in {t0 + h * HOUR for h in range(6)}
-    assert first == t0  # one hourly value covers its hour: the first shows the fault
+    for rule, sid in (("air.exceedance", "N1"), ("air.range", "N2")):
+        got = [a for a in alerts if a.rule == rule and a.subject.id == sid]
+        assert got, (rule, sid)
+        assert min(a.first_ts for a in got) == t0  # one hourly value covers its hour
+        assert max(a.last_ts for a in got) == t0 + 5 * HOUR
+    exceedance = [a for a in alerts if a.rule == "air.exceedance" and a.subject.id == "N1"]
+    assert len({a.id for a in exceedance}) == 1
+    assert exceedance[-1].is_firing
