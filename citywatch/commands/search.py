@@ -72,6 +72,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from sinks.search import open_index
     from sinks.search.documents import Doc
+    from sinks.search.service import registry_search
     from sinks.search.sqlite_index import Filters
     from sinks.search.tokens import QueryError
 
@@ -84,9 +85,12 @@ def run(args: argparse.Namespace) -> int:
         msg = f"--limit: must be >= 1, got {args.limit}"
         raise InputError(msg)
     index = open_index(settings, args.index)
+    locator, index.places = registry_search(settings.data_dir / "registry")
+    if getattr(index, "rebuilt", False):
+        print("index: an older format, emptied: filled again from Redis", file=sys.stderr)
     try:
         if not args.offline:
-            _catch_up(index, settings, rebuild=args.rebuild)
+            _catch_up(index, settings, locator, rebuild=args.rebuild)
         if not query:
             return 0
         to_ms = args.to_ms
@@ -132,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _catch_up(index: Any, settings: Settings, *, rebuild: bool) -> None:
+def _catch_up(index: Any, settings: Settings, locator: Any, *, rebuild: bool) -> None:
     import redis
 
     from sinks.search.feeder import SearchFeeder
@@ -140,7 +144,7 @@ def _catch_up(index: Any, settings: Settings, *, rebuild: bool) -> None:
     url = require_url(settings, "search")
     client = redis.Redis.from_url(url, socket_timeout=10)
     try:
-        feeder = SearchFeeder(index, client, settings.keys)
+        feeder = SearchFeeder(index, client, settings.keys, locator)
         done = feeder.rebuild() if rebuild else feeder.catch_up()
     except redis.RedisError as exc:
         msg = f"Redis at {redact(url)}: {exc} (use --offline to skip)"

@@ -1373,10 +1373,11 @@ def open_search(
     settings: Settings, registry_dir: Path, registry: Registry | None = None
 ) -> SearchService | None:
     """The feed's search service, or None (logged) when its index cannot be opened: the feed
-    serves without search rather than not at all. Tickets are placed with ``registry`` when
-    given (the fallback the maps use), else with the registry in ``registry_dir``."""
+    serves without search rather than not at all. Tickets are placed, and place names in
+    queries found, with ``registry`` when given (the fallback the maps use), else with the
+    registry in ``registry_dir``."""
     from sinks.search import open_index
-    from sinks.search.service import registry_locator
+    from sinks.search.service import registry_search
 
     if not settings.redis_url or settings.search_url == "off":
         return None
@@ -1385,5 +1386,5 @@ def open_search(
     except (CitywatchError, OSError, sqlite3.Error) as exc:
         log.warning("feed: search is off: %s", exc)
         return None
-    locator = registry.locator() if registry is not None else registry_locator(registry_dir)
-    return SearchService(index, settings.redis_url, settings.keys, locator)
+    locator, places = registry_search(registry_dir, registry)
+    return SearchService(index, settings.redis_url, settings.keys, locator, places)

@@ -12,14 +12,14 @@ recency). Needs ``psycopg`` (``pip install 'citywatch[postgres]'``).
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Final
 
 from citywatch.errors import ConfigError, StoreError
 from sinks.search.documents import Doc
-from sinks.search.sqlite_index import Filters, Hit, Results, best_snippet
-from sinks.search.tokens import QueryError, index_text, terms_of, tsquery_expression, word_count
+from sinks.search.engine import Engine, Filters, Near
+from sinks.search.sqlite_index import SCHEMA_VERSION, fts_row
+from sinks.search.tokens import Query, QueryError, tsquery_expression
 
 __all__ = ["PostgresIndex"]
 
@@ -29,7 +29,7 @@ _FIELDS: Final = (
 )  # fmt: skip
 
 
-class PostgresIndex:
+class PostgresIndex(Engine):
     """The search index in PostgreSQL tables ``<table_prefix>_docs`` and ``_meta``."""
 
     def __init__(self, url: str, *, table_prefix: str = "cw", max_candidates: int = 5_000) -> None:
@@ -68,6 +68,13 @@ class PostgresIndex:
             self.db.execute(
                 f"CREATE TABLE IF NOT EXISTS {self.meta}(key TEXT PRIMARY KEY, value TEXT NOT NULL)"
             )
+            row = self.db.execute(f"SELECT value FROM {self.meta} WHERE key = 'schema'").fetchone()
+            self.rebuilt = row is not None and row[0] != SCHEMA_VERSION
+            if self.rebuilt:  # another index format: empty it, the feeder fills it again
+                self.db.execute(f"TRUNCATE {self.docs}")
+                self.db.execute(f"DELETE FROM {self.meta}")
+            if row is None or self.rebuilt:
+                self.db.execute(f"INSERT INTO {self.meta} VALUES('schema', %s)", (SCHEMA_VERSION,))
 
     def add(self, docs: Iterable[Doc], positions: Mapping[str, str] | None = None) -> int:
         latest = {d.doc_id: d for d in docs}
@@ -76,14 +83,16 @@ class PostgresIndex:
         sql = (
             f"INSERT INTO {self.docs}({cols}, tsv) VALUES({', '.join(['%s'] * len(_FIELDS))}, "
             "setweight(to_tsvector('simple', %s), 'A') "
-            "|| setweight(to_tsvector('simple', %s), 'B')) "
+            "|| setweight(to_tsvector('simple', %s), 'B') "
+            "|| setweight(to_tsvector('simple', %s), 'D')) "
             f"ON CONFLICT (doc_id) DO UPDATE SET {sets}, tsv = EXCLUDED.tsv, "
             f"rid = nextval(pg_get_serial_sequence('{self.docs}', 'rid'))"
         )
         rows = [
-            (*(getattr(d, f) for f in _FIELDS), index_text(d.title), index_text(d.body))
+            (*(getattr(d, f) for f in _FIELDS),
+             *fts_row(d.kind, d.title, d.body, d.rule, d.lat, d.lon, d.town, d.district))
             for d in latest.values()
-        ]
+        ]  # fmt: skip
         with self.db.transaction(), self.db.cursor() as cur:
             if rows:
                 cur.executemany(sql, rows)
@@ -121,41 +130,30 @@ class PostgresIndex:
     def close(self) -> None:
         self.db.close()
 
-    def search(
-        self, query: str, filters: Filters | None = None, *, limit: int = 10, offset: int = 0
-    ) -> Results:
-        """As :meth:`SqliteIndex.search`: every word first, then some of them."""
-        t0 = time.perf_counter()
-        f = filters or Filters()
-        terms = terms_of(query)
-        rows, n = self._ranked(query, tsquery_expression(query), f, limit, offset)
-        hits = [self._hit(r, terms) for r in rows]
-        relaxed = False
-        if len(hits) < limit and word_count(query) > 1:
-            seen = {h.doc.doc_id for h in hits}
-            more, _ = self._ranked(
-                query, tsquery_expression(query, any_word=True), f, limit + len(seen), 0
-            )
-            for r in more:
-                hit = self._hit(r, terms, partial=True)
-                if hit.doc.doc_id not in seen and len(hits) < limit:
-                    hits.append(hit)
-                    relaxed = True
-        took = (time.perf_counter() - t0) * 1000
-        cap = self.max_candidates
-        return Results(query, hits, min(n, cap), n > cap, took, terms, relaxed)
-
-    @staticmethod
-    def _hit(row: Any, terms: list[str], *, partial: bool = False) -> Hit:
-        doc = Doc(**dict(zip(_FIELDS, row[: len(_FIELDS)], strict=True)))
-        return Hit(doc, float(row[-2]), best_snippet(doc, terms), partial)
-
-    def _ranked(
-        self, query: str, tsq: str, f: Filters, limit: int, offset: int
-    ) -> tuple[list[Any], int]:
+    def _fetch(
+        self,
+        query: str,
+        q: Query,
+        f: Filters,
+        *,
+        limit: int,
+        offset: int = 0,
+        near: Near = (),
+        cap: int = 0,
+    ) -> tuple[list[tuple[Doc, float]], int, bool]:
+        """See :meth:`Engine._fetch`: ``ts_rank`` among the newest matches (``rid`` order);
+        words in the title and body (weights A, B), places in the place tokens (D)."""
         import psycopg
 
-        where, params = _where(f)
+        where, params = f.where()
+        where = where.replace("?", "%s")
+        tsq = tsquery_expression(q, weights="AB")
+        for at in near:
+            alts = [f"'{t}':D" for t in sorted(at.tokens)]
+            if at.names:
+                alts.append("(" + tsquery_expression(Query((at.names,)), weights="AB") + ")")
+            tsq = f"({tsq}) & (" + (" | ".join(alts) or "'-':D") + ")"
+        cap = cap or self.max_candidates
         try:
             with self.db.transaction():
                 rows = self.db.execute(
@@ -164,20 +162,26 @@ class PostgresIndex:
                         SELECT d.rid FROM {self.docs} d, q WHERE d.tsv @@ q.q AND {where}
                         ORDER BY d.rid DESC LIMIT %s)
                     SELECT {", ".join("d." + c for c in _FIELDS)},
-                        ts_rank(d.tsv, q.q) AS score, (SELECT count(*) FROM newest) AS n
+                        ts_rank('{{0, 0, 0.4, 1}}', d.tsv, q.q) AS score,
+                        (SELECT count(*) FROM newest) AS n
                     FROM {self.docs} d JOIN newest USING (rid), q
                     ORDER BY score DESC, d.ts DESC LIMIT %s OFFSET %s""",
-                    (tsq, *params, self.max_candidates + 1, limit, offset),
+                    (
+                        tsq,
+                        *params,
+                        cap + 1,
+                        limit,
+                        offset,
+                    ),
                 ).fetchall()
         except psycopg.Error as exc:
             msg = f"query {query!r}: {str(exc).strip().splitlines()[0]}"
             raise QueryError(msg) from exc
-        return rows, int(rows[0][-1]) if rows else 0
-
-
-def _where(f: Filters) -> tuple[str, list[Any]]:
-    sql, params = f.where()
-    return sql.replace("?", "%s"), params
+        n = int(rows[0][-1]) if rows else 0
+        docs = [
+            (Doc(**dict(zip(_FIELDS, r[: len(_FIELDS)], strict=True))), float(r[-2])) for r in rows
+        ]
+        return docs, min(n, cap), n > cap
 
 
 def _safe(url: str) -> str:

@@ -28,13 +28,21 @@ import redis
 
 from citywatch.errors import CitywatchError
 from citywatch.keys import Keys
+from citywatch.registry import Registry
 from citywatch.tiers import Locator
 from sinks.search.documents import LEVELS
 from sinks.search.feeder import CatchUp, SearchFeeder
+from sinks.search.places import Gazetteer
 from sinks.search.sqlite_index import Filters
 from sinks.search.tokens import QueryError
 
-__all__ = ["SearchRequest", "SearchRequestError", "SearchService", "parse_request"]
+__all__ = [
+    "SearchRequest",
+    "SearchRequestError",
+    "SearchService",
+    "parse_request",
+    "registry_search",
+]
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +129,15 @@ class SearchService:
     """One index (``open_index``'s choice) fed from Redis; thread-safe behind one lock."""
 
     def __init__(
-        self, index: Any, redis_url: str, keys: Keys, locator: Locator | None = None
+        self,
+        index: Any,
+        redis_url: str,
+        keys: Keys,
+        locator: Locator | None = None,
+        places: Gazetteer | None = None,
     ) -> None:
         self.index = index
+        self.index.places = places
         self.client = redis.Redis.from_url(redis_url, socket_timeout=10)
         self.feeder = SearchFeeder(index, self.client, keys, locator)
         self.lock = threading.Lock()
@@ -150,13 +164,18 @@ class SearchService:
             self.client.close()
 
 
-def registry_locator(registry_dir: Path) -> Locator | None:
-    """The registry's locator, or None when there is no registry to place tickets with."""
-    from citywatch.registry import Registry
-
-    try:
-        reg = Registry.load(registry_dir)
-    except CitywatchError as exc:
-        log.info("search: no registry at %s (%s); tickets keep their own places", registry_dir, exc)
-        return None
-    return reg.locator() if reg.districts or reg.towns else None
+def registry_search(
+    registry_dir: Path, registry: Registry | None = None
+) -> tuple[Locator | None, Gazetteer | None]:
+    """What search needs of the registry (``registry``, else the one in ``registry_dir``):
+    the locator that places tickets and the place names of queries; (None, None) when there
+    is no registry."""
+    if registry is None:
+        try:
+            registry = Registry.load(registry_dir)
+        except CitywatchError as exc:
+            log.info("search: no registry at %s (%s); tickets keep their own places, "
+                     "place names are only words", registry_dir, exc)  # fmt: skip
+            return None, None
+    locator = registry.locator() if registry.districts or registry.towns else None
+    return locator, Gazetteer.from_registry(registry)

@@ -18,196 +18,58 @@ documents, so an index catches up exactly where it stopped.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
-import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from citywatch.errors import InputError
 from sinks.search.documents import Doc
-from sinks.search.tokens import QueryError, index_text, match_expression, terms_of, word_count
+from sinks.search.engine import Engine, Filters, Hit, Near, Results, best_snippet, snippet
+from sinks.search.places import place_text
+from sinks.search.tokens import Query, QueryError, index_text, match_expression
 
-__all__ = ["Filters", "Hit", "Results", "SqliteIndex", "best_snippet", "snippet"]
+__all__ = ["Filters", "Hit", "Results", "SqliteIndex", "best_snippet", "fts_row", "snippet"]
 
-SCHEMA_VERSION: Final = "1"
-_SCHEMA: Final = """
+log = logging.getLogger(__name__)
+
+#: The index format (tokens, columns, place cells); an index of another version is rebuilt.
+SCHEMA_VERSION: Final = "2"
+_TABLES: Final = """
+-- What filters read, narrow, so ranking thousands of matches reads few pages ...
 CREATE TABLE IF NOT EXISTS docs(
     rowid INTEGER PRIMARY KEY,
     doc_id TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL, ref TEXT NOT NULL, ts INTEGER NOT NULL,
-    title TEXT NOT NULL, body TEXT NOT NULL,
-    district TEXT NOT NULL, town TEXT NOT NULL, grid TEXT NOT NULL, rule TEXT NOT NULL,
+    kind TEXT NOT NULL, ts INTEGER NOT NULL,
+    district TEXT NOT NULL, town TEXT NOT NULL, rule TEXT NOT NULL,
     level INTEGER NOT NULL, status TEXT NOT NULL, lat REAL, lon REAL
 );
 CREATE INDEX IF NOT EXISTS docs_ts ON docs(ts);
-CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
-    title, body, content='', tokenize='unicode61 remove_diacritics 0'
+-- ... and what is shown, read for the page of results only.
+CREATE TABLE IF NOT EXISTS texts(
+    rowid INTEGER PRIMARY KEY, ref TEXT NOT NULL, title TEXT NOT NULL, body TEXT NOT NULL,
+    grid TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Our tokens come space separated and lower case: the ascii tokenizer splits them (every
+-- non-ASCII character is a token character), cheaper than unicode61.
+CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
+    title, body, place, content='', tokenize='ascii'
+);
 """
-_COLUMNS: Final = (
-    "doc_id, kind, ref, ts, title, body, district, town, grid, rule, level, status, lat, lon"
+_SCHEMA: Final = (
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);" + _TABLES
 )
-
-_D_COLUMNS: Final = ", ".join("d." + c.strip() for c in _COLUMNS.split(","))
-
-
-@dataclass(frozen=True, slots=True)
-class Filters:
-    """Optional filters; every given one must hold (times are event time, epoch ms)."""
-
-    from_ms: int | None = None
-    to_ms: int | None = None
-    kinds: tuple[str, ...] = ()
-    districts: tuple[str, ...] = ()
-    towns: tuple[str, ...] = ()
-    rules: tuple[str, ...] = ()
-    min_level: int = 0
-    statuses: tuple[str, ...] = ()
-
-    def where(self) -> tuple[str, list[Any]]:
-        """The SQL condition on ``d`` (docs) and its parameters."""
-        conds: list[str] = []
-        params: list[Any] = []
-        if self.from_ms is not None:
-            conds.append("d.ts >= ?")
-            params.append(self.from_ms)
-        if self.to_ms is not None:
-            conds.append("d.ts < ?")
-            params.append(self.to_ms)
-        for column, values in (
-            ("kind", self.kinds),
-            ("district", self.districts),
-            ("town", self.towns),
-            ("rule", self.rules),
-            ("status", self.statuses),
-        ):
-            if values:
-                conds.append(f"d.{column} IN ({','.join('?' * len(values))})")
-                params.extend(values)
-        if self.min_level:
-            conds.append("d.level >= ?")
-            params.append(self.min_level)
-        return (" AND ".join(conds) or "1=1"), params
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    doc: Doc
-    score: float
-    #: The matched part of the text: (text, is_match) segments, for safe highlighting.
-    snippet: tuple[tuple[str, bool], ...]
-    #: It has only some of the query's words (see :meth:`SqliteIndex.search`).
-    is_partial: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Results:
-    query: str
-    hits: list[Hit]
-    #: Matches considered (at most ``max_candidates``).
-    matched: int
-    #: True when more documents match than were ranked (only the newest were).
-    capped: bool
-    took_ms: float
-    terms: list[str] = field(default_factory=list)
-    #: Some hits have only some of the words: too few had them all.
-    relaxed: bool = False
-
-    def to_dict(self, body_chars: int = 400) -> dict[str, Any]:
-        """The JSON of a search (``citywatch search --json``, the feed's ``search``, HTTP)."""
-        return {
-            "query": self.query,
-            "matched": self.matched,
-            "capped": self.capped,
-            "took_ms": round(self.took_ms, 2),
-            "terms": self.terms,
-            "relaxed": self.relaxed,
-            "hits": [
-                {
-                    "kind": h.doc.kind,
-                    "ref": h.doc.ref,
-                    "ts": h.doc.ts,
-                    "title": h.doc.title,
-                    "body": h.doc.body[:body_chars],
-                    "district": h.doc.district,
-                    "town": h.doc.town,
-                    "grid": h.doc.grid,
-                    "rule": h.doc.rule,
-                    "level": h.doc.level,
-                    "status": h.doc.status,
-                    "lat": h.doc.lat,
-                    "lon": h.doc.lon,
-                    "score": round(h.score, 4),
-                    "snippet": [[s, m] for s, m in h.snippet],
-                    "partial": h.is_partial,
-                }
-                for h in self.hits
-            ],
-        }
-
-
-def snippet(text: str, terms: Sequence[str], width: int = 80) -> tuple[tuple[str, bool], ...]:
-    """The part of ``text`` around the first match of any term, as (text, is_match) segments.
-
-    >>> snippet("昨晚工地噪声很大，影响休息", ["噪声"], width=10)
-    (('…工地', False), ('噪声', True), ('很大，影响休…', False))
-    """
-    low = text.lower()
-    spans: list[tuple[int, int]] = []
-    for term in terms:
-        t = term.lower()
-        start = low.find(t)
-        while t and start >= 0:
-            spans.append((start, start + len(t)))
-            start = low.find(t, start + len(t))
-    if not spans:
-        cut = text[:width]
-        return ((cut + ("…" if len(text) > width else ""), False),) if cut else ()
-    spans.sort()
-    first = spans[0][0]
-    lo = max(0, first - width // 4)
-    hi = min(len(text), lo + width)
-    out: list[tuple[str, bool]] = []
-    pos = lo
-    for s, e in spans:
-        if s < pos or e > hi:
-            continue
-        if s > pos:
-            out.append((text[pos:s], False))
-        out.append((text[s:e], True))
-        pos = e
-    if pos < hi:
-        out.append((text[pos:hi], False))
-    if lo > 0:
-        out.insert(0, ("…", False))
-    if hi < len(text):
-        out.append(("…", False))
-    merged: list[tuple[str, bool]] = []
-    for seg in out:  # join neighbouring plain segments (the ellipses)
-        if merged and not seg[1] and not merged[-1][1]:
-            merged[-1] = (merged[-1][0] + seg[0], False)
-        else:
-            merged.append(seg)
-    return tuple(merged)
-
-
-def best_snippet(doc: Doc, terms: Sequence[str]) -> tuple[tuple[str, bool], ...]:
-    """The snippet of the body where a term is in it (the text a reader wants), else of the
-    title."""
-    body = doc.body.lower()
-    if any(t.lower() in body for t in terms):
-        return snippet(doc.body, terms)
-    return snippet(doc.title, terms)
-
-
-def _row(doc: Doc) -> tuple[Any, ...]:
-    return (
-        doc.doc_id, doc.kind, doc.ref, doc.ts, doc.title, doc.body, doc.district, doc.town,
-        doc.grid, doc.rule, doc.level, doc.status, doc.lat, doc.lon,
-    )  # fmt: skip
+#: FTS5 merges: fewer, larger merges while indexing (the default 4 merges each level every
+#: 4 segments); 16 segments before a merge must run (default 16).
+_MERGE: Final = (("automerge", 8), ("crisismerge", 16))
+_DOCS: Final = "doc_id, kind, ts, district, town, rule, level, status, lat, lon"
+_TEXTS: Final = "ref, title, body, grid"
+#: A document's columns, as :func:`_doc` reads them (docs d, texts t).
+_SELECT: Final = (
+    "d.doc_id, d.kind, t.ref, d.ts, t.title, t.body, d.district, d.town, t.grid, d.rule, "
+    "d.level, d.status, d.lat, d.lon FROM docs d JOIN texts t ON t.rowid = d.rowid"
+)
 
 
 def _doc(row: Sequence[Any]) -> Doc:
@@ -218,16 +80,37 @@ def _doc(row: Sequence[Any]) -> Doc:
     )  # fmt: skip
 
 
-class SqliteIndex:
+def fts_row(
+    kind: str, title: str, body: str, rule: str, lat: Any, lon: Any, town: str, district: str
+) -> tuple[str, str, str]:
+    """What the full-text index holds of a document: its title, body and place tokens.
+    A ticket's title is its category and the start of its text, which the body holds: only
+    the category is indexed as its title (a quarter less to tokenize and index)."""
+    return (
+        index_text(rule if kind == "ticket" else title),
+        index_text(body),
+        place_text(lat, lon, town, district),
+    )
+
+
+def _indexed(d: Doc) -> tuple[str, str, str, str, Any, Any, str, str]:
+    """The fields :func:`fts_row` reads (the columns the delete of a replaced row reads)."""
+    return (d.kind, d.title, d.body, d.rule, d.lat, d.lon, d.town, d.district)
+
+
+class SqliteIndex(Engine):
     """The search index in one SQLite file (``":memory:"`` for tests).
 
     ``add`` upserts documents by ``doc_id`` (and stores stream positions) in one
-    transaction; ``search`` ranks; ``positions`` are the stream ids indexed so far.
+    transaction; ``search`` ranks; ``positions`` are the stream ids indexed so far. An index
+    of an older format is emptied when opened (``rebuilt``): the feeder fills it again from
+    the streams, as ``citywatch search --rebuild`` would.
     """
 
     def __init__(self, path: str | Path, *, max_candidates: int = 5_000) -> None:
         self.path = str(path)
         self.max_candidates = max_candidates
+        self.rebuilt = False
         if self.path != ":memory:":
             parent = Path(self.path).parent
             if not parent.is_dir():
@@ -239,14 +122,25 @@ class SqliteIndex:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA cache_size=-131072")  # 128 MiB of pages: the FTS merges
             self.db.execute("PRAGMA wal_autocheckpoint=16384")
+            self.db.execute("PRAGMA temp_store=MEMORY")
             self.db.executescript(_SCHEMA)
             version = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if version is not None and version[0] != SCHEMA_VERSION:
+                log.warning("search index %s: format %s, now %s: emptied, to be filled again",
+                            self.path, version[0], SCHEMA_VERSION)  # fmt: skip
+                with self.db:
+                    self.db.execute("DROP TABLE IF EXISTS fts")
+                    self.db.execute("DROP TABLE IF EXISTS docs")
+                    self.db.execute("DROP TABLE IF EXISTS texts")
+                    self.db.execute("DELETE FROM meta")
+                self.db.executescript(_TABLES)
+                self.rebuilt = True
+                version = None
             if version is None:
-                self.db.execute("INSERT INTO meta VALUES('schema', ?)", (SCHEMA_VERSION,))
-                self.db.commit()
-            elif version[0] != SCHEMA_VERSION:
-                msg = f"search index {self.path}: schema {version[0]}, expected {SCHEMA_VERSION}"
-                raise InputError(msg + " (rebuild it: citywatch search --rebuild)")
+                with self.db:
+                    self.db.execute("INSERT INTO meta VALUES('schema', ?)", (SCHEMA_VERSION,))
+                    for name, value in _MERGE:
+                        self.db.execute("INSERT INTO fts(fts, rank) VALUES(?, ?)", (name, value))
         except sqlite3.DatabaseError as exc:
             msg = f"search index {self.path}: {exc} (rebuild it: citywatch search --rebuild)"
             raise InputError(msg) from exc
@@ -266,27 +160,37 @@ class SqliteIndex:
             for i in range(0, len(ids), 500):
                 chunk = ids[i : i + 500]
                 old = db.execute(
-                    "SELECT rowid, title, body FROM docs WHERE doc_id IN "
-                    f"({','.join('?' * len(chunk))})",
+                    "SELECT d.rowid, d.kind, t.title, t.body, d.rule, d.lat, d.lon, d.town, "
+                    "d.district FROM docs d JOIN texts t ON t.rowid = d.rowid "
+                    f"WHERE d.doc_id IN ({','.join('?' * len(chunk))})",
                     chunk,
                 ).fetchall()
                 if old:
                     db.executemany(
-                        "INSERT INTO fts(fts, rowid, title, body) VALUES('delete', ?, ?, ?)",
-                        [(r[0], index_text(r[1]), index_text(r[2])) for r in old],
+                        "INSERT INTO fts(fts, rowid, title, body, place) "
+                        "VALUES('delete', ?, ?, ?, ?)",
+                        [(r[0], *fts_row(*r[1:])) for r in old],
                     )
-                    db.executemany("DELETE FROM docs WHERE rowid = ?", [(r[0],) for r in old])
+                    gone = [(r[0],) for r in old]
+                    db.executemany("DELETE FROM docs WHERE rowid = ?", gone)
+                    db.executemany("DELETE FROM texts WHERE rowid = ?", gone)
             top = db.execute("SELECT max(rowid) FROM docs").fetchone()[0] or 0
             new = list(latest.values())
             first = top + 1
+            narrow = [
+                (first + i, d.doc_id, d.kind, d.ts, d.district, d.town, d.rule, d.level,
+                 d.status, d.lat, d.lon)
+                for i, d in enumerate(new)
+            ]  # fmt: skip
             db.executemany(
-                f"INSERT INTO docs(rowid, {_COLUMNS}) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(first + i, *_row(d)) for i, d in enumerate(new)],
+                f"INSERT INTO docs(rowid, {_DOCS}) VALUES(?,?,?,?,?,?,?,?,?,?,?)", narrow
             )
             db.executemany(
-                "INSERT INTO fts(rowid, title, body) VALUES(?, ?, ?)",
-                [(first + i, index_text(d.title), index_text(d.body)) for i, d in enumerate(new)],
+                f"INSERT INTO texts(rowid, {_TEXTS}) VALUES(?,?,?,?,?)",
+                [(first + i, d.ref, d.title, d.body, d.grid) for i, d in enumerate(new)],
             )
+            rows = [(first + i, *fts_row(*_indexed(d))) for i, d in enumerate(new)]
+            db.executemany("INSERT INTO fts(rowid, title, body, place) VALUES(?, ?, ?, ?)", rows)
             if positions:
                 db.executemany(
                     "INSERT OR REPLACE INTO meta VALUES(?, ?)",
@@ -300,7 +204,7 @@ class SqliteIndex:
         return {k[4:]: v for k, v in rows}
 
     def get(self, doc_id: str) -> Doc | None:
-        sql = f"SELECT {_COLUMNS} FROM docs WHERE doc_id = ?"
+        sql = f"SELECT {_SELECT} WHERE d.doc_id = ?"
         row = self.db.execute(sql, (doc_id,)).fetchone()
         return None if row is None else _doc(row)
 
@@ -311,6 +215,7 @@ class SqliteIndex:
         """Drop every document and position (before a rebuild)."""
         with self.db:
             self.db.execute("DELETE FROM docs")
+            self.db.execute("DELETE FROM texts")
             self.db.execute("INSERT INTO fts(fts) VALUES('delete-all')")
             self.db.execute("DELETE FROM meta WHERE key LIKE 'pos:%'")
 
@@ -339,44 +244,29 @@ class SqliteIndex:
             hi = (row[0] or 0) + self.max_candidates // 4
         return lo, hi
 
-    def search(
-        self, query: str, filters: Filters | None = None, *, limit: int = 10, offset: int = 0
-    ) -> Results:
-        """The best ``limit`` documents for ``query`` (raises QueryError for an empty query).
-
-        Documents with every word come first; when there are fewer than ``limit`` of them,
-        documents with some of the words follow (``Hit.is_partial``, ``Results.relaxed``):
-        the same incident reported by one caller by its street and by another by its
-        community is still found.
-        """
-        t0 = time.perf_counter()
-        f = filters or Filters()
-        terms = terms_of(query)
-        rows, matched, capped = self._ranked(query, match_expression(query), f, limit, offset)
-        hits = [Hit(_doc(r[:-1]), -float(r[-1]), best_snippet(_doc(r[:-1]), terms)) for r in rows]
-        relaxed = False
-        if len(hits) < limit and word_count(query) > 1:
-            seen = {h.doc.doc_id for h in hits}
-            more, _, _ = self._ranked(
-                query, match_expression(query, any_word=True), f, limit + len(seen), 0
-            )
-            for r in more:
-                doc = _doc(r[:-1])
-                if doc.doc_id not in seen and len(hits) < limit:
-                    hits.append(Hit(doc, -float(r[-1]), best_snippet(doc, terms), True))
-                    relaxed = True
-        took = (time.perf_counter() - t0) * 1000
-        return Results(query, hits, matched, capped, took, terms, relaxed)
-
-    def _ranked(
-        self, query: str, expr: str, f: Filters, limit: int, offset: int
-    ) -> tuple[list[Any], int, bool]:
-        """Rows ranked by BM25 then recency among the newest ``max_candidates`` matches of
-        ``expr`` in the filters' time range; the number of matches (capped) and whether the
-        cap applied."""
+    def _fetch(
+        self,
+        query: str,
+        q: Query,
+        f: Filters,
+        *,
+        limit: int,
+        offset: int = 0,
+        near: Near = (),
+        cap: int = 0,
+    ) -> tuple[list[tuple[Doc, float]], int, bool]:
+        """See :meth:`Engine._fetch`: FTS5 ``bm25`` among the newest matches (rowid order)."""
+        expr = "{title body}: (" + match_expression(q) + ")"
+        for at in near:
+            alts = []
+            if at.tokens:
+                alts.append("place: (" + " OR ".join(f'"{t}"' for t in sorted(at.tokens)) + ")")
+            if at.names:
+                alts.append("{title body}: (" + match_expression(Query((at.names,))) + ")")
+            expr += " AND (" + " OR ".join(alts or ['place: "-"']) + ")"
         lo, hi = self._rowid_bounds(f)
         where, params = f.where()
-        cap = self.max_candidates
+        cap = cap or self.max_candidates
         try:
             newest = self.db.execute(
                 "SELECT rowid FROM fts WHERE fts MATCH ? AND rowid BETWEEN ? AND ? "
@@ -385,14 +275,22 @@ class SqliteIndex:
             ).fetchall()
             capped = len(newest) > cap
             low = newest[-1][0] + 1 if capped else lo
-            sql = (
-                f"SELECT {_D_COLUMNS}, bm25(fts, 2.0, 1.0) AS score "
+            ranked = self.db.execute(
+                "SELECT d.rowid, bm25(fts, 2.0, 1.0, 0.0) AS score "
                 "FROM fts JOIN docs d ON d.rowid = fts.rowid "
                 f"WHERE fts MATCH ? AND fts.rowid BETWEEN ? AND ? AND {where} "
-                "ORDER BY score, d.ts DESC LIMIT ? OFFSET ?"
-            )
-            rows = self.db.execute(sql, (expr, low, hi, *params, limit, offset)).fetchall()
+                "ORDER BY score, d.ts DESC LIMIT ? OFFSET ?",
+                (expr, low, hi, *params, limit, offset),
+            ).fetchall()
         except sqlite3.OperationalError as exc:  # a malformed expression: our bug, say so
             msg = f"query {query!r}: {exc}"
             raise QueryError(msg) from exc
-        return rows, min(len(newest), cap), capped
+        shown = {
+            r[0]: _doc(r[1:])
+            for r in self.db.execute(
+                f"SELECT d.rowid, {_SELECT} WHERE d.rowid IN ({','.join('?' * len(ranked))})",
+                [r[0] for r in ranked],
+            )
+        }
+        out = [(shown[rowid], -float(score)) for rowid, score in ranked]
+        return out, min(len(newest), cap), capped

@@ -7,6 +7,8 @@ lower-case word (plates, station ids: ``苏F12345`` -> ``苏`` ``f12345``). A qu
 the *phrase* of its tokens, so 危化品 matches exactly the text 危化品 (危化 followed by 化品),
 never 危化 and 化品 apart. This is the classic bigram index of CJK search engines: no
 dictionary, no segmentation errors, every substring of two or more characters findable.
+Traditional characters are folded to simplified (OpenCC's ``t2s`` tables) in the text and in
+the query alike, so 噪聲 finds 噪声 and 噪声 finds 噪聲.
 
 Query syntax (what a duty officer types)::
 
@@ -24,14 +26,17 @@ Query syntax (what a duty officer types)::
 '("异味" OR "臭味") AND "st00"*'
 >>> terms_of("噪声 \\"人民路\\" -装修")
 ['噪声', '人民路']
+>>> index_text("危險化學品") == index_text("危险化学品")
+True
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from operator import add
-from typing import Final
+from typing import Any, Final
 
 __all__ = [
     "Phrase",
@@ -40,6 +45,7 @@ __all__ = [
     "index_text",
     "match_expression",
     "parse_query",
+    "simplified",
     "terms_of",
     "tokens",
     "tsquery_expression",
@@ -59,6 +65,25 @@ class QueryError(ValueError):
     """A query that names nothing to search for (e.g. only punctuation or only exclusions)."""
 
 
+@functools.cache
+def _t2s() -> Any:
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def simplified(text: str) -> str:
+    """``text`` with traditional characters as simplified (OpenCC ``t2s``; about 2 µs a
+    ticket). Indexed text, query terms and snippets all pass through it.
+
+    >>> simplified("夜間施工噪聲，蘇F12345")
+    '夜间施工噪声，苏F12345'
+    """
+    if text.isascii():
+        return text
+    return str(_t2s().convert(text))
+
+
 def tokens(text: str) -> list[str]:
     """The index tokens of ``text``, in order (see the module docstring)."""
     return index_text(text).split()
@@ -73,7 +98,7 @@ def index_text(text: str) -> str:
     phrase of adjacent tokens, and a one-character query (a prefix) finds every occurrence.
     """
     out: list[str] = []
-    for run in _RUN.findall(text):
+    for run in _RUN.findall(simplified(text)):
         if run[0] < "\u3400":  # ASCII letters and digits
             out.append(run.lower())
         elif len(run) == 1:
@@ -86,7 +111,7 @@ def index_text(text: str) -> str:
 def _term_tokens(term: str) -> tuple[str, ...]:
     """A query term's tokens: bigrams of its CJK runs, with an end unigram only where the
     run touches ASCII inside the term (the text has that unigram at every run end)."""
-    runs = _RUN.findall(term)
+    runs = _RUN.findall(simplified(term))
     out: list[str] = []
     for i, run in enumerate(runs):
         if run[0] < "\u3400":
@@ -108,6 +133,22 @@ class Phrase:
 
     tokens: tuple[str, ...]
     is_prefix: bool = False
+    #: The term as typed, simplified and lower case (a place name is looked up by it).
+    text: str = ""
+
+    def found_in(self, tokens: set[str]) -> bool:
+        """Whether a document with these index tokens has every token of the phrase (not
+        their order: for ranking documents with some of the words, not for matching).
+
+        >>> Phrase(("危化", "化品")).found_in(set(tokens("危化品车辆")))
+        True
+        """
+        *whole, last = self.tokens
+        if not all(t in tokens for t in whole):
+            return False
+        if self.is_prefix:
+            return any(t.startswith(last) for t in tokens)
+        return last in tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +184,7 @@ def parse_query(query: str) -> Query:
         prefix = prefix or (len(toks) == 1 and bool(_CJK.fullmatch(toks[0])))
         if not toks:
             continue
-        phrase = Phrase(toks, prefix)
+        phrase = Phrase(toks, prefix, simplified(quoted).strip().lower())
         if negate:
             excluded.append(phrase)
         elif join_next:
@@ -157,10 +198,10 @@ def parse_query(query: str) -> Query:
     return Query(tuple(tuple(g) for g in groups), tuple(excluded))
 
 
-def match_expression(query: str, *, any_word: bool = False) -> str:
+def match_expression(query: str | Query, *, any_word: bool = False) -> str:
     """The FTS5 MATCH expression of ``query`` (``any_word``: its words ORed, the relaxed
     query); every token is quoted, so nothing the user types can inject FTS5 syntax."""
-    q = parse_query(query)
+    q = parse_query(query) if isinstance(query, str) else query
 
     def fts(p: Phrase) -> str:
         return '"' + " ".join(p.tokens) + '"' + ("*" if p.is_prefix else "")
@@ -172,18 +213,21 @@ def match_expression(query: str, *, any_word: bool = False) -> str:
     return " ".join([expr, *(f"NOT {fts(x)}" for x in q.excluded)])
 
 
-def tsquery_expression(query: str, *, any_word: bool = False) -> str:
-    """The PostgreSQL ``to_tsquery('simple', ...)`` text of ``query`` (tokens quoted).
+def tsquery_expression(query: str | Query, *, any_word: bool = False, weights: str = "") -> str:
+    """The PostgreSQL ``to_tsquery('simple', ...)`` text of ``query`` (tokens quoted; each
+    only in lexemes of these ``weights`` when given).
 
     >>> tsquery_expression("危化品 OR 加油 -st0*")
     "(('危化' <-> '化品') | '加油') & !'st0':*"
+    >>> tsquery_expression("st0*", weights="AB")
+    "'st0':*AB"
     """
-    q = parse_query(query)
+    q = parse_query(query) if isinstance(query, str) else query
 
     def ts(p: Phrase) -> str:
-        words = [f"'{t}'" for t in p.tokens]
+        words = [f"'{t}'" + (f":{weights}" if weights else "") for t in p.tokens]
         if p.is_prefix:
-            words[-1] += ":*"
+            words[-1] = f"'{p.tokens[-1]}':*{weights}"
         return words[0] if len(words) == 1 else "(" + " <-> ".join(words) + ")"
 
     parts = [ts(g[0]) if len(g) == 1 else "(" + " | ".join(map(ts, g)) + ")" for g in q.groups]
@@ -199,13 +243,14 @@ def word_count(query: str) -> int:
 
 
 def terms_of(query: str) -> list[str]:
-    """The positive terms of ``query`` as typed (for highlighting), without operators."""
+    """The positive terms of ``query`` as typed, simplified (for highlighting in the simplified
+    text), without operators."""
     out: list[str] = []
     for m in _QUERY.finditer(query):
         negate, quoted, bare = m.group(1), m.group(2), m.group(3)
         if bare == "OR" or negate or (bare is not None and bare.startswith("-")):
             continue
-        text = (quoted if bare is None else bare).rstrip("*").strip()
+        text = simplified((quoted if bare is None else bare).rstrip("*").strip())
         if text and tokens(text):
             out.append(text)
     return out

@@ -189,6 +189,22 @@ def test_snippets_mark_the_matched_words(index: Any) -> None:
     assert "施工" in marked
 
 
+def test_traditional_and_simplified_find_each_other(index: Any) -> None:
+    index.add(
+        [
+            ticket(1, "樓下工地夜間施工，噪聲很大，還有危險化學品車輛"),  # traditional
+            ticket(2, "楼下工地夜间施工噪声很大"),  # simplified
+            ticket(3, "垃圾桶满了"),
+        ]
+    )
+    for query in ("噪声", "噪聲", '"夜间施工"', "夜間施工"):
+        assert {h.doc.ref for h in index.search(query).hits} == {"T1", "T2"}, query
+    assert [h.doc.ref for h in index.search("危险化学品").hits] == ["T1"]
+    hit = next(h for h in index.search("噪聲").hits if h.doc.ref == "T1")
+    assert ("噪声", True) in hit.snippet  # marked in the simplified text
+    assert hit.doc.body.startswith("樓下")  # the document itself is as the caller wrote it
+
+
 def test_only_the_newest_matches_are_ranked_when_too_many(tmp_path: Path) -> None:
     idx = SqliteIndex(tmp_path / "i.sqlite", max_candidates=50)
     idx.add([ticket(n, "噪声扰民", ts=T0 + n) for n in range(200)])
@@ -347,3 +363,100 @@ def test_documents_with_every_word_come_first_then_some_of_them(index: Any) -> N
     assert [h.doc.ref for h in index.search("华光 跃秀", limit=1).hits] == ["T1"]
     assert not index.search("华光 跃秀", limit=1).relaxed
     assert {h.doc.ref for h in index.search("华光 跃秀 -渣土").hits} == {"T2"}
+
+
+# -- places ------------------------------------------------------------------------------------
+
+
+def _registry() -> Any:
+    from citywatch.registry import District, Locality, Registry
+    from citywatch.tiers import Town
+
+    square = ((120.0, 32.0), (121.0, 32.0), (121.0, 33.0), (120.0, 33.0), (120.0, 32.0))
+    return Registry(
+        districts=[District(name="如皋市", code="1", rings=(square,))],
+        towns={"T1": Town(id="T1", name="如城街道", district="如皋市", lat=32.4, lon=120.6)},
+        localities={
+            "C1": Locality(id="C1", name="琅晖公寓", kind="community", lat=32.39, lon=120.57,
+                           district="如皋市", town="T1"),
+            "R1": Locality(id="R1", name="解放路", kind="road", lat=32.39, lon=120.58,
+                           line=((120.56, 32.39), (120.60, 32.39)), district="如皋市",
+                           town="T1"),
+        },
+    )  # fmt: skip
+
+
+def test_a_place_name_also_finds_what_is_at_the_place(index: Any) -> None:
+    from sinks.search.places import Gazetteer
+
+    index.places = Gazetteer.from_registry(_registry())
+    index.add(
+        [
+            ticket(1, "琅晖公寓1栋工地破碎锤一直在响", lat=32.3901, lon=120.5701),
+            ticket(2, "解放路194号工地晚上还用破碎锤干活", lat=32.3912, lon=120.5722),  # 200 m
+            ticket(3, "工地破碎锤半夜施工", lat=32.60, lon=120.90),  # 30 km away
+            ticket(4, "琅晖公寓门口路灯不亮", lat=32.3902, lon=120.5702),  # another problem
+            ticket(5, "解放路194号破碎锤"),  # no coordinates: its words only
+            ticket(6, "工地破碎锤", town="T1"),  # placed in the town (by its grid, say)
+        ]
+    )
+    res = index.search("琅晖公寓 破碎锤")
+    full = {h.doc.ref for h in res.hits if not h.is_partial}
+    assert full == {"T1", "T2"}
+    assert res.matched == 2
+    # a road: near its centre line (T3 is far from it, T5 says it)
+    assert {h.doc.ref for h in index.search("解放路 破碎锤").hits if not h.is_partial} == {
+        "T1", "T2", "T5"}  # fmt: skip
+    # a town by its short name, by where tickets are placed
+    assert {h.doc.ref for h in index.search("如城 破碎锤").hits if not h.is_partial} == {"T6"}
+    index.places = None  # without a registry a place name is a word like any other
+    assert {h.doc.ref for h in index.search("琅晖公寓 破碎锤").hits if not h.is_partial} == {"T1"}
+
+
+def test_among_some_of_the_words_those_near_the_found_ones_come_first(index: Any) -> None:
+    index.add(
+        [
+            ticket(1, "幸福小区东门夜市收摊后满地垃圾", lat=32.0, lon=120.8),
+            # other callers about the same mess, in other words, nearby and far away
+            ticket(2, "烧烤摊收摊以后垃圾扔一地", lat=32.002, lon=120.801, ts=T0 - 1000),
+            ticket(3, "夜市收摊以后垃圾扔一地", lat=32.3, lon=121.2),
+            ticket(4, "收摊后垃圾没人管", lat=32.5, lon=121.5),
+        ]
+    )
+    res = index.search("幸福小区 收摊")
+    assert [h.doc.ref for h in res.hits][:2] == ["T1", "T2"]
+    assert [h.is_partial for h in res.hits][:2] == [False, True]
+
+
+def test_a_common_name_places_nothing() -> None:
+    from citywatch.registry import Locality, Registry
+    from sinks.search.places import MAX_SPOTS, Gazetteer, place_text
+
+    roads = {
+        f"R{i}": Locality(id=f"R{i}", name="人民路", kind="road", lat=32.0 + i / 100,
+                          lon=120.5, line=((120.5, 32.0 + i / 100), (120.51, 32.0 + i / 100)))
+        for i in range(MAX_SPOTS + 1)
+    }  # fmt: skip
+    roads["C"] = Locality(id="C", name="幸福小区", kind="community", lat=32.0, lon=120.5)
+    g = Gazetteer.from_registry(Registry(localities=roads))
+    assert g.get("人民路") is None
+    assert g.get("幸福小区").holds(place_text(32.001, 120.501, "", ""))
+    assert not g.get("幸福小区").holds(place_text(32.02, 120.5, "", ""))  # 2 km north
+    assert g.names_in("人民路幸福小区3栋") == ["幸福小区"]
+
+
+def test_an_index_of_an_older_format_is_emptied_to_be_filled_again(tmp_path: Path) -> None:
+    path = tmp_path / "i.sqlite"
+    idx = SqliteIndex(path)
+    idx.add([ticket(1, "噪声")], {"tickets": "5-0"})
+    idx.db.execute("UPDATE meta SET value = '0' WHERE key = 'schema'")
+    idx.db.commit()
+    idx.close()
+    idx = SqliteIndex(path)
+    assert idx.rebuilt
+    assert idx.count() == 0
+    assert idx.positions() == {}
+    idx.add([ticket(2, "噪声")])
+    assert [h.doc.ref for h in idx.search("噪声").hits] == ["T2"]
+    idx.close()
+    assert not SqliteIndex(path).rebuilt
