@@ -4,7 +4,8 @@
 detector               finds
 =====================  ===========================================================
 :class:`RobustZ`       a spike or a burst of noise against the recent level
-:class:`LevelShift`    a lasting change of level, or a trend (change point)
+:class:`LevelShift`    a lasting change of level (change point)
+:class:`Trend`         a slow drift: the level now against the level ``lag`` readings ago
 :class:`VarianceShift` the series got noisier (or calmer) and stays so
 :class:`Seasonal`      a value wrong for its time of day or week (needs ``t``)
 :class:`FlatLine`      a frozen sensor: a run of repeats its repeat rate cannot explain
@@ -24,6 +25,7 @@ from models.detect.mahalanobis import Mahalanobis
 from models.detect.resolution import Resolution
 from models.detect.robust_z import RobustZ
 from models.detect.seasonal import Seasonal
+from models.detect.trend import Trend
 from models.detect.variance_shift import VarianceShift
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "Seasonal",
     "SurpriseDetector",
     "TailCalibrator",
+    "Trend",
     "VarianceShift",
     "clean",
     "threshold_for",

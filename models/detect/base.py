@@ -254,7 +254,6 @@ class SurpriseDetector(Detector):
         cal = self.calibrator
         if cal is None:
             cal = self._calibrator()
-        p = cal.p(s) if s > 0.0 else 1.0
-        cal.learn(s, p)
+        p = cal.update(s)
         self.learn_surprise(v, t, s)
         return p

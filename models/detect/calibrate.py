@@ -254,6 +254,42 @@ class TailCalibrator:
             p = phi * (1.0 + xi * y / sigma) ** (-1.0 / xi)
         return p
 
+    def update(self, s: float) -> float:
+        """``p(s)``, then learn ``s``: the same as ``learn(s, p(s))``, in one call (the hot
+        path of every detector; surprises in the body of the law take a short cut)."""
+        if s <= 0.0:
+            if self.alarm_weight == 1.0 and s == 0.0:
+                self._zeros += 1
+            else:
+                self.learn(s, 1.0)
+            return 1.0
+        u = self.u
+        if s > u or self._zeros or s >= _LINEAR:
+            p = self.p(s)
+            self.learn(s, p)
+            return p
+        # s in (0, u]: p on the straight line to phi; learning touches one linear bin
+        g = self._g
+        total = self.total
+        pw = self.prior_weight * g
+        tot = total + pw
+        phi = (self.w_exc + pw * self.phi0) / tot if tot > 0 else self.phi0
+        p = 1.0 - (1.0 - phi) * s / u
+        if p < P_FLOOR:
+            p = P_FLOOR
+        g = g / (1.0 - self._a)
+        if g > 1e200:
+            self.counts = [c / g for c in self.counts]
+            self.total /= g
+            self.w_exc /= g
+            self.m1 /= g
+            self.m2 /= g
+            g = 1.0
+        self._g = g
+        self.counts[int(s)] += g  # below u: full weight, in one of the 1-nat bins
+        self.total += g
+        return p
+
     def learn(self, s: float, p: float | None = None) -> None:
         """Learn one surprise (the detector's, for a reading it learns).
 

@@ -55,6 +55,13 @@ class FlatLine(SurpriseDetector):
         A second, short-memory repeat rate (half-life in readings) and its weight in the
         rate a run is judged by (0: the long-run rate alone, the default; on the real series
         of ``benchmarks/eval_detectors.py`` the local rate found fewer stuck sensors).
+    min_run
+        Repeats before a run counts at all (>= 1; shorter runs score 0). The default 1
+        judges every run; the :class:`~models.detect.ensemble.Ensemble` uses 3: one or two
+        repeats are never a frozen sensor, and counting them adds chance evidence to every
+        stretch of a continuous series (on the real series of
+        ``benchmarks/eval_detectors.py`` 3 found more stuck sensors, alone and in the
+        ensemble).
     calibration_half_life
         Half-life (readings) of the score's calibration.
     """
@@ -70,6 +77,7 @@ class FlatLine(SurpriseDetector):
         "hold",
         "local_half_life",
         "local_weight",
+        "min_run",
         "nlog_p",
         "p_local",
         "p_max",
@@ -90,6 +98,7 @@ class FlatLine(SurpriseDetector):
         hold: float = 9.0,
         local_half_life: float = 30.0,
         local_weight: float = 0.0,
+        min_run: int = 1,
         calibration_half_life: float = 3000.0,
     ) -> None:
         if not half_life > 0:
@@ -104,6 +113,9 @@ class FlatLine(SurpriseDetector):
         if not hold > 0 or not local_half_life > 0:
             msg = f"hold/local_half_life: must be > 0, got {hold!r}/{local_half_life!r}"
             raise ValueError(msg)
+        if min_run < 1:
+            msg = f"min_run: must be >= 1, got {min_run!r}"
+            raise ValueError(msg)
         if not 0.0 <= local_weight <= 1.0:
             msg = f"local_weight: must be in [0, 1], got {local_weight!r}"
             raise ValueError(msg)
@@ -112,6 +124,7 @@ class FlatLine(SurpriseDetector):
         self.p_min = float(p_min)
         self.p_max = float(p_max)
         self.hold = float(hold)
+        self.min_run = int(min_run)
         self.calibration_half_life = float(calibration_half_life)
         self.calibrator: TailCalibrator | None = None
         self._a = ew_rate(self.half_life)
@@ -148,6 +161,8 @@ class FlatLine(SurpriseDetector):
         if prev is None or not same(x, prev) or not self.changed:
             return 0.0  # a series that never varied is not stuck: constant is its normal
         run = self.run + 1
+        if run < self.min_run:
+            return 0.0
         return run * (self.nlog_p if run > 1 else self._nlog())
 
     def learn_surprise(self, x: float, t: int | None, s: float | None) -> None:
@@ -161,7 +176,7 @@ class FlatLine(SurpriseDetector):
         if self._n < self.warmup:
             self._learn(v, repeat)
             return 1.0
-        if repeat and self.changed:
+        if repeat and self.changed and self.run + 1 >= self.min_run:
             run = self.run + 1
             s = run * (self.nlog_p if run > 1 else self._nlog())
         else:
@@ -169,8 +184,7 @@ class FlatLine(SurpriseDetector):
         cal = self.calibrator
         if cal is None:
             cal = self._calibrator()
-        p = cal.p(s) if s > 0.0 else 1.0
-        cal.learn(s, p)
+        p = cal.update(s)
         self._learn(v, repeat)
         return p
 

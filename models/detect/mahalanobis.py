@@ -311,8 +311,7 @@ class Mahalanobis:
         if s is None:
             self._learn(vals, scales)
             return 1.0
-        p = self.calibrator.p(s)
-        self.calibrator.learn(s, p)
+        p = self.calibrator.update(s)
         self._learn(vals, scales)
         return p
 

@@ -23,6 +23,7 @@ from models.detect import (
     Mahalanobis,
     RobustZ,
     Seasonal,
+    Trend,
     VarianceShift,
 )
 from models.robust_z import RobustZ as LegacyRobustZ
@@ -54,6 +55,7 @@ CASES = [
     Case("variance_shift", lambda: VarianceShift(warmup=30)),
     Case("seasonal", lambda: Seasonal(warmup_ms=6 * 3_600_000)),
     Case("flat_line", lambda: FlatLine(warmup=20)),
+    Case("trend", lambda: Trend(lag=50)),
     Case("ensemble", Ensemble),
     Case("mahalanobis", lambda: Mahalanobis(("a", "b", "c"), warmup=30), vector=True),
 ]
@@ -61,7 +63,8 @@ IDS = [c.name for c in CASES]
 
 
 def noisy(n: int, seed: int = 1) -> Iterator[tuple[float | None, int]]:
-    """A daily cycle with noise, negative values, an outlier or two and missing readings."""
+    """A daily cycle with noise, negative values, an outlier or two, a burst of noise and
+    missing readings."""
     rng = random.Random(seed)
     for i in range(n):
         t = T0 + i * MIN_MS
@@ -69,6 +72,8 @@ def noisy(n: int, seed: int = 1) -> Iterator[tuple[float | None, int]]:
             yield rng.choice(MISSING), t
             continue
         x = -3.0 + 2.0 * math.sin(2 * math.pi * i / 1440) + rng.gauss(0.0, 0.3)
+        if 2600 <= i < 2700:
+            x += rng.gauss(0.0, 3.0)
         if i % 500 == 499:
             x += 25.0
         yield round(x, 2), t
@@ -85,7 +90,7 @@ def test_scores_are_builtin_floats_in_unit_interval_never_one(case: Case) -> Non
     det = case.make()
     scores = run(case, det, list(noisy(3000)))
     assert all(type(s) is float and math.isfinite(s) and 0.0 <= s < 1.0 for s in scores)
-    assert max(scores) > 0.99  # the outliers are seen
+    assert max(scores) > 0.99  # the outliers (or the burst) are seen
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)

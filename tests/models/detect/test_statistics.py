@@ -18,9 +18,11 @@ from models.detect import (
     RobustZ,
     Seasonal,
     TailCalibrator,
+    Trend,
     VarianceShift,
 )
 from models.detect.base import surprise_upper, surprise_z
+from models.detect.ensemble import _fisher_surprise
 
 HOUR = 3_600_000
 MIN_MS = 60_000
@@ -51,14 +53,16 @@ def test_level_shift_warmup_means_are_the_running_mean() -> None:
         assert d.slow == pytest.approx(float(np.mean(xs[:n])), rel=1e-9)
 
 
-def test_variance_shift_warmup_step_mean_is_numpys() -> None:
+def test_variance_shift_warmup_means_are_numpys() -> None:
     xs = gauss(60, seed=5)
-    d = VarianceShift(1e8, 1e9, warmup=60, clip=1e9)
+    d = VarianceShift(1e8, 1e9, warmup=60, clip=1e9, floor_share=1e-9)
     for n, x in enumerate(xs, 1):
         d.learn_one(x)
         if n >= 2:
             steps = np.abs(np.diff(xs[:n]))
-            assert d.slow == pytest.approx(float(np.mean(steps)), rel=1e-9)
+            assert d.mean_step == pytest.approx(float(np.mean(steps)), rel=1e-9)
+            assert d.slow == pytest.approx(float(np.mean(np.log(steps))), rel=1e-9)
+            assert d.fast == pytest.approx(float(np.mean(np.log(steps))), rel=1e-9)
 
 
 def test_flat_line_repeat_rate_is_the_share_of_repeats() -> None:
@@ -163,6 +167,33 @@ def test_variance_shift_flags_a_noisier_series() -> None:
     assert max(scores) > 0.9999
 
 
+def test_variance_shift_ignores_spikes_and_shifts_and_accepts_a_lasting_change() -> None:
+    d = VarianceShift(max_hold=300)
+    xs = gauss(6000)
+    for i, x in enumerate(xs):
+        if i > 3000 and i % 400 == 0:
+            x += 30.0  # a spike: two big steps
+        if i > 3000 and i % 400 == 200:
+            xs[i:] = [v + 20.0 for v in xs[i:]]  # a level shift: one big step
+            x = xs[i]
+        s = d.update(x)
+        if i > 3000:
+            assert s < 0.999, i
+    later = [d.update(x) for x in gauss(3000, seed=3, sd=4.0)]
+    assert max(later[:200]) > 0.9999
+    assert max(later[-500:]) < 0.999  # four times the noise for a while is the new normal
+
+
+def test_variance_shift_calmer_is_flagged_only_when_asked() -> None:
+    up, both = VarianceShift(), VarianceShift(side="both")
+    for x in gauss(5000):
+        up.learn_one(x)
+        both.learn_one(x)
+    calm = gauss(300, seed=4, sd=0.1)
+    assert max(up.update(x) for x in calm) < 0.99
+    assert max(both.update(x) for x in calm) > 0.999
+
+
 def test_seasonal_knows_the_hour() -> None:
     d = Seasonal()
     rng = random.Random(11)
@@ -200,6 +231,26 @@ def test_flat_line_flags_a_frozen_sensor_on_a_coarse_grid() -> None:
     assert scores[-1] > max(natural[2000:])  # longer than any natural run scores higher
 
 
+def test_flat_line_min_run_ignores_short_runs() -> None:
+    rng = random.Random(16)
+    d, d3 = FlatLine(), FlatLine(min_run=3)
+    for _ in range(3000):
+        x = round(rng.gauss(10.0, 1.0), 3)
+        d.update(x)
+        d3.update(x)
+    x = 10.5
+    d.update(x)
+    d3.update(x)
+    one, one3 = d.update(x), d3.update(x)  # a first repeat
+    two, two3 = d.update(x), d3.update(x)
+    three3 = d3.update(x)
+    assert one > 0.9  # a continuous series: even one repeat is rare
+    assert two > 0.99
+    assert one3 == 0.0
+    assert two3 == 0.0
+    assert three3 > 0.999
+
+
 def test_mahalanobis_flags_channels_breaking_their_relation() -> None:
     rng = np.random.default_rng(13)
     m = Mahalanobis(("ph", "redox"))
@@ -212,13 +263,62 @@ def test_mahalanobis_flags_channels_breaking_their_relation() -> None:
 
 
 def test_ensemble_combination_rules() -> None:
-    e = Ensemble()
-    assert e._combine([0.5, 0.001, 1.0, 1.0, 1.0]) == pytest.approx(0.005)
+    ps = [0.5, 0.001, 1.0, 1.0, 1.0]
+    assert Ensemble(combine="bonferroni")._combine(ps) == pytest.approx(0.005)
+    hmp = Ensemble(combine="hmp")._combine(ps)
+    assert hmp == pytest.approx(5.0 / (2.0 + 1000.0 + 3.0))
+    assert hmp < 0.005  # never above Bonferroni
     f = Ensemble(combine="fisher")
     assert f._combine([1.0] * 5) == pytest.approx(1.0)
     assert f._combine([0.01] * 5) < 0.01 * 5
+    # chi-squared with 10 degrees of freedom, P(X >= 20) = 0.0292527
+    assert f._combine([math.exp(-2.0)] * 5) == pytest.approx(0.0292527, rel=1e-5)
+    # the default: twice the smaller of the harmonic mean and the (calibrated) Fisher p
+    e = Ensemble()
+    assert e._combine([1.0] * 6) == 1.0
+    fisher = Ensemble(combine="fisher")._combine([0.2] * 6)
+    assert e._combine([0.2] * 6) == pytest.approx(2.0 * fisher)
+    assert e._combine([1e-6, 1.0, 1.0, 1.0, 1.0, 1.0]) == pytest.approx(2.0 * 6.0 / (1e6 + 5.0))
     with pytest.raises(ValueError, match="combine"):
         Ensemble(combine="max")  # type: ignore[arg-type]
+
+
+def test_ensemble_fisher_calibration_learns_that_agreement_is_usual_here() -> None:
+    """Two members that watch the same thing are surprised together; nominal Fisher counts that
+    as two findings, the calibrated statistic learns that it is one."""
+    e = Ensemble({"a": RobustZ(warmup=10), "b": RobustZ(warmup=10, half_life=2.5)})
+    rng = random.Random(21)
+    for _ in range(5000):
+        e.update(10.0 + rng.gauss(0.0, 1.0))
+    cal = e.calibrator
+    assert cal is not None
+    s = _fisher_surprise([0.01, 0.01])  # both at 1%: nominally p = 0.00102
+    assert math.exp(-s) == pytest.approx(1e-4 * (1.0 - math.log(1e-4)), rel=1e-9)
+    assert cal.p(s) > 3.0 * math.exp(-s)
+
+
+def test_trend_flags_a_slow_drift_beyond_the_natural_wander() -> None:
+    rng = random.Random(22)
+    walk = 0.0
+    xs = []
+    for _ in range(6000):  # a wandering level (sd 1 over 200 readings) plus noise
+        walk = 0.995 * walk + rng.gauss(0.0, 0.1)
+        xs.append(10.0 + walk + rng.gauss(0.0, 0.3))
+    tr = Trend()
+    natural = [tr.update(x) for x in xs]
+    drift = [10.0 + walk + rng.gauss(0.0, 0.3) + 0.05 * i for i in range(200)]  # +10 in 200
+    scores = [tr.update(x) for x in drift]
+    assert max(scores[:20]) < 0.99  # not yet
+    assert max(scores) > 0.999
+    assert max(scores) > max(natural[2000:])
+
+
+def test_trend_compares_with_the_level_lag_readings_ago() -> None:
+    tr = Trend(lag=10, warmup=20, smooth_half_life=1e-9)  # no smoothing: the level is x
+    for i in range(30):
+        tr.learn_one(float(i % 3))
+    assert tr.level == pytest.approx(2.0)
+    assert tr.ring[tr._i] == pytest.approx(float((30 - 10) % 3))  # the level 10 readings ago
 
 
 @pytest.mark.parametrize(
@@ -228,11 +328,16 @@ def test_ensemble_combination_rules() -> None:
         (lambda: RobustZ(side="left"), "side"),  # type: ignore[arg-type]
         (lambda: LevelShift(10, 5), "fast_half_life"),
         (lambda: VarianceShift(warmup=1), "warmup"),
+        (lambda: VarianceShift(side="left"), "side"),  # type: ignore[arg-type]
         (lambda: FlatLine(p_min=0.9, p_max=0.5), "p_min"),
+        (lambda: FlatLine(min_run=0), "min_run"),
         (lambda: Seasonal(clip=0), "clip"),
         (lambda: Mahalanobis(1), "channels"),
         (lambda: TailCalibrator(u=0), "u"),
         (lambda: Ensemble({}), "members"),
+        (lambda: Trend(lag=1), "lag"),
+        (lambda: Trend(lag=100, warmup=50), "warmup"),
+        (lambda: Trend(smooth_half_life=0), "smooth_half_life"),
     ],
 )
 def test_bad_parameters_name_the_field(make: object, field: str) -> None:
@@ -253,3 +358,26 @@ def test_calibrator_folds_zero_surprises_exactly() -> None:
             for q in (0.5, 3.0, 9.0, 20.0):
                 assert lazy.p(q) == pytest.approx(eager.p(q), rel=1e-9)
     assert lazy.phi == pytest.approx(eager.phi, rel=1e-9)
+
+
+@pytest.mark.parametrize("alarm_weight", [1.0, 0.1])
+def test_calibrator_update_is_p_then_learn(alarm_weight: float) -> None:
+    """The hot path's short cut gives the same p and the same state as p() then learn()."""
+    rng = np.random.default_rng(15)
+    kinds = rng.integers(0, 4, 6000)
+    s = np.where(kinds == 0, 0.0, np.where(kinds == 1, rng.exponential(1.0, 6000), 0.0))
+    s = np.where(kinds == 2, rng.exponential(8.0, 6000), s)
+    s = np.where(kinds == 3, rng.uniform(0.0, 2.3, 6000), s)
+    fused = TailCalibrator(half_life=300, alarm_weight=alarm_weight)
+    split = TailCalibrator(half_life=300, alarm_weight=alarm_weight)
+    for v in s.tolist():
+        p = split.p(v) if v > 0.0 else 1.0
+        split.learn(v, p)
+        assert fused.update(v) == p
+    assert fused.counts == split.counts
+    assert (fused.total, fused.w_exc, fused.m1, fused.m2) == (
+        split.total,
+        split.w_exc,
+        split.m1,
+        split.m2,
+    )
