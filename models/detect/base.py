@@ -41,6 +41,7 @@ from typing import Final
 from models.detect.calibrate import MAX_SURPRISE, P_FLOOR, TailCalibrator
 
 __all__ = [
+    "ABS_TO_SIGMA",
     "MAX_SURPRISE",
     "P_FLOOR",
     "TINY_SCALE",
@@ -48,6 +49,7 @@ __all__ = [
     "SurpriseDetector",
     "clean",
     "ew_rate",
+    "huber_ew",
     "require_fast_slow",
     "require_non_negative",
     "require_positive",
@@ -65,6 +67,9 @@ _NOMINAL: Final = TailCalibrator()
 _INV_SQRT2: Final = 1.0 / math.sqrt(2.0)
 _HALF_LN_2PI: Final = 0.5 * math.log(2.0 * math.pi)
 _LN2: Final = math.log(2.0)
+#: E|X - mu| = sigma * sqrt(2 / pi) for a normal law: a standard deviation is this times a
+#: mean absolute deviation.
+ABS_TO_SIGMA: Final = math.sqrt(math.pi / 2.0)
 
 
 def threshold_for(false_alarms_per_day: float, cadence_s: float) -> float:
@@ -120,6 +125,23 @@ def scale_floor(quantum: float, rel_floor: float, level: float) -> float:
     r = rel_floor * (level if level >= 0.0 else -level)
     f = quantum if quantum > r else r
     return f if f > TINY_SCALE else TINY_SCALE
+
+
+def huber_ew(
+    level: float, x: float, rate: float, noise_dev: float, clip: float, floor: float
+) -> float:
+    """``level`` moved toward ``x`` at ``rate``, the residual clipped at ``clip`` short-term
+    noise scales (``noise_dev``, a mean absolute deviation, as a standard deviation; the scale
+    at least ``floor``): one spike moves an exponentially weighted level little."""
+    lim = clip * noise_dev * ABS_TO_SIGMA
+    if lim < clip * floor:
+        lim = clip * floor
+    r = x - level
+    if r > lim:
+        r = lim
+    elif r < -lim:
+        r = -lim
+    return level + rate * r
 
 
 def ew_rate(half_life: float) -> float:

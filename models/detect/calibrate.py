@@ -254,6 +254,20 @@ class TailCalibrator:
             p = phi * (1.0 + xi * y / sigma) ** (-1.0 / xi)
         return p
 
+    def _grow(self) -> float:
+        """The weight of the surprise being learned: one reading heavier than the last
+        (renormalizing every sum when the weights grow large)."""
+        g = self._g / (1.0 - self._a)
+        if g > 1e200:
+            self.counts = [c / g for c in self.counts]
+            self.total /= g
+            self.w_exc /= g
+            self.m1 /= g
+            self.m2 /= g
+            g = 1.0
+        self._g = g
+        return g
+
     def update(self, s: float) -> float:
         """``p(s)``, then learn ``s``: the same as ``learn(s, p(s))``, in one call (the hot
         path of every detector; surprises in the body of the law take a short cut)."""
@@ -277,15 +291,7 @@ class TailCalibrator:
         p = 1.0 - (1.0 - phi) * s / u
         if p < P_FLOOR:
             p = P_FLOOR
-        g = g / (1.0 - self._a)
-        if g > 1e200:
-            self.counts = [c / g for c in self.counts]
-            self.total /= g
-            self.w_exc /= g
-            self.m1 /= g
-            self.m2 /= g
-            g = 1.0
-        self._g = g
+        g = self._grow()
         self.counts[int(s)] += g  # below u: full weight, in one of the 1-nat bins
         self.total += g
         return p
@@ -308,16 +314,7 @@ class TailCalibrator:
                 p = self.p(s)
             if p < self.alarm_p:
                 wt = self.alarm_weight
-        g = self._g / (1.0 - self._a)
-        if g > 1e200:  # renormalize the growing weights
-            self.counts = [c / g for c in self.counts]
-            self.total /= g
-            self.w_exc /= g
-            self.m1 /= g
-            self.m2 /= g
-            g = 1.0
-        self._g = g
-        gw = g * wt
+        gw = self._grow() * wt
         self.counts[_bin(s)] += gw
         self.total += gw
         if s > self.u:

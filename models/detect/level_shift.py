@@ -29,8 +29,10 @@ detector does. The score is that of the gap *after* the reading is taken in.
 from __future__ import annotations
 
 from models.detect.base import (
+    ABS_TO_SIGMA,
     SurpriseDetector,
     ew_rate,
+    huber_ew,
     require_fast_slow,
     require_non_negative,
     require_positive,
@@ -41,8 +43,6 @@ from models.detect.calibrate import TailCalibrator
 from models.detect.resolution import Resolution
 
 __all__ = ["LevelShift"]
-
-_ABS_TO_SIGMA = 1.2533141373155003
 
 
 class LevelShift(SurpriseDetector):
@@ -138,21 +138,11 @@ class LevelShift(SurpriseDetector):
         return scale_floor(0.5 * self.resolution.quantum, self.rel_floor, self.slow)
 
     def _fast_after(self, x: float) -> float:
-        fast: float = self.fast
-        lim = self.clip * self.noise_dev * _ABS_TO_SIGMA
-        f = self._floor()
-        if lim < self.clip * f:
-            lim = self.clip * f
-        r = x - fast
-        if r > lim:
-            r = lim
-        elif r < -lim:
-            r = -lim
-        return fast + self._af * r
+        return huber_ew(self.fast, x, self._af, self.noise_dev, self.clip, self._floor())
 
     def gap_scale(self) -> float:
         """The learned normal gap, floored."""
-        g = self.gap_dev * _ABS_TO_SIGMA
+        g = self.gap_dev * ABS_TO_SIGMA
         f = self._floor()
         return g if g > f else f
 

@@ -43,6 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.detect.base import (
+    ABS_TO_SIGMA,
     clean,
     ew_rate,
     require_non_negative,
@@ -57,7 +58,7 @@ __all__ = ["Mahalanobis", "Reading"]
 
 Reading = Sequence[float | None] | Mapping[str, float | None]
 F64 = npt.NDArray[np.float64]
-_ABS_TO_SIGMA: Final = 1.2533141373155003
+
 _INF: Final = math.inf
 
 
@@ -189,7 +190,7 @@ class Mahalanobis:
 
     def scale(self, i: int) -> float:
         """Channel ``i``'s robust standard deviation, floored."""
-        s = self.dev[i] * _ABS_TO_SIGMA
+        s = self.dev[i] * ABS_TO_SIGMA
         q = self.quantum[i]
         f = scale_floor(
             q * self.quantum_floor if q < math.inf else 0.0, self.rel_floor, self.loc[i]

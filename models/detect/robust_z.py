@@ -40,9 +40,10 @@ True
 from __future__ import annotations
 
 import math
-from typing import Final, Literal
+from typing import Literal
 
 from models.detect.base import (
+    ABS_TO_SIGMA,
     TINY_SCALE,
     SurpriseDetector,
     clean,
@@ -57,8 +58,6 @@ from models.detect.resolution import Resolution
 
 __all__ = ["RobustZ", "Side"]
 
-#: E|X - mu| = sigma * sqrt(2 / pi) for a normal law: scale = MAD_mean * this.
-ABS_TO_SIGMA: Final = math.sqrt(math.pi / 2.0)
 
 Side = Literal["both", "up", "down"]
 

@@ -41,6 +41,7 @@ import math
 from typing import Final
 
 from models.detect.base import (
+    ABS_TO_SIGMA,
     SurpriseDetector,
     require_non_negative,
     require_positive,
@@ -56,7 +57,6 @@ HOUR_MS: Final = 3_600_000
 DAY_MS: Final = 24 * HOUR_MS
 WEEK_MS: Final = 7 * DAY_MS
 _LN2: Final = math.log(2.0)
-_ABS_TO_SIGMA: Final = 1.2533141373155003
 
 
 def _rate(dt_ms: float, half_life_ms: float) -> float:
@@ -197,12 +197,12 @@ class Seasonal(SurpriseDetector):
         Residuals of a busy hour spread wider than those of a quiet one: the scale is the
         hour's own (nearest full hour), but at least a quarter of the all-day scale.
         """
-        s = self.dev * _ABS_TO_SIGMA
+        s = self.dev * ABS_TO_SIGMA
         if t is not None and self.started:
             i0, i1, w1, _ = self._where(t)
             hb = i1 if w1 >= 0.5 else i0
             if self.hour_seen[hb] > 0.0:
-                h = self.hour_dev[hb] * _ABS_TO_SIGMA
+                h = self.hour_dev[hb] * ABS_TO_SIGMA
                 s = h if h > 0.25 * s else 0.25 * s
         f = scale_floor(self.resolution.quantum * self.quantum_floor, self.rel_floor, self.level)
         return s if s > f else f

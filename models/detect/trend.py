@@ -32,8 +32,10 @@ used; readings are the clock (missing ones are skipped).
 from __future__ import annotations
 
 from models.detect.base import (
+    ABS_TO_SIGMA,
     SurpriseDetector,
     ew_rate,
+    huber_ew,
     require_non_negative,
     require_positive,
     scale_floor,
@@ -43,8 +45,6 @@ from models.detect.calibrate import TailCalibrator
 from models.detect.resolution import Resolution
 
 __all__ = ["Trend"]
-
-_ABS_TO_SIGMA = 1.2533141373155003
 
 
 class Trend(SurpriseDetector):
@@ -143,21 +143,11 @@ class Trend(SurpriseDetector):
         return scale_floor(0.5 * self.resolution.quantum, self.rel_floor, self.level)
 
     def _level_after(self, x: float) -> float:
-        level = self.level
-        f = self._floor()
-        lim = self.clip * self.noise_dev * _ABS_TO_SIGMA
-        if lim < self.clip * f:
-            lim = self.clip * f
-        r = x - level
-        if r > lim:
-            r = lim
-        elif r < -lim:
-            r = -lim
-        return level + self._a * r
+        return huber_ew(self.level, x, self._a, self.noise_dev, self.clip, self._floor())
 
     def spread(self) -> float:
         """The usual change over ``lag`` readings (a standard deviation), floored."""
-        d = self.dev * _ABS_TO_SIGMA
+        d = self.dev * ABS_TO_SIGMA
         f = self._floor()
         return d if d > f else f
 

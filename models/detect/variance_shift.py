@@ -43,6 +43,7 @@ import math
 from typing import Literal
 
 from models.detect.base import (
+    ABS_TO_SIGMA,
     SurpriseDetector,
     ew_rate,
     require_fast_slow,
@@ -56,7 +57,7 @@ from models.detect.resolution import Resolution
 
 __all__ = ["VarianceShift"]
 
-_ABS_TO_SIGMA = 1.2533141373155003
+
 #: the smallest spread of the log-ratio (nats): a 5% change of the noise level is not news
 _MIN_DEV = 0.05
 
@@ -209,7 +210,7 @@ class VarianceShift(SurpriseDetector):
         f = math.sqrt(v * a / (2.0 - a)) if v > 0.0 else 0.0
         if f < _MIN_DEV:
             f = _MIN_DEV
-        d = self.ratio_dev * _ABS_TO_SIGMA
+        d = self.ratio_dev * ABS_TO_SIGMA
         return d if d > f else f
 
     def _surprise_of(self, z: float) -> float:
