@@ -1,7 +1,7 @@
 """Score the generic detectors (models/detect) on every real series, with injected anomalies.
 
     python benchmarks/eval_detectors.py [--seeds 101-103] [--data DIR] [--max-points N]
-        [--datasets air-cities,water,...] [--slot N]
+        [--datasets air-cities,water,...] [--slot N] [--combine RULE]
 
 Series (read from ``--data``, else ``$CITYWATCH_DATA``, else a ``shared/data`` folder beside
 the repository): the hourly
@@ -75,7 +75,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.real_series import Series, data_dir, load_all
 from citywatch.cli_options import parse_seeds
 from models.detect import Ensemble, Mahalanobis
-from models.detect.ensemble import default_members
+from models.detect.ensemble import COMBINE_RULES, Combine, default_members
 
 F64 = npt.NDArray[np.float64]
 KINDS = ("spike", "level", "variance", "stuck", "trend")
@@ -218,9 +218,9 @@ def inject(x: F64, inj: list[Injected], sp: Spread, rng: np.random.Generator) ->
 # -- running the detectors --------------------------------------------------------------------
 
 
-def run_univariate(s: Series, x: F64) -> dict[str, F64]:
+def run_univariate(s: Series, x: F64, combine: Combine = "hmp_fisher") -> dict[str, F64]:
     """Scores of the ensemble and of each of its members (one pass: the ensemble's)."""
-    e = Ensemble()
+    e = Ensemble(combine=combine)
     n = len(x)
     out = {name: np.zeros(n) for name in (*UNIVARIATE, "ensemble")}
     cols = [out[name] for name in e.names]
@@ -405,7 +405,11 @@ def multivariate_groups(series: list[Series]) -> list[tuple[str, F64, Series]]:
 
 
 def evaluate(
-    series: list[Series], seeds: list[int], log: Callable[[str], None], slot: int = SLOT
+    series: list[Series],
+    seeds: list[int],
+    log: Callable[[str], None],
+    slot: int = SLOT,
+    combine: Combine = "hmp_fisher",
 ) -> Pool:
     pool = Pool()
     for s in series:
@@ -413,13 +417,13 @@ def evaluate(
         begin = lead_in(s.t)
         sp = spread(s.x)
         present = np.isfinite(s.x)
-        clean = run_univariate(s, s.x)
+        clean = run_univariate(s, s.x, combine)
         add_clean(pool, s.dataset, clean, begin, s.label)
         for seed in seeds:
             rng = np.random.default_rng([seed, len(s), sum(map(ord, s.name))])
             inj = plan(len(s), s.t, s.label, present, rng, slot)
             y = inject(s.x, inj, sp, rng)
-            scores = run_univariate(s, y)
+            scores = run_univariate(s, y, combine)
             add_injected(pool, s.dataset, scores, inj, begin, s.label, present)
         log(f"  {s.dataset}/{s.name}: {len(s)} readings, {time.perf_counter() - t0:.1f} s")
     for dataset, xs, first in multivariate_groups(series):
@@ -485,6 +489,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--slot", type=int, default=SLOT, help=f"readings per injected anomaly (default {SLOT})"
     )
+    ap.add_argument(
+        "--combine",
+        choices=COMBINE_RULES,
+        default="hmp_fisher",
+        help="the ensemble's rule (default hmp_fisher)",
+    )
     args = ap.parse_args(argv)
     if args.slot < max(DURATION.values()) + GUARD:
         ap.error(f"--slot: must be at least {max(DURATION.values()) + GUARD}, got {args.slot}")
@@ -503,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     t0 = time.perf_counter()
-    pool = evaluate(series, args.seeds, log, args.slot)
+    pool = evaluate(series, args.seeds, log, args.slot, args.combine)
     res = summarize(pool)
     res["us_per_update"] = {k: round(v, 2) for k, v in time_detectors(series).items()}
     log(f"evaluated in {time.perf_counter() - t0:.0f} s")
