@@ -36,6 +36,7 @@ from models.detect import (
     Mahalanobis,
     RobustZ,
     Seasonal,
+    Trend,
     VarianceShift,
 )
 
@@ -91,6 +92,19 @@ def stuck(n: int) -> Callable[[F64, int], tuple[F64, int, int]]:
     return f
 
 
+def ramp(size: float, n: int, hold: int, q: float) -> Callable[[F64, int], tuple[F64, int, int]]:
+    """A drift to ``size`` over ``n`` readings, held ``hold`` readings, on the grid ``q``."""
+
+    def f(x: F64, at: int) -> tuple[F64, int, int]:
+        y = x.copy()
+        k = np.arange(n + hold, dtype=np.float64)
+        seg = y[at : at + n + hold] + size * np.minimum(k / n, 1.0)
+        y[at : at + n + hold] = np.round(seg / q) * q
+        return y, at, at + n + hold
+
+    return f
+
+
 def none(x: F64, at: int) -> tuple[F64, int, int]:
     return x, at, at
 
@@ -140,6 +154,15 @@ FIGURES = (
         3_000,
         FlatLine,
         stuck(180),
+    ),
+    Figure(
+        "trend",
+        "Trend: steel plant energy use (15 min) drifting +20 kWh over 50 hours",
+        "power/usage_kwh",
+        8_000,
+        3_000,
+        Trend,
+        ramp(20.0, 200, 100, 0.01),
     ),
     Figure(
         "ensemble",

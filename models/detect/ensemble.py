@@ -15,7 +15,7 @@ guesswork. The rules (``combine``):
 * ``"bonferroni"``: ``p = min(1, k * min_i p_i)`` for ``k`` members. Valid whatever the
   members' dependence, and the least sensitive.
 * ``"fisher"``: ``-2 sum ln p_i`` against a chi-squared law with ``2k`` degrees of freedom,
-  uncalibrated: exact only for independent members; on one series it over-alarms (0.5-1.7% of
+  uncalibrated: exact only for independent members; on one series it over-alarms (0.4-1.7% of
   clean readings at 0.999 on the real series). In ``"hmp_fisher"`` the same statistic is
   calibrated (:class:`~models.detect.calibrate.TailCalibrator`), which makes it honest whatever
   the dependence.
