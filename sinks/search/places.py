@@ -38,6 +38,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
+from citywatch.geo import offset
 from citywatch.registry import Registry
 from sinks.search.tokens import simplified
 
@@ -63,7 +64,6 @@ ROAD_M: Final = 300.0
 MAX_SPOTS: Final = 48
 #: A place covering more cells than this is placed by its town and district only.
 MAX_CELLS: Final = 400
-_M_PER_DEG: Final = 111_320.0
 _TOWN_SUFFIXES: Final = ("镇街道", "街道", "镇", "乡")
 _NOT_ALNUM: Final = re.compile(r"[^0-9a-z]+")
 #: Longest place name :meth:`Gazetteer.names_in` finds.
@@ -99,9 +99,9 @@ def place_text(lat: float | None, lon: float | None, town: str, district: str) -
 
 
 def _box(lat: float, lon: float, metres: float) -> tuple[float, float, float, float]:
-    dlat = metres / _M_PER_DEG
-    dlon = metres / (_M_PER_DEG * max(0.1, math.cos(math.radians(lat))))
-    return (lat - dlat, lat + dlat, lon - dlon, lon + dlon)
+    """(lat_min, lat_max, lon_min, lon_max) of the square ``metres`` around a point."""
+    north, east = offset(lat, lon, metres, metres)
+    return (2 * lat - north, north, 2 * lon - east, east)
 
 
 def _cells_in(lat0: float, lat1: float, lon0: float, lon1: float) -> list[str]:
