@@ -33,7 +33,7 @@ from sinks.search.tokens import Phrase, Query, parse_query, simplified, terms_of
 __all__ = ["Engine", "Filters", "Hit", "Near", "Results", "Where", "best_snippet", "snippet"]
 
 #: Found documents whose places the near stage searches around (the best ones).
-MAX_ANCHORS: Final = 10
+MAX_ANCHORS: Final = 5
 #: Candidates of the near stage, and extra ones of the anywhere stage, to re-rank.
 NEAR_CANDIDATES: Final = 200
 RERANK: Final = 40
@@ -295,20 +295,28 @@ class Engine:
             typed = {ph.text for g in q.groups for ph in g}
             named = [n for h in found for n in self.places.names_in(h.doc.body)]
             names = [n for n in dict.fromkeys(named) if n not in typed][:MAX_NAMES]
+        near_cells = Place(frozenset(cells))
+
+        def near(d: Doc, text: str) -> bool:
+            where = place_text(d.lat, d.lon, "", "")
+            return near_cells.holds(where) or any(n in text for n in names)
+
         if len(q.groups) > 1:
-            words = tuple(ph for g in q.groups for ph in g)
+            words = Query((tuple(ph for g in q.groups for ph in g),), q.excluded)
             around = Where(frozenset(cells).union(*at),
                            tuple(parse_query(n).groups[0][0] for n in names))  # fmt: skip
             if around.tokens or around.names:
-                add(self._fetch(query, Query((words,), q.excluded), f, limit=NEAR_CANDIDATES,
-                                near=[around], cap=RELAXED_CAP)[0])  # fmt: skip
-            add(self._fetch(query, Query((words,), q.excluded), f,
-                            limit=want + len(seen) + RERANK, cap=RELAXED_CAP)[0])  # fmt: skip
-        near_cells = Place(frozenset(cells))
+                add(self._fetch(query, words, f, limit=NEAR_CANDIDATES, near=[around],
+                                cap=RELAXED_CAP)[0])  # fmt: skip
+            # of two words, one far away ranks after one nearby: enough nearby, none needed
+            nearby = sum(near(d, _text(d)) for d, _ in cands.values())
+            if len(q.groups) > 2 or nearby < want:
+                add(self._fetch(query, words, f, limit=want + len(seen) + RERANK,
+                                cap=RELAXED_CAP)[0])  # fmt: skip
 
         def rank(c: tuple[Doc, float]) -> tuple[int, bool, int, float, int]:
             d, score = c
-            text = simplified(f"{d.title} {d.body}").lower()
+            text = _text(d)
             where = place_text(d.lat, d.lon, d.town, d.district)
             words = plain_words = 0
             for g, p in zip(texts, places, strict=True):
@@ -316,13 +324,17 @@ class Engine:
                 if in_text or (p is not None and p.holds(where)):
                     words += 1
                 plain_words += in_text and p is None
-            near = near_cells.holds(where) or any(n in text for n in names)
-            return (-words, not near, -plain_words, -score, -d.ts)
+            return (-words, not near(d, text), -plain_words, -score, -d.ts)
 
         ranked = sorted(((rank(c), c) for c in cands.values()), key=lambda x: x[0])
         every = sum(1 for key, _ in ranked if -key[0] == len(q.groups))
         out = [(d, s, -key[0] < len(q.groups)) for key, (d, s) in ranked[:want]]
         return out, every
+
+
+def _text(d: Doc) -> str:
+    """A document's words as the query's are compared with them (simplified, lower case)."""
+    return simplified(f"{d.title} {d.body}").lower()
 
 
 def _cells(d: Doc) -> list[str]:

@@ -61,7 +61,7 @@ NEAR_M: Final = 500.0
 #: ... and within this distance of a road's centre line is on it.
 ROAD_M: Final = 300.0
 #: A name at more spots than this is too common to place anything (a plain word).
-MAX_SPOTS: Final = 48
+MAX_SPOTS: Final = 12
 #: A place covering more cells than this is placed by its town and district only.
 MAX_CELLS: Final = 400
 _TOWN_SUFFIXES: Final = ("镇街道", "街道", "镇", "乡")

@@ -111,6 +111,8 @@ class SqliteIndex(Engine):
         self.path = str(path)
         self.max_candidates = max_candidates
         self.rebuilt = False
+        #: The rowid range of the filters of the search being answered (its fetches share it).
+        self._bounds: tuple[Filters, int, int] | None = None
         if self.path != ":memory:":
             parent = Path(self.path).parent
             if not parent.is_dir():
@@ -244,6 +246,12 @@ class SqliteIndex(Engine):
             hi = (row[0] or 0) + self.max_candidates // 4
         return lo, hi
 
+    def search(
+        self, query: str, filters: Filters | None = None, *, limit: int = 10, offset: int = 0
+    ) -> Results:
+        self._bounds = None
+        return super().search(query, filters, limit=limit, offset=offset)
+
     def _fetch(
         self,
         query: str,
@@ -255,7 +263,8 @@ class SqliteIndex(Engine):
         near: Near = (),
         cap: int = 0,
     ) -> tuple[list[tuple[Doc, float]], int, bool]:
-        """See :meth:`Engine._fetch`: FTS5 ``bm25`` among the newest matches (rowid order)."""
+        """See :meth:`Engine._fetch`: FTS5 ``bm25`` among the newest matches (rowid order) that
+        pass the filters."""
         expr = "{title body}: (" + match_expression(q) + ")"
         for at in near:
             alts = []
@@ -264,27 +273,25 @@ class SqliteIndex(Engine):
             if at.names:
                 alts.append("{title body}: (" + match_expression(Query((at.names,))) + ")")
             expr += " AND (" + " OR ".join(alts or ['place: "-"']) + ")"
-        lo, hi = self._rowid_bounds(f)
+        if self._bounds is None or self._bounds[0] is not f:
+            self._bounds = (f, *self._rowid_bounds(f))
+        lo, hi = self._bounds[1:]
         where, params = f.where()
         cap = cap or self.max_candidates
         try:
+            # the newest cap + 1 matches within the filters, each with its BM25: one pass
             newest = self.db.execute(
-                "SELECT rowid FROM fts WHERE fts MATCH ? AND rowid BETWEEN ? AND ? "
-                "ORDER BY rowid DESC LIMIT ?",
-                (expr, lo, hi, cap + 1),
-            ).fetchall()
-            capped = len(newest) > cap
-            low = newest[-1][0] + 1 if capped else lo
-            ranked = self.db.execute(
-                "SELECT d.rowid, bm25(fts, 2.0, 1.0, 0.0) AS score "
+                "SELECT d.rowid, bm25(fts, 2.0, 1.0, 0.0), d.ts "
                 "FROM fts JOIN docs d ON d.rowid = fts.rowid "
                 f"WHERE fts MATCH ? AND fts.rowid BETWEEN ? AND ? AND {where} "
-                "ORDER BY score, d.ts DESC LIMIT ? OFFSET ?",
-                (expr, low, hi, *params, limit, offset),
+                "ORDER BY fts.rowid DESC LIMIT ?",
+                (expr, lo, hi, *params, cap + 1),
             ).fetchall()
         except sqlite3.OperationalError as exc:  # a malformed expression: our bug, say so
             msg = f"query {query!r}: {exc}"
             raise QueryError(msg) from exc
+        capped = len(newest) > cap
+        ranked = sorted(newest[:cap], key=lambda r: (r[1], -r[2]))[offset : offset + limit]
         shown = {
             r[0]: _doc(r[1:])
             for r in self.db.execute(
@@ -292,5 +299,5 @@ class SqliteIndex(Engine):
                 [r[0] for r in ranked],
             )
         }
-        out = [(shown[rowid], -float(score)) for rowid, score in ranked]
+        out = [(shown[rowid], -float(score)) for rowid, score, _ in ranked]
         return out, min(len(newest), cap), capped
