@@ -36,25 +36,30 @@ ids, all versions of one id counting once; "match" is ``simulators.scoring.match
   can check they are real sensor problems (the data README names some: Chengdu Shahepu flat at
   292 for 57 h from 2014-01-27 04:00; PM10 >= 999 at Aberdeen 15462 and 17079 on 2019-03-06).
 - ``exceedance_f1``: against labels derived from the clean data: per station, each run of
-  consecutive clock hours whose hourly PM2.5 IAQI (HJ 633, ``models.air.aqi.iaqi`` on the table
-  in force, PM2.5 only) is above 100 is one ``air.exceedance`` label from the hour's start to
-  its end. An hour's value: the hourly reading (five-cities), or the mean of the readings in the
-  clock hour when they cover at least 45 minutes (count x the station's interval; Aberdeen).
-  F1 of the clean run's ``air.exceedance`` alerts against them (precision over alerts, recall
-  over labels).
+  consecutive clock hours whose hourly AQI (HJ 633, ``models.air.aqi.iaqi`` on the table in
+  force: PM2.5 and, where measured, PM10, each on its 24-hour table as real-time releases do;
+  the five-cities files have PM2.5 only) is above 100 is one ``air.exceedance`` label from the
+  hour's start to its end. An hour's value: the hourly reading (five-cities), or the mean of
+  the readings in the clock hour when they cover at least 45 minutes (count x the station's
+  interval; Aberdeen). F1 of the clean run's ``air.exceedance`` alerts against them (precision
+  over alerts, recall over labels).
 - ``episode_recall``: per city (registry district), each run of >= 3 consecutive hours whose
-  median over the stations' hourly PM2.5 IAQI (at least 2 stations with a value) is above 150
-  is one ``air.episode`` label; detected when an ``air.episode`` alert of that district starts
-  within 2 h of the label's start (and not before it minus the tolerance). ``null`` without
-  labels.
+  median over the stations' hourly AQI (at least 2 stations with a value) is above 150 is one
+  ``air.episode`` label; detected when an ``air.episode`` alert of that district matches it
+  and starts within 2 h of the label's start (one already on when the run starts counts).
+  ``null`` without labels.
 - ``records_per_s``: records through the flow / wall seconds of the flow runs (``run_main``
   only: not the import, injection, file writing or scoring), over every run, one process.
 
     .venv/bin/python benchmarks/eval_air_real.py --quick            # Chengdu 2014 + 14 days
     .venv/bin/python benchmarks/eval_air_real.py --seeds 1-3        # everything
 
+The spread: the same figures per city-year of the five cities and for the Aberdeen network
+(one parameter set for all), with the least and greatest of each.
+
 Last line: ``{"fault_recall": {...}, "fault_precision": {...}, "episode_recall": ...,
-"exceedance_f1": ..., "clean_qc_alerts_per_station_week": ..., "records_per_s": ...}``.
+"exceedance_f1": ..., "clean_qc_alerts_per_station_week": ..., "records_per_s": ...,
+"spread": {figure: [least, greatest]}}``.
 """
 
 from __future__ import annotations
@@ -194,28 +199,50 @@ def load_aberdeen(root: Path, max_hours: int | None) -> Data:
 # -- labels from the data itself -------------------------------------------------------------
 
 
-def hourly_pm25(data: Data) -> dict[str, dict[int, float]]:
-    """Station -> clock hour (ms) -> that hour's PM2.5 (module doc: the hourly value)."""
-    sums: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+PM: tuple[str, ...] = ("pm25", "pm10")
+
+
+def hourly_means(data: Data) -> dict[str, dict[int, dict[str, float]]]:
+    """Station -> clock hour (ms) -> that hour's PM2.5 and PM10 (module doc: the hourly
+    value; a channel without 45 minutes of readings has none)."""
+    sums: dict[str, dict[int, dict[str, list[float]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list))
+    )
     for r in data.records:
         d = orjson.loads(r)
-        v = d.get("pm25")
-        if v is not None and v >= 0:
-            sums[d["station"]][d["ts"] // HOUR * HOUR].append(v)
-    out: dict[str, dict[int, float]] = {}
+        for p in PM:
+            v = d.get(p)
+            if v is not None and v >= 0:
+                sums[d["station"]][d["ts"] // HOUR * HOUR][p].append(v)
+    out: dict[str, dict[int, dict[str, float]]] = {}
     for sid, hours in sums.items():
         st = data.registry.stations[sid]
         interval_s = st.interval_s or 3600.0
-        out[sid] = {
-            h: sum(vs) / len(vs)
-            for h, vs in hours.items()
-            if interval_s >= 3600 or len(vs) * interval_s >= 45 * 60
-        }
+        out[sid] = {}
+        for h, chans in hours.items():
+            means = {
+                p: sum(vs) / len(vs)
+                for p, vs in chans.items()
+                if interval_s >= 3600 or len(vs) * interval_s >= 45 * 60
+            }
+            if means:
+                out[sid][h] = means
     return out
 
 
-def _pm25_aqi(value: float, hour: int) -> int:
-    return iaqi(value, table_for(hour).pm25_24h) or 0
+def hourly_aqi(data: Data) -> dict[str, dict[int, int]]:
+    """Station -> clock hour (ms) -> that hour's AQI of PM2.5 and PM10 (HJ 633, the table in
+    force at the hour: each on its 24-hour table, the real-time release practice)."""
+    out: dict[str, dict[int, int]] = {}
+    for sid, hours in hourly_means(data).items():
+        out[sid] = {}
+        for h, means in hours.items():
+            t = table_for(h)
+            a = max(
+                iaqi(means.get("pm25"), t.pm25_24h) or 0, iaqi(means.get("pm10"), t.pm10_24h) or 0
+            )
+            out[sid][h] = a
+    return out
 
 
 def _runs(hours: Iterable[int]) -> list[list[int]]:
@@ -229,12 +256,13 @@ def _runs(hours: Iterable[int]) -> list[list[int]]:
 
 
 def derived_labels(
-    data: Data, hourly: dict[str, dict[int, float]]
+    data: Data, hourly: dict[str, dict[int, int]]
 ) -> tuple[list[Label], list[Label]]:
-    """(exceedance labels per station, episode labels per district): module doc."""
+    """(exceedance labels per station, episode labels per district) from each station-hour's
+    AQI (``hourly_aqi``): module doc."""
     exceed = []
     for sid, hours in sorted(hourly.items()):
-        over = {h: _pm25_aqi(v, h) for h, v in hours.items() if _pm25_aqi(v, h) > 100}
+        over = {h: a for h, a in hours.items() if a > 100}
         for run in _runs(over):
             worst = max(over[h] for h in run)
             cat = category_of(worst)
@@ -256,7 +284,7 @@ def derived_labels(
         all_hours = sorted({h for s in sids for h in hourly.get(s, {})})
         high = {}
         for h in all_hours:
-            vals = [_pm25_aqi(hourly[s][h], h) for s in sids if h in hourly.get(s, {})]
+            vals = [hourly[s][h] for s in sids if h in hourly.get(s, {})]
             if len(vals) >= 2 and statistics.median(vals) > 150:
                 high[h] = statistics.median(vals)
         for run in _runs(high):
@@ -434,6 +462,83 @@ def show_clean(data: Data, alerts: list[AlertView], top: int) -> int:
     return len(qc)
 
 
+# -- the spread over cities, years and networks ------------------------------------------------
+
+
+def group_of(data: Data, subject: str, ts: int) -> str:
+    """A city-year of the five cities (``Chengdu 2014``), else the dataset's district."""
+    st = data.registry.stations.get(subject)
+    city = st.district if st is not None else subject.split("/")[0]
+    if data.tz is CST:
+        return f"{city} {datetime.fromtimestamp(ts / 1000, CST).year}"
+    return city
+
+
+@dataclass
+class Group:
+    """Tallies of one city-year (or network), pooled over seeds."""
+
+    faults: dict[str, Tally] = field(default_factory=lambda: {k: Tally() for k in FAULTS})
+    exceed: Tally = field(default_factory=Tally)
+    episode: Tally = field(default_factory=Tally)
+    qc: int = 0
+    station_weeks: float = 0.0
+
+
+def _split(
+    data: Data, alerts: list[AlertView], labels: list[Label]
+) -> dict[str, tuple[list[AlertView], list[Label]]]:
+    out: dict[str, tuple[list[AlertView], list[Label]]] = defaultdict(lambda: ([], []))
+    for a in alerts:
+        out[group_of(data, a.subject_id, a.first_ts)][0].append(a)
+    for x in labels:
+        out[group_of(data, x.subject_id, x.start_ms)][1].append(x)
+    return out
+
+
+def station_weeks_by_group(data: Data) -> dict[str, float]:
+    """Stations x weeks of data in each group (a station counts where it has records)."""
+    span: dict[tuple[str, str], list[int]] = {}
+    for r in data.records:
+        d = orjson.loads(r)
+        key = (group_of(data, d["station"], d["ts"]), d["station"])
+        s = span.setdefault(key, [d["ts"], d["ts"]])
+        s[1] = d["ts"]
+    out: dict[str, float] = defaultdict(float)
+    for (g, _), (a, b) in span.items():
+        out[g] += (b - a + HOUR) / WEEK
+    return out
+
+
+def print_spread(groups: dict[str, Group]) -> dict[str, list[float]]:
+    """Per group: recall (precision) per fault kind, exceedance F1, episode recall, clean QC
+    alerts per station-week; returns [min, max] of each over the groups that have it."""
+    print("\nspread over cities, years and networks (recall / precision; drift within 72 h)")
+    head = "".join(f"{k:>12s}" for k in FAULTS)
+    print(f"{'group':16s}{head}{'exceed F1':>10s}{'episode R':>10s}{'clean QC/wk':>12s}")
+    cols: dict[str, list[float]] = defaultdict(list)
+    for name, g in sorted(groups.items()):
+        cells = []
+        for k, t in g.faults.items():
+            p, r, _ = t.prf()
+            cells.append(f"{_f(r):>5s} {_f(p):>5s} ")
+            if r is not None:
+                cols[f"{k}_recall"].append(r)
+            if p is not None:
+                cols[f"{k}_precision"].append(p)
+        f1 = g.exceed.prf()[2]
+        er = g.episode.prf()[1]
+        qc = g.qc / g.station_weeks if g.station_weeks else None
+        for key, v in (("exceedance_f1", f1), ("episode_recall", er), ("clean_qc", qc)):
+            if v is not None:
+                cols[key].append(v)
+        print(f"{name:16s}{''.join(cells)}{_f(f1):>10s}{_f(er):>10s}{_f(qc, '.3f'):>12s}")
+    spread = {k: [round(min(v), 4), round(max(v), 4)] for k, v in sorted(cols.items())}
+    for k, (lo, hi) in spread.items():
+        print(f"  {k:20s} {lo:.3f} .. {hi:.3f}")
+    return spread
+
+
 def _f(x: float | None, spec: str = ".2f") -> str:
     return "-" if x is None else format(x, spec)
 
@@ -493,6 +598,7 @@ def main(argv: list[str] | None = None) -> int:
     qc_alerts, station_weeks = 0, 0.0
     records, wall = 0, 0.0
     dropout_hits = 0
+    groups: dict[str, Group] = defaultdict(Group)
     t_start = time.perf_counter()
     with embedded_or_url(settings.redis_url) as url:
         for data in datasets:
@@ -511,13 +617,22 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-            exceed, episodes = derived_labels(data, hourly_pm25(data))
+            exceed, episodes = derived_labels(data, hourly_aqi(data))
             ex = label_tally("air.exceedance", clean.alerts, exceed)
             ep = label_tally("air.episode", clean.alerts, episodes, EPISODE_DEADLINE)
             exceed_total.add(ex)
             episode_total.add(ep)
             qc_alerts += show_clean(data, clean.alerts, args.top)
             station_weeks += data.station_weeks
+            for g, sw in station_weeks_by_group(data).items():
+                groups[g].station_weeks += sw
+            for g, (al, lab) in _split(data, clean.alerts, exceed).items():
+                groups[g].exceed.add(label_tally("air.exceedance", al, lab))
+            for g, (al, lab) in _split(data, clean.alerts, episodes).items():
+                groups[g].episode.add(label_tally("air.episode", al, lab, EPISODE_DEADLINE))
+            for a in clean.alerts:
+                if a.rule in QC_RULES:
+                    groups[group_of(data, a.subject_id, a.first_ts)].qc += 1
             print_table(
                 f"{data.name}: labels derived from the data (clean run)",
                 {"exceedance": ex, "episode": ep},
@@ -545,6 +660,10 @@ def main(argv: list[str] | None = None) -> int:
                     t = fault_tally(rule, faulted.alerts, clean_index, injected.labels, deadline)
                     per_data[kind].add(t)
                     faults_total[kind].add(t)
+                    for g, (al, lab) in _split(data, faulted.alerts, injected.labels).items():
+                        groups[g].faults[kind].add(
+                            fault_tally(rule, al, clean_index, lab, deadline)
+                        )
                 dropout_hits += dropout_alerts(
                     faulted.alerts, clean_index, injected.labels, injected.faults
                 )
@@ -556,6 +675,7 @@ def main(argv: list[str] | None = None) -> int:
         "all data: labels derived from the data",
         {"exceedance": exceed_total, "episode": episode_total},
     )
+    spread = print_spread(groups)
     print(f"\nalerts during dropouts (records removed), not explained by the data: {dropout_hits}")
     print(
         f"flow: {records:,} records in {wall:.1f} s of flow runs; "
@@ -568,6 +688,7 @@ def main(argv: list[str] | None = None) -> int:
         "exceedance_f1": _round(exceed_total.prf()[2]),
         "clean_qc_alerts_per_station_week": round(qc_alerts / station_weeks, 4),
         "records_per_s": round(records / wall) if wall else None,
+        "spread": spread,
     }
     print(json.dumps(result, ensure_ascii=False))
     return 0

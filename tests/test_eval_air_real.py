@@ -64,7 +64,7 @@ def test_exceedance_and_episode_labels_follow_hj633_on_pm25(bench: ModuleType) -
     b = [50, 50, 50, 50, 50, 116, 200, 200, 200, 20]
     c = [50, 50, 50, 50, 50, 116, 200, 200, 110, 20]
     data = _data(bench, {"A": a, "B": b, "C": c})
-    exceed, episodes = bench.derived_labels(data, bench.hourly_pm25(data))
+    exceed, episodes = bench.derived_labels(data, bench.hourly_aqi(data))
     got = [(x.subject_id, (x.start_ms - T0) // H, (x.end_ms - T0) // H) for x in exceed]
     assert got == [("A", 1, 3), ("A", 4, 9), ("B", 5, 9), ("C", 5, 9)]
     assert exceed[0].params["aqi_max"] == 119  # 90 ug/m3 -> IAQI 118.75, rounded up
@@ -77,8 +77,22 @@ def test_hourly_values_of_minute_data_need_45_minutes(bench: ModuleType) -> None
     first = [100.0] * 24
     second = [100.0] * 12 + [None] * 12
     data = _data(bench, {"S": first + second}, interval_s=150)
-    hourly = bench.hourly_pm25(data)
-    assert hourly["S"] == {T0: 100.0}
+    assert bench.hourly_means(data)["S"] == {T0: {"pm25": 100.0}}
+
+
+def test_the_hourly_aqi_takes_pm10_where_it_is_measured(bench: ModuleType) -> None:
+    reg = Registry(stations={"L": Station(id="L", lat=57.1, lon=-2.1, interval_s=150)})
+    recs = [
+        orjson.dumps(
+            {"kind": "air", "ts": T0 + k * 150_000, "station": "L", "pm25": 30.0, "pm10": 210.0}
+        )
+        for k in range(24)
+    ]
+    data = bench.Data("l", recs, reg, bench.CST)
+    # PM2.5 30 is IAQI 43; PM10 210 on the 24-hour table is 100 + 50/100 * 60 = 130
+    assert bench.hourly_aqi(data) == {"L": {T0: 130}}
+    exceed, _ = bench.derived_labels(data, bench.hourly_aqi(data))
+    assert [(x.subject_id, x.params["aqi_max"]) for x in exceed] == [("L", 130)]
 
 
 def test_fault_precision_leaves_out_what_the_clean_data_explains(bench: ModuleType) -> None:

@@ -34,7 +34,7 @@ the table in force at an event time.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -52,7 +52,9 @@ __all__ = [
     "category_of",
     "daily_aqi",
     "hourly_aqi",
+    "hourly_aqi_of",
     "iaqi",
+    "iaqi_memo",
     "table_for",
 ]
 
@@ -221,6 +223,55 @@ def hourly_aqi(conc: Mapping[str, float | None], table: BreakpointTable) -> AqiR
     _put(parts, "o3", iaqi(conc.get("o3"), table.o3_1h))
     _put(parts, "pm10", iaqi(conc.get("pm10"), table.pm10_24h))
     _put(parts, "pm25", iaqi(conc.get("pm25"), table.pm25_24h))
+    return _result(parts, table)
+
+
+#: Memo of :func:`iaqi` per breakpoint column (hourly averages repeat the same values).
+_MEMO: dict[Breakpoints, dict[float, int | None]] = {}
+_MEMO_MAX: Final = 4096
+
+
+def iaqi_memo(c: float, bps: Breakpoints) -> int | None:
+    """:func:`iaqi`, memoized per column (bounded)."""
+    memo = _MEMO.get(bps)
+    if memo is None:
+        memo = _MEMO[bps] = {}
+    v = memo.get(c, -1)
+    if v == -1:
+        v = iaqi(c, bps)
+        if len(memo) >= _MEMO_MAX:
+            memo.clear()
+        memo[c] = v
+    return v
+
+
+def hourly_aqi_of(values: Sequence[float | None], table: BreakpointTable) -> AqiResult:
+    """:func:`hourly_aqi` of hourly means aligned with :data:`POLLUTANTS` (None: no valid
+    mean), memoized: the path of an hourly average, one call per reading.
+
+    >>> hourly_aqi_of((80.0, 100.0, 40.0, None, None, None), HJ633_2012).aqi
+    107
+    """
+    parts: dict[str, int] = {}
+    for i, c in enumerate(values):
+        if c is None:
+            continue
+        if i == 0:
+            v = iaqi_memo(c, table.pm25_24h)
+        elif i == 1:
+            v = iaqi_memo(c, table.pm10_24h)
+        elif i == 2:
+            v = iaqi_memo(c, table.no2_1h)
+        elif i == 3:
+            v = iaqi_memo(c, table.so2_1h)
+            if v is None and c > table.so2_1h[-1]:
+                v = iaqi_memo(c, table.so2_24h)
+        elif i == 4:
+            v = iaqi_memo(c, table.o3_1h)
+        else:
+            v = iaqi_memo(c, table.co_1h)
+        if v is not None:
+            parts[POLLUTANTS[i]] = v
     return _result(parts, table)
 
 

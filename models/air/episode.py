@@ -15,6 +15,9 @@ Two views, either of which starts an **episode** of an area (a district):
   ``aqi_min_stations`` stations) is above ``aqi_on`` (150: 重度污染, heavy pollution), whatever
   the area's usual level.
 
+A relative rise counts only while the area's median hourly PM AQI is above ``aqi_polluted``
+(100: polluted air), so air that doubles from clean to still good makes no episode.
+
 Both are judged in event time: rising continuously for ``for_ms`` (relative) or
 ``aqi_for_ms`` (absolute) starts the episode; calm on both views (fewer than ``share_off``
 elevated, median AQI at most ``aqi_on``) for ``clear_ms`` ends it. An area is evaluated at
@@ -65,6 +68,8 @@ class EpisodeConfig:
     aqi_for_ms: int = 3_600_000
     #: ... over at least this many stations
     aqi_min_stations: int = 2
+    #: the relative view needs the area's median hourly PM AQI above this (轻度污染 and worse)
+    aqi_polluted: int = 100
 
 
 DEFAULT_EPISODE = EpisodeConfig()
@@ -144,9 +149,11 @@ class EpisodeDetector(Compact):
                 )
             calm = self.share < cfg.share_off
         heavy = False
-        if aqis is not None and len(aqis) >= cfg.aqi_min_stations:
+        if aqis:
             self.aqi = int(median(aqis))
-            heavy = self.aqi > cfg.aqi_on
+            heavy = len(aqis) >= cfg.aqi_min_stations and self.aqi > cfg.aqi_on
+            # a rise into air that is still good is no pollution episode
+            rising = rising and self.aqi > cfg.aqi_polluted
         else:
             self.aqi = 0
         self.rise_since = (self.rise_since if self.rise_since >= 0 else ts_ms) if rising else -1

@@ -76,6 +76,7 @@ from __future__ import annotations
 
 import math
 import pickle
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -85,23 +86,24 @@ from citywatch.geo import grid_id
 from citywatch.registry import Registry, Station
 from models.air.aqi import (
     HOUR_MS,
+    POLLUTANTS,
     AqiAccumulator,
     AqiResult,
     BreakpointTable,
     HourMean,
     category_of,
     hourly_aqi,
-    iaqi,
+    hourly_aqi_of,
+    iaqi_memo,
     table_for,
 )
 from models.air.cadence import HOURLY_MS, Cadence
 from models.air.compact import Compact
-from models.air.drift import DriftTracker
+from models.air.drift import DriftTracker, DriftWatch
 from models.air.episode import DEFAULT_EPISODE, EpisodeConfig, EpisodeDetector
 from models.air.neighbours import NeighbourIndex, median
 from models.air.qc import (
     CHANNELS,
-    DEFAULT_QC,
     LOWCOST_QC,
     Flag,
     QcConfig,
@@ -118,6 +120,8 @@ MINUTE_MS: Final = 60_000
 _FAIL: Final = int(Flag.FAIL)
 _MISSING: Final = int(Flag.MISSING)
 _FAR: Final = -(10**15)
+MODEL_QC: Final = QcConfig(spike_channels=())
+MODEL_LOWCOST_QC: Final = QcConfig(specs=LOWCOST_QC.specs, spike_channels=())
 
 Partition = Literal["city", "district"]
 Out = list[Signal | Observation]
@@ -131,9 +135,11 @@ class AirConfig:
     statistic from resting on too few readings of a slow station.
     """
 
-    qc: QcConfig = DEFAULT_QC
+    #: the QC (no spike flag test: the local-source rule finds spikes; the flag alone, which no
+    #: rule reads, would cost about a microsecond a reading)
+    qc: QcConfig = MODEL_QC
     #: the QC of ``lowcost`` stations (optical sensors: a narrower span)
-    qc_lowcost: QcConfig = LOWCOST_QC
+    qc_lowcost: QcConfig = MODEL_LOWCOST_QC
     episode: EpisodeConfig = DEFAULT_EPISODE
     #: "auto" picks the table in force at each hour's event time
     table: str = "auto"
@@ -172,6 +178,9 @@ class AirConfig:
     spike_z_single: float = 4.0
     spike_z_off: float = 2.0
     spike_min_excess: float = 40.0
+    #: ... of an hourly average (an hour's mean 20 µg/m³ above the neighbours' is as rare as a
+    #: reading 40 above)
+    spike_min_excess_hourly: float = 20.0
     #: hits covering ``spike_for_s`` of the last ``spike_window_s`` fire
     spike_for_s: float = 180.0
     spike_window_s: float = 240.0
@@ -186,9 +195,11 @@ class AirConfig:
     spike_half_life_s: float = 3600.0
     #: ... and never fewer readings than this (an hourly station's baseline: a day)
     spike_min_readings: int = 24
-    # drift
+    # drift, at two time scales: "hours" (a gain running away within a day) and "days"
     drift_fast_half_life_s: float = 7200.0
     drift_slow_half_life_s: float = 172_800.0
+    drift_days_fast_half_life_s: float = 43_200.0
+    drift_days_slow_half_life_s: float = 604_800.0
     drift_fast_min_readings: int = 12
     drift_slow_min_readings: int = 168
     drift_warmup_s: float = 5400.0
@@ -196,9 +207,14 @@ class AirConfig:
     drift_clip: float = 1.0
     #: alarm on |fast - slow| of the log ratio to same-district neighbours ...
     drift_threshold: float = 0.25
+    drift_days_threshold: float = 0.2
     #: ... or, for a station with no neighbour in its district, to the nearest ones (the
     #: districts' own weather differs, so the ratio wanders more)
     drift_threshold_far: float = 0.45
+    #: ... and never below ``drift_k`` (hours) / ``drift_days_k`` (days) times the station's
+    #: own mean deviation (a low-cost sensor wanders far more than a reference analyser)
+    drift_k: float = 8.0
+    drift_days_k: float = 4.0
     #: the slow reference learns only while the fast mean is within this of it
     drift_band: float = 0.2
     #: channel-ratio drift: log(PM2.5/PM10) against the neighbours' (one channel drifting;
@@ -207,6 +223,9 @@ class AirConfig:
     ratio_half_life_s: float = 600.0
     drift_for_s: float = 3600.0
     drift_clear_s: float = 3600.0
+    drift_days_for_s: float = 21_600.0
+    drift_days_clear_s: float = 21_600.0
+    drift_days_for_min_readings: int = 6
     # station anomaly for episodes and the regional check: the short-term log level relative
     # to the city reference, minus its own slow baseline
     level_half_life_s: float = 300.0
@@ -265,6 +284,8 @@ class Timing:
     spike_clear: int
     drift_for: int
     drift_clear: int
+    drift_days_for: int
+    drift_days_clear: int
     #: how long a reading of this station is current for its neighbours
     fresh_ms: int
     level_hl_ms: float
@@ -277,7 +298,11 @@ class Timing:
     spike_warmup: int
     drift_fast_hl: float
     drift_slow_hl: float
+    drift_days_fast_hl: float
+    drift_days_slow_hl: float
     drift_warmup: int
+    #: whether the hours scale differs from the days scale at this interval (not for hourly)
+    drift_two_scales: bool
 
     @classmethod
     def build(cls, cfg: AirConfig, interval_ms: int) -> Timing:
@@ -289,6 +314,10 @@ class Timing:
         spike_hl = max(cfg.spike_min_readings, cfg.spike_half_life_s * 1000.0 / i)
         fast = max(cfg.drift_fast_min_readings, cfg.drift_fast_half_life_s * 1000.0 / i)
         slow = max(cfg.drift_slow_min_readings, cfg.drift_slow_half_life_s * 1000.0 / i, fast * 2)
+        fast_d = max(cfg.drift_fast_min_readings, cfg.drift_days_fast_half_life_s * 1000.0 / i)
+        slow_d = max(
+            cfg.drift_slow_min_readings, cfg.drift_days_slow_half_life_s * 1000.0 / i, fast_d * 2
+        )
         return cls(
             interval_ms=i,
             hourly=hourly,
@@ -306,6 +335,8 @@ class Timing:
             spike_clear=_readings(cfg.spike_clear_s, i),
             drift_for=_readings(cfg.drift_for_s, i),
             drift_clear=_readings(cfg.drift_clear_s, i),
+            drift_days_for=_readings(cfg.drift_days_for_s, i, cfg.drift_days_for_min_readings),
+            drift_days_clear=_readings(cfg.drift_days_clear_s, i, cfg.drift_days_for_min_readings),
             fresh_ms=int(max(cfg.max_age_s * 1000.0, 2.5 * i)),
             level_hl_ms=cfg.level_half_life_s * 1000.0,
             a_level=1.0 - 0.5 ** (i / (cfg.level_half_life_s * 1000.0)),
@@ -317,7 +348,10 @@ class Timing:
             spike_warmup=max(cfg.spike_min_readings, round(spike_hl)),
             drift_fast_hl=fast,
             drift_slow_hl=slow,
+            drift_days_fast_hl=fast_d,
+            drift_days_slow_hl=slow_d,
             drift_warmup=_readings(cfg.drift_warmup_s, i, cfg.drift_warmup_min_readings),
+            drift_two_scales=fast < fast_d * 0.75,
         )
 
 
@@ -332,9 +366,9 @@ class StationState(Compact):
     __slots__ = (
         "acc",
         "cad",
-        "drift",
+        "drift_by",
         "drift_on",
-        "drift_streak",
+        "drifts",
         "exc_aqi",
         "exc_level",
         "exc_streak",
@@ -365,7 +399,6 @@ class StationState(Compact):
         "qc",
         "range_hist",
         "range_on",
-        "ratio_drift",
         "rel",
         "rel_base",
         "rel_r",
@@ -390,7 +423,7 @@ class StationState(Compact):
     def __init__(self, cfg: AirConfig, tm: Timing, declared_ms: int | None = None) -> None:
         self.ts = -1
         self.cad = Cadence(declared_ms)
-        self.qc = StationQC()
+        self.qc = StationQC(cfg.qc)
         self.acc = AqiAccumulator()
         self.range_hist = 0
         self.range_on = False
@@ -426,7 +459,8 @@ class StationState(Compact):
         self.q_n = 0
         self.q_ts = _FAR
         self.drift_on = False
-        self.drift_streak = 0
+        #: the drift watch (index in ``drifts``) that raised the drift alert
+        self.drift_by = 0
         # the period values: an hourly station's readings, a faster one's clock-hour means
         self.pos = -1  # the period the station is at (hourly: last reported; else: open hour)
         self.snap: Snap | None = None
@@ -464,26 +498,41 @@ class StationState(Compact):
             quantum_floor=0.0,
             rel_floor=0.0,
         )
-        self.drift = DriftTracker(
-            tm.drift_fast_hl,
-            tm.drift_slow_hl,
-            warmup=tm.drift_warmup,
-            clip=cfg.drift_clip,
-            band=cfg.drift_band,
-            threshold=cfg.drift_threshold,
-        )
-        self.ratio_drift = DriftTracker(
-            tm.drift_fast_hl,
-            tm.drift_slow_hl,
-            warmup=tm.drift_warmup,
-            clip=cfg.drift_clip,
-            threshold=cfg.ratio_drift_threshold,
-            band=cfg.ratio_drift_threshold * 0.5,
+        scales = [(tm.drift_days_fast_hl, tm.drift_days_slow_hl)]
+        fors = [
+            (tm.drift_days_for, tm.drift_days_clear, cfg.drift_days_k, cfg.drift_days_threshold)
+        ]
+        if tm.drift_two_scales:
+            scales.insert(0, (tm.drift_fast_hl, tm.drift_slow_hl))
+            fors.insert(0, (tm.drift_for, tm.drift_clear, cfg.drift_k, cfg.drift_threshold))
+        self.drifts = tuple(
+            DriftWatch(
+                DriftTracker(
+                    fast,
+                    slow,
+                    warmup=tm.drift_warmup,
+                    clip=cfg.drift_clip,
+                    band=cfg.drift_band,
+                    threshold=thr,
+                    k=k,
+                ),
+                DriftTracker(
+                    fast,
+                    slow,
+                    warmup=tm.drift_warmup,
+                    clip=cfg.drift_clip,
+                    threshold=cfg.ratio_drift_threshold,
+                    band=cfg.ratio_drift_threshold * 0.5,
+                    k=k,
+                ),
+                for_n=for_n,
+                clear_n=clear_n,
+            )
+            for (fast, slow), (for_n, clear_n, k, thr) in zip(scales, fors, strict=True)
         )
         self.level_n = 0
         self.warm = False
         self.spike_hist = 0
-        self.drift_streak = 0
         self.prev_r = None
 
     @property
@@ -521,7 +570,7 @@ class AirState:
 class _Around:
     """A station's neighbours' values for one judgement (same period, or current)."""
 
-    __slots__ = ("bearings", "mates", "others", "qs", "vals")
+    __slots__ = ("bearings", "levels", "mates", "others", "others_levels", "qs", "vals")
 
     def __init__(self) -> None:
         #: log1p PM2.5 of every neighbour with a value
@@ -531,7 +580,10 @@ class _Around:
         self.others: list[float] = []
         #: (bearing to the neighbour, its anomaly), for the upwind share
         self.bearings: list[tuple[float, float]] = []
-        #: log PM2.5/PM10 of those not drifting
+        #: log1p PM2.5 of the warm ones (district mates, others), and log PM2.5/PM10 of
+        #: those not drifting
+        self.levels: list[float] = []
+        self.others_levels: list[float] = []
         self.qs: list[float] = []
 
     def add(
@@ -539,9 +591,14 @@ class _Around:
     ) -> None:
         self.vals.append(v)
         if a is not None:
-            (self.mates if same else self.others).append(a)
             self.bearings.append((bearing, a))
-            if q is not None and not drift:
+            if same:
+                self.mates.append(a)
+                self.levels.append(v)
+            else:
+                self.others.append(a)
+                self.others_levels.append(v)
+            if q is not None and not drift:  # a drifting one is no reference for the ratio
                 self.qs.append(q)
 
 
@@ -594,6 +651,7 @@ class AirModel(Model):
         }
         self._qc_of = {s.id: cfg.qc_lowcost for s in self.stations.values() if s.kind == "lowcost"}
         self._timings: dict[int, Timing] = {}
+        self._subjects: dict[str, Subject] = {}
         self._fixed_table: BreakpointTable | None = None
         if cfg.table != "auto":
             from models.air.aqi import TABLES
@@ -616,6 +674,13 @@ class AirModel(Model):
 
     def new_state(self, key: str) -> AirState:
         return AirState()
+
+    def _subject(self, sid: str) -> Subject:
+        """The station's subject (one object per station, reused by every signal)."""
+        subj = self._subjects.get(sid)
+        if subj is None:
+            subj = self._subjects[sid] = Subject("station", sid)
+        return subj
 
     def timing(self, interval_ms: int) -> Timing:
         """The :class:`Timing` of stations reporting every ``interval_ms``."""
@@ -676,13 +741,22 @@ class AirModel(Model):
         due = (period + 1) * HOUR_MS + cfg.hour_grace_ms
         if due < state.flush_due:
             state.flush_due = due
-        closed = st.acc.add(ts, clean, tm.cover_ms)
-        if hourly:
-            closed += st.acc.flush(ts + HOUR_MS)
-        for hour in closed:
-            out.extend(self._hour_closed(st, sid, ts, hour))
-        if st.exc_level and not muted and not st.drift_on:
-            aqi = st.exc_aqi
+        if hourly:  # an hourly average is its hour's value: the hour closes now
+            table = self._fixed_table or table_for(ts)
+            aqi = hourly_aqi_of(clean, table)
+            means = {p: v for p, v in zip(POLLUTANTS, clean, strict=True) if v is not None}
+            out.extend(self._hour_done(st, sid, ts, period * HOUR_MS, means, 1, aqi))
+        else:
+            for hour in st.acc.add(ts, clean, tm.cover_ms):
+                out.extend(self._hour_closed(st, sid, ts, hour))
+        if (
+            st.exc_level
+            and not muted
+            and not st.drift_on
+            and ts - st.last_sent.get("air.exceedance", ts) >= cfg.refresh_ms
+        ):
+            aqi_now = st.exc_aqi
+            cat = category_of(aqi_now)
             out.extend(
                 self._refresh(
                     st,
@@ -690,9 +764,9 @@ class AirModel(Model):
                     "air.exceedance",
                     ts,
                     Level(st.exc_level),
-                    min(1.0, aqi / 500),
-                    f"空气质量{category_of(aqi).name_zh}(AQI {aqi})",
-                    {"aqi": aqi, "category": category_of(aqi).name_zh},
+                    min(1.0, aqi_now / 500),
+                    f"空气质量{cat.name_zh}(AQI {aqi_now})",
+                    {"aqi": aqi_now, "category": cat.name_zh},
                 )
             )
         if not st.status:
@@ -755,7 +829,9 @@ class AirModel(Model):
             st.snap_prev = st.snap
             st.snap = (period, v, anomaly, q, pm25, self._pm_aqi(pm25, pm10, ts))
             state.pending[sid] = period
-            out.extend(self._settle(state, (sid, *self._rev.get(sid, ())), ts))
+            if self._settled(state, sid, period):
+                out.extend(self._judge_period(state, sid, period, ts))
+            out.extend(self._settle(state, self._rev.get(sid, ()), ts))
             return out
         # a faster station: the clock-hour sums its hourly neighbours read, then judge now
         st.lh_v += v
@@ -895,14 +971,19 @@ class AirModel(Model):
         values: tuple[float | None, ...],
         res: QcResult,
     ) -> QcResult:
-        """A PM value above its ``extreme_hi`` stands only where a current neighbour reads at
-        least ``extreme_confirm`` of it too (a smog over the city); else it fails the range."""
+        """A PM value above its ``extreme_hi`` stands where a current neighbour reads at least
+        ``extreme_confirm`` of it too (a smog over the city) or the station's other PM channel
+        agrees (a real plume shows in both: PM10 at least the PM2.5, PM2.5 at least a tenth
+        of the PM10); else it fails the range (a logger writing 1500 among readings of 50)."""
         share = self.cfg.extreme_confirm
         failing = []
         for ch in res.extreme:
             i = CHANNELS.index(ch)
             x = values[i]
             if x is None or i > 1:
+                continue
+            other = values[1 - i]
+            if other is not None and (other >= x if i == 0 else other >= 0.1 * x):
                 continue
             need = x * share
             ok = False
@@ -931,9 +1012,22 @@ class AirModel(Model):
     # -- hours -----------------------------------------------------------------------------
 
     def _hour_closed(self, st: StationState, sid: str, ts: int, hour: HourMean) -> Out:
-        """An hour closed: its exceedance and its ``air.hourly`` observation."""
+        """An hour of a station faster than hourly closed (its readings' means)."""
         table = self._fixed_table or table_for(hour.start_ms)
         aqi = hourly_aqi(hour.means, table)
+        return self._hour_done(st, sid, ts, hour.start_ms, hour.means, hour.readings, aqi)
+
+    def _hour_done(
+        self,
+        st: StationState,
+        sid: str,
+        ts: int,
+        start_ms: int,
+        means: Mapping[str, float],
+        readings: int,
+        aqi: AqiResult,
+    ) -> Out:
+        """An hour's value is final: its exceedance and its ``air.hourly`` observation."""
         out: Out = []
         out.extend(self._exceedance(st, sid, ts, aqi))
         if aqi.aqi is not None:
@@ -945,16 +1039,16 @@ class AirModel(Model):
                 "primary": list(aqi.primary),
                 "iaqi": dict(aqi.iaqi),
                 "table": aqi.table,
-                "readings": hour.readings,
+                "readings": readings,
             }
-            for p, m in hour.means.items():
+            for p, m in means.items():
                 values[p] = round(m, 2)
             station = self.stations.get(sid)
             out.append(
                 Observation(
                     "air.hourly",
-                    Subject("station", sid),
-                    hour.start_ms,
+                    self._subject(sid),
+                    start_ms,
                     values,
                     lat=station.lat if station else None,
                     lon=station.lon if station else None,
@@ -986,9 +1080,9 @@ class AirModel(Model):
     def _pm_aqi(self, pm25: float, pm10: float | None, ts: int) -> int:
         """The hourly PM AQI (PM2.5 and PM10 on their 24-hour tables, as real-time releases)."""
         table = self._fixed_table or table_for(ts)
-        a = iaqi(pm25, table.pm25_24h) or 0
+        a = iaqi_memo(pm25, table.pm25_24h) or 0
         if pm10 is not None:
-            b = iaqi(pm10, table.pm10_24h) or 0
+            b = iaqi_memo(pm10, table.pm10_24h) or 0
             if b > a:
                 a = b
         return a
@@ -997,6 +1091,17 @@ class AirModel(Model):
         """An ``air.status`` observation when what the model can judge for the station changed."""
         cfg = self.cfg
         cad = st.cad
+        nb = st.nb_seen
+        key = (
+            cad.source,
+            st.tms,
+            st.seen25,
+            st.seen10,
+            nb if nb < cfg.drift_min_neighbours else cfg.drift_min_neighbours,
+        )
+        if key == st.status:
+            return []
+        st.status = key
         missing: dict[str, str] = {}
         if cad.source in ("unknown", "learning"):
             missing["cadence"] = (
@@ -1020,15 +1125,11 @@ class AirModel(Model):
                 )
         if not st.seen10:
             missing["air.range:pm25_gt_pm10"] = "no PM10 readings"
-        key = (cad.source, st.tms, st.hourly, tuple(sorted(missing.items())))
-        if key == st.status:
-            return []
-        st.status = key
         station = self.stations.get(sid)
         return [
             Observation(
                 "air.status",
-                Subject("station", sid),
+                self._subject(sid),
                 ts,
                 {
                     "cadence": cad.source,
@@ -1078,7 +1179,7 @@ class AirModel(Model):
             snap = st.snap_prev
         if snap is None or st.muted:
             return []
-        _, _v, anomaly, q, pm25, _ = snap
+        _, v, anomaly, q, pm25, _ = snap
         around = _Around()
         for nid, bearing, same in self._nbs.get(sid, ()):
             o = state.stations.get(nid)
@@ -1090,7 +1191,7 @@ class AirModel(Model):
                 if sn is None or sn[0] != p:
                     continue
             around.add(sn[1], sn[2], sn[3], bearing, same, o.drift_on)
-        out = self._judge(state, st, sid, ts, pm25, anomaly, q, around, p)
+        out = self._judge(state, st, sid, ts, pm25, v, anomaly, q, around, p)
         station = self.stations.get(sid)
         if station is not None:
             ep = state.episodes.get(station.district)
@@ -1123,7 +1224,7 @@ class AirModel(Model):
                 )
         anomaly = st.rel - st.rel_base if st.warm and state.ref is not None else None
         q = st.q if ts - st.q_ts <= st.fresh_ms and st.q_n else None
-        return self._judge(state, st, sid, ts, pm25, anomaly, q, around, None, event)
+        return self._judge(state, st, sid, ts, pm25, st.v, anomaly, q, around, None, event)
 
     def _judge(
         self,
@@ -1132,6 +1233,7 @@ class AirModel(Model):
         sid: str,
         ts: int,
         pm25: float,
+        v: float,
         anomaly: float | None,
         q: float | None,
         around: _Around,
@@ -1185,16 +1287,19 @@ class AirModel(Model):
             out.extend(self._local_source(st, sid, ts, pm25, rel_r, vals, bearings, event, period))
         else:
             st.resid.learn_value(rel_r)
-            limit = cfg.drift_threshold if mates else cfg.drift_threshold_far
             need = cfg.drift_min_neighbours
             rq = q - median(qs) if q is not None and len(qs) >= need else None
-            # neighbours of other districts caught in an episode of their own would make this
-            # station look as if it drifted down: the level view waits
-            level_ok = len(comp) >= need and (
+            # the level view: the plain log ratio to the neighbours' median level (the
+            # anomaly's baseline would absorb a drift of days); neighbours of other districts
+            # caught in an episode of their own would make this station look as if it drifted
+            # down: it waits
+            levels = around.levels or around.others_levels
+            level_ok = len(levels) >= need and (
                 bool(mates) or abs(comp_level) < cfg.episode.elevated * 0.5
             )
+            rd = v - median(levels) if level_ok else 0.0
             if level_ok or rq is not None:
-                out.extend(self._drift(st, sid, ts, rel_r, limit, rq, level_ok))
+                out.extend(self._drift(state, st, sid, ts, rd, not mates, rq, level_ok))
         if period is not None:
             st.prev_r = (period, rel_r)
         return out
@@ -1292,7 +1397,8 @@ class AirModel(Model):
         z = det.z_of(r)
         excess = pm25 - math.expm1(median(vals))
         z_on = cfg.spike_z_single if tm.spike_m == 1 else cfg.spike_z
-        hit = z > z_on and excess > cfg.spike_min_excess
+        min_excess = cfg.spike_min_excess_hourly if tm.hourly else cfg.spike_min_excess
+        hit = z > z_on and excess > min_excess
         if hit and period is not None:
             # an hourly station's spike is a rise from its previous hour (a frozen or drifting
             # reading that the neighbours leave behind is not)
@@ -1310,7 +1416,7 @@ class AirModel(Model):
             elif not hit:
                 det.learn_value(r)
         else:
-            if z < cfg.spike_z_off or excess < cfg.spike_min_excess * 0.5:
+            if z < cfg.spike_z_off or excess < min_excess * 0.5:
                 st.spike_quiet += 1
                 if st.spike_quiet >= tm.spike_clear:
                     st.spike_on = False
@@ -1394,53 +1500,83 @@ class AirModel(Model):
 
     def _drift(
         self,
+        state: AirState,
         st: StationState,
         sid: str,
         ts: int,
         r: float,
-        threshold: float,
+        far: bool,
         rq: float | None,
         level_ok: bool = True,
     ) -> Out:
-        """Two views of a drifting gain: the level against the neighbours' (``r``) and the
-        PM2.5/PM10 ratio against theirs (``rq``: one channel drifting); either alarms."""
+        """Drift views (the level against the neighbours' ``r``, the PM2.5/PM10 ratio against
+        theirs ``rq``) at each time scale; any fires, the one that fired clears it."""
         cfg = self.cfg
-        tm = self.timing(st.tms)
-        drift, ratio = st.drift, st.ratio_drift
         hold = st.drift_on or st.spike_on
-        d = drift.update(r, hold_slow=hold) if level_ok else drift.deviation
-        dq = ratio.update(rq, hold_slow=hold) if rq is not None else 0.0
-        rthr = cfg.ratio_drift_threshold
+        watches = st.drifts
         out: Out = []
+        fired = -1
+        for i, w in enumerate(watches):
+            floor = cfg.drift_threshold_far if far else w.level.threshold
+            beyond = w.observe(r, rq, level_ok, hold, floor)
+            if not st.drift_on:
+                w.streak = w.streak + 1 if beyond else 0
+                if w.streak >= w.for_n and fired < 0:
+                    fired = i
         if not st.drift_on:
-            beyond = abs(d) > threshold or abs(dq) > rthr
-            st.drift_streak = st.drift_streak + 1 if beyond else 0
-            if st.drift_streak >= tm.drift_for:
-                st.drift_on, st.drift_streak = True, 0
+            if fired >= 0 and not self._blames_neighbour(state, sid, watches[fired], far):
+                st.drift_on, st.drift_by = True, fired
+                for w in watches:
+                    w.streak = 0
                 # a drifting PM2.5 reading no longer supports pollution alerts
                 out.extend(self._mute(st, sid, ts, drift=False))
-                out.append(self._drift_signal(st, sid, ts, d, dq))
-        else:
-            within = abs(d) < threshold * 0.6 and abs(dq) < rthr * 0.6
-            st.drift_streak = st.drift_streak + 1 if within else 0
-            if st.drift_streak >= tm.drift_clear:
-                st.drift_on, st.drift_streak = False, 0
-                out.append(self._clear(st, sid, "air.drift", ts))
-            elif ts - st.last_sent.get("air.drift", 0) >= cfg.refresh_ms:
-                out.append(self._drift_signal(st, sid, ts, d, dq))
+                out.append(self._drift_signal(st, sid, ts, far))
+            return out
+        w = watches[min(st.drift_by, len(watches) - 1)]
+        floor = cfg.drift_threshold_far if far else w.level.threshold
+        w.streak = w.streak + 1 if w.calm(floor) else 0
+        if w.streak >= w.clear_n:
+            st.drift_on, w.streak = False, 0
+            out.append(self._clear(st, sid, "air.drift", ts))
+        elif ts - st.last_sent.get("air.drift", 0) >= cfg.refresh_ms:
+            out.append(self._drift_signal(st, sid, ts, far))
         return out
 
-    def _drift_signal(self, st: StationState, sid: str, ts: int, d: float, dq: float) -> Signal:
+    def _blames_neighbour(self, state: AirState, sid: str, w: DriftWatch, far: bool) -> bool:
+        """Whether a level drift of this station is better explained by a neighbour walking
+        the other way, further: with few neighbours one drifting station moves the reference
+        of all the others (by half of its drift, with two), so the one deviating most is the
+        one drifting."""
+        floor = self.cfg.drift_threshold_far if far else w.level.threshold
+        if w.strength(floor)[1] != "level":
+            return False
+        d = w.level.deviation
+        for nid, _b, _s in self._nbs.get(sid, ()):
+            o = state.stations.get(nid)
+            if o is None or o.muted:
+                continue
+            od = o.drifts[-1].level.deviation
+            if od * d < 0.0 and abs(od) > abs(d):
+                return True
+        return False
+
+    def _drift_signal(self, st: StationState, sid: str, ts: int, far: bool) -> Signal:
         st.last_sent["air.drift"] = ts
-        cfg = self.cfg
-        by_ratio = abs(dq) / cfg.ratio_drift_threshold > abs(d) / cfg.drift_threshold
-        shift = dq if by_ratio else d
+        watches = st.drifts
+        i = min(st.drift_by, len(watches) - 1)
+        w = watches[i]
+        floor = self.cfg.drift_threshold_far if far else w.level.threshold
+        strength, view = w.strength(floor)
+        d, dq = w.level.deviation, w.ratio.deviation
+        shift = dq if view == "ratio" else d
         evidence = {
-            "basis": "pm25/pm10 ratio vs neighbours" if by_ratio else "level vs neighbours",
+            "basis": ("pm25/pm10 ratio" if view == "ratio" else "level") + " vs neighbours",
+            "scale": "days" if i == len(watches) - 1 else "hours",
             "log_ratio_shift": round(d, 3),
             "pm_ratio_shift": round(dq, 3),
             "ratio": round(math.exp(shift), 3),
             "direction": "up" if shift > 0 else "down",
+            "over_limit": round(strength, 2),
         }
         return self._signal(
             st,
@@ -1449,7 +1585,7 @@ class AirModel(Model):
             ts,
             True,
             Level.BLUE,
-            max(st.drift.score(), st.ratio_drift.score()),
+            strength * strength / (strength * strength + 1.0),
             "空气站读数相对周边站点漂移",
             evidence,
         )
@@ -1557,7 +1693,8 @@ class AirModel(Model):
             out.append(self._clear(st, sid, "air.spike", ts))
         if drift and st.drift_on:
             st.drift_on = False
-            st.drift_streak = 0
+            for w in st.drifts:
+                w.streak = 0
             out.append(self._clear(st, sid, "air.drift", ts))
         if st.exc_level:
             st.exc_level = 0
@@ -1615,7 +1752,7 @@ class AirModel(Model):
         station = self.stations.get(sid)
         return Signal(
             rule,
-            Subject("station", sid),
+            self._subject(sid),
             ts,
             active=active,
             level=level,

@@ -30,6 +30,9 @@ Neighbour = tuple[str, float, float]  # (station id, distance m, bearing deg fro
 
 def median(values: Sequence[float]) -> float:
     """The median of a non-empty sequence (mean of the two middle values when even)."""
+    n = len(values)
+    if n < 3:  # one or two neighbours: the common case of sparse networks, no sort
+        return values[0] if n == 1 else (values[0] + values[1]) / 2.0
     s = sorted(values)
     n = len(s)
     h = n // 2

@@ -19,9 +19,11 @@ Tests, per channel (``pm25, pm10, no2, so2, o3, co``), in the order of the QARTO
   every channel. Durations become run lengths at the station's interval (:meth:`QcConfig.runs`),
   never fewer than a floor of repeats: an hourly station is not stuck after one repeat.
 * **rate of change**: ``|x - previous|`` above ``roc_max`` per minute of the step is SUSPECT.
-* **spike**: a robust z (:class:`models.robust_z.RobustZ` on ``log1p``) above ``spike_z`` is
-  SUSPECT (only for ``spike_channels``: the test is a QC flag, not the local-source alert).
-* **PM2.5 > PM10** (beyond ``pm_tolerance`` + ``pm_tolerance_rel`` of PM10): both SUSPECT,
+* **spike**: a robust z (:class:`models.detect.RobustZ` on ``log1p``, with its automatic
+  quantum and level floors) above ``spike_z`` is SUSPECT (only for ``spike_channels``: the
+  test is a QC flag, not the local-source alert; the air model turns it off).
+* **PM2.5 > PM10** (beyond ``pm_tolerance`` + ``pm_tolerance_rel`` of PM10: the two
+  analysers' uncertainty, 5 µg/m³ + 10 %): both SUSPECT,
   not invalid (humid air, two instruments).
 
 A reading's channel flag is the worst of its tests; ``MISSING`` for None. FAIL readings are
@@ -49,7 +51,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from models.air.compact import Compact
-from models.robust_z import RobustZ
+from models.detect.robust_z import RobustZ
 
 __all__ = [
     "CHANNELS",
@@ -103,10 +105,11 @@ DEFAULT_SPECS: Final[tuple[ChannelSpec, ...]] = (
     ChannelSpec(-5.0, 1000.0, 500.0, 20.0, 150.0),  # o3
     ChannelSpec(-0.5, 50.0, 15.0, 1.0, 5.0),  # co
 )
-#: Low-cost optical PM sensors: specified to 999.9 µg/m³; gases as the default.
+#: Low-cost optical PM sensors: specified to 999.9 µg/m³; their counts vary down to a few
+#: µg/m³, so only readings at 0.5 or below (where they sit on zero) never stick alone.
 LOWCOST_SPECS: Final[tuple[ChannelSpec, ...]] = (
-    ChannelSpec(-5.0, 1000.0, 500.0, 5.0, 150.0),  # pm25
-    ChannelSpec(-5.0, 1000.0, 800.0, 8.0, 300.0),  # pm10
+    ChannelSpec(-5.0, 1000.0, 500.0, 0.5, 150.0),  # pm25
+    ChannelSpec(-5.0, 1000.0, 800.0, 0.5, 300.0),  # pm10
     *DEFAULT_SPECS[2:],
 )
 
@@ -147,8 +150,8 @@ class QcConfig:
     spike_channels: tuple[str, ...] = ("pm25",)
     spike_z: float = 8.0
     #: PM2.5 counts as above PM10 beyond ``pm_tolerance + pm_tolerance_rel * PM10``
-    pm_tolerance: float = 2.0
-    pm_tolerance_rel: float = 0.05
+    pm_tolerance: float = 5.0
+    pm_tolerance_rel: float = 0.1
     repeat_rate: float = field(init=False, repr=False, compare=False, default=0.0)
     log_stuck_p: float = field(init=False, repr=False, compare=False, default=0.0)
     #: per channel (fail_lo, fail_hi, suspect_hi, floor, roc_max): one unpack in the hot loop
@@ -261,7 +264,14 @@ class StationQC(Compact):
         self.runs = [0] * 6
         self.p_repeat = [cfg.repeat_prior] * 6
         self.spike: dict[int, RobustZ] = {
-            CHANNELS.index(c): RobustZ(120.0, warmup=60, clip=2.5, log1p=True, min_scale=0.05)
+            CHANNELS.index(c): RobustZ(
+                120.0,
+                scale_half_life=120.0,
+                warmup=60,
+                clip=2.5,
+                log1p=True,
+                min_scale=0.05,
+            )
             for c in cfg.spike_channels
         }
 
