@@ -16,7 +16,7 @@ Two views, either of which starts an **episode** of an area (a district):
   the area's usual level.
 
 A relative rise counts only while the area's median hourly PM AQI is above ``aqi_polluted``
-(100: polluted air), so air that doubles from clean to still good makes no episode.
+(50: no longer excellent air), so air that doubles from very clean to clean makes no episode.
 
 Both are judged in event time: rising continuously for ``for_ms`` (relative) or
 ``aqi_for_ms`` (absolute) starts the episode; calm on both views (fewer than ``share_off``
@@ -68,8 +68,8 @@ class EpisodeConfig:
     aqi_for_ms: int = 3_600_000
     #: ... over at least this many stations
     aqi_min_stations: int = 2
-    #: the relative view needs the area's median hourly PM AQI above this (轻度污染 and worse)
-    aqi_polluted: int = 100
+    #: the relative view needs the area's median hourly PM AQI above this (良 and worse)
+    aqi_polluted: int = 50
 
 
 DEFAULT_EPISODE = EpisodeConfig()

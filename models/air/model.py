@@ -226,6 +226,9 @@ class AirConfig:
     drift_days_for_s: float = 21_600.0
     drift_days_clear_s: float = 21_600.0
     drift_days_for_min_readings: int = 6
+    #: a drift alert still on after this long ends and its level becomes the reference (a
+    #: step in siting or calibration is the station's new normal; the visit is due by then)
+    drift_max_s: float = 604_800.0
     # station anomaly for episodes and the regional check: the short-term log level relative
     # to the city reference, minus its own slow baseline
     level_half_life_s: float = 300.0
@@ -368,6 +371,7 @@ class StationState(Compact):
         "cad",
         "drift_by",
         "drift_on",
+        "drift_ts",
         "drifts",
         "exc_aqi",
         "exc_level",
@@ -459,8 +463,9 @@ class StationState(Compact):
         self.q_n = 0
         self.q_ts = _FAR
         self.drift_on = False
-        #: the drift watch (index in ``drifts``) that raised the drift alert
+        #: the drift watch (index in ``drifts``) that raised the drift alert, and when
         self.drift_by = 0
+        self.drift_ts = 0
         # the period values: an hourly station's readings, a faster one's clock-hour means
         self.pos = -1  # the period the station is at (hourly: last reported; else: open hour)
         self.snap: Snap | None = None
@@ -1525,7 +1530,7 @@ class AirModel(Model):
                     fired = i
         if not st.drift_on:
             if fired >= 0 and not self._blames_neighbour(state, sid, watches[fired], far):
-                st.drift_on, st.drift_by = True, fired
+                st.drift_on, st.drift_by, st.drift_ts = True, fired, ts
                 for w in watches:
                     w.streak = 0
                 # a drifting PM2.5 reading no longer supports pollution alerts
@@ -1535,8 +1540,12 @@ class AirModel(Model):
         w = watches[min(st.drift_by, len(watches) - 1)]
         floor = cfg.drift_threshold_far if far else w.level.threshold
         w.streak = w.streak + 1 if w.calm(floor) else 0
-        if w.streak >= w.clear_n:
+        rebase = ts - st.drift_ts >= cfg.drift_max_s * 1000
+        if w.streak >= w.clear_n or rebase:
             st.drift_on, w.streak = False, 0
+            if rebase:  # a level kept this long is the station's new normal: learn it
+                for x in watches:
+                    x.level.slow, x.ratio.slow = x.level.fast, x.ratio.fast
             out.append(self._clear(st, sid, "air.drift", ts))
         elif ts - st.last_sent.get("air.drift", 0) >= cfg.refresh_ms:
             out.append(self._drift_signal(st, sid, ts, far))
