@@ -66,6 +66,10 @@ CHANNELS: Final = (*POLLUTANTS, "temp_c", "rh", "wind_ms", "wind_deg")
 STUCK_CHANNELS: Final[dict[str, tuple[str, ...]]] = {"all": POLLUTANTS, "pm": ("pm25", "pm10")}
 #: What an optical low-cost sensor reports (no gas analysers, no wind vane).
 LOWCOST_CHANNELS: Final = ("pm25", "pm10", "temp_c", "rh")
+#: A labelled PM2.5 > PM10 fault: PM2.5 above INVERSION_REL x PM10 + INVERSION_ABS (µg/m³),
+#: twice what the two analysers' uncertainty lets a clean hour show
+INVERSION_REL: Final = 1.2
+INVERSION_ABS: Final = 8.0
 #: Declared reporting intervals by station kind (``Station.interval_s``) in ``"real"`` mode.
 INTERVAL_S: Final = {"national": 3600.0, "micro": 60.0, "lowcost": 150.0}
 _PERIODS_H: Final = np.array([7.3, 13.1, 29.0, 57.0])
@@ -404,7 +408,12 @@ class AirStream:
             elif f.kind == "inversion":
                 rng = np_rng(self.seed, "air-fault", f.station, f.t0, h0)
                 ratio = rng.uniform(0.55, 0.8, int(cols.sum()))
-                meas["pm10"][s, cols] = np.round(meas["pm25"][s, cols] * ratio)
+                pm25 = meas["pm25"][s, cols]
+                # the PM10 channel reads low by more than the two analysers' uncertainty
+                # (twice the 8 % + 4 µg/m³ a clean hour may show): at 15 µg/m³ a 0.8 ratio
+                # alone would be an inversion nobody can tell from noise
+                low = np.minimum(pm25 * ratio, (pm25 - INVERSION_ABS) / INVERSION_REL)
+                meas["pm10"][s, cols] = np.round(np.maximum(low, 0.0))
         return meas
 
     def _frozen(self, f: Fault) -> dict[str, float]:

@@ -253,7 +253,8 @@ class _Planner:
                         **p,
                     )
                 elif kind == "range":
-                    ch = rng.choice(("pm25", "pm10", "no2", "co"))
+                    # a channel the station reports (a low-cost sensor has PM only)
+                    ch = rng.choice(self.reported(s, ("pm25", "pm10", "no2", "co")))
                     val = (
                         rng.choice((-99.0, 9999.0, 1500.0))
                         if ch != "co"
