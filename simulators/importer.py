@@ -16,6 +16,10 @@ Time: ``year``/``month``/``day``/``hour`` (``minute`` optional) columns, else th
 ``timestamp``, ``datetime``, ``date_time``, ``time``, ``ts``, ``date``, ``utc`` (or ``--time``):
 ISO 8601, epoch seconds or milliseconds, or ``--time-format`` (strptime). Times without an
 offset are in ``tz`` (default UTC+8, China Standard Time, like every naive time in citywatch).
+A period value's ``ts`` is its period's start. Where the file labels each value by the end of
+its period (China's national network publishes the 13:00-14:00 mean as 14:00, and some files
+count hours 1-24), ``period_end`` moves every time back by the interval (``interval_s``, else
+one hour); an hour column of 24 is then the day's last hour.
 
 Channels are :class:`citywatch.events.Air` fields; columns are matched by name, case and
 punctuation ignored (``PM2.5``, ``pm2_5``, ``P2`` -> ``pm25``; ``P1`` -> ``pm10``; ``TEMP`` ->
@@ -203,6 +207,8 @@ class ImportSpec:
     sentinels: tuple[float, ...] = DEFAULT_SENTINELS
     kind: Literal["national", "micro", "lowcost"] | None = None
     interval_s: float | None = None
+    #: times label the end of each value's period: ts = time - interval (default 1 h)
+    period_end: bool = False
     encoding: str = "utf-8-sig"
     #: station id -> known fields (lat, lon, district, kind, interval_s)
     stations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -452,10 +458,20 @@ class _Acc:
         return v
 
     def time(self, row: list[str], cols: list[int]) -> int:
+        ms = self._time(row, cols)
+        if self.spec.period_end:
+            ms -= int((self.spec.interval_s or 3600.0) * 1000)
+        return ms
+
+    def _time(self, row: list[str], cols: list[int]) -> int:
         tz = self.spec.tz
         if len(cols) > 1:
             y, mo, d, h, *rest = (int(float(row[i])) for i in cols)
-            dt = datetime(y, mo, d, h, rest[0] if rest else 0, tzinfo=tz)
+            m = rest[0] if rest else 0
+            if not (0 <= h <= (24 if self.spec.period_end else 23) and 0 <= m <= 59):
+                msg = f"hour {h} minute {m} is not a time of day"
+                raise ValueError(msg)
+            dt = datetime(y, mo, d, tzinfo=tz) + timedelta(hours=h, minutes=m)
             return int(dt.timestamp() * 1000)
         text = row[cols[0]].strip()
         if self.spec.time_format:

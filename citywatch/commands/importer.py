@@ -60,6 +60,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--kind", choices=("national", "micro", "lowcost"), help="stations' kind")
     p.add_argument("--interval", type=parse_duration, help="declared reporting interval")
+    p.add_argument(
+        "--period-end",
+        action="store_true",
+        help="times label the end of each value's period (national hourly data: 14:00 is the "
+        "13:00-14:00 mean; hour 24 allowed): ts becomes the period start, --interval (default "
+        "1h) earlier",
+    )
     p.add_argument("--encoding", default="utf-8-sig", help="file encoding (default UTF-8)")
 
 
@@ -106,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         sentinels=DEFAULT_SENTINELS if args.sentinel is None else args.sentinel,
         kind=args.kind,
         interval_s=float(args.interval) if args.interval else None,
+        period_end=args.period_end,
         encoding=args.encoding,
         stations=read_stations(args.stations) if args.stations else {},
     )

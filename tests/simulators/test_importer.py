@@ -122,6 +122,33 @@ def test_explicit_columns_map_and_time_format(tmp_path: Path) -> None:
     ]
 
 
+def test_period_end_labels_move_back_one_interval_and_allow_hour_24(tmp_path: Path) -> None:
+    text = (
+        "year,month,day,hour,PM_A\n"
+        "2014,1,1,1,10\n"  # the 00:00-01:00 mean, published as 01:00
+        "2014,1,1,24,20\n"  # the day's last hour, 23:00-24:00
+        "2014,1,1,25,30\n"  # no such hour
+    )
+    path = _write(tmp_path, "end.csv", text)
+    where = {"X/A": {"lat": 32.0, "lon": 120.9}}
+    out = import_files([("X", path)], ImportSpec(period_end=True, stations=where))
+    got = [(orjson.loads(r)["ts"], orjson.loads(r)["pm25"]) for _, _, r in out.records]
+    assert got == [(T0, 10.0), (T0 + 23 * H, 20.0)]
+    assert out.stats.bad_rows == 1
+    # without period_end the same file keeps its times, and hour 24 is a bad row
+    plain = import_files([("X", path)], ImportSpec(stations=where))
+    assert [orjson.loads(r)["ts"] for _, _, r in plain.records] == [T0 + H]
+    assert plain.stats.bad_rows == 2
+    # a declared interval is the period: half-hour means labelled by their end
+    half = import_files(
+        [("X", path)], ImportSpec(period_end=True, interval_s=1800.0, stations=where)
+    )
+    assert [orjson.loads(r)["ts"] for _, _, r in half.records] == [
+        T0 + H // 2,
+        T0 + 23 * H + H // 2,
+    ]
+
+
 def test_cli_writes_sorted_gzip_events_and_a_registry_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
