@@ -27,11 +27,14 @@ one Lua script per item (atomic; Redis 7.0 has no idempotent XADD):
   (approximate MAXLEN): at-least-once, since a replay after a crash may append it again;
   its readers (search, the console) key tickets by their id.
 
-One pipeline per batch. When Redis goes away the partition retries the whole batch with
-capped exponential backoff for up to ``max_outage_s``: the flow stalls (backpressure) and
-nothing is lost once Redis is back within that bound; after it, the partition raises
-:class:`~citywatch.errors.StoreError` (the run fails; with recovery a rerun resumes from the
-last snapshot). The client is created late, in the partition.
+One pipeline per batch, and in it one script call for the batch's alert versions and one for
+the observations of each name (each up to :data:`_CHUNK` items, in the batch's order), so the
+round trip, the commands and their replies do not grow with every record. When Redis goes away
+the partition retries the whole batch with capped exponential backoff for up to
+``max_outage_s``: the flow stalls (backpressure) and nothing is lost once Redis is back within
+that bound; after it, the partition raises :class:`~citywatch.errors.StoreError` (the run
+fails; with recovery a rerun resumes from the last snapshot). The client is created late, in
+the partition.
 
 **Redis losing data.** Each batch also counts itself in ``cw:sink:mark`` (one field per run
 and worker). A count lower than the partition expects means Redis came back empty or from an
@@ -209,47 +212,57 @@ def reason_class(reason: str) -> str:
     return "schema"
 
 
-#: KEYS: hash, alerts, open, counts, audit. ARGV: id, version, JSON, state, level, rule,
-#: district, first_ts, last_ts, alerts maxlen, open score, now (ms), audit maxlen. A closed work
-#: order of a reopened alert goes back to ``new``: the fields and audit event of
-#: ``sinks.feed.lifecycle.plan``'s ``reopen``, with no centre yet (the feed routes an order
-#: that has none, as it does a new one).
+#: Alert versions, in order, in one call. KEYS: alerts, open, counts, audit, then one hash per
+#: version. ARGV: alerts maxlen, now (ms), audit maxlen, then 10 per version: id, version,
+#: JSON, state, level, rule, district, first_ts, last_ts, open score. Returns how many were
+#: applied (a version not above the stored one is skipped). A closed work order of a reopened
+#: alert goes back to ``new``: the fields and audit event of ``sinks.feed.lifecycle.plan``'s
+#: ``reopen``, with no centre yet (the feed routes an order that has none, as it does a new one).
 _ALERT_LUA: Final = """
-local stored = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
-if tonumber(ARGV[2]) <= stored then return 0 end
-local prev_level = redis.call('HGET', KEYS[1], 'level')
-local prev_state = redis.call('HGET', KEYS[1], 'state')
-redis.call('HSET', KEYS[1], 'a', ARGV[3], 'version', ARGV[2], 'state', ARGV[4],
-           'level', ARGV[5], 'rule', ARGV[6], 'district', ARGV[7],
-           'first_ts', ARGV[8], 'last_ts', ARGV[9])
-redis.call('HSETNX', KEYS[1], 'status', 'new')
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[10], '*', 'a', ARGV[3])
-if ARGV[4] == 'firing' then
-  redis.call('ZADD', KEYS[3], ARGV[11], ARGV[1])
-  if prev_level ~= ARGV[5] then
-    redis.call('HINCRBY', KEYS[4], 'alerts:' .. ARGV[6] .. ':' .. ARGV[5], 1)
+local applied = 0
+for i = 5, #KEYS do
+  local key = KEYS[i]
+  local j = 3 + (i - 5) * 10
+  local id, version, json, state = ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], ARGV[j + 4]
+  local level, rule, district = ARGV[j + 5], ARGV[j + 6], ARGV[j + 7]
+  local stored = tonumber(redis.call('HGET', key, 'version') or '0')
+  if tonumber(version) > stored then
+    applied = applied + 1
+    local prev_level = redis.call('HGET', key, 'level')
+    local prev_state = redis.call('HGET', key, 'state')
+    redis.call('HSET', key, 'a', json, 'version', version, 'state', state,
+               'level', level, 'rule', rule, 'district', district,
+               'first_ts', ARGV[j + 8], 'last_ts', ARGV[j + 9])
+    redis.call('HSETNX', key, 'status', 'new')
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'a', json)
+    if state == 'firing' then
+      redis.call('ZADD', KEYS[2], ARGV[j + 10], id)
+      if prev_level ~= level then
+        redis.call('HINCRBY', KEYS[3], 'alerts:' .. rule .. ':' .. level, 1)
+      end
+      if prev_state == 'resolved' and redis.call('HGET', key, 'status') == 'closed' then
+        local rev = tonumber(redis.call('HGET', key, 'rev') or '0') + 1
+        local dept = redis.call('HGET', key, 'dept')
+        if not dept or dept == '' then dept = cjson.null end
+        local where = district
+        if where == '' then where = cjson.null end
+        redis.call('HSET', key, 'status', 'new', 'rev', rev, 'dept', '', 'assignee', '',
+                   'shelved_until', '0', 'deadline_ms', '0', 'overdue', '', 'centre', '',
+                   'updated_ms', ARGV[2], 'updated_by', 'system')
+        local event = cjson.encode({
+          id = id, action = 'reopen', actor = 'system', ts_ms = tonumber(ARGV[2]),
+          from = 'closed', to = 'new', dept = dept, assignee = cjson.null,
+          deadline_ms = cjson.null, overdue = cjson.null, rev = rev, centre = cjson.null,
+          tier = cjson.null, reason = 'alert fired again', district = where,
+          rule = rule, level = level})
+        redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*', 'e', event)
+      end
+    else
+      redis.call('ZREM', KEYS[2], id)
+    end
   end
-  if prev_state == 'resolved' and redis.call('HGET', KEYS[1], 'status') == 'closed' then
-    local rev = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0') + 1
-    local dept = redis.call('HGET', KEYS[1], 'dept')
-    if not dept or dept == '' then dept = cjson.null end
-    local district = ARGV[7]
-    if district == '' then district = cjson.null end
-    redis.call('HSET', KEYS[1], 'status', 'new', 'rev', rev, 'dept', '', 'assignee', '',
-               'shelved_until', '0', 'deadline_ms', '0', 'overdue', '', 'centre', '',
-               'updated_ms', ARGV[12], 'updated_by', 'system')
-    local event = cjson.encode({
-      id = ARGV[1], action = 'reopen', actor = 'system', ts_ms = tonumber(ARGV[12]),
-      from = 'closed', to = 'new', dept = dept, assignee = cjson.null,
-      deadline_ms = cjson.null, overdue = cjson.null, rev = rev, centre = cjson.null,
-      tier = cjson.null, reason = 'alert fired again', district = district,
-      rule = ARGV[6], level = ARGV[5]})
-    redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[13], '*', 'e', event)
-  end
-else
-  redis.call('ZREM', KEYS[3], ARGV[1])
 end
-return 1
+return applied
 """
 
 _DEAD_LUA: Final = """
@@ -263,11 +276,22 @@ redis.call('HINCRBY', KEYS[3], 'records', 1)
 return 1
 """
 
+#: The observations of one name, in order, in one call. KEYS: the newest-per-subject hash, the
+#: log stream. ARGV: log maxlen, the number of logged payloads, those payloads, then subject,
+#: ts, payload of the newest of each subject in the call: it replaces the stored one unless
+#: that is newer (its ``ts``).
 _OBS_LUA: Final = """
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if cur and tonumber(cjson.decode(cur)['ts']) > tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-return 1
+local n = tonumber(ARGV[2])
+for i = 3, n + 2 do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'o', ARGV[i])
+end
+for i = n + 3, #ARGV, 3 do
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  if not cur or tonumber(cjson.decode(cur)['ts']) <= tonumber(ARGV[i + 1]) then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+  end
+end
+return n
 """
 
 _INGEST_LUA: Final = """
@@ -356,6 +380,9 @@ def is_transient(exc: Exception) -> bool:
 _SCRIPTS = (_ALERT_LUA, _DEAD_LUA, _INGEST_LUA, _OBS_LUA)
 #: Alerts per pipeline when re-publishing.
 _REPUBLISH_CHUNK = 1000
+#: Alert versions, or observations of one name, per script call: a call runs inside Redis
+#: without a break, so a batch of many is cut into calls this long.
+_CHUNK = 256
 
 
 class RedisSinkPartition(StatelessSinkPartition[Any]):
@@ -487,10 +514,8 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
         written = 0
         for i in range(0, len(alerts), _REPUBLISH_CHUNK):
             pipe: Any = self.client.pipeline(transaction=False)
-            now_ms = int(self.cfg.clock() * 1000)
-            for a in alerts[i : i + _REPUBLISH_CHUNK]:
-                self._add_alert(pipe, a, now_ms)
-            written += sum(1 for r in pipe.execute() if r == 1)
+            self._add_alerts(pipe, alerts[i : i + _REPUBLISH_CHUNK], int(self.cfg.clock() * 1000))
+            written += sum(r for r in pipe.execute() if isinstance(r, int))
         self.republished += written
         log.warning(
             "redis sink: re-published %d of %d alerts (%d open, %d recently resolved)",
@@ -501,48 +526,96 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
         )
         return written
 
-    def _add_alert(self, pipe: Any, item: Alert, now_ms: int) -> None:
+    def _add_alerts(self, pipe: Any, alerts: Sequence[Alert], now_ms: int) -> None:
+        """Queue ``alerts`` (in order) as one script call per :data:`_CHUNK` of them."""
+        k, cfg = self.cfg.keys, self.cfg
+        sha = self._sha[_ALERT_LUA]
+        for i in range(0, len(alerts), _CHUNK):
+            chunk = alerts[i : i + _CHUNK]
+            keys = [k.alerts, k.open, k.counts, k.audit]
+            args: list[Any] = [cfg.alerts_maxlen, now_ms, cfg.audit_maxlen]
+            for a in chunk:
+                keys.append(k.alert(a.id))
+                args += (
+                    a.id,
+                    a.version,
+                    a.to_json(),
+                    a.state.value,
+                    a.level.colour,
+                    a.rule,
+                    a.district or "",
+                    a.first_ts,
+                    a.last_ts,
+                    int(a.level) * 10**13 + a.first_ts,
+                )
+            pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+
+    def _add_observations(self, pipe: Any, name: str, items: Sequence[Observation]) -> None:
+        """Queue the observations of ``name`` (in order) as one script call per
+        :data:`_CHUNK`: every one logged, the newest of each subject kept."""
         k = self.cfg.keys
-        pipe.execute_command(
-            "EVALSHA",
-            self._sha[_ALERT_LUA],
-            5,  # keys, then args
-            k.alert(item.id),
-            k.alerts,
-            k.open,
-            k.counts,
-            k.audit,
-            item.id,
-            item.version,
-            item.to_json(),
-            item.state.value,
-            item.level.colour,
-            item.rule,
-            item.district or "",
-            item.first_ts,
-            item.last_ts,
-            self.cfg.alerts_maxlen,
-            int(item.level) * 10**13 + item.first_ts,
-            now_ms,
-            self.cfg.audit_maxlen,
-        )
+        sha = self._sha[_OBS_LUA]
+        keys = (k.observed(name), k.observations(name))
+        dumps = orjson.dumps
+        for i in range(0, len(items), _CHUNK):
+            logged: list[bytes] = []
+            newest: dict[str, tuple[int, bytes]] = {}
+            for o in items[i : i + _CHUNK]:
+                payload = dumps(o.to_dict())
+                logged.append(payload)
+                subject = f"{o.subject.kind}:{o.subject.id}"
+                kept = newest.get(subject)
+                if kept is None or kept[0] <= o.ts:
+                    newest[subject] = (o.ts, payload)
+            args: list[Any] = [self.cfg.observations_maxlen, len(logged), *logged]
+            for subject, (ts, payload) in newest.items():
+                args += (subject, ts, payload)
+            pipe.execute_command("EVALSHA", sha, 2, *keys, *args)
 
     def _write(self, items: Sequence[Any]) -> tuple[int, int, Exception | None]:
         """One pipeline for ``items``: the run's batch count as Redis had it before and after,
-        and the first error a command of the pipeline met (the others were applied)."""
+        and the first error a command of the pipeline met (the others were applied).
+
+        Alert versions go in one script call per :data:`_CHUNK` of them, observations in one
+        per name and chunk, each in the order of ``items`` (the keys they write are theirs
+        alone: the order between them and the other items changes nothing); the rest one
+        command or call each.
+        """
         k = self.cfg.keys
         pipe: Any = self.client.pipeline(transaction=False)
         pipe.hget(self.mark_key, self.mark_field)
-        _, sha_dead, sha_ingest, sha_obs = (self._sha[x] for x in _SCRIPTS)
+        _, sha_dead, sha_ingest, _ = (self._sha[x] for x in _SCRIPTS)
         run = pipe.execute_command
         newest = 0
         now_ms = int(self.cfg.clock() * 1000)
+        alerts: list[Alert] = []
+        observed: dict[str, list[Observation]] = {}
         for item in items:
-            if isinstance(item, Alert):
-                self._add_alert(pipe, item, now_ms)
-            elif isinstance(item, Republish):
-                self._add_alert(pipe, item.alert, now_ms)
-            elif isinstance(item, DeadRecord):
+            t = type(item)
+            if t is Alert:
+                alerts.append(item)
+            elif t is Observation:
+                got = observed.get(item.name)
+                if got is None:
+                    observed[item.name] = [item]
+                else:
+                    got.append(item)
+            elif t is Republish:
+                alerts.append(item.alert)
+            elif t is IngestMark:
+                run(
+                    "EVALSHA",
+                    sha_ingest,
+                    2,
+                    self.hw_key,
+                    k.counts,
+                    f"in:{self.cfg.run_id}:{item.partition}",
+                    item.start,
+                    item.codes,
+                    *KINDS,
+                )
+                newest = max(newest, item.high_ts)
+            elif t is DeadRecord:
                 d = item.dead
                 run(
                     "EVALSHA",
@@ -559,42 +632,27 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
                     reason_class(d.reason),
                     self.cfg.deadletter_maxlen,
                 )
-            elif isinstance(item, IngestMark):
-                run(
-                    "EVALSHA",
-                    sha_ingest,
-                    2,
-                    self.hw_key,
-                    k.counts,
-                    f"in:{self.cfg.run_id}:{item.partition}",
-                    item.start,
-                    item.codes,
-                    *KINDS,
-                )
-                newest = max(newest, item.high_ts)
-            elif isinstance(item, Observation):
-                payload = orjson.dumps(item.to_dict())
-                subject = str(item.subject)
-                run("EVALSHA", sha_obs, 1, k.observed(item.name), subject, item.ts, payload)
-                pipe.xadd(
-                    k.observations(item.name),
-                    {"o": payload},
-                    maxlen=self.cfg.observations_maxlen,
-                    approximate=True,
-                )
-            elif isinstance(item, TicketRecord):
+            elif t is TicketRecord:
                 pipe.xadd(
                     k.tickets,
                     {"t": encode(item.event)},
                     maxlen=self.cfg.tickets_maxlen,
                     approximate=True,
                 )
-            elif isinstance(item, Gauge):
+            elif t is Gauge:
                 if item.fields:
                     pipe.hset(k.counts, mapping=item.fields)
+            elif isinstance(item, Alert):  # a subclass: as an alert
+                alerts.append(item)
+            elif isinstance(item, Observation):
+                observed.setdefault(item.name, []).append(item)
             else:
                 msg = f"redis sink: cannot write a {type(item).__name__}"
                 raise TypeError(msg)
+        if alerts:
+            self._add_alerts(pipe, alerts, now_ms)
+        for name, obs in observed.items():
+            self._add_observations(pipe, name, obs)
         if newest:
             pipe.hset(k.counts, mapping={"watermark_ms": newest, "lag_ms": max(0, now_ms - newest)})
         pipe.hincrby(self.mark_key, self.mark_field, 1)

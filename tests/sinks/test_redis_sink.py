@@ -6,14 +6,24 @@ import threading
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 import redis
 
-from citywatch.alerts import Alert, AlertState, Level, Subject, episode_id, fingerprint
+from citywatch.alerts import (
+    Alert,
+    AlertState,
+    Level,
+    Observation,
+    Subject,
+    episode_id,
+    fingerprint,
+)
 from citywatch.events import DeadLetter
 from citywatch.keys import Keys
 from citywatch.redisconn import EmbeddedRedis
 from sinks.redis_sink import (
+    _CHUNK,
     _SCRIPTS,
     KIND_CODES,
     NOT_COUNTED,
@@ -89,6 +99,63 @@ def test_replayed_and_stale_versions_are_ignored(
     assert redis_client.zcard(k.open) == 5
     assert redis_client.hget(k.alert(alert(1).id), "version") == b"2"
     assert redis_client.hget(k.counts, "alerts:air.spike:yellow") == b"5"
+
+
+def test_a_batch_longer_than_a_script_call_keeps_every_version_in_order(
+    redis_url: str, prefix: str, redis_client: redis.Redis
+) -> None:
+    """Versions go in script calls of ``_CHUNK``: several versions of one id in one batch,
+    across calls, land in order and the newest stays; a replay of the batch adds nothing."""
+    k = Keys(prefix)
+    p = part(redis_url, prefix)
+    n = _CHUNK + 40
+    batch = [alert(v, n=i) for v in (1, 2) for i in range(n // 2)]
+    batch.append(alert(3, state="resolved", n=0))
+    p.write_batch(batch)
+    p.write_batch(batch)
+    stream = [Alert.from_json(f[b"a"]) for _, f in redis_client.xrange(k.alerts)]
+    assert [(a.id, a.version) for a in stream] == [(a.id, a.version) for a in batch]
+    assert redis_client.zcard(k.open) == n // 2 - 1
+    assert redis_client.hget(k.alert(alert(1, n=0).id), "state") == b"resolved"
+    assert redis_client.hget(k.alert(alert(1, n=1).id), "version") == b"2"
+
+
+def obs(name: str, station: str, hour: int, aqi: int) -> Observation:
+    return Observation(name, Subject("station", station), hour * 3_600_000, {"aqi": aqi})
+
+
+def test_observations_keep_the_newest_per_subject_and_log_every_one_in_order(
+    redis_url: str, prefix: str, redis_client: redis.Redis
+) -> None:
+    k = Keys(prefix)
+    p = part(redis_url, prefix)
+    hourly = [obs("air.hourly", f"S{h % 3}", h, h) for h in range(2 * _CHUNK + 7)]
+    late = obs("air.hourly", "S0", 0, 999)  # older than what the batch has for S0
+    daily = [obs("air.daily", "S0", 24, 50), obs("air.daily", "S0", 0, 40)]
+    p.write_batch([hourly[0], daily[0], *hourly[1:], late, daily[1]])
+
+    def latest(name: str) -> dict[str, int]:
+        got = redis_client.hgetall(k.observed(name))
+        return {s.decode(): orjson.loads(v)["values"]["aqi"] for s, v in got.items()}
+
+    def log(name: str) -> list[int]:
+        rows = redis_client.xrange(k.observations(name))
+        return [orjson.loads(f[b"o"])["values"]["aqi"] for _, f in rows]
+
+    last = len(hourly) - 1
+    want = {f"station:S{s}": max(h for h in range(last + 1) if h % 3 == s) for s in range(3)}
+    assert latest("air.hourly") == want
+    assert latest("air.daily") == {"station:S0": 50}
+    assert log("air.hourly") == [*range(last + 1), 999]  # at-least-once: every one, in order
+    assert log("air.daily") == [50, 40]
+    stored = orjson.loads(redis_client.hget(k.observed("air.hourly"), "station:S0"))  # type: ignore[arg-type]
+    assert Observation.from_dict(stored) == hourly[max(h for h in range(last + 1) if h % 3 == 0)]
+    # A replay after a crash, and an older one alone, never replace a newer observation;
+    # the same hour again does (the newest written wins, as before).
+    p.write_batch([*hourly, obs("air.hourly", "S1", 1, 7)])
+    assert latest("air.hourly") == want
+    p.write_batch([obs("air.hourly", "S2", want["station:S2"], -1)])
+    assert latest("air.hourly")["station:S2"] == -1
 
 
 def test_dead_letters_and_ingest_counts_are_exact_under_overlapping_replay(
