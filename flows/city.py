@@ -61,7 +61,7 @@ from flows.sources import Batch, DecodingSource, Route
 from flows.sources.silences import SilenceSet
 from models.alert_engine import AlertEngine, EngineSnapshot, FloodGuard
 from models.base import Model
-from sinks.redis_sink import Gauge, IngestMark, OpenAlerts, Republish, TicketRecord
+from sinks.redis_sink import Gauge, IngestMark, OpenAlerts, Republish, TicketRecord, Touch
 
 __all__ = ["FlowConfig", "Router", "Tick", "build_flow"]
 
@@ -567,6 +567,8 @@ def stamp(items: list[tuple[str, list[Any]]]) -> list[Any]:
                 out.append(a.evolve(emitted_ms=now_ms))
             elif t is Republish:
                 out.append(Republish(a.alert.evolve(emitted_ms=now_ms)))
+            elif t is Touch:
+                out.append(Touch(a.alert.evolve(emitted_ms=now_ms)))
             elif t is EngineStats:
                 out.append(Gauge({f"engine:{key}:{k}": v for k, v in a.stats}))
     return out
@@ -726,6 +728,9 @@ class _EngineStage(StatefulLogic[Any, list[Any], bytes | None]):
     """What the engine stages share: an :class:`AlertEngine`, a :class:`Gate` over the
     stage's input paths, and reporting the engine's totals when they change.
 
+    After each input the newest values the engine merged without emitting a version
+    (``AlertEngine.touched``) leave as :class:`Touch` items, for the sink only.
+
     With recovery the stage also keeps the alert versions it published that are still open
     (:class:`OpenAlerts`, in the snapshot); a stage resumed from a snapshot sends them once
     more as :class:`Republish` items, so a Redis that lost them while the flow was down has
@@ -753,6 +758,10 @@ class _EngineStage(StatefulLogic[Any, list[Any], bytes | None]):
         if self.durable:
             for out in emitted:
                 self.published.note_all(out)
+        touched = self.engine.touched
+        if touched:  # what the engine merged without a version: for the alerts' hashes
+            emitted = [*emitted, [Touch(a) for a in touched.values()]]
+            touched.clear()
         if self.to_republish:
             emitted = [self.to_republish, *emitted]
             self.to_republish = []

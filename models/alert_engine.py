@@ -10,7 +10,8 @@ ids and versions. Per fingerprint (rule + subject) it keeps one small immutable
 * **debounce** (``for``): an active signal opens a *pending* episode, which fires once active
   signals have persisted ``for_ms`` and numbered ``for_count``; a clear while pending drops it;
 * **dedup**: a repeat of a firing alert updates ``count``/``last_ts``/score in place and is
-  emitted as a new version at most every ``refresh_ms`` of event time;
+  emitted as a new version at most every ``refresh_ms`` of event time, and only when it
+  changes what a duty officer sees (below);
 * **escalation** at once, **de-escalation** only after the lower level held ``deescalate_ms``;
 * **resolve** on an explicit clear, or **auto-resolve** when the source has gone quiet
   (checked when event time advances, and before a late-coming signal);
@@ -27,6 +28,19 @@ holds across its hour-apart readings; without one, after ``quiet_ms`` (a fixed p
 A reading stands for the interval it reports on: the ``for`` period counts ``I`` per reading
 and never asks for more readings than fit in it (an hourly source meets ``for_ms = 30 min`` with
 its first reading, ``for_ms = 3 h`` with its third). An explicit clear resolves at once.
+
+**A version is news.** A repeat at the same level is emitted (once ``refresh_ms`` passed since the
+last version) when it is *material*: its score moved by ``score_band`` or more from the last
+version's, or its evidence has other fields. A title or evidence value that moved less (the hour's
+AQI in the title, say: the exceedance's score is AQI / 500) is not news by itself. Otherwise it
+waits for the **heartbeat**, ``max(refresh_ms, heartbeat_intervals * I)`` after the last version (a
+source without a known interval: ``refresh_ms``, as before), so an hourly station's alert that holds
+at the same level gets a version every 6 hours (its ``last_ts`` and ``count``), not every hour. A
+level change is emitted at once (escalation) or after ``deescalate_ms``; a resolve carries the
+newest ``last_ts``/``count``/score. What was merged but not emitted is in
+:attr:`AlertEngine.touched` (the newest alert of each such id, with the version last emitted),
+for a sink to refresh its copy of that version without a new one (the console's snapshot shows
+``last_ts`` of the hour; the alert stream keeps one entry per version).
 
 **Lifecycle of one alert id**: ``firing`` (version 1, then a version per emitted change) ->
 ``resolved`` -> within ``reopen_ms`` (default: the same quiet horizon) after the resolve's end
@@ -64,14 +78,16 @@ after the last one, and a return within the reopen window (here 2.5 h) reopens t
 >>> H = 3_600_000
 >>> hourly = [Signal("air.exceedance", s, h * H, level=Level.ORANGE, interval_ms=H)
 ...           for h in range(10)]
->>> out = eng.on_signals(hourly)   # one id; a version per reading (refresh_ms is 5 min)
->>> len({a.id for a in out}), out[-1].version, eng.advance(11 * H)
-(1, 10, [])
+>>> out = eng.on_signals(hourly)   # one id; a version at 0 h and a heartbeat at 6 h
+>>> len({a.id for a in out}), [a.last_ts // H for a in out], eng.advance(11 * H)
+(1, [0, 6], [])
+>>> [(a.count, a.last_ts // H) for a in eng.touched.values()]  # merged, not emitted
+[(10, 9)]
 >>> [(a.state.value, a.version, a.last_ts // H) for a in eng.advance(9 * H + 5 * H // 2 + 1)]
-[('resolved', 11, 9)]
+[('resolved', 3, 9)]
 >>> (back,) = eng.on_signal(Signal("air.exceedance", s, 13 * H, level=Level.RED, interval_ms=H))
 >>> (back.id == out[0].id, back.state.value, back.version, back.count, back.first_ts)
-(True, 'firing', 12, 11, 0)
+(True, 'firing', 4, 11, 0)
 """
 
 from __future__ import annotations
@@ -127,8 +143,14 @@ class RulePolicy:
     #: A resolved alert reopens (same id) on an active signal within this long after its end;
     #: None: the alert's quiet horizon.
     reopen_ms: int | None = None
-    #: A repeat (same level) is emitted as a new version at most this often.
+    #: A repeat (same level) is emitted as a new version at most this often ...
     refresh_ms: int = 5 * MINUTE_MS
+    #: ... when it is material (its score moved by ``score_band`` or more from the last
+    #: version's, or other evidence fields) ...
+    score_band: float = 0.1
+    #: ... else after ``heartbeat_intervals`` of the source's interval (at least
+    #: ``refresh_ms``; ``refresh_ms`` when the interval is unknown).
+    heartbeat_intervals: float = 6.0
     #: A lower level must hold this long before the alert de-escalates.
     deescalate_ms: int = 10 * MINUTE_MS
     #: Firing alerts of these rules on the same subject mute this rule's signals.
@@ -148,6 +170,11 @@ class RulePolicy:
         if self.reopen_ms is not None and self.reopen_ms < 0:
             msg = f"reopen_ms: must be >= 0 or None, got {self.reopen_ms!r}"
             raise ValueError(msg)
+        for name in ("score_band", "heartbeat_intervals"):
+            v = getattr(self, name)
+            if not v >= 0 or math.isinf(v):
+                msg = f"{name}: must be a number >= 0, got {v!r}"
+                raise ValueError(msg)
 
     def horizon(self, interval_ms: int | None) -> int:
         """How long a firing alert stays without an active signal, for a source reporting
@@ -157,9 +184,17 @@ class RulePolicy:
         >>> p.horizon(None) // MINUTE_MS, p.horizon(60_000) // MINUTE_MS, p.horizon(3_600_000)
         (20, 20, 9000000)
         """
-        if interval_ms:
-            return max(self.quiet_ms, math.ceil(self.missed_intervals * interval_ms))
-        return self.quiet_ms
+        return _at_least(self.quiet_ms, self.missed_intervals, interval_ms)
+
+    def heartbeat(self, interval_ms: int | None) -> int:
+        """How long after the last version a repeat that changes nothing material is emitted,
+        for a source reporting every ``interval_ms`` (None: unknown).
+
+        >>> p = RulePolicy(refresh_ms=5 * MINUTE_MS)
+        >>> p.heartbeat(None) // MINUTE_MS, p.heartbeat(30_000) // MINUTE_MS, p.heartbeat(3_600_000)
+        (5, 5, 21600000)
+        """
+        return _at_least(self.refresh_ms, self.heartbeat_intervals, interval_ms)
 
     def reopen_window(self, interval_ms: int | None) -> int:
         """How long after its end a resolved alert reopens on an active signal."""
@@ -264,6 +299,9 @@ class Track:
     is_reopened: bool = False
     #: Resolved tracks only: an active signal up to this event time reopens the alert.
     reopen_until: int = 0
+    #: The last version emitted (None before the first, and in snapshots taken before this
+    #: field existed: the next repeat is then taken as material).
+    emitted: Alert | None = None
 
     def __setstate__(self, state: Any) -> None:
         """Unpickle, also from a snapshot taken before the last fields existed (they take
@@ -324,6 +362,11 @@ class AlertEngine:
         self.silences: dict[str, Silence] = {}
         self.watermark = 0
         self.stats: dict[str, int] = {}
+        #: Per fingerprint, the newest alert merged but not emitted (the version last emitted,
+        #: newer ``last_ts``/``count``/score/evidence), since the caller last cleared it; an
+        #: emitted version or a resolve of the id removes it. Not in the snapshot: a resumed
+        #: engine's next repeats fill it again.
+        self.touched: dict[str, Alert] = {}
         #: :meth:`next_due`, cached until the next signal, advance or change of silences.
         self._due: int | None = _STALE
         if snapshot is not None:
@@ -392,13 +435,19 @@ class AlertEngine:
             track = replace(track, is_pending=False, is_dirty=True)
         self.tracks[fp] = track
         if not track.is_pending and track.is_dirty:
+            since = sig.ts - track.emitted_ts
             due = (
                 not track.was_emitted
                 or track.alert.level != track.emitted_level
-                or sig.ts - track.emitted_ts >= pol.refresh_ms
+                or (
+                    since >= pol.refresh_ms
+                    and (since >= pol.heartbeat(track.interval_ms) or _material(track, pol))
+                )
             )
             if due:
                 out.extend(self._emit(fp, track, sig.ts))
+            elif track.was_emitted and not track.is_muted and not track.is_reopened:
+                self.touched[fp] = track.alert
         return out
 
     def advance(self, watermark_ms: int) -> list[Alert]:
@@ -590,7 +639,9 @@ class AlertEngine:
             emitted_level=out.level,
             is_muted=False,
             is_reopened=False,
+            emitted=out,
         )
+        self.touched.pop(fp, None)
         return [out]
 
     def _resolve(self, fp: str, track: Track, last_ts: int, *, auto: bool = False) -> list[Alert]:
@@ -598,6 +649,7 @@ class AlertEngine:
         :attr:`closed` for its reopen window, which starts at the clear's ``last_ts``, or for
         an auto-resolve (``auto``) where the quiet horizon ended."""
         del self.tracks[fp]
+        self.touched.pop(fp, None)
         a = track.alert
         end = last_ts + self.horizon(track) if auto else last_ts
         pol = self.policy(a.rule)
@@ -636,6 +688,25 @@ def _merged(a: Alert, sig: Signal, level: Level, **changes: Any) -> Alert:
         lon=sig.lon if sig.lon is not None else a.lon,
         grid=sig.grid or a.grid,
         **changes,
+    )
+
+
+def _at_least(least_ms: int, intervals: float, interval_ms: int | None) -> int:
+    """``intervals`` of a source reporting every ``interval_ms``, at least ``least_ms``
+    (``least_ms`` when the interval is unknown)."""
+    if interval_ms:
+        return max(least_ms, math.ceil(intervals * interval_ms))
+    return least_ms
+
+
+def _material(track: Track, pol: RulePolicy) -> bool:
+    """Whether ``track``'s alert differs from its last version in what a duty officer acts
+    on: the score by ``score_band`` or more, or the evidence's fields (its shape)."""
+    last, now = track.emitted, track.alert
+    if last is None:
+        return True
+    return (
+        abs(now.score - last.score) >= pol.score_band or now.evidence.keys() != last.evidence.keys()
     )
 
 

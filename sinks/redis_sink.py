@@ -14,6 +14,11 @@ one Lua script per item (atomic; Redis 7.0 has no idempotent XADD):
   ``system``, reason ``alert fired again``, one ``reopen`` event in ``cw:audit``, ``rev`` + 1),
   so it is dispatched afresh; an order still being worked on (or new, or shelved) is left as
   it is;
+* a :class:`Touch` (the newest values of an alert version already written, which the engine
+  merged without emitting a version: a newer ``last_ts``, ``count``, score) replaces the
+  ``a`` and ``last_ts`` fields of ``cw:alert:{id}`` only while the hash holds that very version,
+  firing, with an older ``last_ts``: no stream entry, no counts (the console's snapshot reads
+  the hash, so it shows the hour the alert was last seen; the stream has the versions);
 * a :class:`DeadRecord` carries its source partition and record offset; it is appended to
   ``cw:deadletter`` and counted as ``dead:<reason class>`` only if that offset is above the
   partition's high-water mark (``cw:sink:hw``, per run);
@@ -74,6 +79,7 @@ __all__ = [
     "RedisSink",
     "Republish",
     "TicketRecord",
+    "Touch",
     "reason_class",
 ]
 
@@ -183,6 +189,15 @@ class OpenAlerts:
 
 
 @dataclass(frozen=True, slots=True)
+class Touch:
+    """The newest values of an alert version already published (same ``version``; newer
+    ``last_ts``, ``count``, score, evidence), for the alert's hash only: not a version, never
+    taken for news by the stages downstream of the engine."""
+
+    alert: Alert
+
+
+@dataclass(frozen=True, slots=True)
 class TicketRecord:
     """An accepted hotline ticket, bound for the ``tickets`` stream."""
 
@@ -263,6 +278,21 @@ for i = 5, #KEYS do
   end
 end
 return applied
+"""
+
+#: Touches, in order. KEYS: one alert hash each. ARGV: version, last_ts, JSON per touch.
+_TOUCH_LUA: Final = """
+local done = 0
+for i = 1, #KEYS do
+  local j = (i - 1) * 3
+  local h = redis.call('HMGET', KEYS[i], 'version', 'state', 'last_ts')
+  if h[1] == ARGV[j + 1] and h[2] == 'firing'
+     and tonumber(h[3] or '0') <= tonumber(ARGV[j + 2]) then
+    redis.call('HSET', KEYS[i], 'a', ARGV[j + 3], 'last_ts', ARGV[j + 2])
+    done = done + 1
+  end
+end
+return done
 """
 
 _DEAD_LUA: Final = """
@@ -377,7 +407,7 @@ def is_transient(exc: Exception) -> bool:
 
 
 #: The sink's scripts, in the order ``_write`` unpacks their SHA1s.
-_SCRIPTS = (_ALERT_LUA, _DEAD_LUA, _INGEST_LUA, _OBS_LUA)
+_SCRIPTS = (_ALERT_LUA, _DEAD_LUA, _INGEST_LUA, _OBS_LUA, _TOUCH_LUA)
 #: Alerts per pipeline when re-publishing.
 _REPUBLISH_CHUNK = 1000
 #: Alert versions, or observations of one name, per script call: a call runs inside Redis
@@ -411,6 +441,9 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
         self.outages = 0
         self.losses = 0
         self.republished = 0
+        #: The newest :class:`Touch` of each alert, re-written after its version when Redis
+        #: lost data (dropped when the alert has a newer version or is gone).
+        self.touched: dict[str, Alert] = {}
         self._must_republish = False
 
     def write_batch(self, items: list[Any]) -> None:
@@ -497,12 +530,17 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
         self.marks = after
         if error is not None:
             raise error
+        touched = self.touched
         for x in items:
             t = type(x)
             if t is Alert:
                 self.open_alerts.note(x)
+                if touched:
+                    touched.pop(x.id, None)  # a newer version (or a resolve) supersedes it
             elif t is Republish:
                 self.open_alerts.note(x.alert)
+            elif t is Touch:
+                touched[x.alert.id] = x.alert
         if self._must_republish:
             self.republish()
             self._must_republish = False
@@ -516,6 +554,17 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
             pipe: Any = self.client.pipeline(transaction=False)
             self._add_alerts(pipe, alerts[i : i + _REPUBLISH_CHUNK], int(self.cfg.clock() * 1000))
             written += sum(r for r in pipe.execute() if isinstance(r, int))
+        # The values the open alerts were last seen with (their hashes only).
+        current = self.open_alerts.alerts
+        self.touched = {
+            i: a
+            for i, a in self.touched.items()
+            if (v := current.get(i)) is not None and v.version == a.version
+        }
+        if self.touched:
+            pipe = self.client.pipeline(transaction=False)
+            self._add_touches(pipe, list(self.touched.values()))
+            pipe.execute()
         self.republished += written
         log.warning(
             "redis sink: re-published %d of %d alerts (%d open, %d recently resolved)",
@@ -550,6 +599,17 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
                 )
             pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
 
+    def _add_touches(self, pipe: Any, touches: Sequence[Alert]) -> None:
+        """Queue :class:`Touch` values (one per id) as one script call per :data:`_CHUNK`."""
+        k = self.cfg.keys
+        sha = self._sha[_TOUCH_LUA]
+        for i in range(0, len(touches), _CHUNK):
+            chunk = touches[i : i + _CHUNK]
+            args: list[Any] = []
+            for a in chunk:
+                args += (a.version, a.last_ts, a.to_json())
+            pipe.execute_command("EVALSHA", sha, len(chunk), *(k.alert(a.id) for a in chunk), *args)
+
     def _add_observations(self, pipe: Any, name: str, items: Sequence[Observation]) -> None:
         """Queue the observations of ``name`` (in order) as one script call per
         :data:`_CHUNK`: every one logged, the newest of each subject kept."""
@@ -576,19 +636,20 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
         """One pipeline for ``items``: the run's batch count as Redis had it before and after,
         and the first error a command of the pipeline met (the others were applied).
 
-        Alert versions go in one script call per :data:`_CHUNK` of them, observations in one
-        per name and chunk, each in the order of ``items`` (the keys they write are theirs
-        alone: the order between them and the other items changes nothing); the rest one
-        command or call each.
+        Alert versions go in one script call per :data:`_CHUNK` of them, then the touches (the
+        newest of each id), observations in one per name and chunk, each in the order of ``items``
+        (the keys they write are theirs alone: the order between them and the other items changes
+        nothing); the rest one command or call each.
         """
         k = self.cfg.keys
         pipe: Any = self.client.pipeline(transaction=False)
         pipe.hget(self.mark_key, self.mark_field)
-        _, sha_dead, sha_ingest, _ = (self._sha[x] for x in _SCRIPTS)
+        sha_dead, sha_ingest = self._sha[_DEAD_LUA], self._sha[_INGEST_LUA]
         run = pipe.execute_command
         newest = 0
         now_ms = int(self.cfg.clock() * 1000)
         alerts: list[Alert] = []
+        touches: dict[str, Alert] = {}
         observed: dict[str, list[Observation]] = {}
         for item in items:
             t = type(item)
@@ -602,6 +663,8 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
                     got.append(item)
             elif t is Republish:
                 alerts.append(item.alert)
+            elif t is Touch:
+                touches[item.alert.id] = item.alert  # the newest of each id
             elif t is IngestMark:
                 run(
                     "EVALSHA",
@@ -651,6 +714,8 @@ class RedisSinkPartition(StatelessSinkPartition[Any]):
                 raise TypeError(msg)
         if alerts:
             self._add_alerts(pipe, alerts, now_ms)
+        if touches:  # after the versions: a touch of a version in this batch finds it
+            self._add_touches(pipe, list(touches.values()))
         for name, obs in observed.items():
             self._add_observations(pipe, name, obs)
         if newest:

@@ -7,6 +7,7 @@ few hundred real runs). These tests hold the engine to the source's cadence.
 
 from __future__ import annotations
 
+import math
 import pickle
 from dataclasses import fields, replace
 
@@ -49,7 +50,11 @@ def test_a_sparse_hourly_condition_for_ten_hours_is_one_alert() -> None:
         out += eng.advance(T0 + h * H + 59 * M)  # event time moves on between the readings
     assert len(ids(out)) == 1
     assert all(a.is_firing for a in out)
-    assert (out[-1].count, out[-1].first_ts, out[-1].last_ts) == (10, T0, T0 + 9 * H)
+    # the same level and score, the same evidence fields: a version at 0 h, a heartbeat at 6 h
+    assert [(a.version, a.count, a.last_ts) for a in out] == [(1, 1, T0), (2, 7, T0 + 6 * H)]
+    (now,) = eng.touched.values()  # the newest values, with the version last emitted
+    assert (now.version, now.count, now.first_ts, now.last_ts) == (2, 10, T0, T0 + 9 * H)
+    assert now.evidence == {"pm25": 129}
     # The source's cadence is what counts: the same readings without it are ten alerts.
     blind = AlertEngine()
     old: list[Alert] = []
@@ -74,8 +79,8 @@ def test_a_missed_reading_within_the_horizon_keeps_the_alert() -> None:
     eng = AlertEngine()
     out = eng.on_signal(hourly(0)) + eng.on_signal(hourly(2))  # the 1 h reading is missing
     out += eng.advance(T0 + 2 * H + 30 * M)
-    assert [a.state for a in out] == [AlertState.FIRING, AlertState.FIRING]
-    assert len(ids(out)) == 1
+    assert [a.state for a in out] == [AlertState.FIRING]  # the 2 h reading changed nothing
+    assert [(a.id, a.last_ts) for a in eng.touched.values()] == [(out[0].id, T0 + 2 * H)]
 
 
 def test_missed_intervals_is_a_policy_and_quiet_ms_stays_the_least_horizon() -> None:
@@ -288,19 +293,104 @@ def test_snapshots_from_before_reopening_still_load() -> None:
     eng = AlertEngine()
     eng.on_signal(hourly(0))
     (t,) = eng.tracks.values()
-    # A Track pickled before interval_ms, is_reopened and reopen_until existed.
+    # A Track pickled before interval_ms, is_reopened, reopen_until and emitted existed.
     old = Track.__new__(Track)
-    old.__setstate__([getattr(t, f.name) for f in fields(Track)][:-3])
-    assert old == replace(t, interval_ms=None)
+    old.__setstate__([getattr(t, f.name) for f in fields(Track)][:-4])
+    assert old == replace(t, interval_ms=None, emitted=None)
     # An EngineSnapshot pickled before `closed` existed.
     snap = EngineSnapshot.__new__(EngineSnapshot)
     snap.__setstate__([{"x": old}, {}, 0, {}])  # type: ignore[attr-defined]
     resumed = AlertEngine(snapshot=snap)
     assert resumed.closed == {}
     assert resumed.next_due() == T0 + 20 * M + 1  # unknown cadence: quiet_ms
+    # A Track from before `emitted` only: its next repeat counts as material (emitted).
+    eng = AlertEngine()
+    (first,) = eng.on_signal(hourly(0))
+    (t,) = eng.tracks.values()
+    no_emitted = Track.__new__(Track)
+    no_emitted.__setstate__([getattr(t, f.name) for f in fields(Track)][:-1])
+    eng.tracks = {first.fingerprint: no_emitted}
+    assert [a.version for a in eng.on_signal(hourly(1))] == [2]
 
 
 def test_default_policies_all_take_the_sources_cadence() -> None:
     for rule, pol in DEFAULT_POLICIES.items():
         assert pol.horizon(H) >= 150 * M, rule
         assert pol.horizon(None) == pol.quiet_ms, rule
+
+
+# -- a version is news: material changes, heartbeats ------------------------------------------
+
+
+def versions(out: list[Alert]) -> list[tuple[int, float, int]]:
+    """(hours after T0 of last_ts, score, version) of each version."""
+    return [((a.last_ts - T0) // H, a.score, a.version) for a in out]
+
+
+def test_an_hourly_alert_gets_a_version_for_news_and_a_heartbeat_otherwise() -> None:
+    eng = AlertEngine()
+    out: list[Alert] = []
+    scores = [0.50, 0.55, 0.58, 0.61, 0.40, 0.42, 0.45, 0.47, 0.49, 0.48, 0.52, 0.53, 0.54, 0.55]
+    for h, score in enumerate(scores):
+        out += eng.on_signal(hourly(h, score=score, evidence={"aqi": 160 + h}))
+    # 0 h first; 3 h: 0.61 is 0.11 above the version's 0.50; 4 h: 0.40 is 0.21 below 0.61;
+    # the hours after move less than 0.1 from 0.40 until 10 h (0.52), the heartbeat's hour too
+    # (6 h after 4 h); nothing more by 13 h.
+    assert versions(out) == [(0, 0.5, 1), (3, 0.61, 2), (4, 0.4, 3), (10, 0.52, 4)]
+    out = eng.on_signal(hourly(14, score=0.55, evidence={"aqi": 174, "pm10": 300}))
+    assert versions(out) == [(14, 0.55, 5)]  # other evidence fields: news
+    out = eng.on_signal(hourly(15, score=0.55, evidence={"aqi": 175, "pm10": 310}))
+    assert out == []
+    out = eng.on_signal(hourly(16, score=0.55, level=Level.RED, evidence={"aqi": 175}))
+    assert [(a.level, a.version) for a in out] == [(Level.RED, 6)]  # a level: at once
+    assert eng.touched == {}
+    eng.on_signal(hourly(17, score=0.56, level=Level.RED, evidence={"aqi": 176}))
+    (touched,) = eng.touched.values()
+    assert (touched.version, touched.last_ts, touched.count) == (6, T0 + 17 * H, 18)
+    # The resolve carries the newest values, and the touched entry goes with it.
+    (r,) = eng.advance(T0 + 17 * H + 150 * M + 1)
+    assert (r.state, r.version, r.last_ts, r.count, r.score) == (
+        AlertState.RESOLVED,
+        7,
+        T0 + 17 * H,
+        18,
+        0.56,
+    )
+    assert eng.touched == {}
+
+
+def test_the_heartbeat_follows_the_policy_and_a_source_without_a_cadence_keeps_refresh_ms() -> None:
+    pol = RulePolicy(quiet_ms=20 * M, heartbeat_intervals=3, score_band=0.5)
+    eng = AlertEngine({RULE: pol})
+    out: list[Alert] = []
+    for h in range(8):
+        out += eng.on_signal(hourly(h, score=0.1 * (h % 3)))
+    assert [a.last_ts // H - T0 // H for a in out] == [0, 3, 6]
+    # No interval known (a minute source of another model): every refresh_ms, as before.
+    eng = AlertEngine()
+    out = []
+    for m in range(12):
+        out += eng.on_signal(Signal(RULE, S1, T0 + m * M, level=Level.ORANGE))
+    assert [(a.last_ts - T0) // M for a in out] == [0, 5, 10]
+    with pytest.raises(ValueError, match="score_band"):
+        RulePolicy(score_band=-0.1)
+    with pytest.raises(ValueError, match="heartbeat_intervals"):
+        RulePolicy(heartbeat_intervals=math.inf)
+
+
+def test_touched_is_what_a_caller_may_write_without_a_version() -> None:
+    """The flow drains ``touched`` after each batch; what it holds is always the newest merged
+    state of an open alert, with the version last emitted."""
+    eng = AlertEngine()
+    (a,) = eng.on_signal(hourly(0))
+    assert eng.touched == {}
+    eng.on_signal(hourly(1))
+    eng.touched.clear()  # the caller took it
+    eng.on_signal(hourly(2, evidence={}))
+    assert [(t.id, t.version, t.count) for t in eng.touched.values()] == [(a.id, 1, 3)]
+    # A silenced alert's merged state is no news either: nothing is touched while muted.
+    quiet = AlertEngine()
+    quiet.set_silences([Silence("s", T0 + 24 * H, rule=RULE)])
+    assert quiet.on_signal(hourly(0)) == []
+    assert quiet.on_signal(hourly(1)) == []
+    assert quiet.touched == {}

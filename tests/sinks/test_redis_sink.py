@@ -32,6 +32,7 @@ from sinks.redis_sink import (
     RedisSink,
     RedisSinkPartition,
     Republish,
+    Touch,
 )
 
 pytestmark = pytest.mark.integration
@@ -118,6 +119,32 @@ def test_a_batch_longer_than_a_script_call_keeps_every_version_in_order(
     assert redis_client.zcard(k.open) == n // 2 - 1
     assert redis_client.hget(k.alert(alert(1, n=0).id), "state") == b"resolved"
     assert redis_client.hget(k.alert(alert(1, n=1).id), "version") == b"2"
+
+
+def test_a_touch_refreshes_the_hash_of_its_version_only(
+    redis_url: str, prefix: str, redis_client: redis.Redis
+) -> None:
+    """A touch (newer values of a written version) changes the alert's hash, never the stream,
+    the open set or the counts; not for another version, a resolved alert or older values."""
+    k = Keys(prefix)
+    p = part(redis_url, prefix)
+    a1 = alert(1)
+    newer = a1.evolve(last_ts=a1.last_ts + 3_600_000, count=5, score=0.3)
+    p.write_batch([a1, Touch(a1.evolve(last_ts=a1.last_ts + 60_000)), Touch(newer)])
+    h = redis_client.hgetall(k.alert(a1.id))
+    assert Alert.from_json(h[b"a"]) == newer  # the newest touch of the id in the batch
+    assert (h[b"version"], h[b"last_ts"]) == (b"1", str(newer.last_ts).encode())
+    assert redis_client.xlen(k.alerts) == 1
+    p.write_batch([Touch(a1)])  # older values (a replay): ignored
+    assert Alert.from_json(redis_client.hget(k.alert(a1.id), "a")) == newer  # type: ignore[arg-type]
+    a2 = alert(2, level=Level.RED)
+    p.write_batch([a2, Touch(newer.evolve(last_ts=newer.last_ts + 1))])  # version 1's: stale
+    assert Alert.from_json(redis_client.hget(k.alert(a1.id), "a")) == a2  # type: ignore[arg-type]
+    gone = alert(3, state="resolved", level=Level.RED)
+    p.write_batch([gone, Touch(a2.evolve(version=3, last_ts=a2.last_ts + 1))])
+    assert Alert.from_json(redis_client.hget(k.alert(a1.id), "a")) == gone  # type: ignore[arg-type]
+    assert redis_client.xlen(k.alerts) == 3
+    assert redis_client.hget(k.counts, "alerts:air.spike:yellow") == b"1"
 
 
 def obs(name: str, station: str, hour: int, aqi: int) -> Observation:
@@ -310,6 +337,31 @@ def test_redis_back_empty_gets_the_open_alerts_again_once() -> None:
             (b(1).id, 2),
             (a(1).id, 2),
         ]
+        client.close()
+    finally:
+        p.close()
+        server.stop()
+
+
+def test_redis_back_empty_gets_the_last_touch_of_an_open_alert_again() -> None:
+    """The values an open alert was last seen with (a touch) are re-written after its
+    version; a touch superseded by a newer version is not."""
+    server = EmbeddedRedis()
+    server.start()
+    k = Keys("touched:")
+    p = part(server.start_url, "touched:")
+    a, b = alert(1, n=0), alert(1, n=1)
+    seen = a.evolve(last_ts=a.last_ts + 7_200_000, count=3)
+    try:
+        p.write_batch([a, b, Touch(seen), Touch(b.evolve(last_ts=b.last_ts + 1))])
+        p.write_batch([alert(2, n=1, level=Level.RED)])
+        server = _restart(server)  # empty
+        p.write_batch([IngestMark("f", 0, bytes([KIND_CODES["air"]]))])
+        client = redis.Redis.from_url(server.start_url)
+        assert Alert.from_json(client.hget(k.alert(a.id), "a")) == seen  # type: ignore[arg-type]
+        assert client.hget(k.alert(a.id), "last_ts") == str(seen.last_ts).encode()
+        assert Alert.from_json(client.hget(k.alert(b.id), "a")) == alert(2, n=1, level=Level.RED)  # type: ignore[arg-type]
+        assert list(p.touched) == [a.id]
         client.close()
     finally:
         p.close()
