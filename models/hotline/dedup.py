@@ -164,6 +164,16 @@ class TicketFeatures:
         return ""
 
 
+#: An index key: a cell (an integer, cheap to hash: a ticket looks up dozens of cells) or
+#: ``(kind, value)``: "p" named place, "b"/"B" LSH band (among all / among the unplaced),
+#: "u" caller.
+_IndexKey = int | tuple[str, object]
+
+
+def _cell_key(row: int, col: int) -> int:
+    return (row << 24) | (col & 0xFFFFFF)
+
+
 def band_keys(ids: npt.NDArray[np.int64], bands: int, rows: int) -> tuple[int, ...]:
     """MinHash LSH keys of a feature set: one key per band of ``rows`` minimum hashes.
 
@@ -177,8 +187,8 @@ def band_keys(ids: npt.NDArray[np.int64], bands: int, rows: int) -> tuple[int, .
         return ()
     k = bands * rows
     x = ids.astype(np.uint64)[:, None]
-    with np.errstate(over="ignore"):
-        mins = ((x * _A[None, :k] + _B[None, :k]) >> _SHIFT32).min(axis=0).tolist()
+    # (unsigned integer arrays wrap silently: no np.errstate needed)
+    mins = ((x * _A[None, :k] + _B[None, :k]) >> _SHIFT32).min(axis=0).tolist()
     out = []
     for i in range(bands):
         h = i
@@ -236,7 +246,11 @@ def _overlap(da: dict[str, float], db: dict[str, float]) -> float:
     """P(same label) under two predicted distributions; 0.5 when either knows nothing."""
     if not da or not db:
         return 0.5
-    return min(1.0, sum(p * db.get(c, 0.0) for c, p in da.items()))
+    s = 0.0
+    get = db.get
+    for c, p in da.items():
+        s += p * get(c, 0.0)
+    return min(1.0, s)
 
 
 #: How far an officer's first dispatch is trusted (about one in twelve is corrected later).
@@ -362,12 +376,23 @@ class DuplicateClusterer:
         cell_m = self.config.cell_deg * _M_PER_DEG * math.cos(math.radians(32.0))
         self._cell_m = cell_m
         self._live: dict[str, TicketFeatures] = {}
-        # key -> ids (a dict: ordered, O(1) removal)
-        self._index: dict[tuple[str, object], dict[str, None]] = {}
+        # key -> live tickets by id (a dict: ordered, O(1) removal)
+        self._index: dict[_IndexKey, dict[str, TicketFeatures]] = {}
         self._queue: deque[str] = deque()
         self._cluster_of: dict[str, str] = {}
         self._clusters: dict[str, _Cluster] = {}
         self.watermark_ms = 0
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        # state pickled before index buckets held the tickets themselves (id -> None) and
+        # cells were keyed ("c", (row, col))
+        index: dict[_IndexKey, dict[str, TicketFeatures]] = {}
+        for key, bucket in self._index.items():
+            if isinstance(key, tuple) and key[0] == "c":
+                key = _cell_key(*key[1])  # type: ignore[misc]
+            index[key] = {t: self._live[t] if x is None else x for t, x in bucket.items()}
+        self._index = index
 
     def __len__(self) -> int:
         """The number of live tickets."""
@@ -400,10 +425,10 @@ class DuplicateClusterer:
             return None
         return int(p[0] // self.config.cell_deg), int(p[1] // self.config.cell_deg)
 
-    def _keys(self, f: TicketFeatures) -> Iterator[tuple[str, object]]:
+    def _keys(self, f: TicketFeatures) -> Iterator[_IndexKey]:
         cell = self._cell(f)
         if cell is not None:
-            yield ("c", cell)
+            yield _cell_key(*cell)
         if f.place_key is not None:
             yield ("p", f.place_key)
         for k in f.band_keys:
@@ -436,15 +461,16 @@ class DuplicateClusterer:
         """
         cfg = self.config
         cap = cfg.max_candidates
-        idx, live = self._index, self._live
+        idx = self._index
         found: dict[str, TicketFeatures] = {}
         category = f.category
 
-        def take(bucket: dict[str, None], oldest: int, most: int) -> None:
+        me = f.id
+
+        def take(bucket: dict[str, TicketFeatures], oldest: int, most: int) -> None:
             n = 0
-            for t in reversed(bucket):
-                x = live.get(t)
-                if x is None or t == f.id:
+            for t, x in reversed(bucket.items()):  # every ticket in a bucket is live
+                if t == me:
                     continue
                 if x.ts < oldest:
                     break
@@ -464,7 +490,7 @@ class DuplicateClusterer:
             oldest = f.ts - cfg.place_window_ms
             for r in range(r0 - kr, r0 + kr + 1):
                 for c in range(c0 - kc, c0 + kc + 1):
-                    bucket = idx.get(("c", (r, c)))
+                    bucket = idx.get(_cell_key(r, c))
                     if bucket:
                         take(bucket, oldest, cap)
         oldest = f.ts - cfg.window_ms
@@ -487,29 +513,38 @@ class DuplicateClusterer:
             return cands
         pm = self.pairs
         w = pm.w
-        lat = np.array([c.lat if c.well_placed else np.nan for c in cands])
-        lon = np.array([c.lon if c.well_placed else np.nan for c in cands])
-        prec = np.array([c.precision_m for c in cands])
-        ts = np.array([c.ts for c in cands], dtype=np.float64)
-        same_place = np.array(
-            [
-                (0.5 if c.place_key.startswith("road:") else 1.0)
-                if c.place_key is not None and c.place_key == f.place_key
-                else 0.0
-                for c in cands
-            ]
-        )
-        caller = np.array([1.0 if f.caller and c.caller == f.caller else 0.0 for c in cands])
+        key = f.place_key
+        caller_f = f.caller
+        rows = []
+        for c in cands:
+            p = c.point
+            pk = c.place_key
+            rows.append(
+                (
+                    p[0] if p is not None else 0.0,
+                    p[1] if p is not None else 0.0,
+                    c.precision_m,
+                    c.ts,
+                    (
+                        (0.5 if pk.startswith("road:") else 1.0)
+                        if pk is not None and pk == key
+                        else 0.0
+                    ),
+                    1.0 if caller_f and c.caller == caller_f else 0.0,
+                    1.0 if p is not None else 0.0,
+                )
+            )
+        lat, lon, prec, ts, same_place, caller, placed = np.array(rows, dtype=np.float64).T
         here = f.point
         if here is not None:
+            # (plain ufuncs: np.where and np.nan_to_num cost more than the arithmetic here)
             dy = (lat - here[0]) * _M_PER_DEG
             dx = (lon - here[1]) * _M_PER_DEG * math.cos(math.radians(here[0]))
             slack = 0.5 * np.maximum(prec, f.precision_m)
             d = np.maximum(0.0, np.sqrt(dx * dx + dy * dy) - slack)
-            near = np.nan_to_num(np.maximum(0.0, 1.0 - d / 1000.0), nan=0.0)
-            placed = ~np.isnan(lat)
-            unplaced = np.where(placed, np.where(slack <= 500.0, 0.0, 0.5), 1.0)
-            far = np.where(placed & (np.nan_to_num(d, nan=0.0) > 1500.0), 1.0, 0.0)
+            near = np.maximum(0.0, 1.0 - d / 1000.0) * placed
+            unplaced = (1.0 - placed) + placed * (0.5 * (slack > 500.0))
+            far = placed * (d > 1500.0)
         else:
             near = np.zeros(len(cands))
             unplaced = np.ones(len(cands))
@@ -551,18 +586,19 @@ class DuplicateClusterer:
         hopeful = self._hopeful(f, cands)
         bounded = hopeful is not cands  # the vectorised bound already dropped the hopeless
         logits: dict[str, float] = {}
+        todo: list[tuple[TicketFeatures, list[float]]] = []
         for cand in hopeful:
             if abs(f.ts - cand.ts) > self.config.window_ms:
                 continue
             if f.category and cand.category and f.category != cand.category:
                 continue  # filed as two different problems
-            if bounded:
-                v = measure(f, cand)
-            else:
-                v = measure(f, cand, 1.0)
-                if pairs.logit_measured(v) < thr:
-                    continue  # not a duplicate even with the same words: skip the cosine
-                v[0] = max(0.0, min(1.0, f.vec.dot(cand.vec)))
+            v = measure(f, cand, 1.0)
+            if not bounded and pairs.logit_measured(v) < thr:
+                continue  # not a duplicate even with the same words: skip the cosine
+            todo.append((cand, v))
+        cosines = f.vec.dots([cand.vec for cand, _ in todo])
+        for (cand, v), cos in zip(todo, cosines, strict=True):
+            v[0] = max(0.0, min(1.0, cos))
             z = logits[cand.id] = pairs.logit_measured(v)
             p = 1.0 / (1.0 + math.exp(-z))
             if z >= thr:
@@ -644,9 +680,9 @@ class DuplicateClusterer:
         for key in self._keys(f):
             bucket = index.get(key)
             if bucket is None:
-                index[key] = {f.id: None}
+                index[key] = {f.id: f}
             else:
-                bucket[f.id] = None
+                bucket[f.id] = f
         self._queue.append(f.id)
         self._cluster_of[f.id] = f.id
         self._clusters[f.id] = _Cluster(head=f, last_ts=f.ts, members=[f.id], live=[f.id])

@@ -154,6 +154,7 @@ class Gazetteer:
             re.compile("[" + "".join(re.escape(c) for c in firsts) + "]") if firsts else None
         )
         self.districts = sorted({e.district for e in entries if e.kind == "district"})
+        self._corners: dict[tuple[str, str], tuple[float, float] | None] = {}
 
     def __len__(self) -> int:
         return len(self._by_name)
@@ -284,6 +285,16 @@ class Gazetteer:
             spans=tuple((m.start, m.end) for m in ms),
         )
 
+    def _corner(self, a: Entry, b: Entry) -> tuple[float, float] | None:
+        """:func:`_corner`, remembered per pair of roads (the registry does not change, and
+        the same few crossings are named ticket after ticket)."""
+        cache = self._corners
+        key = (a.id, b.id)
+        if key in cache:
+            return cache[key]
+        out = cache[key] = _corner(a, b)
+        return out
+
     def _resolve(self, ms: list[Mention]) -> Placement:
         anchors: list[tuple[float, Entry, Entry | None]] = []  # (score, entry, cross road)
         roads = [(k, e) for k, m in enumerate(ms) for e in m.entries if e.kind == "road"]
@@ -294,7 +305,7 @@ class Gazetteer:
                 anchors.append((spec * 10.0 + support, e, None))
         for (k1, r1), (k2, r2) in _pairs(roads):
             if k1 != k2 and r1.district == r2.district and r1.name != r2.name:
-                corner = _corner(r1, r2)
+                corner = self._corner(r1, r2)
                 if corner is not None:
                     sup = sum(_support(r1, o) for j, o in enumerate(ms) if j not in (k1, k2))
                     anchors.append((_KIND["corner"][0] * 10.0 + 2.0 + sup, r1, r2))
@@ -306,7 +317,7 @@ class Gazetteer:
         rivals = {(a[1].district) for a in best}
         kind = "corner" if cross is not None else e.kind
         p_right = _KIND[_class(kind)][1] / len(rivals)
-        corner = _corner(e, cross) if cross is not None else None
+        corner = self._corner(e, cross) if cross is not None else None
         if cross is not None and corner is not None:
             lat, lon = corner
             prec = _KIND["corner"][2]

@@ -108,7 +108,7 @@ class Router:
     def _rows(self, x: Sparse) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         # Folding may map two ids to one row: a prediction adds both (exact); a learning step
         # then updates that row once (a rare, small approximation, cheaper than merging).
-        return x.ids.astype(np.int64) & self.mask, x.w
+        return x.ids.astype(np.int64, copy=False) & self.mask, x.w
 
     def _logits(
         self, rows: npt.NDArray[np.int64], vals: npt.NDArray[np.float32]
@@ -138,8 +138,8 @@ class Router:
                 out[head] = []
                 continue
             p = self._softmax(z[h.at])
-            top = np.argsort(-p)[:k]
-            out[head] = [(h.labels[i], float(p[i])) for i in top]
+            ps = p.tolist()
+            out[head] = [(h.labels[i], ps[i]) for i in np.argsort(-p)[:k].tolist()]
         return out
 
     def distribution(self, x: Sparse, head: str) -> dict[str, float]:
@@ -166,7 +166,7 @@ class Router:
         acc = self._g[rows] + vals * vals * np.float32(np.dot(g, g))
         self._g[rows] = acc
         step = (self.learning_rate / np.sqrt(acc)) * vals
-        self.W[rows] = block - np.outer(step, g)
+        self.W[rows] = block - step[:, None] * g[None, :]
         self.b -= self.learning_rate * 0.1 * g
         self.n_learned += 1
 

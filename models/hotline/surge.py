@@ -323,6 +323,8 @@ class SurgeDetector:
 
     def _roll(self, key: str, k: _Key, now: int) -> None:
         horizon = now - self.config.window_ms
+        if not k.window or k.window[0][0] >= horizon:
+            return
         district, _, category = key.partition("/")
         while k.window and k.window[0][0] < horizon:
             ts, w = k.window.popleft()

@@ -109,80 +109,120 @@ class TextFeatures:
         return cls(np.zeros(0, np.int64), np.zeros(0, np.float32), 0)
 
 
-_SPACE: Final = np.uint64(32)
-_SHIFT: Final = np.uint64(64 - BITS)
-
-
 def _unique_counts(
     h: npt.NDArray[np.uint64],
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-    """``np.unique(h, return_counts=True)`` at a third of its cost for short arrays."""
+    """``np.unique(h, return_counts=True)`` at a fraction of its cost for short arrays (plain
+    ufuncs with ``out=``: numpy's Python-level helpers cost more than the work here)."""
     h = np.sort(h)
-    starts = np.flatnonzero(np.concatenate(([True], h[1:] != h[:-1])))
-    counts = np.diff(np.append(starts, len(h)))
-    return h[starts].astype(np.int64), counts.astype(np.float32)
+    n = len(h)
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(h[1:], h[:-1], out=new[1:])
+    starts = new.nonzero()[0]
+    ends = np.empty_like(starts)
+    ends[:-1] = starts[1:]
+    ends[-1] = n
+    return h[starts].astype(np.int64), (ends - starts).astype(np.float32)
 
 
 def features(text: str, *, words: bool = True, normalized: bool = False) -> TextFeatures:
     """Character 1-3-grams within clauses, plus dictionary words of two or more characters
-    (``normalized``: the text already went through :func:`normalize`)."""
-    t = _BREAK_RE.sub(" ", text if normalized else normalize(text)).strip()
-    if not t:
+    (``normalized``: the text already went through :func:`normalize`).
+
+    N-grams and words never cross a clause break, so a ticket's features are the union of its
+    clauses'; each clause's hashed features are remembered (:func:`_clause_codes`): the
+    call-taker's framing and a community's usual phrasing recur in ticket after ticket."""
+    t = text if normalized else normalize(text)
+    parts = [_clause_codes(c, words) for c in _BREAK_RE.split(t) if c]
+    if not parts:
         return TextFeatures.empty()
-    cp = np.frombuffer(t.encode("utf-32-le"), dtype="<u4").astype(np.uint64)
-    ok = cp != _SPACE
-    n_tokens = int(ok.sum())
-    m = _MULT
-    with np.errstate(over="ignore"):
-        bi = cp[:-1] * _CP + cp[1:]
-        okb = ok[:-1] & ok[1:]
-        tri = bi[:-1] * _CP + cp[2:]
-        okt = okb[:-1] & ok[2:]
-        parts = [cp[ok] * m[0], bi[okb] * m[1], tri[okt] * m[2]]
-        if words:
-            codes = _word_codes(t, cp)
-            if len(codes):
-                parts.append(codes * m[3])
-        h = np.concatenate(parts) >> _SHIFT
+    n_tokens = sum(len(p[1]) for p in parts)
+    h = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
     ids, counts = _unique_counts(h)
     return TextFeatures(ids, counts, n_tokens)
 
 
-_P: Final = np.uint64(0x100000001B3)  # odd: invertible modulo 2**64
-_MAXLEN: Final = 4096 + 2  # texts are at most 4096 bytes
+#: clause -> its hashed features; two generations of at most ``_CACHE_MAX`` clauses each (a
+#: clause still in use moves to the new one; the old one is dropped when the new one fills).
+_CACHE_MAX: Final = 20_000
+_cache_new: dict[tuple[str, bool], tuple[npt.NDArray[np.uint64], str]] = {}
+_cache_old: dict[tuple[str, bool], tuple[npt.NDArray[np.uint64], str]] = {}
 
 
-def _powers() -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
-    inv = np.uint64(pow(int(_P), -1, 1 << 64))
-    with np.errstate(over="ignore"):
-        pw = np.cumprod(np.full(_MAXLEN, _P, dtype=np.uint64), dtype=np.uint64) * inv  # P**i
-        pinv = np.cumprod(np.full(_MAXLEN, inv, dtype=np.uint64), dtype=np.uint64) * _P  # P**-i
-    return pw.astype(np.uint64), pinv.astype(np.uint64)
+def _clause_codes(clause: str, words: bool) -> tuple[npt.NDArray[np.uint64], str]:
+    """The clause's hashed feature ids (unsorted, with repeats) and the clause itself."""
+    global _cache_new, _cache_old
+    key = (clause, words)
+    hit = _cache_new.get(key)
+    if hit is not None:
+        return hit
+    hit = _cache_old.get(key)
+    if hit is None:
+        hit = (np.array(_hash_clause(clause, words), dtype=np.uint64), clause)
+    if len(_cache_new) >= _CACHE_MAX:
+        _cache_old, _cache_new = _cache_new, {}
+    _cache_new[key] = hit
+    return hit
 
 
-_POW, _POW_INV = _powers()
-_LEN_SHIFT: Final = np.uint64(56)
+_M0, _M1, _M2, _M3 = (int(m) for m in _MULT)
+_CPI: Final = 0x110000
+_PI: Final = 0x100000001B3
+_SHIFT_I: Final = 64 - BITS
 
 
-def _word_codes(t: str, cp: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
-    """Polynomial hashes (mod 2**64) of the dictionary words of two or more characters.
+#: n-gram (1-3 characters) or word -> bucket id, for clauses not seen before: their n-grams
+#: mostly were (emptied when full; a dict lookup is cheaper than the 64-bit arithmetic).
+_GRAMS: dict[str, int] = {}
+_WORDS: dict[str, int] = {}
+_GRAMS_MAX: Final = 100_000
 
-    jieba's words tile the text, so their ends are the running sum of their lengths; each
-    word's hash comes from prefix sums of ``cp[i] * P**i`` in one vectorised pass.
-    """
-    lens = np.fromiter((len(w) for w in rjieba.cut(t, False)), dtype=np.int64)
-    ends = np.cumsum(lens)
-    keep = lens >= 2
-    lens, ends = lens[keep], ends[keep]
-    if not len(lens):
-        return np.zeros(0, dtype=np.uint64)
-    starts = ends - lens
-    n = len(cp)
-    with np.errstate(over="ignore"):
-        prefix = np.zeros(n + 1, dtype=np.uint64)
-        np.cumsum(cp * _POW[:n], out=prefix[1:])
-        # sum over the word of cp[i] * P**(i - start): the prefix difference scaled by P**-start
-        codes: npt.NDArray[np.uint64] = (prefix[ends] - prefix[starts]) * _POW_INV[starts]
-        codes += lens.astype(np.uint64) << _LEN_SHIFT
-    # jieba keeps a clause break as its own token, so no kept word spans one
-    return codes
+
+def _gram_id(g: str) -> int:
+    """Bucket id of a 1-, 2- or 3-character n-gram: the code ``cp``, ``cp1 * 0x110000 + cp2``
+    or ``(cp1 * 0x110000 + cp2) * 0x110000 + cp3`` modulo 2**64, times the family's odd
+    multiplier, top ``BITS`` bits."""
+    code = 0
+    for c in g:
+        code = (code * _CPI + ord(c)) & _MASK64
+    m = _M0 if len(g) == 1 else _M1 if len(g) == 2 else _M2
+    out = ((code * m) & _MASK64) >> _SHIFT_I
+    if len(_GRAMS) >= _GRAMS_MAX:
+        _GRAMS.clear()
+    _GRAMS[g] = out
+    return out
+
+
+def _word_id(w: str) -> int:
+    """Bucket id of a word: its polynomial hash ``sum(cp[i] * P**i) + (len << 56)`` modulo
+    2**64, times the word family's multiplier, top ``BITS`` bits."""
+    code = 0
+    for c in reversed(w):
+        code = (code * _PI + ord(c)) & _MASK64
+    code = (code + (len(w) << 56)) & _MASK64
+    out = ((code * _M3) & _MASK64) >> _SHIFT_I
+    if len(_WORDS) >= _GRAMS_MAX:
+        _WORDS.clear()
+    _WORDS[w] = out
+    return out
+
+
+def _hash_clause(clause: str, words: bool) -> list[int]:
+    """The bucket ids of one clause's features: its character 1-, 2- and 3-grams and (with
+    ``words``) its dictionary words of two or more characters."""
+    get = _GRAMS.get
+    n = len(clause)
+    out = []
+    for k in (1, 2, 3):
+        for i in range(n - k + 1):
+            g = clause[i : i + k]
+            h = get(g)
+            out.append(h if h is not None else _gram_id(g))
+    if words:
+        wget = _WORDS.get
+        for w in rjieba.cut(clause, False):
+            if len(w) >= 2:
+                h = wget(w)
+                out.append(h if h is not None else _word_id(w))
+    return out

@@ -172,6 +172,23 @@ def test_mid_stream_clone_gives_identical_results(clone) -> None:  # type: ignor
     assert len(DUPLICATES) <= sum(d is not None for d, _, _ in expected) <= len(DUPLICATES) + 2
 
 
+def test_state_pickled_with_the_older_index_layout_still_works() -> None:
+    stream = _stream()
+    expected = _run(Pipe(), stream)
+    dc = Pipe()
+    first = _run(dc, stream[:9])
+    # the older layout: buckets of ids (id -> None), cells keyed ("c", (row, col))
+    old = {}
+    for key, bucket in dc.dc._index.items():
+        if isinstance(key, int):
+            key = ("c", (key >> 24, key & 0xFFFFFF))
+        old[key] = dict.fromkeys(bucket)
+    dc.dc._index = old
+    dc.state = pickle.loads(pickle.dumps(dc.state))  # noqa: S301
+    dc.dc = dc.state.dedup
+    assert first + _run(dc, stream[9:]) == expected
+
+
 def test_input_is_not_mutated() -> None:
     t = ticket("A", DUPLICATES[0][0])
     before = pickle.dumps(t)

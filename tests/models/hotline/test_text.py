@@ -69,3 +69,19 @@ def test_the_fast_path_for_simplified_text_agrees_with_opencc() -> None:
         "plain ascii 123",
     ):
         assert normalize(text) == t2s.convert(text.lower())
+
+
+def test_features_do_not_depend_on_what_was_seen_before() -> None:
+    import models.hotline.text as text
+
+    texts = ["幸福小区门口垃圾没人清运，希望尽快处理", "希望尽快处理，路灯不亮", "ktv12号，噪音"]
+    warm = [features(t) for t in texts + texts]
+    text._cache_new.clear()
+    text._cache_old.clear()
+    text._GRAMS.clear()
+    text._WORDS.clear()
+    cold = [features(t) for t in reversed(texts)][::-1]
+    for a, b in zip(warm[len(texts) :], cold, strict=True):
+        assert np.array_equal(a.ids, b.ids)
+        assert np.array_equal(a.counts, b.counts)
+        assert a.n_tokens == b.n_tokens
