@@ -74,7 +74,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from citywatch.alerts import Alert, AlertState, Level, Subject, episode_id, fingerprint
+from citywatch.alerts import (
+    Alert,
+    AlertState,
+    Level,
+    Signal,
+    Subject,
+    episode_id,
+    fingerprint,
+)
 from citywatch.cli_options import parse_seeds
 from citywatch.events import Air, Hotline
 from citywatch.geo import haversine_m, offset
@@ -489,7 +497,8 @@ def upstream_from_models(sim: Any, events: list[Any]) -> list[Alert]:
             for m, st in zip(models, states, strict=True):
                 for key_state in st.values():
                     for sig in m.on_watermark(key_state, next_wm):
-                        out += engine.on_signal(sig)
+                        if isinstance(sig, Signal):  # not the models' observations
+                            out += engine.on_signal(sig)
             out += engine.advance(next_wm)
             next_wm += MIN_MS
         for m, st in zip(models, states, strict=True):
@@ -501,7 +510,8 @@ def upstream_from_models(sim: Any, events: list[Any]) -> list[Alert]:
             if key not in st:
                 st[key] = m.new_state(key)
             for sig in m.update(st[key], ev):
-                out += engine.on_signal(sig)
+                if isinstance(sig, Signal):
+                    out += engine.on_signal(sig)
     return out
 
 
