@@ -188,6 +188,11 @@ class AirConfig:
     #: an hourly station's spike is a rise: its residual must jump this much (log units)
     #: above the previous hour's
     spike_jump: float = 0.5
+    #: ... and an hourly station's hour standing this much (log) above both its previous and
+    #: its next hour, net of its neighbours' same hours (its own hours where they do not
+    #: report), and ``spike_min_excess_hourly`` above both, is a spike judged an hour late:
+    #: a plume that came and went (x2.2), whatever the station's recent scatter
+    spike_two_sided: float = 0.8
     #: an isolated station's rise is not a local source while this share of the city is up
     isolated_regional_share: float = 0.2
     #: the local-source baseline follows the last hour or so (a plume rises within minutes,
@@ -379,6 +384,7 @@ class StationState(Compact):
         "fast",
         "fresh_ms",
         "hourly",
+        "hrs",
         "inv_hist",
         "inv_on",
         "last_sent",
@@ -452,6 +458,10 @@ class StationState(Compact):
         self.rel_r = 0.0
         #: the previous hour's ``rel_r`` of an hourly station: (period, value)
         self.prev_r: tuple[int, float] | None = None
+        #: an hourly station's last two judged hours (period, relative value or None, log1p
+        #: PM2.5, PM2.5, whether a spike was on, whether usable: relative or no neighbour
+        #: reported): the two-sided spike test
+        self.hrs: tuple[tuple[int, float | None, float, float, bool, bool], ...] = ()
         # rolling PM levels (µg/m³) for the episode's AQI view
         self.pm_h = -1.0
         self.pm10_h = -1.0
@@ -539,6 +549,7 @@ class StationState(Compact):
         self.warm = False
         self.spike_hist = 0
         self.prev_r = None
+        self.hrs = ()
 
     @property
     def anomaly(self) -> float:
@@ -1183,6 +1194,7 @@ class AirModel(Model):
         if snap is None and st.snap_prev is not None and st.snap_prev[0] == p:
             snap = st.snap_prev
         if snap is None or st.muted:
+            st.hrs = ()
             return []
         _, v, anomaly, q, pm25, _ = snap
         around = _Around()
@@ -1197,11 +1209,56 @@ class AirModel(Model):
                     continue
             around.add(sn[1], sn[2], sn[3], bearing, same, o.drift_on)
         out = self._judge(state, st, sid, ts, pm25, v, anomaly, q, around, p)
+        prev = st.prev_r
+        r = prev[1] if prev is not None and prev[0] == p else None
+        out.extend(self._two_sided(st, sid, ts, p, r, v, pm25))
         station = self.stations.get(sid)
         if station is not None:
             ep = state.episodes.get(station.district)
             if ep is None or ts >= ep.last_step_ms + self.cfg.episode.step_ms:
                 out.extend(self._episode(state, st, station.district, ts))
+        return out
+
+    def _two_sided(
+        self, st: StationState, sid: str, ts: int, p: int, r: float | None, v: float, pm25: float
+    ) -> Out:
+        """An hourly station's previous hour ``p - 1`` as a spike that came and went: above
+        both hour ``p - 2`` and this hour ``p`` by ``spike_two_sided`` (log), net of the
+        neighbours (``r``, the value relative to them) where all three hours have them, else
+        on its own values, and ``spike_min_excess_hourly`` µg/m³ above both. It catches the
+        one-hour plumes the z-score misses where the station's recent scatter is wide, its
+        neighbours missed the hour, or the previous hour was already up; judged when the next
+        hour is in (an hour late)."""
+        hrs = st.hrs
+        out: Out = []
+        own = r is not None or st.nb_seen <= 0  # relative, or no neighbour to compare with
+        if len(hrs) == 2 and hrs[0][0] == p - 2 and hrs[1][0] == p - 1 and not st.spike_on:
+            b, c = hrs
+            if not c[4] and not st.drift_on:
+                cfg = self.cfg
+                if r is not None and b[1] is not None and c[1] is not None:
+                    rise, fall = c[1] - b[1], c[1] - r
+                elif own and b[5] and c[5]:
+                    rise, fall = c[2] - b[2], c[2] - v
+                else:  # neighbours reported but no relative value (warm-up, episode veto)
+                    rise = fall = 0.0
+                excess = c[3] - max(b[3], pm25)
+                jump = cfg.spike_two_sided
+                if rise > jump and fall > jump and excess > cfg.spike_min_excess_hourly:
+                    st.spike_on = True
+                    st.spike_quiet = 0
+                    st.spike_hist = 0
+                    z = st.resid.z_of(c[1]) if c[1] is not None else 0.0
+                    extra = {
+                        "basis": "two-sided hour",
+                        "hour_start_ms": (p - 1) * HOUR_MS,
+                        "rise": round(rise, 3),
+                        "fall": round(fall, 3),
+                    }
+                    out.append(
+                        self._spike_signal(st, sid, ts, z, excess, c[3], 0.0, None, True, extra)
+                    )
+        st.hrs = (*hrs[-1:], (p, r, v, pm25, st.spike_on, own))
         return out
 
     def _judge_live(
@@ -1465,6 +1522,7 @@ class AirModel(Model):
         share: float,
         event: Air | None,
         first: bool,
+        extra: dict[str, Any] | None = None,
     ) -> Signal:
         level = Level.YELLOW if excess < 75 else Level.ORANGE if excess < 150 else Level.RED
         score = z * z / (z * z + self.cfg.spike_z * self.cfg.spike_z)
@@ -1477,6 +1535,8 @@ class AirModel(Model):
             "wind_ms": event.wind_ms if event is not None else None,
             "first": first,
         }
+        if extra:
+            evidence.update(extra)
         st.last_sent["air.spike"] = ts
         return self._signal(
             st, sid, "air.spike", ts, True, level, score, "疑似局地污染源", evidence

@@ -179,6 +179,34 @@ def test_a_neighbour_missing_an_hour_does_not_hold_the_judgement_beyond_the_next
     assert starts(sigs, "air.spike") == [("H0", 101)]
 
 
+def test_a_one_hour_plume_the_neighbours_missed_fires_an_hour_late_on_both_sides() -> None:
+    def plume(h: int, s: int, pm: float) -> float | None:
+        if s != 0 and h == 100:
+            return None  # neither neighbour reports hour 100: nothing to compare with
+        return pm * 3.5 if s == 0 and h == 100 else pm
+
+    events = [e for e in hours(110, tweak=plume) if e.pm25 is not None]
+    _, _, sigs, _ = run(events, hourly_registry())
+    # hour 100 stands above hours 99 and 101: judged with hour 101, on its own values
+    assert starts(sigs, "air.spike") == [("H0", 101)]
+    first = next(s for s in sigs if s.rule == "air.spike" and s.active)
+    assert first.evidence["basis"] == "two-sided hour"
+    assert first.evidence["hour_start_ms"] == T0 + 100 * HOUR
+
+
+def test_a_rise_that_stays_is_no_two_sided_spike() -> None:
+    def step(h: int, s: int, pm: float) -> float | None:
+        if s != 0 and h == 100:
+            return None
+        return pm * 3.5 if s == 0 and h >= 100 else pm  # a new level, not a plume
+
+    events = [e for e in hours(103, tweak=step) if e.pm25 is not None]
+    _, _, sigs, _ = run(events, hourly_registry())
+    assert not [
+        s for s in sigs if s.rule == "air.spike" and s.evidence.get("basis") == "two-sided hour"
+    ]
+
+
 def test_an_hourly_stuck_reading_fires_within_hours_and_mutes_the_station() -> None:
     def frozen(h: int, s: int, pm: float) -> float:
         return 57.0 if s == 2 and 200 <= h < 212 else pm
