@@ -8,8 +8,8 @@
 scenario (its texts, places, duplicate clusters, surges): simulated city days of
 ``TICKETS_PER_CITY_DAY`` (21,000, the real platform's day, asked of the simulator; its rule
 that background tickets never duplicate one another leaves about 17,000;
-``--city-day-tickets`` asks for fewer: more, smaller cities a day, about 0.7 ms of
-simulation a ticket instead of 2.4), one more on each calendar day in turn until there are
+``--city-day-tickets`` asks for fewer: more, smaller cities a day, 0.7 ms of simulation a
+ticket at 7,000 where 12,000 take 1.2), one more on each calendar day in turn until there are
 ``--docs`` tickets (each city day from its own seed: its own places and people; the cities
 of one day are moved apart on the map), plus one alert
 document per labelled duplicate cluster and surge (the alert the hotline model raises for
