@@ -74,7 +74,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.real_series import Series, data_dir, load_all
 from citywatch.cli_options import parse_seeds
-from models.detect import Ensemble, Mahalanobis
+from models.detect import Ensemble, LevelShift, Mahalanobis
 from models.detect.ensemble import COMBINE_RULES, Combine, default_members
 
 F64 = npt.NDArray[np.float64]
@@ -219,7 +219,8 @@ def inject(x: F64, inj: list[Injected], sp: Spread, rng: np.random.Generator) ->
 
 
 def run_univariate(s: Series, x: F64, combine: Combine = "hmp_fisher") -> dict[str, F64]:
-    """Scores of the ensemble and of each of its members (one pass: the ensemble's)."""
+    """Scores of the ensemble and of each of its members (one pass: the ensemble's), and of
+    the univariate detectors outside it (each alone)."""
     e = Ensemble(combine=combine)
     n = len(x)
     out = {name: np.zeros(n) for name in (*UNIVARIATE, "ensemble")}
@@ -233,6 +234,10 @@ def run_univariate(s: Series, x: F64, combine: Combine = "hmp_fisher") -> dict[s
         ens[i] = 1.0 - p
         for c, q in zip(cols, ps, strict=True):
             c[i] = 1.0 - q
+    for name in UNIVARIATE:
+        if name not in e.names:
+            d = member(name)
+            out[name] = 1.0 - np.array([d.update_p(v, tt) for v, tt in zip(xs, ts, strict=True)])
     return out
 
 
@@ -339,8 +344,12 @@ def add_injected(
 
 
 def member(name: str) -> Any:
-    """A fresh ensemble member, configured as the ensemble configures it."""
-    return default_members()[name]
+    """A fresh univariate detector: an ensemble member configured as the ensemble configures
+    it, or a library detector outside the ensemble with its defaults."""
+    members = default_members()
+    if name in members:
+        return members[name]
+    return {"level_shift": LevelShift}[name]()
 
 
 def time_detectors(series: list[Series], points: int = 20_000) -> dict[str, float]:

@@ -231,6 +231,13 @@ class SurpriseDetector(Detector):
             self.calibrator = c  # type: ignore[misc]  # a slot of every subclass
         return c
 
+    def _calibrated_p(self, s: float) -> float:
+        """The tail probability of the surprise ``s``, then learn it (the hot path)."""
+        cal = self.calibrator
+        if cal is None:
+            cal = self._calibrator()
+        return cal.update(s)
+
     def _p(self, s: float) -> float:
         c = self.calibrator
         return _NOMINAL.p(s) if c is None else c.p(s)
@@ -273,9 +280,6 @@ class SurpriseDetector(Detector):
         if s is None:
             self.learn_surprise(v, t, None)
             return 1.0
-        cal = self.calibrator
-        if cal is None:
-            cal = self._calibrator()
-        p = cal.update(s)
+        p = self._calibrated_p(s)
         self.learn_surprise(v, t, s)
         return p

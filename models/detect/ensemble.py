@@ -53,13 +53,12 @@ from typing import Literal
 from models.detect.base import Detector, SurpriseDetector, clean
 from models.detect.calibrate import P_FLOOR, TailCalibrator
 from models.detect.flat_line import FlatLine
-from models.detect.level_shift import LevelShift
 from models.detect.robust_z import RobustZ
 from models.detect.seasonal import Seasonal
 from models.detect.trend import Trend
 from models.detect.variance_shift import VarianceShift
 
-__all__ = ["COMBINE_RULES", "Combine", "Ensemble", "default_members"]
+__all__ = ["COMBINE_RULES", "DEFAULT_AGREE", "Combine", "Ensemble", "default_members"]
 
 Combine = Literal["hmp_fisher", "hmp", "bonferroni", "fisher"]
 COMBINE_RULES: tuple[Combine, ...] = ("hmp_fisher", "hmp", "bonferroni", "fisher")
@@ -67,12 +66,15 @@ COMBINE_RULES: tuple[Combine, ...] = ("hmp_fisher", "hmp", "bonferroni", "fisher
 _NOMINAL = TailCalibrator()
 
 
+#: the default members whose evidence Fisher's calibrated sum adds up (``agree``)
+DEFAULT_AGREE: tuple[str, ...] = ("seasonal", "trend")
+
+
 def default_members() -> dict[str, Detector]:
-    """Fresh default members: robust z, level shift, variance shift, seasonal, flat line (runs
-    of at least three repeats), trend."""
+    """Fresh default members: robust z, variance shift, seasonal, flat line (runs of at least
+    three repeats), trend."""
     return {
         "robust_z": RobustZ(),
-        "level_shift": LevelShift(),
         "variance_shift": VarianceShift(),
         "seasonal": Seasonal(),
         "flat_line": FlatLine(min_run=3),
@@ -87,11 +89,17 @@ def _fisher_surprise(ps: Sequence[float]) -> float:
     h = 0.0
     for p in ps:
         h -= math.log(p)
+    return _chi2_surprise(h, len(ps))
+
+
+def _chi2_surprise(h: float, k: int) -> float:
+    """``-ln P(X >= 2 h)`` for ``X`` chi-squared with ``2k`` degrees of freedom (0 for
+    ``h <= 0``): ``h - ln sum_{j < k} h^j / j!``."""
     if h <= 0.0:
         return 0.0
     term = 1.0
     total = 1.0
-    for j in range(1, len(ps)):
+    for j in range(1, k):
         term *= h / j
         total += term
     return h - math.log(total)
@@ -114,17 +122,31 @@ class Ensemble(Detector):
     combine
         ``"hmp_fisher"`` (default), ``"hmp"``, ``"bonferroni"`` or ``"fisher"`` (see the
         module docstring).
+    agree
+        Names of the members whose evidence the calibrated Fisher statistic of
+        ``"hmp_fisher"`` adds up: the members that see one lasting deviation together. None:
+        :data:`DEFAULT_AGREE` for the default members, else every member.
     calibration_half_life
         Half-life (readings) of the calibration of Fisher's statistic (``"hmp_fisher"``).
     """
 
-    __slots__ = ("_direct", "calibration_half_life", "calibrator", "combine", "members", "names")
+    __slots__ = (
+        "_agree",
+        "_all_direct",
+        "_direct",
+        "calibration_half_life",
+        "calibrator",
+        "combine",
+        "members",
+        "names",
+    )
 
     def __init__(
         self,
         members: dict[str, Detector] | None = None,
         *,
         combine: Combine = "hmp_fisher",
+        agree: Sequence[str] | None = None,
         calibration_half_life: float = 3000.0,
     ) -> None:
         ms = default_members() if members is None else dict(members)
@@ -134,7 +156,14 @@ class Ensemble(Detector):
         if combine not in COMBINE_RULES:
             msg = f"combine: must be one of {', '.join(COMBINE_RULES)}, got {combine!r}"
             raise ValueError(msg)
-        self.names: tuple[str, ...] = tuple(ms)
+        names = tuple(ms)
+        if agree is None:
+            agree = DEFAULT_AGREE if members is None else names
+        unknown = [a for a in agree if a not in ms]
+        if unknown or not agree:
+            msg = f"agree: must name at least one member, got {tuple(agree)!r}"
+            raise ValueError(msg)
+        self.names: tuple[str, ...] = names
         self.members: tuple[Detector, ...] = tuple(ms.values())
         self.combine: Combine = combine
         self.calibration_half_life = float(calibration_half_life)
@@ -142,18 +171,27 @@ class Ensemble(Detector):
         self.calibrator: TailCalibrator | None = None
         #: members whose cleaned-value fast path the ensemble calls (no repeated cleaning)
         self._direct = tuple(isinstance(m, SurpriseDetector) for m in self.members)
+        self._all_direct = all(self._direct)
+        #: positions of the members Fisher's statistic adds up, in order
+        self._agree = tuple(i for i, n in enumerate(names) if n in set(agree))
+
+    @property
+    def agree(self) -> tuple[str, ...]:
+        """Names of the members whose evidence Fisher's statistic adds up."""
+        return tuple(self.names[i] for i in self._agree)
 
     def _combine(self, ps: Sequence[float], learn: bool = False) -> float:
         """The combined ``p`` of the members' ``ps``; ``learn``: the calibration learns it."""
         rule = self.combine
         if rule == "hmp_fisher":
-            s = _fisher_surprise(ps)
+            s = _fisher_surprise([ps[i] for i in self._agree])
             cal = self.calibrator
-            pf = (_NOMINAL if cal is None else cal).p(s) if s > 0.0 else 1.0
             if learn:
                 if cal is None:
                     cal = self.calibrator = TailCalibrator(self.calibration_half_life)
-                cal.learn(s, pf)
+                pf = cal.update(s)  # p, then learn s: one call
+            else:
+                pf = (_NOMINAL if cal is None else cal).p(s) if s > 0.0 else 1.0
             ph = _hmp(ps)
             p = 2.0 * (ph if ph < pf else pf)
         elif rule == "hmp":
@@ -200,11 +238,33 @@ class Ensemble(Detector):
         v = clean(x)
         if v is None:
             return 1.0, [1.0] * len(self.members)
-        ps = [
-            m.update_p_value(v, t) if direct else m.update_p(v, t)  # type: ignore[attr-defined]
-            for m, direct in zip(self.members, self._direct, strict=True)
-        ]
-        return self._combine(ps, learn=True), ps
+        if self._all_direct:
+            ps = [m.update_p_value(v, t) for m in self.members]  # type: ignore[attr-defined]
+        else:
+            ps = [
+                m.update_p_value(v, t) if direct else m.update_p(v, t)  # type: ignore[attr-defined]
+                for m, direct in zip(self.members, self._direct, strict=True)
+            ]
+        if self.combine != "hmp_fisher":
+            return self._combine(ps, learn=True), ps
+        # the default rule inline (the hot path): harmonic mean, calibrated Fisher on ``agree``
+        inv = 0.0
+        for p in ps:
+            inv += 1.0 / (p if p > P_FLOOR else P_FLOOR)
+        ph = len(ps) / inv
+        h = 0.0
+        for i in self._agree:
+            p = ps[i]
+            if p < 1.0:
+                h -= math.log(p)
+        cal = self.calibrator
+        if cal is None:
+            cal = self.calibrator = TailCalibrator(self.calibration_half_life)
+        pf = cal.update(_chi2_surprise(h, len(self._agree)))
+        p = 2.0 * (ph if ph < pf else pf)
+        if p > 1.0:
+            return 1.0, ps
+        return (p if p > P_FLOOR else P_FLOOR), ps
 
     def __repr__(self) -> str:
         return f"Ensemble({', '.join(self.names)}, combine={self.combine!r})"

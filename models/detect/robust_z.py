@@ -194,7 +194,11 @@ class RobustZ(SurpriseDetector):
             self.location += a * r
             self.mean_abs_dev += a_s * (abs(r) - self.mean_abs_dev)
             return
-        lim = self.clip * self.scale
+        self._learn_residual(r, self.scale)
+
+    def _learn_residual(self, r: float, scale: float) -> None:
+        """Learn a residual past the warm-up, clipped at ``clip`` scales."""
+        lim = self.clip * scale
         ar = r if r >= 0.0 else -r
         if ar > lim:
             r = lim if r > 0 else -lim
@@ -230,6 +234,36 @@ class RobustZ(SurpriseDetector):
         if self.log1p:
             x = math.log1p(x) if x >= 0.0 else -math.log1p(-x)
         self.learn_value(x)
+
+    def update_p_value(self, v: float, t: int | None) -> float:
+        # the transform and the scale computed once for the surprise and the learning (the
+        # hot path): the scale changes only if this reading confirms a new quantum
+        if self.log1p:
+            v = math.log1p(v) if v >= 0.0 else -math.log1p(-v)
+        n = self._n
+        if n < self.warmup:
+            self.learn_value(v)
+            return 1.0
+        scale = self.scale
+        z = (v - self.location) / scale
+        side = self.side
+        if side == "both":
+            s = surprise_z(z)
+        else:
+            s = surprise_upper(z if side == "up" else -z)
+        p = self._calibrated_p(s)
+        if n == 0:  # a warm-up of zero readings: the first one sets the location
+            self.learn_value(v)
+            return p
+        res = self.resolution
+        if res is not None:
+            q = res.quantum
+            res.learn(v)
+            if res.quantum != q:
+                scale = self.scale
+        self._n = n + 1
+        self._learn_residual(v - self.location, scale)
+        return p
 
     def __repr__(self) -> str:
         return (

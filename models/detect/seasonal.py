@@ -94,6 +94,7 @@ class Seasonal(SurpriseDetector):
     """
 
     __slots__ = (
+        "_last_rates",
         "_n",
         "calibration_half_life",
         "calibrator",
@@ -171,6 +172,8 @@ class Seasonal(SurpriseDetector):
         self.calibrator: TailCalibrator | None = None
         self.resolution = Resolution()
         self._n = 0
+        #: (dt, rates) of the last reading (see _rates)
+        self._last_rates: tuple[float, tuple[float, float, float, float]] | None = None
         self.t_first: int | None = None
         self.t_prev: int | None = None
         self.level = 0.0
@@ -197,9 +200,13 @@ class Seasonal(SurpriseDetector):
         Residuals of a busy hour spread wider than those of a quiet one: the scale is the
         hour's own (nearest full hour), but at least a quarter of the all-day scale.
         """
+        return self._scale_at(None if t is None else self._where(t))
+
+    def _scale_at(self, where: tuple[int, int, float, int] | None) -> float:
+        """:meth:`scale` at an already located time (None: no time)."""
         s = self.dev * ABS_TO_SIGMA
-        if t is not None and self.started:
-            i0, i1, w1, _ = self._where(t)
+        if where is not None and self.started:
+            i0, i1, w1, _ = where
             hb = i1 if w1 >= 0.5 else i0
             if self.hour_seen[hb] > 0.0:
                 h = self.hour_dev[hb] * ABS_TO_SIGMA
@@ -242,9 +249,44 @@ class Seasonal(SurpriseDetector):
     def surprise(self, x: float, t: int | None) -> float | None:
         if not self._warm(t):
             return None
-        return surprise_z((x - self.predict(t)) / self.scale(t))
+        where = None if t is None else self._where(t)
+        return self._surprise_at(x, where)
+
+    def _surprise_at(self, x: float, where: tuple[int, int, float, int] | None) -> float:
+        i0, i1, w1, wb = (0, 0, 0.0, 0) if where is None else where
+        return surprise_z((x - self._predict(i0, i1, w1, wb)) / self._scale_at(where))
+
+    def update_p_value(self, v: float, t: int | None) -> float:
+        # the time located once for the surprise and the learning (the hot path)
+        where = None if t is None else self._where(t)
+        if not self._warm(t):
+            self._learn(v, t, where)
+            return 1.0
+        s = self._surprise_at(v, where)
+        p = self._calibrated_p(s)
+        self._learn(v, t, where)
+        return p
+
+    def _rates(self, dt: float) -> tuple[float, float, float, float]:
+        """The event-time rates of a reading covering ``dt`` ms: residual scale, hour scale,
+        level, weekly bin (the same ``dt`` at a steady cadence: computed once)."""
+        last = self._last_rates
+        if last is not None and last[0] == dt:
+            return last[1]
+        bin_ms = float(HOUR_MS)
+        r = (
+            _rate(dt, self.scale_half_life_ms),
+            _rate(dt, self.day_half_life * bin_ms),
+            _rate(dt, self.level_half_life_ms),
+            _rate(dt, self.week_half_life * bin_ms),
+        )
+        self._last_rates = (dt, r)
+        return r
 
     def learn_surprise(self, x: float, t: int | None, s: float | None) -> None:
+        self._learn(x, t, None if t is None else self._where(t))
+
+    def _learn(self, x: float, t: int | None, where: tuple[int, int, float, int] | None) -> None:
         self.resolution.learn(x)
         n = self._n + 1
         self._n = n
@@ -270,15 +312,15 @@ class Seasonal(SurpriseDetector):
             self._start()
         elif n == 1:
             return
-        i0, i1, w1, wb = self._where(t)
+        i0, i1, w1, wb = (0, 0, 0.0, 0) if where is None else where
         r = x - self._predict(i0, i1, w1, wb)
+        a_dev, a_hour, a_lvl, a_w = self._rates(dt)
         ar = r if r >= 0.0 else -r
         # residual scale: a running mean at first, then exponentially weighted (event time)
-        a_dev = _rate(dt, self.scale_half_life_ms)
         if a_dev < 1.0 / n:
             a_dev = 1.0 / n
         if n > self.warmup:
-            lim = self.clip * self.scale(t)
+            lim = self.clip * self._scale_at(where)
             if ar > lim:
                 r = lim if r > 0.0 else -lim
                 ar = lim
@@ -288,12 +330,11 @@ class Seasonal(SurpriseDetector):
             hb = i1 if w1 >= 0.5 else i0
             seen = self.hour_seen[hb] + dt
             self.hour_seen[hb] = seen
-            a_h = _rate(dt, self.day_half_life * float(HOUR_MS))
+            a_h = a_hour
             if dt / seen > a_h:
                 a_h = dt / seen
             self.hour_dev[hb] += a_h * (ar - self.hour_dev[hb])
         # level, then the profiles from what the level leaves
-        a_lvl = _rate(dt, self.level_half_life_ms)
         if t is not None and self.t_first is not None:  # a running mean while it is young
             age = t - self.t_first + dt
             if age > 0.0 and dt / age > a_lvl:
@@ -323,7 +364,6 @@ class Seasonal(SurpriseDetector):
             r -= (w0 * a0 + w1 * a1) * r
             seen = self.week_seen[wb] + dt / bin_ms
             self.week_seen[wb] = seen
-            a_w = _rate(dt, self.week_half_life * bin_ms)
             inv = dt / bin_ms / (seen + 4.0)  # a running mean, shrunk by four empty visits
             if a_w < inv:
                 a_w = inv if inv < 1.0 else 1.0

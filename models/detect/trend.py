@@ -156,6 +156,19 @@ class Trend(SurpriseDetector):
             return None
         return surprise_z((self._level_after(x) - self.ring[self._i]) / self.spread())
 
+    def update_p_value(self, v: float, t: int | None) -> float:
+        # surprise() with its floor computed once (the hot path), then learn
+        if self._n < self.warmup:
+            self.learn_surprise(v, t, None)
+            return 1.0
+        f = self._floor()
+        la = huber_ew(self.level, v, self._a, self.noise_dev, self.clip, f)
+        d = self.dev * ABS_TO_SIGMA
+        s = surprise_z((la - self.ring[self._i]) / (d if d > f else f))
+        p = self._calibrated_p(s)
+        self.learn_surprise(v, t, s)
+        return p
+
     def learn_surprise(self, x: float, t: int | None, s: float | None) -> None:
         self.resolution.learn(x)
         n = self._n + 1
@@ -170,11 +183,12 @@ class Trend(SurpriseDetector):
             self.noise_dev += a * ((r if r >= 0.0 else -r) - self.noise_dev)
             self.level += a * r
         else:
+            f = self._floor()  # the level is still the old one: one floor for both
             r = x - self.level
             ar = r if r >= 0.0 else -r
-            lim = self.clip * (self.noise_dev if self.noise_dev > 0.0 else self._floor())
+            lim = self.clip * (self.noise_dev if self.noise_dev > 0.0 else f)
             self.noise_dev += self._a * ((ar if ar < lim else lim) - self.noise_dev)
-            self.level = self._level_after(x)
+            self.level = huber_ew(self.level, x, self._a, self.noise_dev, self.clip, f)
         level = self.level
         if n > self.lag:  # the ring is full: the change over lag readings is defined
             d = level - self.ring[i]

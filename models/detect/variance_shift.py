@@ -230,9 +230,29 @@ class VarianceShift(SurpriseDetector):
         fast = self.fast + self._af * (ls - self.fast)
         return self._surprise_of((fast - self.slow) / self.spread())
 
+    def update_p_value(self, v: float, t: int | None) -> float:
+        # the log step computed once for the surprise and the learning (the hot path)
+        q = self.resolution.quantum
+        ls = self._log_step(v)
+        s: float | None = None
+        if self.steps >= self.warmup and ls is not None:
+            fast = self.fast + self._af * (ls - self.fast)
+            s = self._surprise_of((fast - self.slow) / self.spread())
+            p = self._calibrated_p(s)
+        else:
+            p = 1.0
+        self.resolution.learn(v)
+        if self.resolution.quantum != q:  # a new quantum: a new floor of the step
+            ls = self._log_step(v)
+        self._learn(v, s, ls)
+        return p
+
     def learn_surprise(self, x: float, t: int | None, s: float | None) -> None:
         self.resolution.learn(x)
-        ls = self._log_step(x)
+        self._learn(x, s, self._log_step(x))
+
+    def _learn(self, x: float, s: float | None, ls: float | None) -> None:
+        """Learn ``x`` (already learned by the resolution), whose log step is ``ls``."""
         prev = self.prev
         self.prev = x
         n = self._n + 1

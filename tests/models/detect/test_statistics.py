@@ -273,12 +273,24 @@ def test_ensemble_combination_rules() -> None:
     assert f._combine([0.01] * 5) < 0.01 * 5
     # chi-squared with 10 degrees of freedom, P(X >= 20) = 0.0292527
     assert f._combine([math.exp(-2.0)] * 5) == pytest.approx(0.0292527, rel=1e-5)
-    # the default: twice the smaller of the harmonic mean and the (calibrated) Fisher p
+    # the default: twice the smaller of the harmonic mean of all five and the (calibrated,
+    # before any data nominal) Fisher p of the members that see a lasting deviation
     e = Ensemble()
-    assert e._combine([1.0] * 6) == 1.0
-    fisher = Ensemble(combine="fisher")._combine([0.2] * 6)
-    assert e._combine([0.2] * 6) == pytest.approx(2.0 * fisher)
-    assert e._combine([1e-6, 1.0, 1.0, 1.0, 1.0, 1.0]) == pytest.approx(2.0 * 6.0 / (1e6 + 5.0))
+    assert e.names == ("robust_z", "variance_shift", "seasonal", "flat_line", "trend")
+    assert e.agree == ("seasonal", "trend")
+    assert e._combine([1.0] * 5) == 1.0
+    two = {"a": RobustZ(), "b": RobustZ()}
+    fisher = Ensemble(two, combine="fisher")._combine([0.01, 0.01])
+    assert fisher == pytest.approx(1e-4 * (1.0 - math.log(1e-4)))  # chi-squared, 4 d.o.f.
+    assert e._combine([0.01] * 5) == pytest.approx(2.0 * fisher)
+    # robust_z and flat_line are outside ``agree``: their agreement is no Fisher evidence
+    assert e._combine([0.2, 1.0, 1.0, 0.2, 1.0]) == pytest.approx(2.0 * 5.0 / (10.0 + 3.0))
+    assert e._combine([1e-6, 1.0, 1.0, 1.0, 1.0]) == pytest.approx(2.0 * 5.0 / (1e6 + 4.0))
+    # custom members: every member agrees unless told otherwise
+    assert Ensemble(two).agree == ("a", "b")
+    assert Ensemble(two, agree=["b"]).agree == ("b",)
+    with pytest.raises(ValueError, match="agree"):
+        Ensemble(two, agree=["c"])
     with pytest.raises(ValueError, match="combine"):
         Ensemble(combine="max")  # type: ignore[arg-type]
 
