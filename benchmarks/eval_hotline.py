@@ -496,9 +496,9 @@ def upstream_from_models(sim: Any, events: list[Any]) -> list[Alert]:
         while ev.ts >= next_wm:
             for m, st in zip(models, states, strict=True):
                 for key_state in st.values():
-                    for sig in m.on_watermark(key_state, next_wm):
-                        if isinstance(sig, Signal):  # not the models' observations
-                            out += engine.on_signal(sig)
+                    # the models' observations go to the sink, not to the engine
+                    sigs = m.on_watermark(key_state, next_wm)
+                    out += engine.on_signals(s for s in sigs if type(s) is Signal)
             out += engine.advance(next_wm)
             next_wm += MIN_MS
         for m, st in zip(models, states, strict=True):
@@ -509,9 +509,7 @@ def upstream_from_models(sim: Any, events: list[Any]) -> list[Alert]:
                 continue
             if key not in st:
                 st[key] = m.new_state(key)
-            for sig in m.update(st[key], ev):
-                if isinstance(sig, Signal):
-                    out += engine.on_signal(sig)
+            out += engine.on_signals(s for s in m.update(st[key], ev) if type(s) is Signal)
     return out
 
 

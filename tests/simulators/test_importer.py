@@ -132,7 +132,7 @@ def test_period_end_labels_move_back_one_interval_and_allow_hour_24(tmp_path: Pa
     path = _write(tmp_path, "end.csv", text)
     where = {"X/A": {"lat": 32.0, "lon": 120.9}}
     out = import_files([("X", path)], ImportSpec(period_end=True, stations=where))
-    got = [(orjson.loads(r)["ts"], orjson.loads(r)["pm25"]) for _, _, r in out.records]
+    got = [(g["ts"], g["pm25"]) for g in (orjson.loads(r) for _, _, r in out.records)]
     assert got == [(T0, 10.0), (T0 + 23 * H, 20.0)]
     assert out.stats.bad_rows == 1
     # without period_end the same file keeps its times, and hour 24 is a bad row
